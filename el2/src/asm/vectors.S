@@ -1,0 +1,116 @@
+/*
+ * EL2 exception vectors.
+ *
+ * From the host or a guest (lower EL, AArch64):
+ *   sync -> the caller-saved registers x0-x18 and x30 are pushed as a `TrapFrame`
+ *   (x0 at offset 0, ..., x18 at 144, x30 at 152) and `handle_lower_sync(&mut TrapFrame)`
+ *   runs; x19-x29 are callee-saved under AAPCS64, so the Rust code preserves them for the
+ *   lower EL without us saving them. On return the frame is restored and we ERET.
+ * Everything else (an exception taken at EL2 itself, IRQ/FIQ/SError while nothing at EL2
+ * expects them, AArch32) is fatal: `handle_fatal_exception(kind, &FatalFrame)` prints the
+ * syndrome and halts. It first moves to a per-CPU emergency stack, so a stack overflow
+ * into a guard page can still be reported.
+ */
+
+.macro save_trap_frame
+    sub     sp, sp, #160
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x30, [sp, #144]
+.endm
+
+.macro restore_trap_frame_and_eret
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x30, [sp, #144]
+    add     sp, sp, #160
+    eret
+.endm
+
+.macro fatal_vector kind
+.balign 0x80
+    /*
+     * TPIDR_EL2 is a scratch register here: nothing else at EL2 uses it, and this path
+     * never returns.
+     */
+    msr     tpidr_el2, x0
+    mrs     x0, mpidr_el1
+    and     x0, x0, #{emergency_slots_mask}
+    lsl     x0, x0, #{emergency_stack_shift}
+    mov     sp, x0
+    adrp    x0, EMERGENCY_STACKS
+    add     x0, x0, :lo12:EMERGENCY_STACKS
+    add     sp, sp, x0
+    add     sp, sp, #{emergency_stack_size}
+    mov     x0, #\kind
+    b       fatal_common
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global el2_vectors
+el2_vectors:
+    /* Current EL with SP_EL0. */
+    fatal_vector 0
+    fatal_vector 1
+    fatal_vector 2
+    fatal_vector 3
+    /* Current EL with SP_ELx. */
+    fatal_vector 4
+    fatal_vector 5
+    fatal_vector 6
+    fatal_vector 7
+    /* Lower EL, AArch64. */
+.balign 0x80
+    save_trap_frame
+    mov     x0, sp
+    bl      handle_lower_sync
+    restore_trap_frame_and_eret
+    fatal_vector 9
+    fatal_vector 10
+    fatal_vector 11
+    /* Lower EL, AArch32. */
+    fatal_vector 12
+    fatal_vector 13
+    fatal_vector 14
+    fatal_vector 15
+
+fatal_common:
+    /* x0 = kind; the interrupted x0 waits in TPIDR_EL2. */
+    sub     sp, sp, #256
+    str     x1, [sp, #8]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mrs     x1, tpidr_el2
+    str     x1, [sp, #0]
+    mov     x1, sp
+    bl      handle_fatal_exception
+1:  wfe
+    b       1b

@@ -1,0 +1,263 @@
+//! The boot sequence, one phase per step, each logged with what it found.
+//!
+//! Boot CPU: `rust_primary_main` (from `asm/entry.S`, MMU off, on CPU 0's stack).
+//! Other CPUs: `rust_secondary_main`, when the PSCI relay has started them.
+
+use crate::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
+use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, host_stage2, layout, mmu, psci_relay};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
+use platform::fdt_discovery::{self, BootInfo};
+use platform::host_dtb::{self, HostDtbEdits};
+use stage2::pool::PagePool;
+
+/// Largest DTB the payload accepts (the Linux boot protocol's limit too).
+const MAX_DTB_SIZE: usize = 2 << 20;
+
+macro_rules! fatal {
+    ($($arg:tt)*) => { fatal::halt_system(format_args!($($arg)*)) };
+}
+
+/// Reads the DTB header's `totalsize` (big endian at offset 4) after checking the magic,
+/// so that a bad x0 is refused before anything slices memory with a wild length.
+fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
+    if dtb == 0 || dtb % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot protocol says x0 points at the DTB in RAM; 8 aligned bytes are read
+    // only after the null/alignment check. With the MMU off any RAM address is readable.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if !(40..=MAX_DTB_SIZE).contains(&size) {
+        return None;
+    }
+    // SAFETY: the header says the blob is `size` bytes long, within the limit checked above;
+    // the loader placed it in RAM and nothing writes it while EL2 reads it.
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
+    let blob = dtb_slice(dtb);
+    // The console first: nothing can be reported without it.
+    if let Some(console) = blob.and_then(fdt_discovery::find_console) {
+        // SAFETY: the DTB names this PL011; nothing else drives it during boot.
+        unsafe { platform::console::init(console.base as usize, "[el2] ", log::LevelFilter::Info) };
+    }
+    log::info!("payload {} starting at {:#x}", env!("CARGO_PKG_VERSION"), layout::image().start);
+    let Some(blob) = blob else {
+        fatal!("x0 = {dtb:#x} is not a device tree (bad magic, alignment or size): halting");
+    };
+    if current_el != 2 {
+        fatal!("entered at EL{current_el}: this payload must be started at EL2 (QEMU: -M virt,virtualization=on)");
+    }
+    host_entry::install_vectors();
+    let info = match fdt_discovery::discover(blob) {
+        Ok(info) => info,
+        Err(e) => fatal!("invalid device tree: {e}"),
+    };
+    log_discovery(&info);
+    let Some(kernel) = info.modules.kernel else {
+        fatal!("no host kernel module in the DTB (/chosen/module@... compatible \"multiboot,kernel\"): nothing to run");
+    };
+
+    cpu::init(MPIDR_EL1.get(), info.cpus.as_slice().iter().copied());
+    psci_relay::init(info.psci.conduit);
+
+    let plan = match plan_memory(dtb as u64, &info) {
+        Ok(plan) => plan,
+        Err(e) => fatal!("memory plan: {e}"),
+    };
+    log::info!(
+        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB)",
+        plan.image.start, plan.image.end, plan.dynamic.start, plan.dynamic.end,
+        kib(&plan.stage2_pool), kib(&plan.ownership), kib(&plan.el2_tables), kib(&plan.heap),
+    );
+
+    // EL2 stage-1 with W^X.
+    // SAFETY: the plan reserved this range for EL2's tables; it is RAM nothing else uses.
+    let el2_pool = unsafe { PagePool::new(plan.el2_tables.start as usize, len(&plan.el2_tables)) };
+    let ram = info.memory.as_slice().iter().map(|r| r.base as usize..(r.base + r.size) as usize);
+    let console = info.console.map(|c| c.base as usize..(c.base + c.size) as usize);
+    let el2_map = match mmu::El2Map::build(el2_pool, ram, console) {
+        Ok(map) => map,
+        Err(e) => fatal!("{e}"),
+    };
+    el2_map.activate();
+    // The map lives as long as EL2 does.
+    core::mem::forget(el2_map);
+    log::info!("EL2 stage-1 on: text RX, rodata R, data/stacks RW+XN, stack guard pages unmapped");
+
+    // SAFETY: the plan gave this range to the heap alone; it is mapped RW now.
+    unsafe { heap::init(plan.heap.start as usize, plan.heap.end as usize) };
+
+    let host_ram = host_ram(&info, &plan);
+    let config = stage2::pgtable::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
+    // SAFETY: the plan reserved this range for the host stage-2's tables.
+    let pool = unsafe { PagePool::new(plan.stage2_pool.start as usize, len(&plan.stage2_pool)) };
+    let mmio = info.mmio.as_slice().iter().map(|r| r.base..r.base + r.size);
+    match host_stage2::build(pool, config, host_ram, mmio) {
+        Ok(stats) => log::info!(
+            "host stage-2: {} bits of IPA, VMID 0, {} RAM ranges and {} MMIO regions as {stats}",
+            config.ipa_bits, host_ram.len(), info.mmio.as_slice().len()
+        ),
+        Err(e) => fatal!("{e}"),
+    }
+
+    let host_dtb_addr = write_host_dtb(blob, &info, &plan, kernel.bootargs);
+    let Some(regs) = host_stage2::regs() else {
+        fatal!("host stage-2 missing after build");
+    };
+    el2_regs::configure_for_host(regs);
+    log::info!(
+        "entering host at {:#x} (EL1h, x0 = DTB at {host_dtb_addr:#x}), {} CPUs known",
+        kernel.range.base,
+        cpu::count()
+    );
+    let stack_top = layout::stack_of(0).end;
+    host_entry::enter_host(kernel.range.base, host_dtb_addr, stack_top)
+}
+
+/// A CPU the PSCI relay started (or woke from a power-down suspend): same EL2 state as the
+/// boot CPU, then on to where the host asked.
+#[unsafe(no_mangle)]
+extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
+    if cpu_index >= cpu::count() {
+        fatal::park_this_cpu();
+    }
+    let Some(regs) = host_stage2::regs() else {
+        // Only the relay starts CPUs, and only once the host runs: cannot happen.
+        fatal::park_this_cpu();
+    };
+    mmu::enable_on_secondary();
+    host_entry::install_vectors();
+    el2_regs::configure_for_host(regs);
+    cpu::set_power(cpu_index, cpu::PowerState::On);
+    let (entry, context) = cpu::host_entry(cpu_index);
+    host_entry::enter_host(entry, context, layout::stack_of(cpu_index).end)
+}
+
+fn kib(r: &core::ops::Range<u64>) -> u64 {
+    (r.end - r.start) >> 10
+}
+
+fn len(r: &core::ops::Range<u64>) -> usize {
+    (r.end - r.start) as usize
+}
+
+fn log_discovery(info: &BootInfo) {
+    for bank in info.memory.as_slice() {
+        log::info!("RAM bank {:#x}..{:#x} ({} MiB)", bank.base, bank.base + bank.size, bank.size >> 20);
+    }
+    log::info!(
+        "{} CPUs (MPIDRs {:x?}), PSCI {:?} via {:?}, GIC {:?} distributor at {:#x}, {} MMIO regions",
+        info.cpus.as_slice().len(),
+        info.cpus.as_slice(),
+        info.psci.version,
+        info.psci.conduit,
+        info.gic.version,
+        info.gic.distributor.base,
+        info.mmio.as_slice().len(),
+    );
+    if let Some(kernel) = &info.modules.kernel {
+        log::info!(
+            "host kernel module at {:#x} ({} KiB), bootargs {:?}",
+            kernel.range.base, kernel.range.size >> 10, kernel.bootargs.unwrap_or("")
+        );
+    }
+    if let Some(rd) = &info.modules.ramdisk {
+        log::info!("host ramdisk module at {:#x} ({} KiB)", rd.base, rd.size >> 10);
+    }
+}
+
+fn plan_memory(dtb: u64, info: &BootInfo) -> Result<MemoryPlan, memory_plan::PlanError> {
+    let mut ram = RangeList::new();
+    for r in info.memory.as_slice() {
+        ram.push(r.base..r.base + r.size);
+    }
+    let mut busy = RangeList::new();
+    busy.push(dtb..dtb + info.dtb_size as u64);
+    if let Some(k) = &info.modules.kernel {
+        busy.push(k.range.base..k.range.base + k.range.size);
+    }
+    if let Some(rd) = &info.modules.ramdisk {
+        busy.push(rd.base..rd.base + rd.size);
+    }
+    for r in info.reserved.as_slice() {
+        if !busy.push(r.base..r.base + r.size) {
+            break;
+        }
+    }
+    let image = layout::image();
+    memory_plan::plan(&PlanInput {
+        ram: &ram,
+        busy: &busy,
+        image: image.start as u64..image.end as u64,
+        mmio_regions: info.mmio.as_slice().len(),
+        dtb_size: info.dtb_size as u64,
+    })
+}
+
+/// RAM the host owns: every bank minus the two carve-outs.
+fn host_ram(info: &BootInfo, plan: &MemoryPlan) -> RangeList {
+    let mut out = RangeList::new();
+    for bank in info.memory.as_slice() {
+        let mut pieces = RangeList::new();
+        pieces.push(bank.base..bank.base + bank.size);
+        for hole in [&plan.image, &plan.dynamic] {
+            let mut next = RangeList::new();
+            for p in pieces.iter() {
+                if hole.end <= p.start || p.end <= hole.start {
+                    next.push(p);
+                    continue;
+                }
+                if p.start < hole.start {
+                    next.push(p.start..hole.start);
+                }
+                if hole.end < p.end {
+                    next.push(hole.end..p.end);
+                }
+            }
+            pieces = next;
+        }
+        for p in pieces.iter() {
+            if !out.push(p) {
+                fatal!("too many host RAM ranges (max {})", memory_plan::MAX_RANGES);
+            }
+        }
+    }
+    out
+}
+
+/// Writes the host's DTB (modules removed, bootargs and initrd set, carve-outs reserved
+/// with `no-map`) into the host-owned window the plan chose, cleaned to the point of
+/// coherency since the host reads it with its MMU off.
+fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Option<&str>) -> u64 {
+    let carveouts = [
+        (plan.image.start, plan.image.end - plan.image.start),
+        (plan.dynamic.start, plan.dynamic.end - plan.dynamic.start),
+    ];
+    let edits = HostDtbEdits {
+        carveouts: &carveouts,
+        bootargs,
+        initrd: info.modules.ramdisk.map(|r| (r.base, r.base + r.size)),
+    };
+    // SAFETY: the plan chose this window in host RAM that nothing else uses; EL2 has it
+    // mapped read-write. The host has not started yet.
+    let out = unsafe {
+        core::slice::from_raw_parts_mut(plan.host_dtb.start as *mut u8, len(&plan.host_dtb))
+    };
+    match host_dtb::write_host_dtb(blob, &edits, out) {
+        Ok(size) => {
+            cache::clean_to_poc(plan.host_dtb.start as usize, size);
+            log::info!(
+                "host DTB at {:#x} ({size} bytes): modules removed, /reserved-memory no-map for {:#x}..{:#x} and {:#x}..{:#x}",
+                plan.host_dtb.start, plan.image.start, plan.image.end, plan.dynamic.start, plan.dynamic.end
+            );
+            plan.host_dtb.start
+        }
+        Err(e) => fatal!("host DTB: {e}"),
+    }
+}

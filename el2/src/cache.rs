@@ -1,0 +1,22 @@
+//! Data-cache maintenance by address range.
+
+use crate::sysreg;
+
+/// Smallest data-cache line size in bytes (CTR_EL0.DminLine is log2 of words).
+fn dcache_line_size() -> usize {
+    4 << ((sysreg::ctr_el0() >> 16) & 0xf)
+}
+
+/// Cleans `[start, start + len)` to the point of coherency, so that an observer with its
+/// caches off (the host entered with its MMU off) reads what EL2 wrote through its caches.
+pub fn clean_to_poc(start: usize, len: usize) {
+    let line = dcache_line_size();
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: DC CVAC only writes back a cache line; the range is mapped at EL2.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        addr += line;
+    }
+    // SAFETY: a barrier has no other effect.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}

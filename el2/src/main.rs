@@ -1,0 +1,55 @@
+//! The EL2 payload.
+//!
+//! Entered at EL2 with x0 = DTB on the boot CPU (Linux arm64 boot protocol), it carves out
+//! its own memory, builds the host's stage-2, rewrites the DTB for the host and drops the
+//! host kernel it finds among the `/chosen` multiboot modules to EL1. From then on it only
+//! runs when the host traps to it: HVCs, SMCs (PSCI relay) and stage-2 faults.
+//!
+//! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
+//! `memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
+//! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
+//! `psci_relay`, `host_abort`, `fatal`.
+
+#![no_std]
+#![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+mod boot;
+mod cache;
+mod cpu;
+mod el2_regs;
+mod fatal;
+mod heap;
+mod host_abort;
+mod host_entry;
+mod host_hvc;
+mod host_stage2;
+mod layout;
+mod memory_plan;
+mod mmu;
+mod psci_relay;
+mod sysreg;
+
+mod traps;
+
+use core::arch::global_asm;
+
+global_asm!(
+    include_str!("asm/entry.S"),
+    stack_stride = const layout::STACK_STRIDE,
+    cptr_el2_no_traps = const el2_regs::CPTR_EL2_NO_TRAPS,
+);
+
+global_asm!(
+    include_str!("asm/vectors.S"),
+    emergency_slots_mask = const fatal::EMERGENCY_SLOTS - 1,
+    emergency_stack_shift = const fatal::EMERGENCY_STACK_SHIFT,
+    emergency_stack_size = const fatal::EMERGENCY_STACK_SIZE,
+);
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fatal::halt_system(format_args!("panic: {info}"))
+}

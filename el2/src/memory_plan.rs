@@ -1,0 +1,215 @@
+//! What EL2 takes for itself at boot, and where.
+//!
+//! Two carve-outs, both 2 MiB aligned so the host stage-2 around them stays in blocks:
+//! - the static one is the image itself (`layout::image`: code, data, .bss, stacks; the
+//!   Image header's `image_size` covers it, so loaders keep clear of it);
+//! - the dynamic one is sized from the RAM the DTB describes: the host stage-2 page-table
+//!   pool, the ownership record (2 bytes per 4 KiB page), EL2's own stage-1 tables and a
+//!   small boot heap (the DTB writer needs one). It goes as high in RAM as it fits without
+//!   touching anything the loader left there (DTB, modules, reserved memory).
+//! Just below the dynamic carve-out, a host-owned 2 MiB window receives the DTB handed to the
+//! host (the Linux boot protocol wants it 8-byte aligned, under 2 MiB, in one 2 MiB block).
+
+use core::ops::Range;
+
+pub const BLOCK_2M: u64 = 2 << 20;
+const PAGE: u64 = 4096;
+
+/// Fixed-size list of ranges: no allocator exists when the plan is made.
+pub const MAX_RANGES: usize = 16;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RangeList {
+    items: [(u64, u64); MAX_RANGES],
+    len: usize,
+}
+
+impl RangeList {
+    pub const fn new() -> Self {
+        Self { items: [(0, 0); MAX_RANGES], len: 0 }
+    }
+
+    /// Adds `[start, end)`; false if the list is full (the caller reports it).
+    pub fn push(&mut self, range: Range<u64>) -> bool {
+        if self.len == MAX_RANGES {
+            return false;
+        }
+        self.items[self.len] = (range.start, range.end);
+        self.len += 1;
+        true
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+        self.items[..self.len].iter().map(|&(s, e)| s..e)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.iter().any(|r| r.contains(&addr))
+    }
+
+    fn first_overlap(&self, range: &Range<u64>) -> Option<Range<u64>> {
+        self.iter().find(|r| r.start < range.end && range.start < r.end)
+    }
+}
+
+/// What the planner needs to know.
+pub struct PlanInput<'a> {
+    /// RAM banks, sorted, non-overlapping.
+    pub ram: &'a RangeList,
+    /// Memory the loader already uses (DTB, modules, reserved memory, the image).
+    pub busy: &'a RangeList,
+    /// The static carve-out.
+    pub image: Range<u64>,
+    /// Number of distinct MMIO regions the host stage-2 maps.
+    pub mmio_regions: usize,
+    /// Size of the DTB as received.
+    pub dtb_size: u64,
+}
+
+/// Where everything went.
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    pub image: Range<u64>,
+    pub dynamic: Range<u64>,
+    pub host_dtb: Range<u64>,
+    pub stage2_pool: Range<u64>,
+    pub el2_tables: Range<u64>,
+    pub ownership: Range<u64>,
+    pub heap: Range<u64>,
+}
+
+#[derive(Debug)]
+pub enum PlanError {
+    NoRam,
+    NoRoom { needed: u64 },
+}
+
+impl core::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            Self::NoRam => write!(f, "the DTB describes no RAM"),
+            Self::NoRoom { needed } => write!(
+                f,
+                "no free 2 MiB-aligned RAM window of {needed:#x} bytes for EL2's pools and the host DTB"
+            ),
+        }
+    }
+}
+
+fn align_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+/// Page-table pages the host stage-2 may ever need. Building it: at most a root, and per
+/// mapped region two edge tables at each of levels 1-3. Later, unmapping single pages out of
+/// 2 MiB blocks (pages given to EL2 or guests) needs one level-3 table per 2 MiB of RAM at
+/// worst, and one level-2 table per GiB. Sizing for the worst case means a host fault or
+/// a hypercall can never find the pool empty.
+pub fn host_stage2_pool_pages(ram_bytes: u64, mmio_regions: usize, ram_regions: usize) -> u64 {
+    let build = 1 + 6 * (mmio_regions + ram_regions + 2) as u64;
+    let splits = ram_bytes.div_ceil(BLOCK_2M) + ram_bytes.div_ceil(1 << 30);
+    build + splits
+}
+
+/// Bytes of the ownership record: 2 per 4 KiB page of RAM (512 KiB per GiB).
+pub fn ownership_bytes(ram_bytes: u64) -> u64 {
+    align_up(ram_bytes / PAGE * 2, PAGE)
+}
+
+/// Pages for EL2's own stage-1: root, a level-1 table, a level-2 table per GiB of RAM
+/// touched by the image or its edges, level-3 tables for the image's sections, stack guards
+/// and the console. Generous and fixed.
+const EL2_TABLE_PAGES: u64 = 32;
+const HEAP_BASE: u64 = 256 << 10;
+
+pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
+    let ram_bytes: u64 = input.ram.iter().map(|r| r.end - r.start).sum();
+    if ram_bytes == 0 {
+        return Err(PlanError::NoRam);
+    }
+    let pool = host_stage2_pool_pages(ram_bytes, input.mmio_regions, input.ram.len()) * PAGE;
+    let ownership = ownership_bytes(ram_bytes);
+    let el2_tables = EL2_TABLE_PAGES * PAGE;
+    let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
+    let dynamic = align_up(pool + ownership + el2_tables + heap, BLOCK_2M);
+    let window = dynamic + BLOCK_2M;
+
+    let start = find_window(input, window).ok_or(PlanError::NoRoom { needed: window })?;
+    let dyn_start = start + BLOCK_2M;
+    let mut cursor = dyn_start;
+    let mut take = |size: u64| {
+        let r = cursor..cursor + size;
+        cursor += size;
+        r
+    };
+    let stage2_pool = take(pool);
+    let el2_tables = take(el2_tables);
+    let ownership = take(ownership);
+    let heap = take(heap);
+    Ok(MemoryPlan {
+        image: input.image.clone(),
+        dynamic: dyn_start..dyn_start + dynamic,
+        host_dtb: start..start + BLOCK_2M,
+        stage2_pool,
+        el2_tables,
+        ownership,
+        heap,
+    })
+}
+
+/// Highest 2 MiB-aligned window of `size` bytes inside one RAM bank that overlaps nothing
+/// in `busy` nor the image.
+fn find_window(input: &PlanInput, size: u64) -> Option<u64> {
+    let mut banks = input.ram.iter().collect::<heapless_banks::Banks>();
+    banks.sort_descending();
+    for bank in banks.iter() {
+        let mut end = bank.end & !(BLOCK_2M - 1);
+        while end >= size && end - size >= bank.start {
+            let candidate = end - size..end;
+            let clash = input.busy.first_overlap(&candidate).or_else(|| {
+                (input.image.start < candidate.end && candidate.start < input.image.end)
+                    .then(|| input.image.clone())
+            });
+            match clash {
+                None => return Some(candidate.start),
+                Some(c) => end = c.start & !(BLOCK_2M - 1),
+            }
+        }
+    }
+    None
+}
+
+/// A tiny sortable copy of the bank list (the planner runs before any allocator exists).
+mod heapless_banks {
+    use super::{MAX_RANGES, Range};
+
+    pub struct Banks {
+        items: [(u64, u64); MAX_RANGES],
+        len: usize,
+    }
+
+    impl FromIterator<Range<u64>> for Banks {
+        fn from_iter<I: IntoIterator<Item = Range<u64>>>(iter: I) -> Self {
+            let mut b = Banks { items: [(0, 0); MAX_RANGES], len: 0 };
+            for r in iter.into_iter().take(MAX_RANGES) {
+                b.items[b.len] = (r.start, r.end);
+                b.len += 1;
+            }
+            b
+        }
+    }
+
+    impl Banks {
+        pub fn sort_descending(&mut self) {
+            self.items[..self.len].sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        }
+
+        pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+            self.items[..self.len].iter().map(|&(s, e)| s..e)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! System registers that `aarch64-cpu` does not model (yet), accessed by their names or
+//! by their encodings. Everything else goes through `aarch64_cpu::registers`.
+
+macro_rules! sysreg_ro {
+    ($read:ident, $name:literal) => {
+        pub fn $read() -> u64 {
+            let value: u64;
+            // SAFETY: reading this register has no side effects.
+            unsafe {
+                core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack, preserves_flags));
+            }
+            value
+        }
+    };
+}
+
+macro_rules! sysreg_rw {
+    ($read:ident, $write:ident, $name:literal) => {
+        #[allow(dead_code)]
+        pub fn $read() -> u64 {
+            let value: u64;
+            // SAFETY: reading this register has no side effects.
+            unsafe {
+                core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack, preserves_flags));
+            }
+            value
+        }
+
+        /// # Safety
+        /// The caller must know what the new value does to the CPU's configuration.
+        #[allow(dead_code)]
+        pub unsafe fn $write(value: u64) {
+            // SAFETY: the caller upholds this function's contract.
+            unsafe {
+                core::arch::asm!(concat!("msr ", $name, ", {}"), in(reg) value, options(nostack, preserves_flags));
+            }
+        }
+    };
+}
+
+sysreg_rw!(vpidr_el2, set_vpidr_el2, "vpidr_el2");
+sysreg_rw!(hstr_el2, set_hstr_el2, "hstr_el2");
+sysreg_rw!(pmcr_el0, set_pmcr_el0, "pmcr_el0");
+// SVE and SME vector-length limits (ZCR_EL2, SMCR_EL2), by encoding so that no target
+// feature is needed to assemble them.
+sysreg_rw!(zcr_el2, set_zcr_el2, "s3_4_c1_c2_0");
+sysreg_rw!(smcr_el2, set_smcr_el2, "s3_4_c1_c2_6");
+// FEAT_HCX's HCRX_EL2.
+sysreg_rw!(hcrx_el2, set_hcrx_el2, "s3_4_c1_c2_2");
+sysreg_ro!(ctr_el0, "ctr_el0");
