@@ -14,5 +14,6 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
         println!("cargo:rustc-link-arg-bins=-znotext");
         println!("cargo:rustc-link-arg-bins=--pack-dyn-relocs=none");
+        println!("cargo:rustc-link-arg-bins=-znorelro");
     }
 }

@@ -19,7 +19,7 @@ macro_rules! fatal {
 
 /// Reads the DTB header's `totalsize` (big endian at offset 4) after checking the magic,
 /// so that a bad x0 is refused before anything slices memory with a wild length.
-fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
+fn dtb_slice(dtb: usize) -> Option<&'static mut [u8]> {
     if dtb == 0 || dtb % 8 != 0 {
         return None;
     }
@@ -35,18 +35,28 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
     }
     // SAFETY: the header says the blob is `size` bytes long, within the limit checked above;
     // the loader placed it in RAM and nothing writes it while EL2 reads it.
-    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+    Some(unsafe { core::slice::from_raw_parts_mut(dtb as *mut u8, size) })
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
-    let blob = dtb_slice(dtb);
+    let mut blob = dtb_slice(dtb);
+    // libfdt-edited blobs (QEMU's `-dtb`) carry NOP tags the parser cannot take: compact
+    // first. An error here is reported by discovery below.
+    let nops = blob.as_deref_mut().map(platform::fdt_check::strip_nops);
+    let blob: Option<&'static [u8]> = blob.map(|b| &*b);
     // The console first: nothing can be reported without it.
-    if let Some(console) = blob.and_then(fdt_discovery::find_console) {
-        // SAFETY: the DTB names this PL011; nothing else drives it during boot.
-        unsafe { platform::console::init(console.base as usize, "[el2] ", log::LevelFilter::Info) };
+    if let Some(range) = blob.and_then(fdt_discovery::find_console) {
+        // SAFETY: the DTB names this PL011 as the console; EL2 drives it alone until the
+        // host starts, and it stays identity-mapped as device memory.
+        if let Some(console) = unsafe { platform::console::Console::new(range.base as usize) } {
+            let _ = platform::console::init(console, "[el2] ", log::LevelFilter::Info);
+        }
     }
     log::info!("payload {} starting at {:#x}", env!("CARGO_PKG_VERSION"), layout::image().start);
+    if let Some(Ok(n)) = nops.filter(|r| r.as_ref().is_ok_and(|&n| n > 0)) {
+        log::info!("removed {n} NOP tags from the DTB");
+    }
     let Some(blob) = blob else {
         fatal!("x0 = {dtb:#x} is not a device tree (bad magic, alignment or size): halting");
     };
@@ -242,7 +252,7 @@ fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Opt
     let edits = HostDtbEdits {
         carveouts: &carveouts,
         bootargs,
-        initrd: info.modules.ramdisk.map(|r| (r.base, r.base + r.size)),
+        initrd: info.modules.ramdisk.map(|r| (r.base, r.base + r.size)), // (start, end)
     };
     // SAFETY: the plan chose this window in host RAM that nothing else uses; EL2 has it
     // mapped read-write. The host has not started yet.

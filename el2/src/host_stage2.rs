@@ -47,7 +47,7 @@ pub fn build(
             .map_identity(r.start as usize, r.end as usize, MemKind::Device)
             .map_err(|e| BuildError("MMIO", e))?;
     }
-    let stats = table.stats();
+    let stats = table.stats_all();
     table.mark_active();
     REGS.call_once(|| crate::el2_regs::HostStage2Regs {
         vtcr: config.vtcr,

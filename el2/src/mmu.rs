@@ -14,7 +14,8 @@ use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, Writeable};
 use aarch64_paging::{
     Mapping,
     descriptor::El23Attributes,
-    paging::{Constraints, El2, MemoryRegion, PhysicalAddress},
+    descriptor::PhysicalAddress,
+    paging::{Constraints, El2, MemoryRegion},
 };
 use core::ops::Range;
 use spin::Once;

@@ -44,7 +44,7 @@ unsafe extern "C" {
 }
 
 fn el2_entry_point() -> u64 {
-    secondary_entry as usize as u64
+    secondary_entry as *const () as u64
 }
 
 pub fn handle_smc(frame: &mut TrapFrame) {

@@ -1,0 +1,149 @@
+//! Calls a protected guest makes (HVC #0 from its EL1), and which of its HVCs the payload
+//! answers versus forwards to the host.
+
+use crate::args::{check_mbz, pack};
+use crate::exit::Exit;
+use crate::limits::{
+    MAX_IPA_BITS, check_ipa_range, check_nr_limit, check_nr_nonzero, check_page_aligned,
+};
+use crate::{Error, FunctionId};
+
+/// A decoded guest call. `ipa` is a byte address, page aligned; `nr` a page count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestCall {
+    /// SMCCC `VENDOR_HYP_CALL_UID`: x0..x3 = our UID. Arguments ignored.
+    CallUid,
+    /// FEATURES: x1 = version, x2 = the guest call bitmap.
+    Features,
+    /// HYP_MEMINFO: x1 = the protection granule in bytes (4096).
+    HypMeminfo,
+    /// MEM_SHARE(ipa, nr): guest-owned pages become accessible to the host too.
+    MemShare {
+        /// First byte of the range, page aligned.
+        ipa: u64,
+        /// Page count.
+        nr: u32,
+    },
+    /// MEM_UNSHARE(ipa, nr): ends a MEM_SHARE.
+    MemUnshare {
+        /// First byte of the range, page aligned.
+        ipa: u64,
+        /// Page count.
+        nr: u32,
+    },
+    /// MEM_RELINQUISH(ipa, nr): the guest gives pages back to the host.
+    MemRelinquish {
+        /// First byte of the range, page aligned.
+        ipa: u64,
+        /// Page count.
+        nr: u32,
+    },
+    /// PSCI SYSTEM_OFF: the vCPU exits with SYSTEM_OFF. Arguments ignored.
+    SystemOff,
+    /// PSCI SYSTEM_RESET: the vCPU exits with SYSTEM_RESET. Arguments ignored.
+    SystemReset,
+}
+
+impl GuestCall {
+    /// Decodes x0..x7 of a guest HVC that [`route_guest_hvc`] gives to the payload.
+    ///
+    /// Errors: NOT_SUPPORTED for ids that are not guest calls (including host calls,
+    /// SMC32 and yielding forms of our numbers); INVALID_PARAMETER, then RANGE, as
+    /// `docs/abi.md` lists them. The range is checked against the largest IPA space;
+    /// the check against the VM's own `ipa_bits` is the payload's.
+    pub fn decode(regs: &[u64; 8]) -> Result<Self, Error> {
+        match FunctionId::from_x0(regs[0]) {
+            FunctionId::VENDOR_HYP_CALL_UID => Ok(Self::CallUid),
+            FunctionId::PSCI_SYSTEM_OFF => Ok(Self::SystemOff),
+            FunctionId::PSCI_SYSTEM_RESET => Ok(Self::SystemReset),
+            FunctionId::FEATURES => {
+                check_mbz(regs, 1)?;
+                Ok(Self::Features)
+            }
+            FunctionId::HYP_MEMINFO => {
+                check_mbz(regs, 1)?;
+                Ok(Self::HypMeminfo)
+            }
+            FunctionId::MEM_SHARE => {
+                let (ipa, nr) = decode_ipa_nr(regs)?;
+                Ok(Self::MemShare { ipa, nr })
+            }
+            FunctionId::MEM_UNSHARE => {
+                let (ipa, nr) = decode_ipa_nr(regs)?;
+                Ok(Self::MemUnshare { ipa, nr })
+            }
+            FunctionId::MEM_RELINQUISH => {
+                let (ipa, nr) = decode_ipa_nr(regs)?;
+                Ok(Self::MemRelinquish { ipa, nr })
+            }
+            _ => Err(Error::NotSupported),
+        }
+    }
+
+    /// The function id of this call.
+    pub const fn function_id(&self) -> FunctionId {
+        match self {
+            Self::CallUid => FunctionId::VENDOR_HYP_CALL_UID,
+            Self::Features => FunctionId::FEATURES,
+            Self::HypMeminfo => FunctionId::HYP_MEMINFO,
+            Self::MemShare { .. } => FunctionId::MEM_SHARE,
+            Self::MemUnshare { .. } => FunctionId::MEM_UNSHARE,
+            Self::MemRelinquish { .. } => FunctionId::MEM_RELINQUISH,
+            Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
+            Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
+        }
+    }
+
+    /// x0..x7 for the HVC: id in x0, arguments from x1, every other register zero.
+    pub fn encode(&self) -> [u64; 8] {
+        let id = self.function_id();
+        match *self {
+            Self::CallUid
+            | Self::Features
+            | Self::HypMeminfo
+            | Self::SystemOff
+            | Self::SystemReset => pack(id, &[]),
+            Self::MemShare { ipa, nr }
+            | Self::MemUnshare { ipa, nr }
+            | Self::MemRelinquish { ipa, nr } => pack(id, &[ipa, nr.into()]),
+        }
+    }
+}
+
+/// The arguments of MEM_SHARE, MEM_UNSHARE and MEM_RELINQUISH: (ipa, nr), x3..x7 MBZ.
+fn decode_ipa_nr(regs: &[u64; 8]) -> Result<(u64, u32), Error> {
+    let [_, ipa, nr, _, _, _, _, _] = *regs;
+    check_mbz(regs, 3)?;
+    check_page_aligned(ipa)?;
+    check_nr_nonzero(nr)?;
+    let nr = check_nr_limit(nr)?;
+    check_ipa_range(ipa, nr, MAX_IPA_BITS)?;
+    Ok((ipa, nr))
+}
+
+/// Who answers a guest HVC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestRoute {
+    /// The payload answers: a guest call, or the error to return in the guest's x0.
+    Payload(Result<GuestCall, Error>),
+    /// Not the payload's: the vCPU exits to the host with this `Exit::GuestHvc`.
+    Forward(Exit),
+}
+
+/// Sorts a guest HVC: ids in the Vendor Specific Hypervisor Service range (owner 6, any
+/// call type) and PSCI SYSTEM_OFF/SYSTEM_RESET are the payload's; every other id is
+/// forwarded with the guest's W0 as passed and its x1.
+pub fn route_guest_hvc(regs: &[u64; 8]) -> GuestRoute {
+    let id = FunctionId::from_x0(regs[0]);
+    if id.is_vendor_hyp_service()
+        || id == FunctionId::PSCI_SYSTEM_OFF
+        || id == FunctionId::PSCI_SYSTEM_RESET
+    {
+        GuestRoute::Payload(GuestCall::decode(regs))
+    } else {
+        GuestRoute::Forward(Exit::GuestHvc {
+            function_id: regs[0] as u32,
+            x1: regs[1],
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! Discovery of the board from the device tree the loader hands to EL2.
+//!
+//! [`discover`] reads everything the payload needs before it touches the hardware: RAM banks,
+//! the console UART, the GIC, the CPUs' MPIDRs, the PSCI conduit, the MMIO the host may use,
+//! reserved ranges and the host images passed as Xen-style multiboot modules. It allocates
+//! nothing (results live in fixed-capacity lists that report overflow as errors) and never
+//! panics on a malformed blob: the blob is validated by [`crate::fdt_check`] before the `fdt`
+//! crate parses it.
+
+mod cpus;
+mod error;
+mod gic;
+mod memory;
+mod mmio;
+mod modules;
+mod reg;
+mod stdout;
+
+pub use error::{DiscoveryError, NodeName};
+pub use gic::{Gic, GicVersion};
+pub use modules::{HostModule, HostModules, MODULE_COMPATIBLES, is_module};
+
+use crate::fdt_check;
+use crate::fixed_list::{FixedList, MemRange};
+use crate::psci::Conduit;
+
+/// Most RAM banks `BootInfo` holds.
+pub const MAX_MEMORY_BANKS: usize = 16;
+/// Most CPUs `BootInfo` holds (the payload's per-CPU state is sized for this).
+pub const MAX_CPUS: usize = 8;
+/// Most distinct (merged, page-aligned) MMIO regions `BootInfo` holds.
+pub const MAX_MMIO_REGIONS: usize = 64;
+/// Most reserved ranges (`/memreserve/` plus `/reserved-memory` children) `BootInfo` holds.
+pub const MAX_RESERVED_RANGES: usize = 32;
+/// Most GICv3 redistributor regions `BootInfo` holds.
+pub const MAX_GICR_REGIONS: usize = 4;
+
+/// PSCI version claimed by the PSCI node's `compatible`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciVersion {
+    /// `arm,psci-0.2`
+    V0_2,
+    /// `arm,psci-1.0`
+    V1_0,
+}
+
+/// How to reach PSCI firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Psci {
+    pub conduit: Conduit,
+    pub version: PsciVersion,
+}
+
+/// What the payload learns from the device tree.
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfo<'a> {
+    /// RAM banks from every `device_type = "memory"` node, sorted, non-overlapping.
+    pub memory: FixedList<MemRange, MAX_MEMORY_BANKS>,
+    /// The PL011 named by `/chosen/stdout-path` (registers as given by its `reg`), or `None`
+    /// when there is no stdout-path.
+    pub console: Option<MemRange>,
+    pub gic: Gic,
+    /// MPIDR (the `reg` value) of each `/cpus/cpu@*` node, in DTB order.
+    pub cpus: FixedList<u64, MAX_CPUS>,
+    pub psci: Psci,
+    /// Device MMIO to identity-map for the host: page-aligned outward, sorted, merged; none of
+    /// it overlaps RAM.
+    pub mmio: FixedList<MemRange, MAX_MMIO_REGIONS>,
+    /// `/memreserve/` entries and statically placed `/reserved-memory` children, sorted.
+    pub reserved: FixedList<MemRange, MAX_RESERVED_RANGES>,
+    /// Host kernel and ramdisk from `/chosen/module@*` nodes.
+    pub modules: HostModules<'a>,
+    /// The blob's own size (header `totalsize`).
+    pub dtb_size: usize,
+}
+
+/// Reads the board description from `dtb`.
+///
+/// Errors (see [`DiscoveryError`]): the blob is not a valid FDT; no memory, CPU, PSCI or GIC
+/// node; more banks/CPUs/MMIO regions/reserved ranges than fit; overlapping RAM banks; a
+/// device overlapping RAM; a stdout-path naming a missing or non-PL011 node; a malformed
+/// `reg`/`ranges`; two kernel (or ramdisk) modules or a module without a usable `reg`.
+/// A missing host kernel module is *not* an error: `modules.kernel` is `None`.
+pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
+    let checked = fdt_check::check(dtb)?;
+    let fdt = checked.parse()?;
+    let memory = memory::banks(&fdt)?;
+    Ok(BootInfo {
+        console: stdout::console(&fdt)?,
+        gic: gic::find(&fdt)?,
+        cpus: cpus::mpidrs(&fdt)?,
+        psci: cpus::psci(&fdt)?,
+        mmio: mmio::regions(&fdt, &memory)?,
+        reserved: memory::reserved(&fdt)?,
+        modules: modules::find(&fdt)?,
+        dtb_size: checked.bytes.len(),
+        memory,
+    })
+}
+
+/// Just the console, for reporting why [`discover`] failed: `None` if the blob is not a
+/// valid FDT or names no usable PL011. Looks at nothing else, so a DTB that is broken
+/// elsewhere still gets its error printed.
+pub fn find_console(dtb: &[u8]) -> Option<MemRange> {
+    let checked = fdt_check::check(dtb).ok()?;
+    let fdt = checked.parse().ok()?;
+    stdout::console(&fdt).ok().flatten()
+}

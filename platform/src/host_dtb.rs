@@ -1,0 +1,374 @@
+//! The device tree handed to the host: the loader's tree with EL2's edits applied.
+//!
+//! Edits: the `/chosen` multiboot module nodes are removed (the host must not see, or reuse,
+//! EL2's inputs); `/chosen/bootargs` is set from the kernel module's command line;
+//! `linux,initrd-start`/`-end` are set for the ramdisk (stale ones removed when there is none);
+//! and every EL2 carve-out becomes a `/reserved-memory/el2@<addr>` child with `no-map`, so the
+//! host neither uses nor maps it. Every other node, property (raw bytes, including
+//! `phandle`s), memory reservation and the header's `boot_cpuid_phys` is copied unchanged.
+//!
+//! Why `vm-fdt` writes the result: it is maintained by rust-vmm, builds `no_std` with `alloc`,
+//! and only emits well-formed FDTs (it checks node and property names, nesting and the memory
+//! reservation map). No maintained Rust crate edits an FDT in place (libfdt-style `setprop`
+//! with block shuffling), so the tree is read with `fdt` and written anew. The blob is checked
+//! by [`crate::fdt_check`] first, so a malformed input is an error, not a panic.
+
+use alloc::format;
+use alloc::vec::Vec;
+use core::fmt;
+
+use fdt::node::FdtNode;
+use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+use crate::fdt_check::{self, FdtFormatError};
+use crate::fdt_discovery::NodeName;
+use crate::fdt_discovery::is_module;
+use crate::fdt_tree::{self, address_cells, base_name, size_cells};
+
+/// What to change in the host's copy of the device tree.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostDtbEdits<'e> {
+    /// EL2's own memory as `(base, size)`: each becomes `/reserved-memory/el2@<base>` with
+    /// `reg` and `no-map`. Sizes must be non-zero and ranges must not overlap.
+    pub carveouts: &'e [(u64, u64)],
+    /// New `/chosen/bootargs` (replacing any existing value). `None` leaves `/chosen/bootargs`
+    /// as the loader wrote it.
+    pub bootargs: Option<&'e str>,
+    /// The ramdisk as `(start, end)`, `end` exclusive, written as 64-bit
+    /// `linux,initrd-start`/`linux,initrd-end`. `None` removes those properties.
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// Why the host DTB could not be written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostDtbError {
+    /// The input blob is not a valid FDT.
+    Format(FdtFormatError),
+    /// `vm-fdt` refused to write `node` (for example a node or property name outside the
+    /// devicetree specification's character set, or overlapping memory reservations).
+    Writer {
+        node: NodeName,
+        error: vm_fdt::Error,
+    },
+    /// `out` is smaller than the rewritten blob; nothing usable was written.
+    BufferTooSmall { needed: usize, available: usize },
+    /// A carve-out has size zero or wraps past 2^64.
+    BadCarveout { base: u64, size: u64 },
+    /// Two carve-outs overlap.
+    OverlappingCarveouts {
+        first: (u64, u64),
+        second: (u64, u64),
+    },
+    /// The initrd range ends before it starts.
+    BadInitrd { start: u64, end: u64 },
+    /// A carve-out does not fit the `#address-cells`/`#size-cells` of `/reserved-memory`.
+    CarveoutDoesNotFit {
+        base: u64,
+        size: u64,
+        address_cells: u32,
+        size_cells: u32,
+    },
+    /// `/reserved-memory` already has a child with the name a carve-out would get.
+    DuplicateCarveoutNode { node: NodeName },
+}
+
+impl From<FdtFormatError> for HostDtbError {
+    fn from(e: FdtFormatError) -> Self {
+        Self::Format(e)
+    }
+}
+
+impl fmt::Display for HostDtbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Format(e) => write!(f, "{e}"),
+            Self::Writer { node, error } => write!(f, "cannot write host DTB node {node}: {error}"),
+            Self::BufferTooSmall { needed, available } => {
+                write!(f, "host DTB needs {needed} bytes, buffer holds {available}")
+            }
+            Self::BadCarveout { base, size } => {
+                write!(f, "carve-out at {base:#x} size {size:#x} is empty or wraps")
+            }
+            Self::OverlappingCarveouts { first, second } => write!(
+                f,
+                "carve-outs at {:#x} (size {:#x}) and {:#x} (size {:#x}) overlap",
+                first.0, first.1, second.0, second.1
+            ),
+            Self::BadInitrd { start, end } => {
+                write!(f, "initrd end {end:#x} is below its start {start:#x}")
+            }
+            Self::CarveoutDoesNotFit {
+                base,
+                size,
+                address_cells,
+                size_cells,
+            } => write!(
+                f,
+                "carve-out at {base:#x} size {size:#x} does not fit /reserved-memory's \
+                 #address-cells = {address_cells}, #size-cells = {size_cells}"
+            ),
+            Self::DuplicateCarveoutNode { node } => {
+                write!(f, "/reserved-memory already has a node {node}")
+            }
+        }
+    }
+}
+
+/// Writes `dtb` with `edits` applied into `out`; returns the number of bytes written (the new
+/// blob's `totalsize`). The caller places `out` where the host expects its DTB (Linux wants
+/// 8-byte alignment).
+///
+/// Errors: see [`HostDtbError`]; in particular `BufferTooSmall` when `out` cannot hold the
+/// whole blob (it is never truncated).
+pub fn write_host_dtb(
+    dtb: &[u8],
+    edits: &HostDtbEdits<'_>,
+    out: &mut [u8],
+) -> Result<usize, HostDtbError> {
+    let checked = fdt_check::check(dtb)?;
+    let fdt = checked.parse()?;
+    check_edits(edits)?;
+    let root = fdt_tree::root(&fdt).ok_or(FdtFormatError::BadStructure {
+        offset: 0,
+        reason: "no root node",
+    })?;
+
+    // vm-fdt rejects zero-size reservations; one reserves nothing, so it is dropped.
+    let reservations = fdt
+        .memory_reservations()
+        .filter(|r| r.size() != 0)
+        .map(|r| FdtReserveEntry::new(r.address() as u64, r.size() as u64))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| writer_error("/memreserve/", error))?;
+    let mut writer = FdtWriter::new_with_mem_reserv(&reservations)
+        .map_err(|error| writer_error("/memreserve/", error))?;
+    writer.set_boot_cpuid_phys(checked.boot_cpuid_phys);
+
+    let mut copier = Copier { writer, edits };
+    copier.copy_node(root, 0)?;
+    let blob = copier
+        .writer
+        .finish()
+        .map_err(|error| writer_error("/", error))?;
+
+    let available = out.len();
+    let dest = out
+        .get_mut(..blob.len())
+        .ok_or(HostDtbError::BufferTooSmall {
+            needed: blob.len(),
+            available,
+        })?;
+    dest.copy_from_slice(&blob);
+    Ok(blob.len())
+}
+
+fn check_edits(edits: &HostDtbEdits<'_>) -> Result<(), HostDtbError> {
+    let mut carveouts = edits.carveouts.to_vec();
+    for &(base, size) in &carveouts {
+        if size == 0 || base.checked_add(size).is_none() {
+            return Err(HostDtbError::BadCarveout { base, size });
+        }
+    }
+    carveouts.sort_unstable();
+    if let Some(pair) = carveouts.windows(2).find(|p| p[0].0 + p[0].1 > p[1].0) {
+        return Err(HostDtbError::OverlappingCarveouts {
+            first: pair[0],
+            second: pair[1],
+        });
+    }
+    if let Some((start, end)) = edits.initrd
+        && end < start
+    {
+        return Err(HostDtbError::BadInitrd { start, end });
+    }
+    Ok(())
+}
+
+fn writer_error(node: &str, error: vm_fdt::Error) -> HostDtbError {
+    HostDtbError::Writer {
+        node: NodeName::new(node),
+        error,
+    }
+}
+
+fn carveout_name(base: u64) -> alloc::string::String {
+    format!("el2@{base:x}")
+}
+
+/// Where a node sits, for the nodes that get edited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Root,
+    Chosen,
+    ReservedMemory,
+    Other,
+}
+
+struct Copier<'e> {
+    writer: FdtWriter,
+    edits: &'e HostDtbEdits<'e>,
+}
+
+impl Copier<'_> {
+    fn copy_node(&mut self, node: FdtNode<'_, '_>, depth: usize) -> Result<(), HostDtbError> {
+        let role = match (depth, base_name(node.name)) {
+            (0, _) => Role::Root,
+            (1, "chosen") => Role::Chosen,
+            (1, "reserved-memory") => Role::ReservedMemory,
+            _ => Role::Other,
+        };
+        let name = node.name;
+        let wr = |error| writer_error(name, error);
+        let handle = self.writer.begin_node(name).map_err(wr)?;
+
+        if role == Role::Chosen {
+            self.copy_chosen_properties(node).map_err(wr)?;
+        } else {
+            for prop in node.properties() {
+                self.writer.property(prop.name, prop.value).map_err(wr)?;
+            }
+        }
+
+        let (mut saw_chosen, mut saw_reserved) = (false, false);
+        for child in node.children() {
+            if role == Role::Chosen && is_module(child) {
+                continue;
+            }
+            if role == Role::ReservedMemory
+                && self
+                    .edits
+                    .carveouts
+                    .iter()
+                    .any(|&(base, _)| carveout_name(base) == child.name)
+            {
+                return Err(HostDtbError::DuplicateCarveoutNode {
+                    node: NodeName::new(child.name),
+                });
+            }
+            if role == Role::Root {
+                saw_chosen |= base_name(child.name) == "chosen";
+                saw_reserved |= base_name(child.name) == "reserved-memory";
+            }
+            self.copy_node(child, depth + 1)?;
+        }
+
+        match role {
+            Role::ReservedMemory => {
+                self.write_carveouts(address_cells(node), size_cells(node))?;
+            }
+            Role::Root => {
+                let edits = self.edits;
+                if !saw_chosen && (edits.bootargs.is_some() || edits.initrd.is_some()) {
+                    let chosen = self.writer.begin_node("chosen").map_err(wr)?;
+                    self.write_chosen_edits(false, false, false).map_err(wr)?;
+                    self.writer.end_node(chosen).map_err(wr)?;
+                }
+                if !saw_reserved && !edits.carveouts.is_empty() {
+                    self.write_reserved_memory(node)?;
+                }
+            }
+            Role::Chosen | Role::Other => {}
+        }
+        self.writer.end_node(handle).map_err(wr)
+    }
+
+    /// Copies `/chosen`'s properties, replacing `bootargs` and the initrd pair in place and
+    /// dropping stale initrd properties, then adds the edited ones that were not there.
+    fn copy_chosen_properties(&mut self, chosen: FdtNode<'_, '_>) -> Result<(), vm_fdt::Error> {
+        let edits = self.edits;
+        let (mut bootargs, mut start, mut end) = (false, false, false);
+        for prop in chosen.properties() {
+            match (prop.name, edits.bootargs, edits.initrd) {
+                ("bootargs", Some(args), _) => {
+                    self.writer.property_string("bootargs", args)?;
+                    bootargs = true;
+                }
+                ("linux,initrd-start", _, Some((s, _))) => {
+                    self.writer.property_u64("linux,initrd-start", s)?;
+                    start = true;
+                }
+                ("linux,initrd-end", _, Some((_, e))) => {
+                    self.writer.property_u64("linux,initrd-end", e)?;
+                    end = true;
+                }
+                ("linux,initrd-start" | "linux,initrd-end", _, None) => {}
+                _ => self.writer.property(prop.name, prop.value)?,
+            }
+        }
+        self.write_chosen_edits(bootargs, start, end)
+    }
+
+    fn write_chosen_edits(
+        &mut self,
+        bootargs: bool,
+        start: bool,
+        end: bool,
+    ) -> Result<(), vm_fdt::Error> {
+        if let (false, Some(args)) = (bootargs, self.edits.bootargs) {
+            self.writer.property_string("bootargs", args)?;
+        }
+        if let Some((s, e)) = self.edits.initrd {
+            if !start {
+                self.writer.property_u64("linux,initrd-start", s)?;
+            }
+            if !end {
+                self.writer.property_u64("linux,initrd-end", e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a `/reserved-memory` node using the root's cell sizes, as Linux requires them to
+    /// match (2/2 on every 64-bit board, QEMU virt included), with an empty `ranges`.
+    fn write_reserved_memory(&mut self, root: FdtNode<'_, '_>) -> Result<(), HostDtbError> {
+        let (ac, sc) = (address_cells(root), size_cells(root));
+        let wr = |error| writer_error("reserved-memory", error);
+        let node = self.writer.begin_node("reserved-memory").map_err(wr)?;
+        self.writer.property_u32("#address-cells", ac).map_err(wr)?;
+        self.writer.property_u32("#size-cells", sc).map_err(wr)?;
+        self.writer.property_null("ranges").map_err(wr)?;
+        self.write_carveouts(ac, sc)?;
+        self.writer.end_node(node).map_err(wr)
+    }
+
+    fn write_carveouts(&mut self, ac: u32, sc: u32) -> Result<(), HostDtbError> {
+        for &(base, size) in self.edits.carveouts {
+            let mut reg = Vec::with_capacity(16);
+            let fits = push_cells(&mut reg, base, ac) && push_cells(&mut reg, size, sc);
+            if !fits {
+                return Err(HostDtbError::CarveoutDoesNotFit {
+                    base,
+                    size,
+                    address_cells: ac,
+                    size_cells: sc,
+                });
+            }
+            let name = carveout_name(base);
+            let wr = |error| writer_error(&name, error);
+            let node = self.writer.begin_node(&name).map_err(wr)?;
+            self.writer.property("reg", &reg).map_err(wr)?;
+            self.writer.property_null("no-map").map_err(wr)?;
+            self.writer.end_node(node).map_err(wr)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends `value` as `cells` big-endian cells; false if it does not fit (or `cells` is not
+/// 1 or 2).
+fn push_cells(out: &mut Vec<u8>, value: u64, cells: u32) -> bool {
+    match cells {
+        1 => match u32::try_from(value) {
+            Ok(v) => {
+                out.extend_from_slice(&v.to_be_bytes());
+                true
+            }
+            Err(_) => false,
+        },
+        2 => {
+            out.extend_from_slice(&value.to_be_bytes());
+            true
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,27 @@
+//! Board support for the EL2 payload on arm64: what the device tree says about the machine,
+//! the device tree the host gets, the console and the PSCI conduit.
+//!
+//! - [`fdt_discovery`]: reads the loader's DTB into a [`fdt_discovery::BootInfo`] (no alloc).
+//! - [`host_dtb`]: writes the host's DTB with EL2's edits (uses `alloc`).
+//! - [`console`]: PL011 console and `log` backend (first thing the payload sets up).
+//! - [`psci`]: SMC/HVC conduit to PSCI firmware.
+//!
+//! The device-tree parts are plain logic and are tested on the development machine against
+//! DTBs dumped from QEMU (`tests/data/`).
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod console;
+pub mod fdt_check;
+pub mod fdt_discovery;
+mod fdt_tree;
+pub mod fixed_list;
+pub mod host_dtb;
+pub mod psci;
+
+pub use fdt_check::FdtFormatError;
+pub use fdt_discovery::{BootInfo, DiscoveryError, discover};
+pub use fixed_list::{FixedList, MemRange};
+pub use host_dtb::{HostDtbEdits, HostDtbError, write_host_dtb};

@@ -1,0 +1,290 @@
+//! `host_dtb::write_host_dtb`: the rewritten blob is re-parsed with `fdt` and compared with
+//! its input node by node.
+
+mod common;
+
+use common::{FlatNode, cells, fixture, flatten, memreserve, u64_prop};
+use platform::fdt_discovery::discover;
+use platform::host_dtb::{HostDtbEdits, HostDtbError, write_host_dtb};
+use platform::{FdtFormatError, MemRange};
+
+const CARVEOUT: (u64, u64) = (0x7e00_0000, 0x200_0000);
+
+fn rewrite(dtb: &[u8], edits: &HostDtbEdits<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; 64 * 1024];
+    let len = write_host_dtb(dtb, edits, &mut out).unwrap();
+    out.truncate(len);
+    out
+}
+
+fn node<'n>(tree: &'n [FlatNode], path: &str) -> &'n FlatNode {
+    tree.iter()
+        .find(|n| n.path == path)
+        .unwrap_or_else(|| panic!("no node {path}"))
+}
+
+/// The input tree minus what the rewrite is allowed to change: module nodes and the edited
+/// `/chosen` properties, and everything under `/reserved-memory`.
+fn untouched(tree: &[FlatNode]) -> Vec<FlatNode> {
+    tree.iter()
+        .filter(|n| {
+            !n.path.starts_with("/chosen/module@") && !n.path.starts_with("/reserved-memory")
+        })
+        .map(|n| {
+            let mut n = n.clone();
+            if n.path == "/chosen" {
+                n.props.retain(|(name, _)| {
+                    !matches!(
+                        name.as_str(),
+                        "bootargs" | "linux,initrd-start" | "linux,initrd-end"
+                    )
+                });
+            }
+            n
+        })
+        .collect()
+}
+
+#[test]
+fn modules_are_replaced_by_bootargs_initrd_and_reserved_memory() {
+    let input = fixture("virt-modules.dtb");
+    let info = discover(&input).unwrap();
+    let kernel = info.modules.kernel.unwrap();
+    let ramdisk = info.modules.ramdisk.unwrap();
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        bootargs: kernel.bootargs,
+        initrd: Some((ramdisk.base, ramdisk.end())),
+    };
+    let output = rewrite(&input, &edits);
+    let (before, after) = (flatten(&input), flatten(&output));
+
+    let chosen = node(&after, "/chosen");
+    assert!(
+        after.iter().all(|n| !n.path.starts_with("/chosen/module")),
+        "modules removed"
+    );
+    assert_eq!(
+        chosen.prop("bootargs"),
+        Some(&b"console=ttyAMA0 earlycon rdinit=/init\0"[..])
+    );
+    assert_eq!(
+        u64_prop(chosen.prop("linux,initrd-start").unwrap()),
+        0x5c00_0000
+    );
+    assert_eq!(
+        u64_prop(chosen.prop("linux,initrd-end").unwrap()),
+        0x5c40_0000
+    );
+
+    let reserved = node(&after, "/reserved-memory");
+    assert_eq!(cells(reserved.prop("#address-cells").unwrap()), [2]);
+    assert_eq!(cells(reserved.prop("#size-cells").unwrap()), [2]);
+    assert_eq!(reserved.prop("ranges"), Some(&[][..]));
+    let el2 = node(&after, "/reserved-memory/el2@7e000000");
+    assert_eq!(
+        cells(el2.prop("reg").unwrap()),
+        [0, 0x7e00_0000, 0, 0x200_0000]
+    );
+    assert_eq!(el2.prop("no-map"), Some(&[][..]));
+
+    // Everything else is byte-identical, in the same order.
+    assert_eq!(untouched(&after), untouched(&before));
+    assert_eq!(memreserve(&output), memreserve(&input));
+    assert_eq!(output[28..32], input[28..32], "boot_cpuid_phys");
+
+    // The host's view: no modules, the carve-out reserved, the same machine otherwise.
+    let host = discover(&output).unwrap();
+    assert_eq!(host.modules.kernel, None);
+    assert_eq!(host.modules.ramdisk, None);
+    assert_eq!(
+        host.reserved.as_slice(),
+        &[MemRange::new(CARVEOUT.0, CARVEOUT.1).unwrap()]
+    );
+    assert_eq!(host.memory, info.memory);
+    assert_eq!(host.mmio, info.mmio);
+    assert_eq!(host.cpus, info.cpus);
+    assert_eq!(host.dtb_size, output.len());
+}
+
+#[test]
+fn existing_chosen_and_reserved_memory_are_edited_in_place() {
+    let input = fixture("virt-reserved.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT, (0x4000_0000, 0x20_0000)],
+        bootargs: Some("console=ttyAMA0"),
+        initrd: None,
+    };
+    let output = rewrite(&input, &edits);
+    let (before, after) = (flatten(&input), flatten(&output));
+
+    let names = |n: &FlatNode| n.props.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let chosen = node(&after, "/chosen");
+    assert_eq!(
+        names(chosen),
+        ["#address-cells", "#size-cells", "stdout-path", "bootargs"],
+        "bootargs replaced where it was, stale initrd dropped"
+    );
+    assert_eq!(chosen.prop("bootargs"), Some(&b"console=ttyAMA0\0"[..]));
+
+    let children: Vec<&str> = after
+        .iter()
+        .filter_map(|n| n.path.strip_prefix("/reserved-memory/"))
+        .collect();
+    assert_eq!(
+        children,
+        [
+            "firmware@7ff00000",
+            "dynamic-pool",
+            "el2@7e000000",
+            "el2@40000000"
+        ]
+    );
+    assert_eq!(
+        node(&after, "/reserved-memory"),
+        node(&before, "/reserved-memory")
+    );
+    assert_eq!(
+        node(&after, "/reserved-memory/firmware@7ff00000"),
+        node(&before, "/reserved-memory/firmware@7ff00000")
+    );
+    assert_eq!(untouched(&after), untouched(&before));
+    assert_eq!(memreserve(&output), [(0x4800_0000, 0x10_0000)]);
+
+    // Without new bootargs the loader's stay.
+    let kept = rewrite(
+        &input,
+        &HostDtbEdits {
+            carveouts: &[],
+            bootargs: None,
+            initrd: Some((1, 2)),
+        },
+    );
+    let chosen = node(&flatten(&kept), "/chosen").clone();
+    assert_eq!(chosen.prop("bootargs"), Some(&b"loader args\0"[..]));
+    assert_eq!(u64_prop(chosen.prop("linux,initrd-start").unwrap()), 1);
+    assert_eq!(u64_prop(chosen.prop("linux,initrd-end").unwrap()), 2);
+}
+
+#[test]
+fn rewriting_twice_with_the_same_carveout_is_refused() {
+    let input = fixture("virt-gicv3.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        ..HostDtbEdits::default()
+    };
+    let once = rewrite(&input, &edits);
+    let mut out = vec![0u8; 64 * 1024];
+    assert!(matches!(
+        write_host_dtb(&once, &edits, &mut out),
+        Err(HostDtbError::DuplicateCarveoutNode { .. })
+    ));
+}
+
+#[test]
+fn too_small_buffer_is_an_error_and_writes_nothing() {
+    let input = fixture("virt-modules.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        bootargs: Some("x"),
+        initrd: None,
+    };
+    let needed = rewrite(&input, &edits).len();
+    let mut out = vec![0u8; needed - 1];
+    let e = write_host_dtb(&input, &edits, &mut out).unwrap_err();
+    assert_eq!(
+        e,
+        HostDtbError::BufferTooSmall {
+            needed,
+            available: needed - 1
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("host DTB needs {needed} bytes, buffer holds {}", needed - 1)
+    );
+    assert!(out.iter().all(|&b| b == 0));
+    let mut exact = vec![0u8; needed];
+    assert_eq!(write_host_dtb(&input, &edits, &mut exact), Ok(needed));
+}
+
+#[test]
+fn bad_edits_are_refused() {
+    let input = fixture("virt-gicv3.dtb");
+    let mut out = vec![0u8; 64 * 1024];
+    let mut run = |edits: HostDtbEdits<'_>| write_host_dtb(&input, &edits, &mut out).unwrap_err();
+    assert_eq!(
+        run(HostDtbEdits {
+            carveouts: &[(0x7e00_0000, 0)],
+            ..Default::default()
+        }),
+        HostDtbError::BadCarveout {
+            base: 0x7e00_0000,
+            size: 0
+        }
+    );
+    assert!(matches!(
+        run(HostDtbEdits {
+            carveouts: &[(0x1000, 0x2000), (0x2000, 0x1000)],
+            ..Default::default()
+        }),
+        HostDtbError::OverlappingCarveouts { .. }
+    ));
+    assert_eq!(
+        run(HostDtbEdits {
+            initrd: Some((2, 1)),
+            ..Default::default()
+        }),
+        HostDtbError::BadInitrd { start: 2, end: 1 }
+    );
+    assert!(matches!(
+        run(HostDtbEdits {
+            bootargs: Some("nul\0inside"),
+            ..Default::default()
+        }),
+        HostDtbError::Writer { .. }
+    ));
+    let mut out = vec![0u8; 64];
+    assert_eq!(
+        write_host_dtb(&[0u8; 64], &HostDtbEdits::default(), &mut out),
+        Err(HostDtbError::Format(FdtFormatError::BadMagic))
+    );
+}
+
+/// dtc (device-tree-compiler) must accept the rewritten blob.
+#[test]
+fn dtc_accepts_the_rewritten_blob() {
+    if std::process::Command::new("dtc")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("note: dtc not on PATH, skipping the dtc validity check");
+        return;
+    }
+    let input = fixture("virt-modules.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        bootargs: Some("console=ttyAMA0"),
+        initrd: Some((0x5c00_0000, 0x5c40_0000)),
+    };
+    let output = rewrite(&input, &edits);
+    let path = std::env::temp_dir().join(format!("platform-host-dtb-{}.dtb", std::process::id()));
+    std::fs::write(&path, &output).unwrap();
+    let result = std::process::Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        result.status.success(),
+        "dtc: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let dts = String::from_utf8(result.stdout).unwrap();
+    assert!(dts.contains("el2@7e000000 {"), "{dts}");
+    assert!(dts.contains("no-map;"));
+    assert!(dts.contains("bootargs = \"console=ttyAMA0\";"));
+    assert!(!dts.contains("multiboot"));
+}
