@@ -4,7 +4,8 @@
 //! Other CPUs: `rust_secondary_main`, when the PSCI relay has started them.
 
 use crate::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
-use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, host_stage2, layout, mmu, psci_relay};
+use crate::record::{self, RecordSetup};
+use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, layout, mmu, psci_relay};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
 use platform::fdt_discovery::{self, BootInfo};
 use platform::host_dtb::{self, HostDtbEdits};
@@ -103,21 +104,37 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     // SAFETY: the plan gave this range to the heap alone; it is mapped RW now.
     unsafe { heap::init(plan.heap.start as usize, plan.heap.end as usize) };
 
-    let host_ram = host_ram(&info, &plan);
-    let config = stage2::pgtable::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
+    let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
     // SAFETY: the plan reserved this range for the host stage-2's tables.
-    let pool = unsafe { PagePool::new(plan.stage2_pool.start as usize, len(&plan.stage2_pool)) };
-    let mmio = info.mmio.as_slice().iter().map(|r| r.base..r.base + r.size);
-    match host_stage2::build(pool, config, host_ram, mmio) {
+    let host_pool = unsafe { PagePool::new(plan.stage2_pool.start as usize, len(&plan.stage2_pool)) };
+    // SAFETY: the plan reserved this range for the record; it is mapped read-write and
+    // suitably aligned (page aligned) for u16.
+    let meta = unsafe {
+        core::slice::from_raw_parts_mut(plan.ownership.start as *mut u16, len(&plan.ownership) / 2)
+    };
+    let ram = to_pairs(info.memory.as_slice().iter().map(|r| r.base..r.base + r.size));
+    let mmio = to_pairs(info.mmio.as_slice().iter().map(|r| r.base..r.base + r.size));
+    let hyp = to_pairs([plan.image.clone(), plan.dynamic.clone()].into_iter());
+    let setup = RecordSetup {
+        config,
+        host_pool,
+        ram: ram.as_slice(),
+        mmio: mmio.as_slice(),
+        hyp: hyp.as_slice(),
+        meta,
+    };
+    // SAFETY: EL2 maps all RAM read-write (above); the pool is exclusively the record's.
+    match unsafe { record::init(setup) } {
         Ok(stats) => log::info!(
-            "host stage-2: {} bits of IPA, VMID 0, {} RAM ranges and {} MMIO regions as {stats}",
-            config.ipa_bits, host_ram.len(), info.mmio.as_slice().len()
+            "host stage-2: {} bits of IPA, VMID 0, RAM minus carve-outs and {} MMIO regions as {stats}",
+            config.ipa_bits,
+            info.mmio.as_slice().len()
         ),
-        Err(e) => fatal!("{e}"),
+        Err(e) => fatal!("ownership record / host stage-2: {e}"),
     }
 
     let host_dtb_addr = write_host_dtb(blob, &info, &plan, kernel.bootargs);
-    let Some(regs) = host_stage2::regs() else {
+    let Some(regs) = record::host_regs() else {
         fatal!("host stage-2 missing after build");
     };
     el2_regs::configure_for_host(regs);
@@ -137,7 +154,7 @@ extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
     if cpu_index >= cpu::count() {
         fatal::park_this_cpu();
     }
-    let Some(regs) = host_stage2::regs() else {
+    let Some(regs) = record::host_regs() else {
         // Only the relay starts CPUs, and only once the host runs: cannot happen.
         fatal::park_this_cpu();
     };
@@ -210,35 +227,28 @@ fn plan_memory(dtb: u64, info: &BootInfo) -> Result<MemoryPlan, memory_plan::Pla
     })
 }
 
-/// RAM the host owns: every bank minus the two carve-outs.
-fn host_ram(info: &BootInfo, plan: &MemoryPlan) -> RangeList {
-    let mut out = RangeList::new();
-    for bank in info.memory.as_slice() {
-        let mut pieces = RangeList::new();
-        pieces.push(bank.base..bank.base + bank.size);
-        for hole in [&plan.image, &plan.dynamic] {
-            let mut next = RangeList::new();
-            for p in pieces.iter() {
-                if hole.end <= p.start || p.end <= hole.start {
-                    next.push(p);
-                    continue;
-                }
-                if p.start < hole.start {
-                    next.push(p.start..hole.start);
-                }
-                if hole.end < p.end {
-                    next.push(hole.end..p.end);
-                }
-            }
-            pieces = next;
-        }
-        for p in pieces.iter() {
-            if !out.push(p) {
-                fatal!("too many host RAM ranges (max {})", memory_plan::MAX_RANGES);
-            }
-        }
+/// Up to 64 `(start, end)` pairs, as the record wants its ranges.
+struct Pairs {
+    items: [(usize, usize); 64],
+    len: usize,
+}
+
+impl Pairs {
+    fn as_slice(&self) -> &[(usize, usize)] {
+        &self.items[..self.len]
     }
-    out
+}
+
+fn to_pairs(ranges: impl Iterator<Item = core::ops::Range<u64>>) -> Pairs {
+    let mut p = Pairs { items: [(0, 0); 64], len: 0 };
+    for r in ranges {
+        if p.len == p.items.len() {
+            fatal!("more than {} ranges for the ownership record", p.items.len());
+        }
+        p.items[p.len] = (r.start as usize, r.end as usize);
+        p.len += 1;
+    }
+    p
 }
 
 /// Writes the host's DTB (modules removed, bootargs and initrd set, carve-outs reserved

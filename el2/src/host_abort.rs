@@ -6,7 +6,8 @@
 //! taken at the host's EL1, exactly as if the memory system had failed the access: Linux
 //! then kills the offending process (SIGBUS) or oopses, and EL2 carries on.
 
-use crate::host_stage2;
+use crate::record;
+use stage2::FaultAction;
 use aarch64_cpu::registers::{
     ELR_EL1, ELR_EL2, ESR_EL1, FAR_EL1, FAR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, ID_AA64PFR1_EL1, Readable, SCTLR_EL1, SPSR_EL1,
     SPSR_EL2, VBAR_EL1, Writeable,
@@ -31,8 +32,15 @@ fn fault_ipa() -> u64 {
 
 pub fn handle_stage2_abort(esr: u64) {
     let ipa = fault_ipa();
-    if host_stage2::map_owned_page(ipa) {
-        return;
+    let action = record::lock().map_or(FaultAction::InjectAbort, |mut r| r.host_handle_fault(ipa as usize));
+    match action {
+        FaultAction::MapAndRetry => return,
+        FaultAction::InjectAbort => {}
+        FaultAction::PoolExhausted => {
+            // The pool is sized for the worst case (memory_plan), so this is EL2's own bug;
+            // the host still only sees an abort, never a hang.
+            log::error!("host stage-2 pool exhausted at IPA {ipa:#x}: injecting an abort");
+        }
     }
     let ec = esr >> 26;
     let (low, cur) = if ec == EC_IABT_LOW {

@@ -19,18 +19,20 @@ extern crate alloc;
 mod boot;
 mod cache;
 mod cpu;
+mod el1_state;
 mod el2_regs;
 mod fatal;
 mod heap;
 mod host_abort;
 mod host_entry;
 mod host_hvc;
-mod host_stage2;
 mod layout;
 mod memory_plan;
 mod mmu;
 mod psci_relay;
+mod record;
 mod sysreg;
+mod tlb;
 
 mod traps;
 

@@ -90,7 +90,7 @@ secondary_entry:
 stack_top_for_cpu:
     adrp    x9, CPU_STACKS
     add     x9, x9, :lo12:CPU_STACKS
-    mov     x10, #{stack_stride}
+    ldr     x10, ={stack_stride}
     madd    x0, x0, x10, x9
     add     x0, x0, x10
     ret

@@ -1,13 +1,13 @@
 /*
  * EL2 exception vectors.
  *
- * From the host or a guest (lower EL, AArch64):
+ * From the host (lower EL, AArch64 or a 32-bit EL0):
  *   sync -> the caller-saved registers x0-x18 and x30 are pushed as a `TrapFrame`
  *   (x0 at offset 0, ..., x18 at 144, x30 at 152) and `handle_lower_sync(&mut TrapFrame)`
  *   runs; x19-x29 are callee-saved under AAPCS64, so the Rust code preserves them for the
  *   lower EL without us saving them. On return the frame is restored and we ERET.
- * Everything else (an exception taken at EL2 itself, IRQ/FIQ/SError while nothing at EL2
- * expects them, AArch32) is fatal: `handle_fatal_exception(kind, &FatalFrame)` prints the
+ * Everything else (an exception taken at EL2 itself, IRQ/FIQ/SError, which the host's
+ * HCR_EL2 never routes here) is fatal: `handle_fatal_exception(kind, &FatalFrame)` prints the
  * syndrome and halts. It first moves to a per-CPU emergency stack, so a stack overflow
  * into a guard page can still be reported.
  */
@@ -39,6 +39,14 @@
     ldp     x18, x30, [sp, #144]
     add     sp, sp, #160
     eret
+.endm
+
+.macro lower_sync_vector
+.balign 0x80
+    save_trap_frame
+    mov     x0, sp
+    bl      handle_lower_sync
+    restore_trap_frame_and_eret
 .endm
 
 .macro fatal_vector kind
@@ -75,16 +83,12 @@ el2_vectors:
     fatal_vector 6
     fatal_vector 7
     /* Lower EL, AArch64. */
-.balign 0x80
-    save_trap_frame
-    mov     x0, sp
-    bl      handle_lower_sync
-    restore_trap_frame_and_eret
+    lower_sync_vector
     fatal_vector 9
     fatal_vector 10
     fatal_vector 11
-    /* Lower EL, AArch32. */
-    fatal_vector 12
+    /* Lower EL, AArch32 (a host's 32-bit user process: same syndrome format). */
+    lower_sync_vector
     fatal_vector 13
     fatal_vector 14
     fatal_vector 15
@@ -114,3 +118,101 @@ fatal_common:
     bl      handle_fatal_exception
 1:  wfe
     b       1b
+
+/*
+ * Guest world switch.
+ *
+ * `__guest_enter(regs: *mut VcpuRegs) -> u64`: saves EL2's callee-saved registers on the
+ * stack, records that stack pointer in `regs` (offset 248) and `regs` itself in TPIDR_EL2,
+ * loads the guest's x0-x30 from `regs` (offsets 0..248) and ERETs (ELR_EL2, SPSR_EL2 and
+ * every system register are already the guest's). The guest's next exception lands in
+ * `guest_vectors`, which saves x0-x30 back into `regs` and returns from `__guest_enter`
+ * with the exit kind: 0 = synchronous, 1 = IRQ, 2 = FIQ, 3 = SError.
+ */
+.global __guest_enter
+__guest_enter:
+    stp     x29, x30, [sp, #-96]!
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    mov     x1, sp
+    str     x1, [x0, #248]
+    msr     tpidr_el2, x0
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
+    dsb     nsh
+    isb
+
+.macro guest_exit kind
+.balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, tpidr_el2
+    mov     x1, #\kind
+    b       guest_exit_common
+.endm
+
+.balign 0x800
+.global guest_vectors
+guest_vectors:
+    fatal_vector 0
+    fatal_vector 1
+    fatal_vector 2
+    fatal_vector 3
+    fatal_vector 4
+    fatal_vector 5
+    fatal_vector 6
+    fatal_vector 7
+    guest_exit 0
+    guest_exit 1
+    guest_exit 2
+    guest_exit 3
+    guest_exit 0
+    guest_exit 1
+    guest_exit 2
+    guest_exit 3
+
+guest_exit_common:
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x0, #0]
+    ldr     x2, [x0, #248]
+    mov     sp, x2
+    mov     x0, x1
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp], #96
+    ret

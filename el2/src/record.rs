@@ -1,0 +1,74 @@
+//! The ownership record (`stage2::Ownership`: every RAM page's owner, the host stage-2 and
+//! every guest's stage-2) behind the payload's one memory lock.
+//!
+//! Lock order, everywhere: the VM table (`vm::VMS`) first, then this lock. The record covers
+//! host, hyp and guest state together, so there is no further order inside it to get wrong;
+//! code that holds this lock never takes the VM-table lock (the `spin` guard types make a
+//! second `lock()` of either a visible deadlock in review, and no function here calls out
+//! to `vm`).
+
+use crate::el2_regs::HostStage2Regs;
+use spin::{Mutex, MutexGuard, Once};
+use stage2::{BlockStats, Ownership, OwnershipError, PagePool, Stage2Config};
+
+/// Guests that can exist at once (hvc-abi's `MAX_VMS`).
+pub const MAX_VMS: usize = hvc_abi::limits::MAX_VMS as usize;
+
+pub type Record = Ownership<'static, MAX_VMS>;
+
+static RECORD: Once<Option<Mutex<Record>>> = Once::new();
+static HOST_REGS: Once<HostStage2Regs> = Once::new();
+
+/// What EL2 hands the record at boot.
+pub struct RecordSetup<'a> {
+    pub config: Stage2Config,
+    pub host_pool: PagePool,
+    pub ram: &'a [(usize, usize)],
+    pub mmio: &'a [(usize, usize)],
+    pub hyp: &'a [(usize, usize)],
+    pub meta: &'static mut [u16],
+}
+
+/// Creates the record (all RAM the host's except EL2's ranges), maps all the host's memory
+/// and MMIO in its stage-2 up front, and returns the block statistics.
+///
+/// # Safety
+/// As `stage2::Ownership::new`: all RAM mapped read-write at EL2, `host_pool` exclusive.
+pub unsafe fn init(setup: RecordSetup) -> Result<BlockStats, OwnershipError> {
+    // The record is large (a page of scratch space, every VM's table handle): it is built
+    // in its final place rather than moved there through the stack.
+    let mut result = Ok(());
+    let config = setup.config;
+    let lock = RECORD.call_once(|| {
+        // SAFETY: the caller upholds `Ownership::new`'s contract.
+        let record = unsafe {
+            Ownership::new(&config, setup.host_pool, setup.ram, setup.mmio, setup.hyp, setup.meta)
+        };
+        match record {
+            Ok(r) => Some(Mutex::new(r)),
+            Err(e) => {
+                result = Err(e);
+                None
+            }
+        }
+    });
+    result?;
+    let Some(lock) = lock else { return Err(OwnershipError::InvalidParameter) };
+    let mut record = lock.lock();
+    record.host_map_all()?;
+    let host = record.host_stage2();
+    host.mark_active();
+    HOST_REGS.call_once(|| HostStage2Regs { vtcr: config.vtcr, vttbr: host.vttbr() });
+    Ok(host.stats_all())
+}
+
+/// VTCR_EL2 and VTTBR_EL2 (VMID 0) of the host stage-2; `None` before `init`.
+pub fn host_regs() -> Option<HostStage2Regs> {
+    HOST_REGS.get().copied()
+}
+
+/// Takes the memory lock. `None` only before `init` (no host runs then).
+pub fn lock() -> Option<MutexGuard<'static, Record>> {
+    RECORD.get().and_then(Option::as_ref).map(|r| r.lock())
+}
+
