@@ -10,6 +10,8 @@
 
 use core::arch::asm;
 
+const _: () = assert!(core::mem::size_of::<FpRegs>() == 528);
+
 macro_rules! el1_sysregs {
     ($($field:ident => $reg:literal),* $(,)?) => {
         /// EL1/EL0 system registers of one world.
@@ -20,6 +22,10 @@ macro_rules! el1_sysregs {
         }
 
         impl SysRegs {
+            pub const fn zeroed() -> Self {
+                Self { $($field: 0,)* }
+            }
+
             /// Reads every register of the world currently loaded.
             pub fn save() -> Self {
                 let mut s = Self::default();
@@ -79,6 +85,10 @@ pub struct PauthKeys([u64; 10]);
 macro_rules! pauth_keys {
     ($($i:literal => $reg:literal),*) => {
         impl PauthKeys {
+            pub const fn zeroed() -> Self {
+                Self([0; 10])
+            }
+
             pub fn save() -> Self {
                 let mut k = Self::default();
                 $(
@@ -117,58 +127,30 @@ pub struct FpRegs {
 
 impl Default for FpRegs {
     fn default() -> Self {
-        Self { v: [0; 32], fpsr: 0, fpcr: 0 }
+        Self::zeroed()
     }
 }
 
+unsafe extern "C" {
+    fn fpsimd_save(regs: *mut FpRegs);
+    fn fpsimd_load(regs: *const FpRegs);
+}
+
 impl FpRegs {
+    pub const fn zeroed() -> Self {
+        Self { v: [0; 32], fpsr: 0, fpcr: 0 }
+    }
+
     pub fn save(&mut self) {
-        // SAFETY: stores 512 bytes into `self.v` (16-byte aligned) and reads FPSR/FPCR.
-        unsafe {
-            asm!(
-                "stp q0, q1, [{p}, #0]", "stp q2, q3, [{p}, #32]",
-                "stp q4, q5, [{p}, #64]", "stp q6, q7, [{p}, #96]",
-                "stp q8, q9, [{p}, #128]", "stp q10, q11, [{p}, #160]",
-                "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]",
-                "stp q16, q17, [{p}, #256]", "stp q18, q19, [{p}, #288]",
-                "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
-                "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]",
-                "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
-                p = in(reg) self.v.as_mut_ptr(),
-                options(nostack, preserves_flags),
-            );
-            asm!("mrs {}, fpsr", out(reg) self.fpsr, options(nomem, nostack, preserves_flags));
-            asm!("mrs {}, fpcr", out(reg) self.fpcr, options(nomem, nostack, preserves_flags));
-        }
+        // SAFETY: `fpsimd_save` (asm/fpsimd.S) stores exactly size_of::<FpRegs>() bytes
+        // at the layout `FpRegs` declares.
+        unsafe { fpsimd_save(self) };
     }
 
     pub fn load(&self) {
-        // SAFETY: reads 512 bytes from `self.v`; the V registers, FPSR and FPCR belong to the
-        // world being loaded (EL2's own Rust code does not keep values in them across this
-        // call: it is an out-of-line asm block that clobbers them all).
-        unsafe {
-            asm!(
-                "ldp q0, q1, [{p}, #0]", "ldp q2, q3, [{p}, #32]",
-                "ldp q4, q5, [{p}, #64]", "ldp q6, q7, [{p}, #96]",
-                "ldp q8, q9, [{p}, #128]", "ldp q10, q11, [{p}, #160]",
-                "ldp q12, q13, [{p}, #192]", "ldp q14, q15, [{p}, #224]",
-                "ldp q16, q17, [{p}, #256]", "ldp q18, q19, [{p}, #288]",
-                "ldp q20, q21, [{p}, #320]", "ldp q22, q23, [{p}, #352]",
-                "ldp q24, q25, [{p}, #384]", "ldp q26, q27, [{p}, #416]",
-                "ldp q28, q29, [{p}, #448]", "ldp q30, q31, [{p}, #480]",
-                "msr fpsr, {fpsr}", "msr fpcr, {fpcr}",
-                p = in(reg) self.v.as_ptr(),
-                fpsr = in(reg) self.fpsr,
-                fpcr = in(reg) self.fpcr,
-                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
-                out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-                out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _,
-                out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _,
-                out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _,
-                out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-                options(nostack),
-            );
-        }
+        // SAFETY: as above, reading; EL2 is soft-float, so no EL2 value lives in the
+        // registers it overwrites.
+        unsafe { fpsimd_load(self) };
     }
 }
 
@@ -187,6 +169,10 @@ fn has_pointer_auth() -> bool {
 }
 
 impl El1State {
+    pub const fn zeroed() -> Self {
+        Self { sys: SysRegs::zeroed(), pauth: PauthKeys::zeroed(), fp: FpRegs::zeroed() }
+    }
+
     pub fn save(&mut self) {
         self.sys = SysRegs::save();
         if has_pointer_auth() {

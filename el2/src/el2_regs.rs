@@ -102,3 +102,52 @@ fn clear_fine_grained_traps(has_sme: bool) {
     HDFGRTR_EL2.set(0);
     HDFGWTR_EL2.set(0);
 }
+
+/// HCR_EL2 for a protected guest: stage-2 on, EL1 AArch64, SMC traps, and every physical
+/// interrupt (IRQ, FIQ, SError) goes to EL2 so that the host gets its CPU back (an IRQ
+/// exit); FB and BSU=inner-shareable make the guest's TLB maintenance and barriers reach
+/// every CPU it may later run on; SWIO turns set/way invalidation into clean+invalidate.
+const HCR_GUEST: u64 = HCR_HOST | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 9) | (1 << 10);
+/// MDCR_EL2 for a guest: PMU (TPM, TPMCR) and debug (TDA, TDOSA, TDRA) accesses trap, so a
+/// guest neither reads the host's counters nor its breakpoints.
+const MDCR_GUEST_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
+
+unsafe extern "C" {
+    static guest_vectors: u8;
+}
+
+/// Loads this CPU's EL2 state for running a guest vCPU with stage-2 `vttbr`/`vtcr`.
+pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
+    let mut hcr = HCR_GUEST;
+    if has_pointer_auth() {
+        hcr |= HCR_PTRAUTH;
+    }
+    let mut cptr = CPTR_EL2_NO_TRAPS;
+    if ID_AA64PFR0_EL1.get() >> 32 & 0xf != 0 {
+        cptr |= 1 << 8; // TZ: no SVE for guests (its state is not switched)
+    }
+    if ID_AA64PFR1_EL1.get() >> 24 & 0xf != 0 {
+        cptr |= 1 << 12; // TSM: no SME for guests
+    }
+    let counters = (sysreg::pmcr_el0() >> 11) & 0x1f;
+    // SAFETY: only the address of the guest vector table is taken.
+    let vectors = unsafe { &guest_vectors as *const u8 as u64 };
+    HCR_EL2.set(hcr);
+    VTCR_EL2.set(vtcr);
+    VTTBR_EL2.set(vttbr);
+    VMPIDR_EL2.set((1 << 31) | vcpu_index);
+    MDCR_EL2.set(MDCR_GUEST_TRAPS | counters);
+    CNTHCTL_EL2.set(0b01); // the counter is readable, the physical timer is not
+    aarch64_cpu::registers::CPTR_EL2.set(cptr);
+    aarch64_cpu::registers::VBAR_EL2.set(vectors);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// Puts this CPU's EL2 state back to the host's after a guest ran.
+pub fn leave_guest() {
+    aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
+    crate::host_entry::install_vectors();
+    if let Some(regs) = crate::record::host_regs() {
+        configure_for_host(regs);
+    }
+}

@@ -1,7 +1,10 @@
-//! Host HVCs: the SMCCC discovery calls and the vendor-hypervisor UID. Everything else is
-//! SMCCC NOT_SUPPORTED (-1).
+//! Host HVCs: the SMCCC discovery calls, the vendor-hypervisor UID, and the payload's own
+//! calls (docs/abi.md section 4), decoded by `hvc_abi::HostCall`. Everything else is SMCCC
+//! NOT_SUPPORTED (-1).
 
 use crate::traps::TrapFrame;
+use crate::vm;
+use hvc_abi::{Error, FunctionId, HostCall, Return, Version};
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 
 /// SMCCC version the payload implements: 1.1 (results in x0-x3, x4-x17 preserved).
@@ -10,15 +13,55 @@ pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
 pub const NOT_SUPPORTED: u64 = -1i64 as u64;
 
 pub fn handle(frame: &mut TrapFrame) {
-    frame.x[0] = match smccc_call(frame) {
-        Some(results) => {
-            frame.x[1] = results[1];
-            frame.x[2] = results[2];
-            frame.x[3] = results[3];
-            results[0]
+    let result = match smccc_call(frame) {
+        Some(r) => r,
+        None if FunctionId::from_x0(frame.x[0]).is_vendor_hyp_service() => {
+            let mut regs = [0u64; 8];
+            regs.copy_from_slice(&frame.x[..8]);
+            host_call(&regs).to_regs()
         }
-        None => NOT_SUPPORTED,
+        None => [NOT_SUPPORTED, 0, 0, 0],
     };
+    frame.x[..4].copy_from_slice(&result);
+}
+
+fn host_call(regs: &[u64; 8]) -> Return {
+    let call = match HostCall::decode(regs) {
+        Ok(call) => call,
+        Err(e) => return Return::err(e),
+    };
+    let done = |r: Result<(), Error>| Return::from_result(r.map(|()| [0; 3]));
+    match call {
+        HostCall::CallUid => Return::uid(),
+        HostCall::Features => Return::features(Version::CURRENT, hvc_abi::function_id::HOST_FEATURES_BITMAP),
+        HostCall::HostShareHyp { pfn } => done(vm::host_share_hyp(pfn, true)),
+        HostCall::HostUnshareHyp { pfn } => done(vm::host_share_hyp(pfn, false)),
+        HostCall::VmCreate { nr_vcpus, ipa_bits } => match vm::vm_create(nr_vcpus, ipa_bits) {
+            Ok(handle) => Return::handle(handle),
+            Err(e) => Return::err(e),
+        },
+        HostCall::VmTopup { handle, pfn, nr } => done(vm::vm_topup(handle, pfn, nr)),
+        HostCall::VmDonate { handle, pfn, gfn, nr } => {
+            done(vm::host_give_guest(handle, pfn, gfn, nr, false))
+        }
+        HostCall::HostShareGuest { handle, pfn, gfn, nr } => {
+            done(vm::host_give_guest(handle, pfn, gfn, nr, true))
+        }
+        HostCall::HostUnshareGuest { handle, gfn, nr } => {
+            done(vm::host_unshare_guest(handle, gfn, nr))
+        }
+        HostCall::VcpuCreate { handle, vcpu, entry_ipa, x0 } => {
+            done(vm::vcpu_create(handle, vcpu, entry_ipa, x0))
+        }
+        HostCall::VcpuRun { handle, vcpu, completion } => {
+            match vm::vcpu_run(handle, vcpu, completion) {
+                Ok(exit) => Return::exit(exit),
+                Err(e) => Return::err(e),
+            }
+        }
+        HostCall::VmDestroy { handle } => done(vm::vm_destroy(handle)),
+        HostCall::VmReclaim { pfn, nr } => done(vm::vm_reclaim(pfn, nr)),
+    }
 }
 
 /// The SMCCC calls EL2 answers on either conduit (HVC, or SMC through the PSCI relay):
@@ -29,8 +72,7 @@ pub fn smccc_call(frame: &TrapFrame) -> Option<[u64; 4]> {
         SMCCC_VERSION => Some([SMCCC_VERSION_1_1, 0, 0, 0]),
         SMCCC_ARCH_FEATURES => {
             let queried = frame.x[1] as u32;
-            let supported =
-                matches!(queried, SMCCC_VERSION | SMCCC_ARCH_FEATURES);
+            let supported = matches!(queried, SMCCC_VERSION | SMCCC_ARCH_FEATURES);
             Some([if supported { 0 } else { NOT_SUPPORTED }, 0, 0, 0])
         }
         hvc_abi::VENDOR_HYP_CALL_UID => {

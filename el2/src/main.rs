@@ -35,6 +35,8 @@ mod sysreg;
 mod tlb;
 
 mod traps;
+mod vcpu;
+mod vm;
 
 use core::arch::global_asm;
 
@@ -43,6 +45,8 @@ global_asm!(
     stack_stride = const layout::STACK_STRIDE,
     cptr_el2_no_traps = const el2_regs::CPTR_EL2_NO_TRAPS,
 );
+
+global_asm!(include_str!("asm/fpsimd.S"));
 
 global_asm!(
     include_str!("asm/vectors.S"),

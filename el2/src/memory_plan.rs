@@ -47,9 +47,6 @@ impl RangeList {
         self.len
     }
 
-    pub fn contains(&self, addr: u64) -> bool {
-        self.iter().any(|r| r.contains(&addr))
-    }
 
     fn first_overlap(&self, range: &Range<u64>) -> Option<Range<u64>> {
         self.iter().find(|r| r.start < range.end && range.start < r.end)

@@ -1,0 +1,305 @@
+//! One vCPU of a protected VM: its state (kept in EL2 memory, never shown to the host), the
+//! world switch around `__guest_enter` (asm/vectors.S), and the handling of every way a
+//! guest leaves: its hypercalls (docs/abi.md section 5), its stage-2 faults (MMIO and
+//! MEM_FAULT exits) and physical interrupts (IRQ exits).
+//!
+//! Nothing a guest does can stop EL2: an exception class EL2 does not serve is answered with
+//! an undefined-instruction exception inside the guest.
+
+use crate::el1_state::El1State;
+use crate::layout::MAX_CPUS;
+use crate::tlb::{Sanitizer, Tlb};
+use crate::vm::{RunTarget, ipa_error};
+use crate::{cpu, el2_regs, host_abort, record};
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
+use hvc_abi::limits::check_ipa_range;
+use hvc_abi::{AccessSize, Error, Exit, GuestCall, GuestRoute, MmioAccess, Version};
+use stage2::VmId;
+
+/// General registers as `__guest_enter` and the guest vectors use them: x0-x30 at offsets
+/// 0..248, then the EL2 stack pointer to return to at 248.
+#[repr(C)]
+pub struct GuestGprs {
+    pub x: [u64; 31],
+    el2_sp: u64,
+}
+
+/// What the next VCPU_RUN's `completion` finishes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    None,
+    /// An MMIO read: the value goes into `register`, extended as the load said.
+    MmioRead { ipa: u64, register: u8, size: AccessSize, sign_extend: bool, sixty_four: bool },
+    /// A forwarded HVC: the value becomes the guest's x0.
+    GuestHvc,
+}
+
+pub struct Vcpu {
+    gprs: GuestGprs,
+    pc: u64,
+    pstate: u64,
+    el1: El1State,
+    pending: Pending,
+    index: u32,
+}
+
+/// PSTATE a vCPU starts with: EL1h, D, A, I, F masked.
+const PSTATE_EL1H_MASKED: u64 = 0x3c5;
+
+impl Vcpu {
+    pub const fn new() -> Self {
+        Self {
+            gprs: GuestGprs { x: [0; 31], el2_sp: 0 },
+            pc: 0,
+            pstate: 0,
+            el1: El1State::zeroed(),
+            pending: Pending::None,
+            index: 0,
+        }
+    }
+
+    /// The state VCPU_CREATE promises: EL1h, DAIF masked, MMU and caches off, x0 = `x0`,
+    /// every other register zero.
+    pub fn reset(&mut self, entry: u64, x0: u64, index: u32) {
+        *self = Self::new();
+        self.gprs.x[0] = x0;
+        self.pc = entry;
+        self.pstate = PSTATE_EL1H_MASKED;
+        self.el1.sys.sctlr = el2_regs::SCTLR_EL1_BOOT;
+        self.index = index;
+    }
+
+    /// Whether a non-zero `completion` is allowed (docs/abi.md 4.9 row 6).
+    pub fn accepts_completion(&self) -> bool {
+        self.pending != Pending::None
+    }
+}
+
+/// The host's EL1 state while this CPU runs a guest.
+static mut HOST_EL1: [El1State; MAX_CPUS] = [const { El1State::zeroed() }; MAX_CPUS];
+
+unsafe extern "C" {
+    fn __guest_enter(gprs: *mut GuestGprs) -> u64;
+}
+
+const EXIT_SYNC: u64 = 0;
+
+/// Runs `v` on this CPU until it exits to the host.
+pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
+    let Some(vm) = target.record_vm else {
+        // Never topped up: the VM has no stage-2 at all, so its first fetch faults.
+        return Exit::MemFault { ipa: v.pc & !0xfff };
+    };
+    let Some((vttbr, vtcr)) = activate_stage2(vm, true) else {
+        return Exit::MemFault { ipa: v.pc & !0xfff };
+    };
+    complete(v, vm, completion);
+
+    let me = cpu::current();
+    // SAFETY: each CPU uses only its own slot, and only here.
+    let host = unsafe { &mut (*(&raw mut HOST_EL1))[me] };
+    host.save();
+    v.el1.load();
+    el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
+    ELR_EL2.set(v.pc);
+    SPSR_EL2.set(v.pstate);
+
+    let exit = loop {
+        // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
+        // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
+        let kind = unsafe { __guest_enter(&mut v.gprs) };
+        let outcome = if kind == EXIT_SYNC { handle_sync(v, target, vm) } else { Some(Exit::Irq) };
+        if let Some(exit) = outcome {
+            break exit;
+        }
+    };
+
+    v.pc = ELR_EL2.get();
+    v.pstate = SPSR_EL2.get();
+    v.el1.save();
+    host.load();
+    el2_regs::leave_guest();
+    activate_stage2(vm, false);
+    exit
+}
+
+/// Marks the VM's stage-2 live (or not) and returns its VTTBR and the VTCR to use.
+fn activate_stage2(vm: VmId, active: bool) -> Option<(u64, u64)> {
+    let record = record::lock()?;
+    let table = record.guest_stage2(vm)?;
+    if active {
+        table.mark_active();
+    } else {
+        table.mark_inactive();
+    }
+    Some((table.vttbr(), record.config().vtcr))
+}
+
+/// Applies the host's `completion` to the exit the vCPU last took.
+fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
+    match core::mem::replace(&mut v.pending, Pending::None) {
+        Pending::None => {}
+        Pending::GuestHvc => {
+            v.gprs.x[0] = completion;
+            v.gprs.x[1..4].fill(0);
+        }
+        Pending::MmioRead { ipa, register, size, sign_extend, sixty_four } => {
+            let mapped_now = record::lock()
+                .and_then(|r| r.guest_stage2(vm).map(|t| t.translate(ipa as usize).is_some()))
+                .unwrap_or(false);
+            if mapped_now {
+                return; // the load runs again, on real memory
+            }
+            let mut value = completion & size.mask();
+            if sign_extend {
+                let bits = 8 * size.bytes() as u32;
+                value = (((value << (64 - bits)) as i64) >> (64 - bits)) as u64;
+            }
+            if !sixty_four {
+                value &= 0xffff_ffff;
+            }
+            if register != 31 {
+                v.gprs.x[usize::from(register)] = value;
+            }
+            v.pc += 4;
+        }
+    }
+}
+
+const EC_HVC64: u64 = 0x16;
+const EC_SMC64: u64 = 0x17;
+const EC_IABT_LOW: u64 = 0x20;
+const EC_DABT_LOW: u64 = 0x24;
+
+/// A synchronous exit. `Some(exit)` returns to the host; `None` resumes the guest.
+fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
+    let esr = ESR_EL2.get();
+    match esr >> 26 {
+        EC_HVC64 => guest_hvc(v, target, vm),
+        EC_SMC64 => {
+            // No secure services for guests: SMCCC NOT_SUPPORTED, step over the SMC.
+            v.gprs.x[0] = Error::NotSupported.as_x0();
+            ELR_EL2.set(ELR_EL2.get() + 4);
+            None
+        }
+        EC_DABT_LOW => Some(data_abort(v, esr)),
+        EC_IABT_LOW => Some(Exit::MemFault { ipa: fault_ipa() & !0xfff }),
+        _ => {
+            host_abort::inject_undefined(esr);
+            None
+        }
+    }
+}
+
+fn fault_ipa() -> u64 {
+    ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
+}
+
+/// A stage-2 data abort: with a valid instruction syndrome (one load or store of one
+/// general register) it is MMIO; anything else is a MEM_FAULT the host can resolve.
+fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
+    let ipa = fault_ipa();
+    const ISV: u64 = 1 << 24;
+    // Translation faults only (DFSC 0b0001xx): an access, address-size or external fault is
+    // not something a device model can complete.
+    let translation_fault = esr & 0x3c == 0x04;
+    if esr & ISV == 0 || !translation_fault {
+        return Exit::MemFault { ipa: ipa & !0xfff };
+    }
+    let size = AccessSize::from_log2(((esr >> 22) & 3) as u8).unwrap_or(AccessSize::B8);
+    let register = ((esr >> 16) & 0x1f) as u8;
+    let write = esr & (1 << 6) != 0;
+    let access = if write {
+        let data = if register == 31 { 0 } else { v.gprs.x[usize::from(register)] & size.mask() };
+        // A write is complete once the host has seen it.
+        ELR_EL2.set(ELR_EL2.get() + 4);
+        MmioAccess::Write { data }
+    } else {
+        v.pending = Pending::MmioRead {
+            ipa,
+            register,
+            size,
+            sign_extend: esr & (1 << 21) != 0,
+            sixty_four: esr & (1 << 15) != 0,
+        };
+        MmioAccess::Read
+    };
+    Exit::Mmio { ipa, size, register, access }
+}
+
+fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
+    let mut regs = [0u64; 8];
+    regs.copy_from_slice(&v.gprs.x[..8]);
+    let call = match hvc_abi::route_guest_hvc(&regs) {
+        GuestRoute::Forward(exit) => {
+            v.pending = Pending::GuestHvc;
+            return Some(exit);
+        }
+        GuestRoute::Payload(Err(e)) => {
+            v.gprs.x[0] = e.as_x0();
+            return None;
+        }
+        GuestRoute::Payload(Ok(call)) => call,
+    };
+    let mut result = [0u64; 4];
+    let exit = match call {
+        GuestCall::CallUid => {
+            result = hvc_abi::VENDOR_HYP_UID_REGS.map(u64::from);
+            None
+        }
+        GuestCall::Features => {
+            result[1] = Version::CURRENT.to_x1();
+            result[2] = hvc_abi::function_id::GUEST_FEATURES_BITMAP;
+            None
+        }
+        GuestCall::HypMeminfo => {
+            result[1] = hvc_abi::limits::PAGE_SIZE;
+            None
+        }
+        GuestCall::MemShare { ipa, nr } => {
+            match memory_call(target, vm, ipa, nr, |r, gfn, nr| r.guest_share_host(vm, gfn, nr)) {
+                Ok(()) => Some(Exit::MemShared { ipa, nr }),
+                Err(e) => {
+                    result[0] = e.as_x0();
+                    None
+                }
+            }
+        }
+        GuestCall::MemUnshare { ipa, nr } => {
+            match memory_call(target, vm, ipa, nr, |r, gfn, nr| r.guest_unshare_host(vm, gfn, nr, &mut Tlb)) {
+                Ok(()) => Some(Exit::MemUnshared { ipa, nr }),
+                Err(e) => {
+                    result[0] = e.as_x0();
+                    None
+                }
+            }
+        }
+        GuestCall::MemRelinquish { ipa, nr } => {
+            let relinquish = |r: &mut record::Record, gfn, nr| r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut Sanitizer);
+            match memory_call(target, vm, ipa, nr, relinquish) {
+                Ok(()) => Some(Exit::MemRelinquished { ipa, nr }),
+                Err(e) => {
+                    result[0] = e.as_x0();
+                    None
+                }
+            }
+        }
+        GuestCall::SystemOff => return Some(Exit::SystemOff),
+        GuestCall::SystemReset => return Some(Exit::SystemReset),
+    };
+    v.gprs.x[..4].copy_from_slice(&result);
+    exit
+}
+
+/// The checks the decoder cannot make (the VM's own IPA size), then the transition.
+fn memory_call(
+    target: &RunTarget,
+    _vm: VmId,
+    ipa: u64,
+    nr: u32,
+    transition: impl FnOnce(&mut record::Record, usize, usize) -> Result<(), stage2::OwnershipError>,
+) -> Result<(), Error> {
+    check_ipa_range(ipa, nr, target.ipa_bits)?;
+    let mut record = record::lock().ok_or(Error::Denied)?;
+    transition(&mut record, (ipa >> 12) as usize, nr as usize).map_err(ipa_error)
+}
