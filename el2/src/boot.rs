@@ -21,7 +21,7 @@ macro_rules! fatal {
 /// Reads the DTB header's `totalsize` (big endian at offset 4) after checking the magic,
 /// so that a bad x0 is refused before anything slices memory with a wild length.
 fn dtb_slice(dtb: usize) -> Option<&'static mut [u8]> {
-    if dtb == 0 || dtb % 8 != 0 {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol says x0 points at the DTB in RAM; 8 aligned bytes are read

@@ -7,6 +7,7 @@
 //!   pool, the ownership record (2 bytes per 4 KiB page), EL2's own stage-1 tables and a
 //!   small boot heap (the DTB writer needs one). It goes as high in RAM as it fits without
 //!   touching anything the loader left there (DTB, modules, reserved memory).
+//!
 //! Just below the dynamic carve-out, a host-owned 2 MiB window receives the DTB handed to the
 //! host (the Linux boot protocol wants it 8-byte aligned, under 2 MiB, in one 2 MiB block).
 
@@ -202,7 +203,7 @@ mod heapless_banks {
 
     impl Banks {
         pub fn sort_descending(&mut self) {
-            self.items[..self.len].sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            self.items[..self.len].sort_unstable_by_key(|r| core::cmp::Reverse(r.0));
         }
 
         pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {

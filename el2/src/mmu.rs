@@ -7,6 +7,7 @@
 //! - RAM (including the dynamic carve-out and host memory EL2 must read or clear):
 //!   read-write, never executable;
 //! - the console: device memory.
+//!
 //! SCTLR_EL2.WXN backs this up: nothing writable is ever executable.
 
 use crate::layout;

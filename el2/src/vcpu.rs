@@ -97,7 +97,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
 
     let me = cpu::current();
     // SAFETY: each CPU uses only its own slot, and only here.
-    let host = unsafe { &mut (*(&raw mut HOST_EL1))[me] };
+    let host = unsafe { &mut *(&raw mut HOST_EL1).cast::<El1State>().add(me) };
     host.save();
     v.el1.load();
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
