@@ -54,7 +54,11 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
             let _ = platform::console::init(console, "[el2] ", log::LevelFilter::Info);
         }
     }
-    log::info!("payload {} starting at {:#x}", env!("CARGO_PKG_VERSION"), layout::image().start);
+    log::info!(
+        "payload {} starting at {:#x}",
+        env!("CARGO_PKG_VERSION"),
+        layout::image().start
+    );
     if let Some(Ok(n)) = nops.filter(|r| r.as_ref().is_ok_and(|&n| n > 0)) {
         log::info!("removed {n} NOP tags from the DTB");
     }
@@ -62,7 +66,9 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         fatal!("x0 = {dtb:#x} is not a device tree (bad magic, alignment or size): halting");
     };
     if current_el != 2 {
-        fatal!("entered at EL{current_el}: this payload must be started at EL2 (QEMU: -M virt,virtualization=on)");
+        fatal!(
+            "entered at EL{current_el}: this payload must be started at EL2 (QEMU: -M virt,virtualization=on)"
+        );
     }
     host_entry::install_vectors();
     let info = match fdt_discovery::discover(blob) {
@@ -71,27 +77,42 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     };
     log_discovery(&info);
     let Some(kernel) = info.modules.kernel else {
-        fatal!("no host kernel module in the DTB (/chosen/module@... compatible \"multiboot,kernel\"): nothing to run");
+        fatal!(
+            "no host kernel module in the DTB (/chosen/module@... compatible \"multiboot,kernel\"): nothing to run"
+        );
     };
 
     cpu::init(MPIDR_EL1.get(), info.cpus.as_slice().iter().copied());
     psci_relay::init(info.psci.conduit);
 
-    let plan = match plan_memory(dtb as u64, &info) {
+    let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
+    let plan = match plan_memory(dtb as u64, &info, config.root_level) {
         Ok(plan) => plan,
         Err(e) => fatal!("memory plan: {e}"),
     };
     log::info!(
         "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB)",
-        plan.image.start, plan.image.end, plan.dynamic.start, plan.dynamic.end,
-        kib(&plan.stage2_pool), kib(&plan.ownership), kib(&plan.el2_tables), kib(&plan.heap),
+        plan.image.start,
+        plan.image.end,
+        plan.dynamic.start,
+        plan.dynamic.end,
+        kib(&plan.stage2_pool),
+        kib(&plan.ownership),
+        kib(&plan.el2_tables),
+        kib(&plan.heap),
     );
 
     // EL2 stage-1 with W^X.
     // SAFETY: the plan reserved this range for EL2's tables; it is RAM nothing else uses.
     let el2_pool = unsafe { PagePool::new(plan.el2_tables.start as usize, len(&plan.el2_tables)) };
-    let ram = info.memory.as_slice().iter().map(|r| r.base as usize..(r.base + r.size) as usize);
-    let console = info.console.map(|c| c.base as usize..(c.base + c.size) as usize);
+    let ram = info
+        .memory
+        .as_slice()
+        .iter()
+        .map(|r| r.base as usize..(r.base + r.size) as usize);
+    let console = info
+        .console
+        .map(|c| c.base as usize..(c.base + c.size) as usize);
     let el2_map = match mmu::El2Map::build(el2_pool, ram, console) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
@@ -104,15 +125,20 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     // SAFETY: the plan gave this range to the heap alone; it is mapped RW now.
     unsafe { heap::init(plan.heap.start as usize, plan.heap.end as usize) };
 
-    let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
     // SAFETY: the plan reserved this range for the host stage-2's tables.
-    let host_pool = unsafe { PagePool::new(plan.stage2_pool.start as usize, len(&plan.stage2_pool)) };
+    let host_pool =
+        unsafe { PagePool::new(plan.stage2_pool.start as usize, len(&plan.stage2_pool)) };
     // SAFETY: the plan reserved this range for the record; it is mapped read-write and
     // suitably aligned (page aligned) for u16.
     let meta = unsafe {
         core::slice::from_raw_parts_mut(plan.ownership.start as *mut u16, len(&plan.ownership) / 2)
     };
-    let ram = to_pairs(info.memory.as_slice().iter().map(|r| r.base..r.base + r.size));
+    let ram = to_pairs(
+        info.memory
+            .as_slice()
+            .iter()
+            .map(|r| r.base..r.base + r.size),
+    );
     let mmio = to_pairs(info.mmio.as_slice().iter().map(|r| r.base..r.base + r.size));
     let hyp = to_pairs([plan.image.clone(), plan.dynamic.clone()].into_iter());
     let setup = RecordSetup {
@@ -176,7 +202,12 @@ fn len(r: &core::ops::Range<u64>) -> usize {
 
 fn log_discovery(info: &BootInfo) {
     for bank in info.memory.as_slice() {
-        log::info!("RAM bank {:#x}..{:#x} ({} MiB)", bank.base, bank.base + bank.size, bank.size >> 20);
+        log::info!(
+            "RAM bank {:#x}..{:#x} ({} MiB)",
+            bank.base,
+            bank.base + bank.size,
+            bank.size >> 20
+        );
     }
     log::info!(
         "{} CPUs (MPIDRs {:x?}), PSCI {:?} via {:?}, GIC {:?} distributor at {:#x}, {} MMIO regions",
@@ -191,15 +222,25 @@ fn log_discovery(info: &BootInfo) {
     if let Some(kernel) = &info.modules.kernel {
         log::info!(
             "host kernel module at {:#x} ({} KiB), bootargs {:?}",
-            kernel.range.base, kernel.range.size >> 10, kernel.bootargs.unwrap_or("")
+            kernel.range.base,
+            kernel.range.size >> 10,
+            kernel.bootargs.unwrap_or("")
         );
     }
     if let Some(rd) = &info.modules.ramdisk {
-        log::info!("host ramdisk module at {:#x} ({} KiB)", rd.base, rd.size >> 10);
+        log::info!(
+            "host ramdisk module at {:#x} ({} KiB)",
+            rd.base,
+            rd.size >> 10
+        );
     }
 }
 
-fn plan_memory(dtb: u64, info: &BootInfo) -> Result<MemoryPlan, memory_plan::PlanError> {
+fn plan_memory(
+    dtb: u64,
+    info: &BootInfo,
+    root_level: usize,
+) -> Result<MemoryPlan, memory_plan::PlanError> {
     let mut ram = RangeList::new();
     for r in info.memory.as_slice() {
         ram.push(r.base..r.base + r.size);
@@ -218,11 +259,17 @@ fn plan_memory(dtb: u64, info: &BootInfo) -> Result<MemoryPlan, memory_plan::Pla
         }
     }
     let image = layout::image();
+    let mut mmio: [core::ops::Range<u64>; platform::fdt_discovery::MAX_MMIO_REGIONS] =
+        core::array::from_fn(|_| 0..0);
+    for (slot, r) in mmio.iter_mut().zip(info.mmio.as_slice()) {
+        *slot = r.base..r.base + r.size;
+    }
     memory_plan::plan(&PlanInput {
         ram: &ram,
         busy: &busy,
         image: image.start as u64..image.end as u64,
-        mmio_regions: info.mmio.as_slice().len(),
+        mmio: &mmio[..info.mmio.as_slice().len()],
+        root_level,
         dtb_size: info.dtb_size as u64,
     })
 }
@@ -240,10 +287,16 @@ impl Pairs {
 }
 
 fn to_pairs(ranges: impl Iterator<Item = core::ops::Range<u64>>) -> Pairs {
-    let mut p = Pairs { items: [(0, 0); 64], len: 0 };
+    let mut p = Pairs {
+        items: [(0, 0); 64],
+        len: 0,
+    };
     for r in ranges {
         if p.len == p.items.len() {
-            fatal!("more than {} ranges for the ownership record", p.items.len());
+            fatal!(
+                "more than {} ranges for the ownership record",
+                p.items.len()
+            );
         }
         p.items[p.len] = (r.start as usize, r.end as usize);
         p.len += 1;
@@ -274,7 +327,11 @@ fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Opt
             cache::clean_to_poc(plan.host_dtb.start as usize, size);
             log::info!(
                 "host DTB at {:#x} ({size} bytes): modules removed, /reserved-memory no-map for {:#x}..{:#x} and {:#x}..{:#x}",
-                plan.host_dtb.start, plan.image.start, plan.image.end, plan.dynamic.start, plan.dynamic.end
+                plan.host_dtb.start,
+                plan.image.start,
+                plan.image.end,
+                plan.dynamic.start,
+                plan.dynamic.end
             );
             plan.host_dtb.start
         }

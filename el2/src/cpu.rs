@@ -35,7 +35,10 @@ static HOST_CONTEXT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_C
 /// Records the CPUs from the DTB, boot CPU first.
 pub fn init(boot_mpidr: u64, dtb_mpidrs: impl Iterator<Item = u64>) {
     let boot = boot_mpidr & MPIDR_AFFINITY_MASK;
-    let mut table = CpuTable { mpidr: [0; MAX_CPUS], count: 1 };
+    let mut table = CpuTable {
+        mpidr: [0; MAX_CPUS],
+        count: 1,
+    };
     table.mpidr[0] = boot;
     for m in dtb_mpidrs.map(|m| m & MPIDR_AFFINITY_MASK) {
         if m != boot && table.count < MAX_CPUS {

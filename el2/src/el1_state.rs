@@ -138,7 +138,11 @@ unsafe extern "C" {
 
 impl FpRegs {
     pub const fn zeroed() -> Self {
-        Self { v: [0; 32], fpsr: 0, fpcr: 0 }
+        Self {
+            v: [0; 32],
+            fpsr: 0,
+            fpcr: 0,
+        }
     }
 
     pub fn save(&mut self) {
@@ -170,7 +174,11 @@ fn has_pointer_auth() -> bool {
 
 impl El1State {
     pub const fn zeroed() -> Self {
-        Self { sys: SysRegs::zeroed(), pauth: PauthKeys::zeroed(), fp: FpRegs::zeroed() }
+        Self {
+            sys: SysRegs::zeroed(),
+            pauth: PauthKeys::zeroed(),
+            fp: FpRegs::zeroed(),
+        }
     }
 
     pub fn save(&mut self) {

@@ -7,11 +7,11 @@
 //! then kills the offending process (SIGBUS) or oopses, and EL2 carries on.
 
 use crate::record;
-use stage2::FaultAction;
 use aarch64_cpu::registers::{
-    ELR_EL1, ELR_EL2, ESR_EL1, FAR_EL1, FAR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, ID_AA64PFR1_EL1, Readable, SCTLR_EL1, SPSR_EL1,
-    SPSR_EL2, VBAR_EL1, Writeable,
+    ELR_EL1, ELR_EL2, ESR_EL1, FAR_EL1, FAR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, ID_AA64PFR1_EL1,
+    Readable, SCTLR_EL1, SPSR_EL1, SPSR_EL2, VBAR_EL1, Writeable,
 };
+use stage2::FaultAction;
 
 const EC_UNKNOWN: u64 = 0x00;
 const EC_IABT_LOW: u64 = 0x20;
@@ -32,7 +32,9 @@ fn fault_ipa() -> u64 {
 
 pub fn handle_stage2_abort(esr: u64) {
     let ipa = fault_ipa();
-    let action = record::lock().map_or(FaultAction::InjectAbort, |mut r| r.host_handle_fault(ipa as usize));
+    let action = record::lock().map_or(FaultAction::InjectAbort, |mut r| {
+        r.host_handle_fault(ipa as usize)
+    });
     match action {
         FaultAction::MapAndRetry => return,
         FaultAction::InjectAbort => {}
@@ -51,7 +53,10 @@ pub fn handle_stage2_abort(esr: u64) {
     let from_el0 = SPSR_EL2.get() & 0xf == 0;
     let class = if from_el0 { low } else { cur };
     let wnr = if ec == EC_DABT_LOW { esr & ESR_WNR } else { 0 };
-    inject_sync(class << 26 | (esr & ESR_IL) | wnr | FSC_SEA, Some(FAR_EL2.get()));
+    inject_sync(
+        class << 26 | (esr & ESR_IL) | wnr | FSC_SEA,
+        Some(FAR_EL2.get()),
+    );
 }
 
 /// Answers an exception class EL2 does not handle with an undefined-instruction exception
@@ -67,10 +72,10 @@ pub fn inject_undefined(esr: u64) {
 fn inject_sync(esr: u64, far: Option<u64>) {
     let spsr = SPSR_EL2.get();
     let offset = match spsr & 0xf {
-        0b0100 => 0x000, // EL1t: current EL with SP_EL0
-        0b0101 => 0x200, // EL1h: current EL with SP_EL1
+        0b0100 => 0x000,                    // EL1t: current EL with SP_EL0
+        0b0101 => 0x200,                    // EL1h: current EL with SP_EL1
         _ if spsr & (1 << 4) != 0 => 0x600, // AArch32 EL0
-        _ => 0x400,      // AArch64 EL0
+        _ => 0x400,                         // AArch64 EL0
     };
     ESR_EL1.set(esr);
     if let Some(far) = far {

@@ -33,7 +33,9 @@ fn host_call(regs: &[u64; 8]) -> Return {
     let done = |r: Result<(), Error>| Return::from_result(r.map(|()| [0; 3]));
     match call {
         HostCall::CallUid => Return::uid(),
-        HostCall::Features => Return::features(Version::CURRENT, hvc_abi::function_id::HOST_FEATURES_BITMAP),
+        HostCall::Features => {
+            Return::features(Version::CURRENT, hvc_abi::function_id::HOST_FEATURES_BITMAP)
+        }
         HostCall::HostShareHyp { pfn } => done(vm::host_share_hyp(pfn, true)),
         HostCall::HostUnshareHyp { pfn } => done(vm::host_share_hyp(pfn, false)),
         HostCall::VmCreate { nr_vcpus, ipa_bits } => match vm::vm_create(nr_vcpus, ipa_bits) {
@@ -41,24 +43,35 @@ fn host_call(regs: &[u64; 8]) -> Return {
             Err(e) => Return::err(e),
         },
         HostCall::VmTopup { handle, pfn, nr } => done(vm::vm_topup(handle, pfn, nr)),
-        HostCall::VmDonate { handle, pfn, gfn, nr } => {
-            done(vm::host_give_guest(handle, pfn, gfn, nr, false))
-        }
-        HostCall::HostShareGuest { handle, pfn, gfn, nr } => {
-            done(vm::host_give_guest(handle, pfn, gfn, nr, true))
-        }
+        HostCall::VmDonate {
+            handle,
+            pfn,
+            gfn,
+            nr,
+        } => done(vm::host_give_guest(handle, pfn, gfn, nr, false)),
+        HostCall::HostShareGuest {
+            handle,
+            pfn,
+            gfn,
+            nr,
+        } => done(vm::host_give_guest(handle, pfn, gfn, nr, true)),
         HostCall::HostUnshareGuest { handle, gfn, nr } => {
             done(vm::host_unshare_guest(handle, gfn, nr))
         }
-        HostCall::VcpuCreate { handle, vcpu, entry_ipa, x0 } => {
-            done(vm::vcpu_create(handle, vcpu, entry_ipa, x0))
-        }
-        HostCall::VcpuRun { handle, vcpu, completion } => {
-            match vm::vcpu_run(handle, vcpu, completion) {
-                Ok(exit) => Return::exit(exit),
-                Err(e) => Return::err(e),
-            }
-        }
+        HostCall::VcpuCreate {
+            handle,
+            vcpu,
+            entry_ipa,
+            x0,
+        } => done(vm::vcpu_create(handle, vcpu, entry_ipa, x0)),
+        HostCall::VcpuRun {
+            handle,
+            vcpu,
+            completion,
+        } => match vm::vcpu_run(handle, vcpu, completion) {
+            Ok(exit) => Return::exit(exit),
+            Err(e) => Return::err(e),
+        },
         HostCall::VmDestroy { handle } => done(vm::vm_destroy(handle)),
         HostCall::VmReclaim { pfn, nr } => done(vm::vm_reclaim(pfn, nr)),
     }

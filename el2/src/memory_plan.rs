@@ -27,7 +27,10 @@ pub struct RangeList {
 
 impl RangeList {
     pub const fn new() -> Self {
-        Self { items: [(0, 0); MAX_RANGES], len: 0 }
+        Self {
+            items: [(0, 0); MAX_RANGES],
+            len: 0,
+        }
     }
 
     /// Adds `[start, end)`; false if the list is full (the caller reports it).
@@ -44,13 +47,9 @@ impl RangeList {
         self.items[..self.len].iter().map(|&(s, e)| s..e)
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-
     fn first_overlap(&self, range: &Range<u64>) -> Option<Range<u64>> {
-        self.iter().find(|r| r.start < range.end && range.start < r.end)
+        self.iter()
+            .find(|r| r.start < range.end && range.start < r.end)
     }
 }
 
@@ -62,8 +61,10 @@ pub struct PlanInput<'a> {
     pub busy: &'a RangeList,
     /// The static carve-out.
     pub image: Range<u64>,
-    /// Number of distinct MMIO regions the host stage-2 maps.
-    pub mmio_regions: usize,
+    /// The MMIO regions the host stage-2 maps.
+    pub mmio: &'a [Range<u64>],
+    /// Root level of the host stage-2 (from `stage2::stage2_config`).
+    pub root_level: usize,
     /// Size of the DTB as received.
     pub dtb_size: u64,
 }
@@ -102,15 +103,24 @@ fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }
 
-/// Page-table pages the host stage-2 may ever need. Building it: at most a root, and per
-/// mapped region two edge tables at each of levels 1-3. Later, unmapping single pages out of
-/// 2 MiB blocks (pages given to EL2 or guests) needs one level-3 table per 2 MiB of RAM at
-/// worst, and one level-2 table per GiB. Sizing for the worst case means a host fault or
-/// a hypercall can never find the pool empty.
-pub fn host_stage2_pool_pages(ram_bytes: u64, mmio_regions: usize, ram_regions: usize) -> u64 {
-    let build = 1 + 6 * (mmio_regions + ram_regions + 2) as u64;
-    let splits = ram_bytes.div_ceil(BLOCK_2M) + ram_bytes.div_ceil(1 << 30);
-    build + splits
+/// Page-table pages the host stage-2 may ever need, so that neither a host fault nor a
+/// hypercall can find the pool empty (pKVM sizes its host pool the same way):
+/// - RAM may end up mapped page by page (pages given to EL2 or guests split the blocks around
+///   them), so each bank counts `stage2::pages_needed_to_map`, its worst case;
+/// - MMIO is mapped once at boot in the largest blocks and never split: one table per root
+///   entry it spans at the level below the root, and two edge tables at each deeper level.
+pub fn host_stage2_pool_pages(ram: &RangeList, mmio: &[Range<u64>], root_level: usize) -> u64 {
+    let ram_pages: usize = ram
+        .iter()
+        .map(|r| stage2::pages_needed_to_map(r.start as usize, r.end as usize, root_level))
+        .sum();
+    let root_span = stage2::granule_at_level(root_level) as u64;
+    let mmio_pages: u64 = mmio
+        .iter()
+        .filter(|r| r.end > r.start)
+        .map(|r| (r.end - 1) / root_span - r.start / root_span + 1 + 2 * (3 - root_level as u64))
+        .sum();
+    1 + ram_pages as u64 + mmio_pages
 }
 
 /// Bytes of the ownership record: 2 per 4 KiB page of RAM (512 KiB per GiB).
@@ -129,7 +139,7 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     if ram_bytes == 0 {
         return Err(PlanError::NoRam);
     }
-    let pool = host_stage2_pool_pages(ram_bytes, input.mmio_regions, input.ram.len()) * PAGE;
+    let pool = host_stage2_pool_pages(input.ram, input.mmio, input.root_level) * PAGE;
     let ownership = ownership_bytes(ram_bytes);
     let el2_tables = EL2_TABLE_PAGES * PAGE;
     let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
@@ -192,7 +202,10 @@ mod heapless_banks {
 
     impl FromIterator<Range<u64>> for Banks {
         fn from_iter<I: IntoIterator<Item = Range<u64>>>(iter: I) -> Self {
-            let mut b = Banks { items: [(0, 0); MAX_RANGES], len: 0 };
+            let mut b = Banks {
+                items: [(0, 0); MAX_RANGES],
+                len: 0,
+            };
             for r in iter.into_iter().take(MAX_RANGES) {
                 b.items[b.len] = (r.start, r.end);
                 b.len += 1;

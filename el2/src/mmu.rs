@@ -70,7 +70,12 @@ impl El2Map {
         let mut mapping = Mapping::new(PoolTranslation::new(tables), 0, El2);
         let mut map = |what, r: Range<usize>, attrs| {
             mapping
-                .map_range(&region(&r), PhysicalAddress(r.start), attrs, Constraints::empty())
+                .map_range(
+                    &region(&r),
+                    PhysicalAddress(r.start),
+                    attrs,
+                    Constraints::empty(),
+                )
                 .map_err(|e| MapFailed(what, e))
         };
         let rw = COMMON | NORMAL | El23Attributes::XN;
@@ -81,7 +86,11 @@ impl El2Map {
             map("console", c, COMMON | DEVICE | El23Attributes::XN)?;
         }
         // The image's sections, more strictly than the RAM around them.
-        map("text", layout::text(), COMMON | NORMAL | El23Attributes::READ_ONLY)?;
+        map(
+            "text",
+            layout::text(),
+            COMMON | NORMAL | El23Attributes::READ_ONLY,
+        )?;
         map(
             "rodata",
             layout::rodata(),
@@ -92,7 +101,11 @@ impl El2Map {
         map("image tail", layout::data().end..image.end, rw)?;
         for cpu in 0..layout::MAX_CPUS {
             let stack = layout::stack_of(cpu);
-            map("stack guard", stack.start - layout::PAGE_SIZE..stack.start, El23Attributes::empty())?;
+            map(
+                "stack guard",
+                stack.start - layout::PAGE_SIZE..stack.start,
+                El23Attributes::empty(),
+            )?;
         }
         Ok(Self { mapping })
     }
@@ -102,9 +115,17 @@ impl El2Map {
         let pa_range = aarch64_cpu::registers::ID_AA64MMFR0_EL1.get() & 0xf;
         // T0SZ = 16 (48-bit VA), 4 KiB granule, inner-shareable write-back walks,
         // PS = the CPU's physical address size, RES1 bits 31 and 23.
-        let tcr = 16 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (pa_range.min(5) << 16)
-            | (1 << 23) | (1 << 31);
-        let regs = MmuRegs { ttbr0: self.mapping.root_address().0 as u64, tcr };
+        let tcr = 16
+            | (0b01 << 8)
+            | (0b01 << 10)
+            | (0b11 << 12)
+            | (pa_range.min(5) << 16)
+            | (1 << 23)
+            | (1 << 31);
+        let regs = MmuRegs {
+            ttbr0: self.mapping.root_address().0 as u64,
+            tcr,
+        };
         MMU_REGS.call_once(|| regs);
         self.mapping.mark_active();
         enable(regs);

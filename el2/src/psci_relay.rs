@@ -51,8 +51,13 @@ pub fn handle_smc(frame: &mut TrapFrame) {
     let function = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
     let result: [u64; 4] = match function {
-        PSCI_VERSION | PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 | PSCI_SYSTEM_OFF
-        | PSCI_SYSTEM_RESET | PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64
+        PSCI_VERSION
+        | PSCI_AFFINITY_INFO_32
+        | PSCI_AFFINITY_INFO_64
+        | PSCI_SYSTEM_OFF
+        | PSCI_SYSTEM_RESET
+        | PSCI_SYSTEM_RESET2_32
+        | PSCI_SYSTEM_RESET2_64
         | PSCI_MIGRATE_INFO_TYPE => firmware(function, args),
         PSCI_FEATURES => features(args[0] as u32),
         PSCI_CPU_OFF => cpu_off(),
@@ -84,10 +89,21 @@ pub fn handle_smc(frame: &mut TrapFrame) {
 fn features(queried: u32) -> [u64; 4] {
     match queried {
         smccc::arch::SMCCC_VERSION => [0, 0, 0, 0],
-        PSCI_VERSION | PSCI_FEATURES | PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64
-        | PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64
-        | PSCI_MIGRATE_INFO_TYPE | PSCI_CPU_OFF | PSCI_CPU_ON_32 | PSCI_CPU_ON_64
-        | PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 | PSCI_SYSTEM_SUSPEND_32
+        PSCI_VERSION
+        | PSCI_FEATURES
+        | PSCI_AFFINITY_INFO_32
+        | PSCI_AFFINITY_INFO_64
+        | PSCI_SYSTEM_OFF
+        | PSCI_SYSTEM_RESET
+        | PSCI_SYSTEM_RESET2_32
+        | PSCI_SYSTEM_RESET2_64
+        | PSCI_MIGRATE_INFO_TYPE
+        | PSCI_CPU_OFF
+        | PSCI_CPU_ON_32
+        | PSCI_CPU_ON_64
+        | PSCI_CPU_SUSPEND_32
+        | PSCI_CPU_SUSPEND_64
+        | PSCI_SYSTEM_SUSPEND_32
         | PSCI_SYSTEM_SUSPEND_64 => firmware(PSCI_FEATURES, [queried.into(), 0, 0]),
         _ => [NOT_SUPPORTED, 0, 0, 0],
     }

@@ -42,7 +42,14 @@ pub unsafe fn init(setup: RecordSetup) -> Result<BlockStats, OwnershipError> {
     let lock = RECORD.call_once(|| {
         // SAFETY: the caller upholds `Ownership::new`'s contract.
         let record = unsafe {
-            Ownership::new(&config, setup.host_pool, setup.ram, setup.mmio, setup.hyp, setup.meta)
+            Ownership::new(
+                &config,
+                setup.host_pool,
+                setup.ram,
+                setup.mmio,
+                setup.hyp,
+                setup.meta,
+            )
         };
         match record {
             Ok(r) => Some(Mutex::new(r)),
@@ -53,12 +60,17 @@ pub unsafe fn init(setup: RecordSetup) -> Result<BlockStats, OwnershipError> {
         }
     });
     result?;
-    let Some(lock) = lock else { return Err(OwnershipError::InvalidParameter) };
+    let Some(lock) = lock else {
+        return Err(OwnershipError::InvalidParameter);
+    };
     let mut record = lock.lock();
     record.host_map_all()?;
     let host = record.host_stage2();
     host.mark_active();
-    HOST_REGS.call_once(|| HostStage2Regs { vtcr: config.vtcr, vttbr: host.vttbr() });
+    HOST_REGS.call_once(|| HostStage2Regs {
+        vtcr: config.vtcr,
+        vttbr: host.vttbr(),
+    });
     Ok(host.stats_all())
 }
 
@@ -71,4 +83,3 @@ pub fn host_regs() -> Option<HostStage2Regs> {
 pub fn lock() -> Option<MutexGuard<'static, Record>> {
     RECORD.get().and_then(Option::as_ref).map(|r| r.lock())
 }
-

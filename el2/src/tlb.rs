@@ -48,7 +48,13 @@ impl TlbMaintenance for Tlb {
         with_vmid(vmid, || {
             // SAFETY: as above.
             unsafe {
-                asm!("dsb ish", "tlbi vmalle1is", "dsb ish", "isb", options(nostack, preserves_flags));
+                asm!(
+                    "dsb ish",
+                    "tlbi vmalle1is",
+                    "dsb ish",
+                    "isb",
+                    options(nostack, preserves_flags)
+                );
             }
         });
     }
@@ -57,7 +63,13 @@ impl TlbMaintenance for Tlb {
         with_vmid(vmid, || {
             // SAFETY: as above.
             unsafe {
-                asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
+                asm!(
+                    "dsb ishst",
+                    "tlbi vmalls12e1is",
+                    "dsb ish",
+                    "isb",
+                    options(nostack, preserves_flags)
+                );
             }
         });
     }

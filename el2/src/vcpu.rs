@@ -29,7 +29,13 @@ pub struct GuestGprs {
 enum Pending {
     None,
     /// An MMIO read: the value goes into `register`, extended as the load said.
-    MmioRead { ipa: u64, register: u8, size: AccessSize, sign_extend: bool, sixty_four: bool },
+    MmioRead {
+        ipa: u64,
+        register: u8,
+        size: AccessSize,
+        sign_extend: bool,
+        sixty_four: bool,
+    },
     /// A forwarded HVC: the value becomes the guest's x0.
     GuestHvc,
 }
@@ -49,7 +55,10 @@ const PSTATE_EL1H_MASKED: u64 = 0x3c5;
 impl Vcpu {
     pub const fn new() -> Self {
         Self {
-            gprs: GuestGprs { x: [0; 31], el2_sp: 0 },
+            gprs: GuestGprs {
+                x: [0; 31],
+                el2_sp: 0,
+            },
             pc: 0,
             pstate: 0,
             el1: El1State::zeroed(),
@@ -108,7 +117,11 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
-        let outcome = if kind == EXIT_SYNC { handle_sync(v, target, vm) } else { Some(Exit::Irq) };
+        let outcome = if kind == EXIT_SYNC {
+            handle_sync(v, target, vm)
+        } else {
+            Some(Exit::Irq)
+        };
         if let Some(exit) = outcome {
             break exit;
         }
@@ -143,9 +156,18 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
             v.gprs.x[0] = completion;
             v.gprs.x[1..4].fill(0);
         }
-        Pending::MmioRead { ipa, register, size, sign_extend, sixty_four } => {
+        Pending::MmioRead {
+            ipa,
+            register,
+            size,
+            sign_extend,
+            sixty_four,
+        } => {
             let mapped_now = record::lock()
-                .and_then(|r| r.guest_stage2(vm).map(|t| t.translate(ipa as usize).is_some()))
+                .and_then(|r| {
+                    r.guest_stage2(vm)
+                        .map(|t| t.translate(ipa as usize).is_some())
+                })
                 .unwrap_or(false);
             if mapped_now {
                 return; // the load runs again, on real memory
@@ -183,7 +205,9 @@ fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             None
         }
         EC_DABT_LOW => Some(data_abort(v, esr)),
-        EC_IABT_LOW => Some(Exit::MemFault { ipa: fault_ipa() & !0xfff }),
+        EC_IABT_LOW => Some(Exit::MemFault {
+            ipa: fault_ipa() & !0xfff,
+        }),
         _ => {
             host_abort::inject_undefined(esr);
             None
@@ -210,7 +234,11 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
     let register = ((esr >> 16) & 0x1f) as u8;
     let write = esr & (1 << 6) != 0;
     let access = if write {
-        let data = if register == 31 { 0 } else { v.gprs.x[usize::from(register)] & size.mask() };
+        let data = if register == 31 {
+            0
+        } else {
+            v.gprs.x[usize::from(register)] & size.mask()
+        };
         // A write is complete once the host has seen it.
         ELR_EL2.set(ELR_EL2.get() + 4);
         MmioAccess::Write { data }
@@ -224,7 +252,12 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
         };
         MmioAccess::Read
     };
-    Exit::Mmio { ipa, size, register, access }
+    Exit::Mmio {
+        ipa,
+        size,
+        register,
+        access,
+    }
 }
 
 fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
@@ -257,7 +290,9 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             None
         }
         GuestCall::MemShare { ipa, nr } => {
-            match memory_call(target, vm, ipa, nr, |r, gfn, nr| r.guest_share_host(vm, gfn, nr)) {
+            match memory_call(target, vm, ipa, nr, |r, gfn, nr| {
+                r.guest_share_host(vm, gfn, nr)
+            }) {
                 Ok(()) => Some(Exit::MemShared { ipa, nr }),
                 Err(e) => {
                     result[0] = e.as_x0();
@@ -266,7 +301,9 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
         }
         GuestCall::MemUnshare { ipa, nr } => {
-            match memory_call(target, vm, ipa, nr, |r, gfn, nr| r.guest_unshare_host(vm, gfn, nr, &mut Tlb)) {
+            match memory_call(target, vm, ipa, nr, |r, gfn, nr| {
+                r.guest_unshare_host(vm, gfn, nr, &mut Tlb)
+            }) {
                 Ok(()) => Some(Exit::MemUnshared { ipa, nr }),
                 Err(e) => {
                     result[0] = e.as_x0();
@@ -275,7 +312,9 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
         }
         GuestCall::MemRelinquish { ipa, nr } => {
-            let relinquish = |r: &mut record::Record, gfn, nr| r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut Sanitizer);
+            let relinquish = |r: &mut record::Record, gfn, nr| {
+                r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut Sanitizer)
+            };
             match memory_call(target, vm, ipa, nr, relinquish) {
                 Ok(()) => Some(Exit::MemRelinquished { ipa, nr }),
                 Err(e) => {

@@ -47,14 +47,19 @@ const EMPTY_SLOT: VmSlot = VmSlot {
     ipa_bits: 0,
     record_vm: None,
     stopped: None,
-    vcpus: [VcpuSlot { created: false, running: false }; MAX_VCPUS_PER_VM],
+    vcpus: [VcpuSlot {
+        created: false,
+        running: false,
+    }; MAX_VCPUS_PER_VM],
 };
 
 struct VmTable {
     slots: [VmSlot; MAX_VMS],
 }
 
-static VMS: Mutex<VmTable> = Mutex::new(VmTable { slots: [EMPTY_SLOT; MAX_VMS] });
+static VMS: Mutex<VmTable> = Mutex::new(VmTable {
+    slots: [EMPTY_SLOT; MAX_VMS],
+});
 
 /// vCPU state lives in EL2's own memory, one per possible vCPU of every possible VM
 /// (16 x 8 x ~1.3 KiB); each is used only by the CPU that marked it running.
@@ -144,14 +149,24 @@ fn all_host_owned(record: &record::Record, pfn: u64, nr: u32) -> bool {
 }
 
 /// VM_DONATE (`lend = false`) and HOST_SHARE_GUEST (`lend = true`).
-pub fn host_give_guest(handle: VmHandle, pfn: u64, gfn: u64, nr: u32, lend: bool) -> Result<(), Error> {
+pub fn host_give_guest(
+    handle: VmHandle,
+    pfn: u64,
+    gfn: u64,
+    nr: u32,
+    lend: bool,
+) -> Result<(), Error> {
     let mut vms = VMS.lock();
     let (_, slot) = vms.find(handle)?;
     check_gfn_range(gfn, nr, slot.ipa_bits)?;
     let mut record = record::lock().ok_or(Error::Denied)?;
     let Some(vm) = slot.record_vm else {
         // No pool yet: every IPA is unmapped, so only the pages' states can refuse first.
-        return Err(if all_host_owned(&record, pfn, nr) { Error::NoMemory } else { Error::Denied });
+        return Err(if all_host_owned(&record, pfn, nr) {
+            Error::NoMemory
+        } else {
+            Error::Denied
+        });
     };
     let (pfn, gfn, nr) = (pfn as usize, gfn as usize, nr as usize);
     let result = if lend {
@@ -205,8 +220,14 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
         let mut record = record::lock().ok_or(Error::Busy)?;
         record.vm_teardown(vm, &mut Tlb).map_err(ipa_error)?;
     }
-    let next = slot.generation.checked_add(1).filter(|&g| VmHandle::new(0, g).is_some());
-    *slot = VmSlot { generation: next.unwrap_or(0), ..EMPTY_SLOT };
+    let next = slot
+        .generation
+        .checked_add(1)
+        .filter(|&g| VmHandle::new(0, g).is_some());
+    *slot = VmSlot {
+        generation: next.unwrap_or(0),
+        ..EMPTY_SLOT
+    };
     Ok(())
 }
 

@@ -235,7 +235,8 @@ pub fn strip_nops(dtb: &mut [u8]) -> Result<usize, FdtFormatError> {
     let bad = |offset: usize, reason: &'static str| FdtFormatError::BadStructure { offset, reason };
     let (mut read, mut write, mut removed) = (0usize, 0usize, 0usize);
     loop {
-        let token = be32(structure, read).ok_or(bad(read, "structure block ends without FDT_END"))?;
+        let token =
+            be32(structure, read).ok_or(bad(read, "structure block ends without FDT_END"))?;
         let len = match token {
             FDT_NOP => {
                 read += 4;
@@ -244,17 +245,25 @@ pub fn strip_nops(dtb: &mut [u8]) -> Result<usize, FdtFormatError> {
             }
             FDT_BEGIN_NODE => {
                 let name = structure.get(read + 4..).unwrap_or_default();
-                let nul = name.iter().position(|&b| b == 0).ok_or(bad(read, "string not NUL-terminated"))?;
+                let nul = name
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or(bad(read, "string not NUL-terminated"))?;
                 align4(4 + nul + 1).ok_or(bad(read, "overflow"))?
             }
             FDT_PROP => {
-                let value = be32(structure, read + 4).ok_or(bad(read, "truncated property"))? as usize;
-                align4(12usize.checked_add(value).ok_or(bad(read, "overflow"))?).ok_or(bad(read, "overflow"))?
+                let value =
+                    be32(structure, read + 4).ok_or(bad(read, "truncated property"))? as usize;
+                align4(12usize.checked_add(value).ok_or(bad(read, "overflow"))?)
+                    .ok_or(bad(read, "overflow"))?
             }
             FDT_END_NODE | FDT_END => 4,
             _ => return Err(bad(read, "unknown token")),
         };
-        let end = read.checked_add(len).filter(|&e| e <= structure.len()).ok_or(bad(read, "token runs past the structure block"))?;
+        let end = read
+            .checked_add(len)
+            .filter(|&e| e <= structure.len())
+            .ok_or(bad(read, "token runs past the structure block"))?;
         structure.copy_within(read..end, write);
         write += len;
         read = end;
@@ -270,14 +279,19 @@ pub fn strip_nops(dtb: &mut [u8]) -> Result<usize, FdtFormatError> {
 /// slice, structure block within totalsize. Returns the structure block's offset.
 fn check_header_for_compaction(dtb: &[u8]) -> Result<usize, FdtFormatError> {
     if dtb.len() < HEADER_SIZE {
-        return Err(FdtFormatError::TooShortForHeader { available: dtb.len() });
+        return Err(FdtFormatError::TooShortForHeader {
+            available: dtb.len(),
+        });
     }
     if be32(dtb, 0) != Some(FDT_MAGIC) {
         return Err(FdtFormatError::BadMagic);
     }
     let totalsize = be32(dtb, 4).unwrap_or(0) as usize;
     if totalsize > dtb.len() {
-        return Err(FdtFormatError::Truncated { totalsize, available: dtb.len() });
+        return Err(FdtFormatError::Truncated {
+            totalsize,
+            available: dtb.len(),
+        });
     }
     let off = be32(dtb, 8).unwrap_or(0) as usize;
     let size = be32(dtb, 36).unwrap_or(0) as usize;
@@ -439,7 +453,10 @@ mod tests {
 
     #[test]
     fn strip_nops_removes_nop_tags_and_leaves_a_blob_check_accepts() {
-        let mut b = blob(&[FDT_BEGIN_NODE, 0, FDT_NOP, FDT_NOP, FDT_END_NODE, FDT_END], b"");
+        let mut b = blob(
+            &[FDT_BEGIN_NODE, 0, FDT_NOP, FDT_NOP, FDT_END_NODE, FDT_END],
+            b"",
+        );
         assert_eq!(strip_nops(&mut b), Ok(2));
         assert!(check(&b).is_ok());
         assert_eq!(strip_nops(&mut b), Ok(0));

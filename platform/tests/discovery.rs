@@ -514,7 +514,10 @@ fn find_console_finds_the_uart_and_refuses_garbage() {
 #[test]
 fn blob_as_loaded_by_qemu_is_discovered() {
     let mut dtb = common::fixture("virt-as-loaded-by-qemu.dtb");
-    assert!(platform::fdt_check::check(&dtb).is_err(), "QEMU's blob has NOP tags");
+    assert!(
+        platform::fdt_check::check(&dtb).is_err(),
+        "QEMU's blob has NOP tags"
+    );
     let removed = platform::fdt_check::strip_nops(&mut dtb).expect("strip");
     assert!(removed > 0);
     let info = platform::discover(&dtb).unwrap_or_else(|e| panic!("discover: {e}"));

@@ -1,0 +1,29 @@
+//! Stage-2 page tables and the per-page ownership record of the EL2 payload.
+//!
+//! Pure logic: builds and is tested on the development machine, and builds for
+//! `aarch64-unknown-none`. Hardware operations (TLB maintenance, zeroing and cleaning pages)
+//! are behind traits that the EL2 binary implements.
+//!
+//! - [`pool`]: page pools and the `Translation` that takes table pages from them.
+//! - [`pgtable`]: stage-2 configuration and tables.
+//! - [`tlb`]: the TLB-maintenance trait.
+//! - [`ownership`]: the per-page ownership record and its transitions (invariants I1-I7).
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod ownership;
+pub mod pgtable;
+pub mod pool;
+pub mod tlb;
+
+pub use ownership::{
+    Borrower, FaultAction, MAX_PAGES_PER_CALL, Owner, OwnerState, Ownership, OwnershipError,
+    PageSanitizer, PageState, Violation, VmId, metadata_bytes, metadata_entries,
+};
+pub use pgtable::{
+    BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, UnmapBatch, stage2_config,
+};
+pub use pool::{
+    NoMemory, PAGE_SIZE, PagePool, PoolTranslation, granule_at_level, pages_needed_to_map,
+};
+pub use tlb::TlbMaintenance;

@@ -1,0 +1,222 @@
+//! Checks invariants I1-I4 against the real tables: for tests, and for an EL2 self-test.
+//! Costs one pass over the record and one walk of every table.
+
+use super::{Ownership, PageState};
+use crate::pgtable::{Leaf, MemKind};
+use crate::pool::PAGE_SIZE;
+use core::fmt;
+
+/// A broken invariant.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Violation {
+    /// "I1" .. "I4".
+    pub invariant: &'static str,
+    /// The page or IPA concerned.
+    pub address: usize,
+    /// What is wrong.
+    pub what: &'static str,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} broken at {:#x}: {}",
+            self.invariant, self.address, self.what
+        )
+    }
+}
+
+fn violation(invariant: &'static str, address: usize, what: &'static str) -> Result<(), Violation> {
+    Err(Violation {
+        invariant,
+        address,
+        what,
+    })
+}
+
+impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
+    /// Checks I1 (host stage-2 maps only host-accessible RAM, identity, normal memory, and its
+    /// MMIO ranges as device memory), I2 (each guest maps only pages it owns or borrows, and
+    /// every such page once: counts agree), I3 (every record entry is a valid state naming
+    /// live VMs) and I4 (EL2's fixed ranges are still EL2's; table and pool pages of every
+    /// stage-2 are EL2's, a VM's marked as its pool, and not device memory). Returns the first violation found.
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        self.check_record()?;
+        self.check_host_stage2()?;
+        self.check_guest_stage2s()?;
+        self.check_hyp_pages()
+    }
+
+    fn check_record(&self) -> Result<(), Violation> {
+        for (start, end) in self.ram_banks() {
+            for pa in (start..end).step_by(PAGE_SIZE) {
+                let Some(i) = self.entry_index(pa) else {
+                    return violation("I3", pa, "RAM page without a record entry");
+                };
+                let Some(state) = PageState::decode(self.meta[i]) else {
+                    return violation("I3", pa, "record entry encodes no state");
+                };
+                let vm = match state {
+                    PageState::HypPool(vm) => Some(vm),
+                    other => other.guest(),
+                };
+                if let Some(vm) = vm
+                    && self.guest_stage2(vm).is_none()
+                {
+                    return violation(
+                        "I3",
+                        pa,
+                        "page belongs or is lent to a VM that does not exist",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_host_stage2(&self) -> Result<(), Violation> {
+        let mut result = Ok(());
+        self.host.for_each_leaf(0, self.host.ipa_size(), |leaf| {
+            if result.is_ok() {
+                result = self.check_host_leaf(leaf);
+            }
+        });
+        result
+    }
+
+    fn check_host_leaf(&self, leaf: &Leaf) -> Result<(), Violation> {
+        let (s, e) = (leaf.block_ipa, leaf.block_ipa + leaf.size());
+        if leaf.block_pa != s {
+            return violation("I1", s, "host stage-2 is not an identity map");
+        }
+        if self.ram_banks().any(|(bs, be)| bs <= s && e <= be) {
+            if leaf.kind() != Some(MemKind::Normal) {
+                return violation("I1", s, "host RAM mapped with other than normal attributes");
+            }
+            for pa in (s..e).step_by(PAGE_SIZE) {
+                if !self.page_state(pa).is_some_and(PageState::host_may_access) {
+                    return violation(
+                        "I1",
+                        pa,
+                        "host stage-2 maps a page the host neither owns nor borrows",
+                    );
+                }
+            }
+            return Ok(());
+        }
+        if self
+            .mmio_ranges()
+            .iter()
+            .any(|&(ms, me)| ms <= s && e <= me)
+        {
+            if leaf.kind() != Some(MemKind::Device) {
+                return violation(
+                    "I1",
+                    s,
+                    "host MMIO mapped with other than device attributes",
+                );
+            }
+            return Ok(());
+        }
+        violation(
+            "I1",
+            s,
+            "host stage-2 maps something outside RAM banks and host MMIO",
+        )
+    }
+
+    fn check_guest_stage2s(&self) -> Result<(), Violation> {
+        let mut record_pages = [0usize; MAX_VMS];
+        for (start, end) in self.ram_banks() {
+            for pa in (start..end).step_by(PAGE_SIZE) {
+                if let Some(vm) = self.page_state(pa).and_then(PageState::guest) {
+                    record_pages[usize::from(vm.get()) - 1] += 1;
+                }
+            }
+        }
+        for vm in self.vms() {
+            let Some(guest) = self.guest_stage2(vm) else {
+                continue;
+            };
+            let mut mapped = 0;
+            let mut result = Ok(());
+            guest.for_each_leaf(0, guest.ipa_size(), |leaf| {
+                if result.is_err() {
+                    return;
+                }
+                if leaf.kind() != Some(MemKind::Normal) {
+                    result = violation("I2", leaf.block_ipa, "guest leaf is not normal memory");
+                    return;
+                }
+                for off in (0..leaf.size()).step_by(PAGE_SIZE) {
+                    let pa = leaf.block_pa + off;
+                    if !self.page_state(pa).is_some_and(|s| s.guest_may_access(vm)) {
+                        result = violation(
+                            "I2",
+                            pa,
+                            "guest stage-2 maps a page the guest neither owns nor borrows",
+                        );
+                        return;
+                    }
+                    mapped += 1;
+                }
+            });
+            result?;
+            if mapped != record_pages[usize::from(vm.get()) - 1] {
+                return violation(
+                    "I2",
+                    guest.root_pa(),
+                    "pages the guest owns or borrows and pages its stage-2 maps differ in number",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn check_hyp_pages(&self) -> Result<(), Violation> {
+        for &(s, e) in self.hyp_ranges() {
+            for pa in (s..e).step_by(PAGE_SIZE) {
+                if self
+                    .page_state(pa)
+                    .is_some_and(|st| st != PageState::Owned(super::Owner::Hyp))
+                {
+                    return violation("I4", pa, "a page of EL2's fixed ranges is no longer EL2's");
+                }
+            }
+        }
+        let mut result = Ok(());
+        // Host tables are EL2's own (when they lie in RAM at all); a guest's tables and free
+        // pool pages are its pool pages.
+        let mut check_page = |pa: usize, owner: PageState| {
+            if result.is_err() {
+                return;
+            }
+            if self
+                .mmio_ranges()
+                .iter()
+                .any(|&(ms, me)| ms <= pa && pa < me)
+            {
+                result = violation("I4", pa, "a table or pool page lies in host MMIO");
+            } else if self.page_state(pa).is_some_and(|st| st != owner) {
+                result = violation(
+                    "I4",
+                    pa,
+                    "a table or pool page is not EL2's, or not its VM's pool's",
+                );
+            }
+        };
+        let hyp = PageState::Owned(super::Owner::Hyp);
+        self.host.for_each_table(|pa, _, _| check_page(pa, hyp));
+        self.host.for_each_free_pool_page(|pa| check_page(pa, hyp));
+        for vm in self.vms() {
+            let Some(guest) = self.guest_stage2(vm) else {
+                continue;
+            };
+            let pool = PageState::HypPool(vm);
+            guest.for_each_table(|pa, _, _| check_page(pa, pool));
+            guest.for_each_free_pool_page(|pa| check_page(pa, pool));
+        }
+        result
+    }
+}

@@ -1,0 +1,100 @@
+//! What the host stage-2 holds: the lazy fix-up of host stage-2 faults, and the up-front
+//! mapping at start-up.
+
+use super::{FaultAction, Ownership, OwnershipError, PageState, commit_error};
+use crate::pgtable::{MemKind, Stage2Error};
+use crate::pool::{PAGE_SIZE, granule_at_level};
+
+impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
+    /// The largest block around `ipa` the host may have mapped: `(start, end, kind)`, or
+    /// `None` if the host may not access `ipa`.
+    pub fn host_fault_block(&self, ipa: usize) -> Option<(usize, usize, MemKind)> {
+        let page = ipa & !(PAGE_SIZE - 1);
+        let block = |level: usize| {
+            let size = granule_at_level(level);
+            let s = page & !(size - 1);
+            (s, s + size)
+        };
+        if let Some(bank) = self.banks[..self.n_banks]
+            .iter()
+            .find(|b| b.start <= page && page < b.end)
+        {
+            if !self.page_state(page)?.host_may_access() {
+                return None;
+            }
+            let fits = |(s, e): (usize, usize)| {
+                bank.start <= s && e <= bank.end && self.all_pages(s, e, PageState::host_may_access)
+            };
+            // A 1 GiB block can only be allowed if its 2 MiB block is: test the cheap one first.
+            let (s, e) = if !fits(block(2)) {
+                block(3)
+            } else if fits(block(1)) {
+                block(1)
+            } else {
+                block(2)
+            };
+            return Some((s, e, MemKind::Normal));
+        }
+        let &(ms, me) = self
+            .mmio_ranges()
+            .iter()
+            .find(|&&(s, e)| s <= page && page < e)?;
+        [1, 2, 3]
+            .into_iter()
+            .map(block)
+            .find(|&(s, e)| ms <= s && e <= me)
+            .map(|(s, e)| (s, e, MemKind::Device))
+    }
+
+    /// Handles a host stage-2 fault at `ipa`: if the host may access it, maps the largest block
+    /// around it that ownership allows (RAM) or that lies in its MMIO range (devices), and
+    /// says to retry; otherwise says to inject an abort.
+    pub fn host_handle_fault(&mut self, ipa: usize) -> FaultAction {
+        let Some((s, e, kind)) = self.host_fault_block(ipa) else {
+            return FaultAction::InjectAbort;
+        };
+        match self.host.map_identity(s, e, kind) {
+            Ok(()) => FaultAction::MapAndRetry,
+            Err(Stage2Error::NoMemory { .. }) => FaultAction::PoolExhausted,
+            // Cannot happen: the block holds only pages the host may map, with the same
+            // attributes as whatever is mapped there already.
+            Err(_) => FaultAction::InjectAbort,
+        }
+    }
+
+    /// Maps everything the host may access now, RAM and MMIO, with the largest blocks: for
+    /// start-up, instead of taking a fault per block. Stops at the first error (what was
+    /// mapped stays mapped, and is all host memory).
+    ///
+    /// # Errors
+    ///
+    /// `NoMemory` if the host pool runs short.
+    pub fn host_map_all(&mut self) -> Result<(), OwnershipError> {
+        for b in 0..self.n_banks {
+            let bank = self.banks[b];
+            let mut run: Option<usize> = None;
+            let pages = (bank.end - bank.start) / PAGE_SIZE;
+            for i in 0..=pages {
+                let pa = bank.start + i * PAGE_SIZE;
+                let ok = i < pages && self.state_at(bank.first_entry + i).host_may_access();
+                match (ok, run) {
+                    (true, None) => run = Some(pa),
+                    (false, Some(s)) => {
+                        self.host
+                            .map_identity(s, pa, MemKind::Normal)
+                            .map_err(commit_error)?;
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for i in 0..self.n_mmio {
+            let (s, e) = self.mmio[i];
+            self.host
+                .map_identity(s, e, MemKind::Device)
+                .map_err(commit_error)?;
+        }
+        Ok(())
+    }
+}

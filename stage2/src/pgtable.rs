@@ -1,0 +1,879 @@
+//! Stage-2 translation tables: configuration (`VTCR_EL2`), mapping with the largest blocks
+//! that fit, unmapping with the TLB sequence, lookups and statistics.
+//!
+//! A [`Stage2Table`] wraps `aarch64_paging::Mapping<PoolTranslation, Stage2>` with a 4 KiB
+//! granule and a single root table (no concatenation), so the root is one pool page.
+//!
+//! Rules this module keeps:
+//! - **Check before you map.** A change that needs new table pages counts them first by
+//!   walking the tree ([`Stage2Table::tables_needed_to_map`]) and fails with
+//!   [`Stage2Error::NoMemory`] before touching anything; the pool can then never run dry in
+//!   the library's `allocate_table`.
+//! - **Break-before-make on live tables.** Once [`Stage2Table::mark_active`] was called the
+//!   library refuses in-place changes of live entries. Removing part of a block is done as
+//!   break (the whole block becomes invalid), TLB maintenance, make (what should stay mapped is
+//!   mapped again into the now-invalid range): [`Stage2Table::unmap`]. The host stage-2 uses
+//!   [`Stage2Table::unmap_covering`] instead, which only breaks and leaves the rest to be
+//!   faulted back in lazily.
+//! - **TLB sequence.** Every removal calls `invalidate_ipa` for each removed leaf and then
+//!   `invalidate_stage1_for_vmid` once, with this table's VMID, before returning. (On an
+//!   active table aarch64-paging also issues its own `tlbi ipas2e1is` for entries it changes,
+//!   with whatever VMID `VTTBR_EL2` holds at the time: redundant, harmless, and not relied on.)
+
+use crate::pool::{PAGE_SIZE, PagePool, PoolTranslation, granule_at_level};
+use crate::tlb::TlbMaintenance;
+use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
+use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2};
+use aarch64_paging::{MapError, Mapping};
+use core::fmt;
+
+/// Entries per table with a 4 KiB granule.
+const ENTRIES: usize = 512;
+/// Output-address bits of a descriptor (48-bit PA, 4 KiB granule).
+const DESC_ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// Largest IPA size used: 52-bit sizes need LPA2 descriptors, which aarch64-paging lacks.
+const MAX_IPA_BITS: u32 = 48;
+
+/// How stage-2 translation is set up on this CPU.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Stage2Config {
+    /// Size of the IPA space in bits (`64 - VTCR_EL2.T0SZ`).
+    pub ipa_bits: u32,
+    /// Level of the root table: 0 for more than 39 IPA bits, else 1.
+    pub root_level: usize,
+    /// Value for `VTCR_EL2`.
+    pub vtcr: u64,
+}
+
+impl Stage2Config {
+    /// Bytes of IPA space the tables can map.
+    pub fn ipa_size(&self) -> usize {
+        1usize << self.ipa_bits
+    }
+
+    /// Value for `VTTBR_EL2` with a table rooted at `root_pa` and VMID `vmid` (8-bit VMIDs:
+    /// `VTCR_EL2.VS` is 0).
+    pub fn vttbr(root_pa: usize, vmid: u16) -> u64 {
+        (root_pa as u64 & DESC_ADDR_MASK) | (u64::from(vmid & 0xff) << 48)
+    }
+}
+
+/// Builds the stage-2 configuration for a CPU whose `ID_AA64MMFR0_EL1.PARange` is `pa_range`
+/// (values above 6 are treated as 6).
+///
+/// 4 KiB granule, one root table: the IPA size is the PA size capped at 48 bits; the walk
+/// starts at level 0 (`SL0 = 2`) above 39 bits, else at level 1 (`SL0 = 1`). Table walks are
+/// inner-shareable, write-back cacheable. `PS` is the PA size, capped at 48 bits like the IPA
+/// (a 52-bit output size needs LPA2 descriptors). Bit 31 is RES1.
+pub fn stage2_config(pa_range: u64) -> Stage2Config {
+    let pa_range = pa_range.min(6);
+    let pa_bits: u32 = match pa_range {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        _ => 52,
+    };
+    let ipa_bits = pa_bits.min(MAX_IPA_BITS);
+    let root_level = if ipa_bits > 39 { 0 } else { 1 };
+    let t0sz = u64::from(64 - ipa_bits);
+    let sl0: u64 = if root_level == 0 { 2 } else { 1 };
+    let ps = pa_range.min(5);
+    let vtcr = t0sz
+        | (sl0 << 6)
+        | (1 << 8) // IRGN0: write-back read-allocate write-allocate
+        | (1 << 10) // ORGN0: same
+        | (3 << 12) // SH0: inner shareable
+        // TG0 = 0b00: 4 KiB granule
+        | (ps << 16)
+        | (1 << 31); // RES1
+    Stage2Config {
+        ipa_bits,
+        root_level,
+        vtcr,
+    }
+}
+
+/// What a mapping is.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum MemKind {
+    /// Normal memory, write-back inner and outer, inner shareable, read-write, executable.
+    Normal,
+    /// Device-nGnRE, execute-never, read-write.
+    Device,
+}
+
+impl MemKind {
+    /// The stage-2 descriptor attributes of a valid leaf of this kind.
+    pub fn attributes(self) -> Stage2Attributes {
+        let common = Stage2Attributes::VALID
+            | Stage2Attributes::ACCESS_FLAG
+            | Stage2Attributes::S2AP_ACCESS_RW;
+        match self {
+            MemKind::Normal => {
+                common
+                    | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+                    | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+                    | Stage2Attributes::SH_INNER
+            }
+            MemKind::Device => {
+                common | Stage2Attributes::MEMATTR_DEVICE_nGnRE | Stage2Attributes::XN
+            }
+        }
+    }
+
+    /// The kind whose attributes `attrs` are (ignoring the page/table bit), if any.
+    pub fn from_attributes(attrs: Stage2Attributes) -> Option<MemKind> {
+        let attrs = attrs - Stage2Attributes::TABLE_OR_PAGE;
+        [MemKind::Normal, MemKind::Device]
+            .into_iter()
+            .find(|k| k.attributes() == attrs)
+    }
+}
+
+/// Why a stage-2 change was refused. Nothing was changed when one of these is returned.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Stage2Error {
+    /// The range is empty, backwards, wraps, or is not 4 KiB-aligned.
+    InvalidRange { start: usize, end: usize },
+    /// The range reaches past the IPA size.
+    OutOfRange {
+        start: usize,
+        end: usize,
+        ipa_size: usize,
+    },
+    /// The table pool has fewer free pages than the change needs.
+    NoMemory { needed: usize, free: usize },
+    /// The change would modify a live entry in place (break-before-make).
+    BreakBeforeMake { start: usize, end: usize },
+    /// Any other refusal from aarch64-paging.
+    Map(MapError),
+}
+
+impl fmt::Display for Stage2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage2Error::InvalidRange { start, end } => {
+                write!(f, "invalid stage-2 range {start:#x}..{end:#x}")
+            }
+            Stage2Error::OutOfRange {
+                start,
+                end,
+                ipa_size,
+            } => write!(
+                f,
+                "stage-2 range {start:#x}..{end:#x} is outside the IPA space (size {ipa_size:#x})"
+            ),
+            Stage2Error::NoMemory { needed, free } => write!(
+                f,
+                "stage-2 change needs {needed} table pages, the pool has {free} free"
+            ),
+            Stage2Error::BreakBeforeMake { start, end } => write!(
+                f,
+                "stage-2 change of {start:#x}..{end:#x} would modify live entries in place"
+            ),
+            Stage2Error::Map(e) => write!(f, "stage-2 mapping refused: {e}"),
+        }
+    }
+}
+
+impl From<MapError> for Stage2Error {
+    fn from(e: MapError) -> Self {
+        match e {
+            MapError::BreakBeforeMakeViolation(r) => Stage2Error::BreakBeforeMake {
+                start: r.start().0,
+                end: r.end().0,
+            },
+            other => Stage2Error::Map(other),
+        }
+    }
+}
+
+/// A valid leaf found by [`Stage2Table::translate`].
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Leaf {
+    /// The output address the looked-up IPA translates to.
+    pub pa: usize,
+    /// Level of the leaf: 1 = 1 GiB block, 2 = 2 MiB block, 3 = 4 KiB page.
+    pub level: usize,
+    /// The leaf's attributes (level-3 pages include `TABLE_OR_PAGE`).
+    pub attrs: Stage2Attributes,
+    /// First IPA the leaf maps.
+    pub block_ipa: usize,
+    /// Output address of `block_ipa`.
+    pub block_pa: usize,
+}
+
+impl Leaf {
+    /// Bytes the leaf maps.
+    pub fn size(&self) -> usize {
+        granule_at_level(self.level)
+    }
+
+    /// The kind of mapping, if the attributes are one of [`MemKind`]'s.
+    pub fn kind(&self) -> Option<MemKind> {
+        MemKind::from_attributes(self.attrs)
+    }
+}
+
+/// Counts of valid leaves by size, and of table pages.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct BlockStats {
+    /// 1 GiB blocks (level 1).
+    pub gib: usize,
+    /// 2 MiB blocks (level 2).
+    pub mib2: usize,
+    /// 4 KiB pages (level 3).
+    pub kib4: usize,
+    /// Table pages reachable from the root, the root included.
+    pub tables: usize,
+}
+
+impl fmt::Display for BlockStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} x 1 GiB, {} x 2 MiB, {} x 4 KiB blocks, {} table pages",
+            self.gib, self.mib2, self.kib4, self.tables
+        )
+    }
+}
+
+/// Tables that a fully covered entry at `level`, holding no table yet, needs when its range is
+/// mapped with output addresses at offset `delta` from the input: none if it can be one block,
+/// else a table whose 512 entries each need the same at the next level.
+fn tables_for_full_entry(level: usize, delta: usize) -> usize {
+    if level >= 3 || (level > 0 && delta.is_multiple_of(granule_at_level(level))) {
+        return 0;
+    }
+    1 + ENTRIES * tables_for_full_entry(level + 1, delta)
+}
+
+/// Tables that mapping `parts` needs below one entry at `level` starting at `entry_base` that
+/// holds no table yet (it is invalid, or a block that has to be split). `parts` are sorted,
+/// disjoint, page-aligned, non-empty and inside the entry; at most two are ever passed (the
+/// pieces of a split block left on either side of an unmapped hole).
+fn tables_for_parts(
+    level: usize,
+    entry_base: usize,
+    parts: &[(usize, usize)],
+    delta: usize,
+) -> usize {
+    let size = granule_at_level(level);
+    if let [(s, e)] = parts
+        && *s == entry_base
+        && *e == entry_base + size
+    {
+        return tables_for_full_entry(level, delta);
+    }
+    if level >= 3 || parts.is_empty() {
+        return 0;
+    }
+    // The entry becomes a table at `level + 1`; inside it, sub-entries covered completely cost
+    // what a full entry costs, and the (at most two per part) partly covered ones recurse.
+    let sub = granule_at_level(level + 1);
+    let mut tables = 1;
+    let mut edges: [(usize, usize, usize); 4] = [(0, 0, 0); 4];
+    let mut n_edges = 0;
+    for &(s, e) in parts {
+        let first = s / sub;
+        let last = (e - 1) / sub;
+        edges[n_edges] = (first, s, e.min((first + 1) * sub));
+        n_edges += 1;
+        if last > first {
+            edges[n_edges] = (last, last * sub, e);
+            n_edges += 1;
+            tables += (last - first - 1) * tables_for_full_entry(level + 1, delta);
+        }
+    }
+    let mut i = 0;
+    while i < n_edges {
+        // Pieces of different parts may share one sub-entry; they share its tables too.
+        let idx = edges[i].0;
+        let mut group: [(usize, usize); 2] = [(0, 0); 2];
+        let mut n = 0;
+        while i < n_edges && edges[i].0 == idx && n < 2 {
+            group[n] = (edges[i].1, edges[i].2);
+            n += 1;
+            i += 1;
+        }
+        tables += tables_for_parts(level + 1, idx * sub, &group[..n], delta);
+    }
+    tables
+}
+
+/// A stage-2 translation table whose table pages come from its own [`PagePool`].
+pub struct Stage2Table {
+    mapping: Mapping<PoolTranslation, Stage2>,
+    vmid: u16,
+    ipa_size: usize,
+    root_level: usize,
+}
+
+impl fmt::Debug for Stage2Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stage2Table")
+            .field("root_pa", &format_args!("{:#x}", self.root_pa()))
+            .field("vmid", &self.vmid)
+            .field("ipa_size", &format_args!("{:#x}", self.ipa_size))
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+/// A piece of a block that [`Stage2Table::unmap`] has to map again after breaking the block.
+#[derive(Clone, Copy)]
+struct Remnant {
+    start: usize,
+    end: usize,
+    pa: usize,
+    attrs: Stage2Attributes,
+}
+
+impl Stage2Table {
+    /// Creates an empty table for VMID 0 (the host), its root taken from `pool`.
+    ///
+    /// Panics if `pool` has no free page: a boot-time sizing bug. Use
+    /// [`try_new`](Self::try_new) where the pool comes from elsewhere.
+    pub fn new(pool: PagePool, config: &Stage2Config) -> Self {
+        Self::with_vmid(pool, config, 0)
+    }
+
+    /// Creates an empty table for VMID `vmid`; panics like [`new`](Self::new).
+    pub fn with_vmid(pool: PagePool, config: &Stage2Config, vmid: u16) -> Self {
+        match Self::try_new(pool, config, vmid) {
+            Ok(t) => t,
+            Err(e) => panic!("cannot create stage-2 table: {e}"),
+        }
+    }
+
+    /// Creates an empty table for VMID `vmid`.
+    ///
+    /// # Errors
+    ///
+    /// [`Stage2Error::NoMemory`] if `pool` has no free page for the root (the pool is dropped).
+    pub fn try_new(pool: PagePool, config: &Stage2Config, vmid: u16) -> Result<Self, Stage2Error> {
+        if pool.free_pages() == 0 {
+            return Err(Stage2Error::NoMemory { needed: 1, free: 0 });
+        }
+        let mapping = Mapping::new(PoolTranslation::new(pool), config.root_level, Stage2);
+        Ok(Self {
+            mapping,
+            vmid,
+            ipa_size: config.ipa_size(),
+            root_level: config.root_level,
+        })
+    }
+
+    /// Physical address of the root table.
+    pub fn root_pa(&self) -> usize {
+        self.mapping.root_address().0
+    }
+
+    /// The VMID this table is used with.
+    pub fn vmid(&self) -> u16 {
+        self.vmid
+    }
+
+    /// `VTTBR_EL2` value for this table.
+    pub fn vttbr(&self) -> u64 {
+        Stage2Config::vttbr(self.root_pa(), self.vmid)
+    }
+
+    /// Level of the root table.
+    pub fn root_level(&self) -> usize {
+        self.root_level
+    }
+
+    /// Bytes of IPA space.
+    pub fn ipa_size(&self) -> usize {
+        self.ipa_size
+    }
+
+    /// Free pages left in the table's pool.
+    pub fn pool_free_pages(&self) -> usize {
+        self.mapping.translation().free_pages()
+    }
+
+    /// Pages the table's pool manages (tables in use plus free pages).
+    pub fn pool_total_pages(&self) -> usize {
+        self.mapping.translation().total_pages()
+    }
+
+    /// Calls `f` with every free page of the table's pool.
+    pub fn for_each_free_pool_page(&self, f: impl FnMut(usize)) {
+        self.mapping.translation().for_each_free_page(f);
+    }
+
+    /// Adds `count` pages at `pa` to the table's pool (a VM top-up).
+    ///
+    /// # Safety
+    ///
+    /// As for [`PagePool::add_pages`]: the pages are identity-mapped, owned by EL2 and in no
+    /// host or guest stage-2, and not in any pool.
+    pub unsafe fn add_pool_pages(&self, pa: usize, count: usize) {
+        self.mapping.translation().with_pool(|p| {
+            // SAFETY: our caller's promise.
+            unsafe { p.add_pages(pa, count) }
+        });
+    }
+
+    /// Marks the table live: from now on the library refuses changes that would need
+    /// break-before-make. Call it when the table is loaded in `VTTBR_EL2` on some CPU.
+    pub fn mark_active(&self) {
+        self.mapping.mark_active();
+    }
+
+    /// Undoes one [`mark_active`](Self::mark_active) (the table is loaded on one CPU fewer).
+    pub fn mark_inactive(&self) {
+        self.mapping.mark_inactive();
+    }
+
+    /// Whether some CPU may be using the table.
+    pub fn active(&self) -> bool {
+        self.mapping.active()
+    }
+
+    fn check_range(&self, start: usize, end: usize) -> Result<(), Stage2Error> {
+        if start >= end || !start.is_multiple_of(PAGE_SIZE) || !end.is_multiple_of(PAGE_SIZE) {
+            return Err(Stage2Error::InvalidRange { start, end });
+        }
+        if end > self.ipa_size {
+            return Err(Stage2Error::OutOfRange {
+                start,
+                end,
+                ipa_size: self.ipa_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps `[start, end)` to itself (VA == PA) as `kind`, with the largest blocks alignment
+    /// allows. Entries already mapping the same addresses with the same attributes are kept.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Self::map).
+    pub fn map_identity(
+        &mut self,
+        start: usize,
+        end: usize,
+        kind: MemKind,
+    ) -> Result<(), Stage2Error> {
+        self.map(start, end, start, kind)
+    }
+
+    /// Maps IPAs `[start, end)` to output addresses from `pa` on, as `kind`, with the largest
+    /// blocks that the alignment of both allows. All or nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`Stage2Error::InvalidRange`]: empty, unaligned or wrapping range or `pa`.
+    /// - [`Stage2Error::OutOfRange`]: the range leaves the IPA space.
+    /// - [`Stage2Error::NoMemory`]: the pool lacks the table pages this needs.
+    /// - [`Stage2Error::BreakBeforeMake`]: the table is active and a live entry in the range
+    ///   maps something else.
+    pub fn map(
+        &mut self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        kind: MemKind,
+    ) -> Result<(), Stage2Error> {
+        self.check_range(start, end)?;
+        if !pa.is_multiple_of(PAGE_SIZE)
+            || pa
+                .checked_add(end - start)
+                .is_none_or(|e| e as u64 > DESC_ADDR_MASK + 1)
+        {
+            return Err(Stage2Error::InvalidRange { start, end });
+        }
+        self.map_attrs(start, end, pa, kind.attributes())
+    }
+
+    fn map_attrs(
+        &mut self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        attrs: Stage2Attributes,
+    ) -> Result<(), Stage2Error> {
+        let needed = self.tables_needed_attrs(start, end, pa, attrs)?;
+        let free = self.pool_free_pages();
+        if needed > free {
+            return Err(Stage2Error::NoMemory { needed, free });
+        }
+        // aarch64-paging checks break-before-make before it writes anything, and with the
+        // pages counted above it cannot run out midway: this is all or nothing.
+        self.mapping
+            .map_range(
+                &MemoryRegion::new(start, end),
+                PhysicalAddress(pa),
+                attrs,
+                Constraints::empty(),
+            )
+            .map_err(Stage2Error::from)
+    }
+
+    /// Exact number of table pages that mapping IPAs `[start, end)` to `pa..` as `kind` would
+    /// take from the pool now.
+    ///
+    /// # Errors
+    ///
+    /// [`Stage2Error::InvalidRange`] or [`Stage2Error::OutOfRange`] for a bad range.
+    pub fn tables_needed_to_map(
+        &self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        kind: MemKind,
+    ) -> Result<usize, Stage2Error> {
+        self.check_range(start, end)?;
+        self.tables_needed_attrs(start, end, pa, kind.attributes())
+    }
+
+    fn tables_needed_attrs(
+        &self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        attrs: Stage2Attributes,
+    ) -> Result<usize, Stage2Error> {
+        let delta = pa.wrapping_sub(start);
+        let mut needed = 0;
+        // The walk reports every entry in the range that is not a table (invalid entries and
+        // leaves), clipped to the range, with its level. This mirrors aarch64-paging's
+        // `map_range`: an entry already mapping the same output with the same attributes is
+        // kept; an entry the range covers whole becomes a block where alignment allows; any
+        // other entry becomes a table (a new one, or a split block).
+        self.mapping
+            .walk_range(&MemoryRegion::new(start, end), &mut |chunk, desc, level| {
+                if level >= 3 {
+                    return Ok(());
+                }
+                let size = granule_at_level(level);
+                let (s, e) = (chunk.start().0, chunk.end().0);
+                let entry_base = s & !(size - 1);
+                let entry_pa = s.wrapping_add(delta).wrapping_sub(s - entry_base);
+                let same = desc.is_valid()
+                    && !desc.is_table_or_page()
+                    && desc.flags() == attrs
+                    && desc.output_address().0 == entry_pa;
+                if !same {
+                    needed += tables_for_parts(level, entry_base, &[(s, e)], delta);
+                }
+                Ok(())
+            })?;
+        Ok(needed)
+    }
+
+    /// The level and, if valid, the leaf covering `addr`.
+    fn lookup(&self, addr: usize) -> (usize, Option<Leaf>) {
+        let page = addr & !(PAGE_SIZE - 1);
+        let mut found = (self.root_level, None);
+        let _ = self.mapping.walk_range(
+            &MemoryRegion::new(page, page + PAGE_SIZE),
+            &mut |_, desc, level| {
+                let leaf = desc.is_valid().then(|| {
+                    let size = granule_at_level(level);
+                    let block_pa = desc.output_address().0;
+                    Leaf {
+                        pa: block_pa + (addr & (size - 1)),
+                        level,
+                        attrs: desc.flags(),
+                        block_ipa: addr & !(size - 1),
+                        block_pa,
+                    }
+                });
+                found = (level, leaf);
+                Ok(())
+            },
+        );
+        found
+    }
+
+    /// Translates `ipa`, or `None` if it is not mapped (or outside the IPA space).
+    pub fn translate(&self, ipa: usize) -> Option<Leaf> {
+        if ipa >= self.ipa_size {
+            return None;
+        }
+        self.lookup(ipa).1
+    }
+
+    /// Calls `f` for every valid leaf that overlaps `[start, end)`, in address order.
+    pub fn for_each_leaf(&self, start: usize, end: usize, mut f: impl FnMut(&Leaf)) {
+        let end = end.min(self.ipa_size);
+        let mut cursor = start & !(PAGE_SIZE - 1);
+        while cursor < end {
+            let (level, leaf) = self.lookup(cursor);
+            if let Some(leaf) = &leaf {
+                f(leaf);
+            }
+            let size = granule_at_level(level);
+            cursor = (cursor & !(size - 1)).saturating_add(size);
+        }
+    }
+
+    /// Removes every valid leaf overlapping `[start, end)` whole and calls `invalidate_ipa`
+    /// for each; the caller owes one `invalidate_stage1_for_vmid`. Never allocates.
+    fn remove_leaves(
+        &mut self,
+        start: usize,
+        end: usize,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<usize, Stage2Error> {
+        let mut removed = 0;
+        let mut cursor = start;
+        while cursor < end {
+            let (level, leaf) = self.lookup(cursor);
+            let size = granule_at_level(level);
+            let base = cursor & !(size - 1);
+            if leaf.is_some() {
+                // The range is exactly one leaf, so the library invalidates that entry in
+                // place: no split, no allocation, no break-before-make problem.
+                self.mapping.map_range(
+                    &MemoryRegion::new(base, base + size),
+                    PhysicalAddress(base),
+                    Stage2Attributes::empty(),
+                    Constraints::empty(),
+                )?;
+                tlb.invalidate_ipa(self.vmid, base, level);
+                removed += 1;
+            }
+            cursor = base.saturating_add(size);
+        }
+        Ok(removed)
+    }
+
+    /// Exact number of table pages [`unmap`](Self::unmap) of `[start, end)` would take from the
+    /// pool now (to map back the parts of blocks that straddle the range's ends).
+    ///
+    /// # Errors
+    ///
+    /// [`Stage2Error::InvalidRange`] or [`Stage2Error::OutOfRange`] for a bad range.
+    pub fn tables_needed_to_unmap(&self, start: usize, end: usize) -> Result<usize, Stage2Error> {
+        self.check_range(start, end)?;
+        Ok(self.plan_unmap(start, end).1)
+    }
+
+    /// The parts of straddling blocks that unmapping `[start, end)` must map again, and the
+    /// table pages that takes.
+    fn plan_unmap(&self, start: usize, end: usize) -> ([Option<Remnant>; 2], usize) {
+        // The blocks straddling the two ends (possibly one and the same block) lose only the
+        // part inside the range; the parts outside are mapped again after the break.
+        let head = self.lookup(start).1.filter(|l| l.block_ipa < start);
+        let tail = self
+            .lookup(end - 1)
+            .1
+            .filter(|l| l.block_ipa + l.size() > end);
+        let remnants = [
+            head.map(|l| Remnant {
+                start: l.block_ipa,
+                end: start,
+                pa: l.block_pa,
+                attrs: l.attrs,
+            }),
+            tail.map(|l| Remnant {
+                start: end,
+                end: l.block_ipa + l.size(),
+                pa: l.block_pa + (end - l.block_ipa),
+                attrs: l.attrs,
+            }),
+        ];
+        let delta = |l: &Leaf| l.block_pa.wrapping_sub(l.block_ipa);
+        let needed = match (head, tail) {
+            (Some(h), Some(t)) if h.block_ipa == t.block_ipa => {
+                let parts = [(h.block_ipa, start), (end, h.block_ipa + h.size())];
+                tables_for_parts(h.level, h.block_ipa, &parts, delta(&h))
+            }
+            _ => {
+                let h = head.map_or(0, |h| {
+                    tables_for_parts(h.level, h.block_ipa, &[(h.block_ipa, start)], delta(&h))
+                });
+                let t = tail.map_or(0, |t| {
+                    tables_for_parts(
+                        t.level,
+                        t.block_ipa,
+                        &[(end, t.block_ipa + t.size())],
+                        delta(&t),
+                    )
+                });
+                h + t
+            }
+        };
+        (remnants, needed)
+    }
+
+    /// Unmaps exactly `[start, end)`. A block that reaches outside the range is broken (made
+    /// invalid), invalidated, and its parts outside the range are mapped again, so nothing
+    /// outside the range loses its mapping even on a live table. Calls `invalidate_ipa` for
+    /// every removed leaf, then `invalidate_stage1_for_vmid` once. All or nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`Stage2Error::InvalidRange`] / [`Stage2Error::OutOfRange`]: bad range.
+    /// - [`Stage2Error::NoMemory`]: re-mapping the parts of split blocks needs more table pages
+    ///   than the pool has.
+    pub fn unmap(
+        &mut self,
+        start: usize,
+        end: usize,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<(), Stage2Error> {
+        self.check_range(start, end)?;
+        let (remnants, needed) = self.plan_unmap(start, end);
+        let free = self.pool_free_pages();
+        if needed > free {
+            return Err(Stage2Error::NoMemory { needed, free });
+        }
+        // Break: remove every leaf overlapping the range whole, then the TLB sequence.
+        let removed = self.remove_leaves(start, end, tlb)?;
+        if removed > 0 {
+            tlb.invalidate_stage1_for_vmid(self.vmid);
+        }
+        // Make: map back what lay outside the range in the broken blocks. The entries are
+        // invalid now and the pages were counted, so this cannot fail.
+        for r in remnants.into_iter().flatten() {
+            self.map_attrs(r.start, r.end, r.pa, r.attrs)?;
+        }
+        Ok(())
+    }
+
+    /// Unmaps every leaf that overlaps `[start, end)`, whole: a block reaching outside the
+    /// range is removed entirely (its other pages must be faulted back in, which is what the
+    /// host stage-2 does). Calls `invalidate_ipa` per removed leaf, then
+    /// `invalidate_stage1_for_vmid` once. Never allocates. Returns the number of leaves
+    /// removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Stage2Error::InvalidRange`] / [`Stage2Error::OutOfRange`] for a bad range.
+    pub fn unmap_covering(
+        &mut self,
+        start: usize,
+        end: usize,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<usize, Stage2Error> {
+        let mut batch = self.unmap_batch(tlb);
+        batch.remove_covering(start, end)
+    }
+
+    /// Starts a batch of [`unmap_covering`](Self::unmap_covering)-style removals that share one
+    /// `invalidate_stage1_for_vmid`, issued when the batch is finished or dropped.
+    pub fn unmap_batch<'t, T: TlbMaintenance>(&'t mut self, tlb: &'t mut T) -> UnmapBatch<'t, T> {
+        UnmapBatch {
+            table: self,
+            tlb,
+            removed: 0,
+        }
+    }
+
+    /// Counts valid leaves by size in each of `ranges` (which should not overlap; a leaf
+    /// reaching into two ranges counts in both), and the table pages of the whole tree.
+    pub fn stats(&self, ranges: &[(usize, usize)]) -> BlockStats {
+        let mut stats = BlockStats::default();
+        for &(start, end) in ranges {
+            self.for_each_leaf(start, end, |leaf| match leaf.level {
+                1 => stats.gib += 1,
+                2 => stats.mib2 += 1,
+                _ => stats.kib4 += 1,
+            });
+        }
+        stats.tables = self.table_pages();
+        stats
+    }
+
+    /// [`stats`](Self::stats) over the whole IPA space.
+    pub fn stats_all(&self) -> BlockStats {
+        self.stats(&[(0, self.ipa_size)])
+    }
+
+    /// Number of table pages reachable from the root, the root included.
+    pub fn table_pages(&self) -> usize {
+        let mut n = 0;
+        self.for_each_table(|_, _, _| n += 1);
+        n
+    }
+
+    /// Calls `f(pa, level, entries)` for every table page, root first, depth first.
+    pub fn for_each_table(&self, mut f: impl FnMut(usize, usize, &[u64; ENTRIES])) {
+        self.visit_table(self.root_pa(), self.root_level, &mut f);
+    }
+
+    fn visit_table(
+        &self,
+        pa: usize,
+        level: usize,
+        f: &mut impl FnMut(usize, usize, &[u64; ENTRIES]),
+    ) {
+        // SAFETY: `pa` is the root or was read from a table descriptor of this tree; every table
+        // page came from our pool, is identity-mapped, and is not written while we hold `&self`
+        // (aarch64-paging changes tables only through `&mut Mapping`).
+        let entries = unsafe { &*(pa as *const [u64; ENTRIES]) };
+        f(pa, level, entries);
+        if level >= 3 {
+            return;
+        }
+        for &d in entries {
+            if d & 0b11 == 0b11 {
+                self.visit_table((d & DESC_ADDR_MASK) as usize, level + 1, f);
+            }
+        }
+    }
+
+    /// Hands every page of the table's pool (tables in use and free pages alike) to `f`, then
+    /// drops the table. Used at VM teardown. Refused (the table is given back) while active.
+    pub fn release_pages(self, mut f: impl FnMut(usize)) -> Result<(), Self> {
+        if self.active() {
+            return Err(self);
+        }
+        self.for_each_table(|pa, _, _| f(pa));
+        self.mapping.translation().with_pool(|p| {
+            while let Some(pa) = p.remove_page() {
+                f(pa);
+            }
+        });
+        // Dropping frees the tables into the (now empty) pool, which is dropped with it.
+        drop(self);
+        Ok(())
+    }
+}
+
+/// Removals from one table sharing one stage-1 invalidation; see
+/// [`Stage2Table::unmap_batch`]. Dropping it finishes it.
+pub struct UnmapBatch<'t, T: TlbMaintenance> {
+    table: &'t mut Stage2Table,
+    tlb: &'t mut T,
+    removed: usize,
+}
+
+impl<T: TlbMaintenance> UnmapBatch<'_, T> {
+    /// Removes every leaf overlapping `[start, end)` whole (calling `invalidate_ipa` for each).
+    /// Returns the number removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Stage2Error::InvalidRange`] / [`Stage2Error::OutOfRange`] for a bad range.
+    pub fn remove_covering(&mut self, start: usize, end: usize) -> Result<usize, Stage2Error> {
+        self.table.check_range(start, end)?;
+        let n = self.table.remove_leaves(start, end, self.tlb)?;
+        self.removed += n;
+        Ok(n)
+    }
+
+    /// Issues the stage-1 invalidation if anything was removed.
+    pub fn finish(self) {}
+}
+
+impl<T: TlbMaintenance> Drop for UnmapBatch<'_, T> {
+    fn drop(&mut self) {
+        if self.removed > 0 {
+            self.tlb.invalidate_stage1_for_vmid(self.table.vmid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,445 @@
+extern crate std;
+
+use super::*;
+use crate::pool::test_memory::Arena;
+use crate::tlb::{RecordingTlb, TlbOp};
+use std::vec::Vec;
+
+const KIB4: usize = 4 << 10;
+
+/// A table and the heap memory of its pool. Fields drop in order: the table (whose drop
+/// writes free-list links into its pages) before the memory.
+struct TestTable {
+    t: Stage2Table,
+    arenas: Vec<Arena>,
+}
+
+impl core::ops::Deref for TestTable {
+    type Target = Stage2Table;
+    fn deref(&self) -> &Stage2Table {
+        &self.t
+    }
+}
+
+impl core::ops::DerefMut for TestTable {
+    fn deref_mut(&mut self) -> &mut Stage2Table {
+        &mut self.t
+    }
+}
+
+/// A table for VMID `vmid` with a pool of `pages` heap pages.
+fn table(pa_range: u64, pages: usize, vmid: u16) -> (TestTable, usize) {
+    let arena = Arena::new(pages * PAGE_SIZE, PAGE_SIZE);
+    let base = arena.base();
+    // SAFETY: the arena is page-aligned heap memory that the TestTable keeps alive for as long
+    // as the table.
+    let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+    let t = Stage2Table::with_vmid(pool, &stage2_config(pa_range), vmid);
+    (
+        TestTable {
+            t,
+            arenas: std::vec![arena],
+        },
+        base,
+    )
+}
+
+type Snapshot = Vec<(usize, usize, Vec<u64>)>;
+
+fn snapshot(t: &Stage2Table) -> Snapshot {
+    let mut s = Vec::new();
+    t.for_each_table(|pa, level, e| s.push((pa, level, e.to_vec())));
+    s
+}
+
+/// The typical QEMU virt MMIO regions (GIC distributor and redistributors, UART, RTC, fw-cfg,
+/// virtio-mmio, PCIe MMIO window).
+const QEMU_MMIO: [(usize, usize); 7] = [
+    (0x0800_0000, 0x0801_0000),
+    (0x080a_0000, 0x0900_0000),
+    (0x0900_0000, 0x0900_1000),
+    (0x0901_0000, 0x0901_1000),
+    (0x0902_0000, 0x0902_1000),
+    (0x0a00_0000, 0x0a00_4000),
+    (0x1000_0000, 0x3eff_0000),
+];
+
+fn map_all(t: &mut Stage2Table, ram: &[(usize, usize)]) {
+    for &(s, e) in ram {
+        t.map_identity(s, e, MemKind::Normal).unwrap();
+    }
+    for &(s, e) in &QEMU_MMIO {
+        t.map_identity(s, e, MemKind::Device).unwrap();
+    }
+}
+
+#[test]
+fn config_follows_pa_range() {
+    let c = stage2_config(1);
+    assert_eq!((c.ipa_bits, c.root_level), (36, 1));
+    assert_eq!(
+        c.vtcr,
+        28 | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 16) | (1 << 31)
+    );
+    let c = stage2_config(0);
+    assert_eq!((c.ipa_bits, c.root_level, c.vtcr & 0x3f), (32, 1, 32));
+    let c = stage2_config(2);
+    assert_eq!((c.ipa_bits, c.root_level), (40, 0));
+    assert_eq!((c.vtcr >> 6) & 3, 2, "SL0 = 2 starts at level 0");
+    assert_eq!((c.vtcr >> 16) & 7, 2);
+    // 52-bit PA: IPA and PS capped at 48 bits.
+    let c = stage2_config(6);
+    assert_eq!((c.ipa_bits, c.root_level, c.vtcr & 0x3f), (48, 0, 16));
+    assert_eq!((c.vtcr >> 16) & 7, 5);
+    assert_eq!(stage2_config(15), stage2_config(6));
+    assert_eq!(c.ipa_size(), 1 << 48);
+    assert_eq!(Stage2Config::vttbr(0x1234_5000, 7), 0x0007_0000_1234_5000);
+}
+
+#[test]
+fn qemu_layout_with_aligned_carve_out_uses_expected_blocks() {
+    let (mut t, _arena) = table(1, 64, 0);
+    // 1 GiB of RAM at 0x4000_0000 minus a 4 MiB carve-out at 0x4020_0000.
+    let ram = [(0x4000_0000, 0x4020_0000), (0x4060_0000, 0x8000_0000)];
+    map_all(&mut t, &ram);
+    let ram_stats = t.stats(&ram);
+    assert_eq!(
+        (ram_stats.gib, ram_stats.mib2, ram_stats.kib4),
+        (0, 1 + 509, 0)
+    );
+    let mmio_stats = t.stats(&QEMU_MMIO);
+    // GICD 16 pages; GICR 352 pages then 7 x 2 MiB; UART, RTC, fw-cfg 1 page each; virtio
+    // 4 pages; PCIe window 375 x 2 MiB then 496 pages.
+    assert_eq!(
+        (mmio_stats.gib, mmio_stats.mib2, mmio_stats.kib4),
+        (0, 7 + 375, 16 + 352 + 3 + 4 + 496)
+    );
+    // Root, two level-2 tables (GiB 0 and GiB 1), level-3 tables for the 2 MiB chunks at
+    // 0x0800_0000 (GICD+GICR), 0x0900_0000 (UART, RTC, fw-cfg), 0x0a00_0000, 0x3ee0_0000.
+    assert_eq!(mmio_stats.tables, 7);
+    assert_eq!(t.pool_total_pages() - t.pool_free_pages(), 7);
+    let all = t.stats_all();
+    assert_eq!((all.gib, all.mib2, all.kib4), (0, 510 + 382, 871));
+    assert_eq!(
+        std::format!("{all}"),
+        "0 x 1 GiB, 892 x 2 MiB, 871 x 4 KiB blocks, 7 table pages"
+    );
+}
+
+#[test]
+fn whole_gigabytes_become_1gib_blocks() {
+    let (mut t, _arena) = table(6, 64, 0);
+    // 3 GiB at 0x4000_0000 with the carve-out in the first GiB: two 1 GiB blocks remain.
+    let ram = [(0x4000_0000, 0x4020_0000), (0x4060_0000, 0x1_0000_0000)];
+    map_all(&mut t, &ram);
+    let s = t.stats(&ram);
+    assert_eq!((s.gib, s.mib2, s.kib4), (2, 510, 0));
+    // Root at level 0, one level-1 table, level-2 tables for GiB 0 and GiB 1, and the four
+    // level-3 tables of the MMIO edges.
+    assert_eq!(s.tables, 1 + 1 + 2 + 4);
+    let leaf = t.translate(0x8000_1234).unwrap();
+    assert_eq!(
+        (leaf.level, leaf.pa, leaf.block_ipa),
+        (1, 0x8000_1234, 0x8000_0000)
+    );
+}
+
+#[test]
+fn unaligned_hole_gives_pages_at_its_edges() {
+    let (mut t, _arena) = table(1, 64, 0);
+    let ram = [(0x4000_0000, 0x4020_3000), (0x4040_5000, 0x8000_0000)];
+    for &(s, e) in &ram {
+        t.map_identity(s, e, MemKind::Normal).unwrap();
+    }
+    let s = t.stats(&ram);
+    // 0x4000_0000 + 2 MiB block, 3 pages; then 507 pages up to 0x4060_0000 and 509 blocks.
+    assert_eq!((s.gib, s.mib2, s.kib4), (0, 1 + 509, 3 + 507));
+    assert_eq!(s.tables, 1 + 1 + 2);
+    assert_eq!(t.translate(0x4020_2fff).map(|l| l.level), Some(3));
+    assert_eq!(t.translate(0x4020_3000), None);
+    assert_eq!(t.translate(0x4040_4fff), None);
+    assert_eq!(t.translate(0x4040_5000).map(|l| l.level), Some(3));
+}
+
+#[test]
+fn translate_reports_address_level_and_kind() {
+    let (mut t, _arena) = table(1, 64, 0);
+    map_all(&mut t, &[(0x4000_0000, 0x8000_0000)]);
+    let l = t.translate(0x4123_4567).unwrap();
+    assert_eq!(
+        (l.pa, l.level, l.kind()),
+        (0x4123_4567, 1, Some(MemKind::Normal))
+    );
+    assert!(!l.attrs.contains(Stage2Attributes::XN));
+    let u = t.translate(0x0900_0010).unwrap();
+    assert_eq!(
+        (u.pa, u.level, u.kind()),
+        (0x0900_0010, 3, Some(MemKind::Device))
+    );
+    assert!(u.attrs.contains(Stage2Attributes::XN));
+    assert_eq!(t.translate(0x0900_1000), None);
+    assert_eq!(t.translate(1 << 36), None);
+    // Non-identity (guest) mapping: IPA 0x8000_0000 -> PA 0x4020_0000, one 2 MiB block.
+    let (mut g, _garena) = table(1, 8, 3);
+    g.map(0x8000_0000, 0x8020_0000, 0x4020_0000, MemKind::Normal)
+        .unwrap();
+    let l = g.translate(0x8000_5008).unwrap();
+    assert_eq!((l.pa, l.level, l.block_pa), (0x4020_5008, 2, 0x4020_0000));
+}
+
+#[test]
+fn bad_ranges_are_refused() {
+    let (mut t, _arena) = table(1, 8, 0);
+    assert!(matches!(
+        t.map_identity(0x1000, 0x1000, MemKind::Normal),
+        Err(Stage2Error::InvalidRange { .. })
+    ));
+    assert!(matches!(
+        t.map_identity(0x1001, 0x2000, MemKind::Normal),
+        Err(Stage2Error::InvalidRange { .. })
+    ));
+    assert!(matches!(
+        t.map_identity(0x2000, 0x1000, MemKind::Normal),
+        Err(Stage2Error::InvalidRange { .. })
+    ));
+    assert!(matches!(
+        t.map_identity(0xf_ffff_f000, 0x10_0000_1000, MemKind::Normal),
+        Err(Stage2Error::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        t.map(0x1000, 0x2000, 0x1800, MemKind::Normal),
+        Err(Stage2Error::InvalidRange { .. })
+    ));
+    let mut tlb = RecordingTlb::default();
+    assert!(matches!(
+        t.unmap(0x3000, 0x2000, &mut tlb),
+        Err(Stage2Error::InvalidRange { .. })
+    ));
+    assert!(tlb.ops.is_empty());
+    assert_eq!(t.table_pages(), 1);
+}
+
+#[test]
+fn tables_needed_is_exactly_what_mapping_takes() {
+    let (mut t, _arena) = table(6, 1100, 0);
+    let cases: [(usize, usize, usize); 9] = [
+        (0x4000_0000, 0x8000_0000, 0x4000_0000),
+        (0x4000_1000, 0x4000_2000, 0x4000_1000),
+        (0x1_0000_0000, 0x1_4000_0000, 0x2_0000_1000),
+        (0x3ee0_0000, 0x3eff_0000, 0x3ee0_0000),
+        (0x0800_0000, 0x0801_0000, 0x0800_0000),
+        (0x80_0000_0000, 0x80_0040_0000, 0x1_0000_0000),
+        (0x1_0020_0000, 0x1_0020_1000, 0x9_0000_0000),
+        (0x7f_ffff_f000, 0x80_0000_1000, 0x5000),
+        // Already mapped the same way: nothing to do.
+        (0x4000_0000, 0x4000_1000, 0x4000_0000),
+    ];
+    for (s, e, pa) in cases {
+        let before = t.pool_free_pages();
+        let needed = t.tables_needed_to_map(s, e, pa, MemKind::Normal).unwrap();
+        match t.map(s, e, pa, MemKind::Normal) {
+            Ok(()) => assert_eq!(
+                before - t.pool_free_pages(),
+                needed,
+                "mapping {s:#x}..{e:#x} -> {pa:#x}"
+            ),
+            Err(err) => std::panic!("{err}"),
+        }
+    }
+}
+
+#[test]
+fn running_out_of_table_pages_changes_nothing() {
+    let (mut t, _arena) = table(1, 3, 0);
+    t.map_identity(0x4000_0000, 0x4000_1000, MemKind::Normal)
+        .unwrap();
+    assert_eq!(t.pool_free_pages(), 0);
+    let before = snapshot(&t);
+    let err = t
+        .map_identity(0x8000_0000, 0x8000_1000, MemKind::Normal)
+        .unwrap_err();
+    assert_eq!(err, Stage2Error::NoMemory { needed: 2, free: 0 });
+    assert_eq!(snapshot(&t), before);
+    // Mapping inside the existing level-3 table needs nothing and works.
+    t.map_identity(0x4000_1000, 0x4000_3000, MemKind::Normal)
+        .unwrap();
+    // Splitting a block during an exact unmap also needs pages: refused, unchanged.
+    let (mut t, _arena) = table(1, 1, 0);
+    t.map_identity(0x4000_0000, 0x8000_0000, MemKind::Normal)
+        .unwrap();
+    let before = snapshot(&t);
+    let mut tlb = RecordingTlb::default();
+    let err = t.unmap(0x4000_0000, 0x4000_1000, &mut tlb).unwrap_err();
+    assert_eq!(err, Stage2Error::NoMemory { needed: 2, free: 0 });
+    assert_eq!(snapshot(&t), before);
+    assert!(tlb.ops.is_empty());
+}
+
+#[test]
+fn unmapping_a_page_of_a_live_block_breaks_then_remakes_it() {
+    let (mut t, _arena) = table(1, 8, 5);
+    t.map_identity(0x4000_0000, 0x8000_0000, MemKind::Normal)
+        .unwrap();
+    t.mark_active();
+    let mut tlb = RecordingTlb::default();
+    t.unmap(0x4020_3000, 0x4020_4000, &mut tlb).unwrap();
+    assert_eq!(
+        tlb.ops,
+        [
+            TlbOp::Ipa {
+                vmid: 5,
+                ipa: 0x4000_0000,
+                level: 1
+            },
+            TlbOp::Stage1 { vmid: 5 }
+        ]
+    );
+    assert_eq!(t.translate(0x4020_3000), None);
+    assert_eq!(t.translate(0x4020_2000).map(|l| l.level), Some(3));
+    assert_eq!(t.translate(0x4020_4000).map(|l| l.level), Some(3));
+    assert_eq!(t.translate(0x4000_0000).map(|l| l.level), Some(2));
+    assert_eq!(
+        t.translate(0x7fff_ffff).map(|l| (l.level, l.pa)),
+        Some((2, 0x7fff_ffff))
+    );
+    let s = t.stats_all();
+    assert_eq!((s.gib, s.mib2, s.kib4, s.tables), (0, 511, 511, 3));
+    // Unmapping whole pages inside the level-3 table touches only those pages.
+    let mut tlb = RecordingTlb::default();
+    t.unmap(0x4020_0000, 0x4020_2000, &mut tlb).unwrap();
+    assert_eq!(
+        tlb.ops,
+        [
+            TlbOp::Ipa {
+                vmid: 5,
+                ipa: 0x4020_0000,
+                level: 3
+            },
+            TlbOp::Ipa {
+                vmid: 5,
+                ipa: 0x4020_1000,
+                level: 3
+            },
+            TlbOp::Stage1 { vmid: 5 }
+        ]
+    );
+    // Unmapping something already unmapped issues no TLB maintenance at all.
+    let mut tlb = RecordingTlb::default();
+    t.unmap(0x4020_0000, 0x4020_2000, &mut tlb).unwrap();
+    assert!(tlb.ops.is_empty());
+    t.mark_inactive();
+}
+
+#[test]
+fn unmap_covering_removes_the_whole_block() {
+    let (mut t, _arena) = table(1, 8, 0);
+    t.map_identity(0x4000_0000, 0x4040_0000, MemKind::Normal)
+        .unwrap();
+    t.mark_active();
+    let mut tlb = RecordingTlb::default();
+    let tables = t.table_pages();
+    assert_eq!(t.unmap_covering(0x4020_3000, 0x4020_5000, &mut tlb), Ok(1));
+    assert_eq!(
+        tlb.ops,
+        [
+            TlbOp::Ipa {
+                vmid: 0,
+                ipa: 0x4020_0000,
+                level: 2
+            },
+            TlbOp::Stage1 { vmid: 0 }
+        ]
+    );
+    assert_eq!(t.translate(0x4020_0000), None);
+    assert_eq!(t.translate(0x4000_0000).map(|l| l.level), Some(2));
+    assert_eq!(t.table_pages(), tables);
+    // A batch shares one stage-1 invalidation.
+    let mut tlb = RecordingTlb::default();
+    {
+        let mut b = t.unmap_batch(&mut tlb);
+        assert_eq!(b.remove_covering(0x4000_0000, 0x4000_1000), Ok(1));
+        assert_eq!(b.remove_covering(0x4020_0000, 0x4040_0000), Ok(0));
+        b.finish();
+    }
+    assert_eq!(
+        tlb.ops,
+        [
+            TlbOp::Ipa {
+                vmid: 0,
+                ipa: 0x4000_0000,
+                level: 2
+            },
+            TlbOp::Stage1 { vmid: 0 }
+        ]
+    );
+    t.mark_inactive();
+}
+
+#[test]
+fn live_block_cannot_change_kind_in_place() {
+    let (mut t, _arena) = table(1, 8, 0);
+    t.map_identity(0x4000_0000, 0x4020_0000, MemKind::Normal)
+        .unwrap();
+    t.mark_active();
+    let before = snapshot(&t);
+    assert!(matches!(
+        t.map_identity(0x4000_0000, 0x4000_1000, MemKind::Device),
+        Err(Stage2Error::BreakBeforeMake { .. })
+    ));
+    assert_eq!(snapshot(&t), before);
+    // Re-mapping what is already mapped the same way is fine on a live table.
+    t.map_identity(0x4000_0000, 0x4000_1000, MemKind::Normal)
+        .unwrap();
+    assert_eq!(snapshot(&t), before);
+    t.mark_inactive();
+}
+
+#[test]
+fn released_pages_are_every_pool_page() {
+    let (mut t, base) = table(1, 10, 2);
+    t.map(0x1000, 0x3000, 0x4000_0000, MemKind::Normal).unwrap();
+    t.map(0x4000_0000, 0x4000_1000, 0x5000_0000, MemKind::Normal)
+        .unwrap();
+    t.mark_active();
+    let TestTable { t, arenas } = t;
+    let t = t
+        .release_pages(|_| std::panic!("released while active"))
+        .unwrap_err();
+    t.mark_inactive();
+    let mut pages = Vec::new();
+    t.release_pages(|pa| pages.push(pa)).unwrap();
+    drop(arenas);
+    pages.sort_unstable();
+    let expected: Vec<usize> = (0..10).map(|i| base + i * KIB4).collect();
+    assert_eq!(pages, expected);
+}
+
+#[test]
+fn pool_top_up_adds_pages() {
+    let (mut t, _arena) = table(1, 1, 1);
+    assert!(matches!(
+        t.map(0, KIB4, 0x4000_0000, MemKind::Normal),
+        Err(Stage2Error::NoMemory { .. })
+    ));
+    let more = Arena::new(4 * PAGE_SIZE, PAGE_SIZE);
+    // SAFETY: the arena is ours and kept alive with the table.
+    unsafe { t.add_pool_pages(more.base(), 4) };
+    t.arenas.push(more);
+    assert_eq!((t.pool_free_pages(), t.pool_total_pages()), (4, 5));
+    t.map(0, KIB4, 0x4000_0000, MemKind::Normal).unwrap();
+    assert_eq!(t.pool_free_pages(), 2);
+}
+
+#[test]
+fn block_stats_display() {
+    let s = BlockStats {
+        gib: 3,
+        mib2: 500,
+        kib4: 12,
+        tables: 7,
+    };
+    assert_eq!(
+        std::format!("{s}"),
+        "3 x 1 GiB, 500 x 2 MiB, 12 x 4 KiB blocks, 7 table pages"
+    );
+}

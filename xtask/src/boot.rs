@@ -1,0 +1,273 @@
+//! One boot, described once and turned into a QEMU command line: which payload, which host,
+//! direct or through U-Boot, and which DTB edits. `run` and the QEMU tests both use this.
+
+use std::path::{Path, PathBuf};
+
+use crate::dtb::{self, DtbEdits, Module, ModuleKind};
+use crate::error::{Context, Result, bail};
+use crate::layout::{self, MemSize, Region};
+use crate::qemu::{self, Machine};
+use crate::uboot::{self, BootiTarget};
+
+/// How the first image gets control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// QEMU's own loader: `-kernel`, `-dtb`.
+    Direct,
+    /// U-Boot from `-bios`, with a scripted `bootcmd`.
+    Uboot,
+}
+
+/// The host OS the payload starts at EL1.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub bootargs: String,
+}
+
+/// Which DTB the payload sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DtbVariant {
+    /// QEMU's DTB with the module nodes.
+    #[default]
+    WithModules,
+    /// QEMU's DTB with the modules loaded but not described.
+    WithoutModules,
+    /// With the module nodes but without `/psci`. U-Boot only: when QEMU boots `-kernel`
+    /// itself it replaces any `/psci` of a `-dtb` with its own.
+    WithoutPsci,
+}
+
+impl DtbVariant {
+    fn edits(self, modules: &[Module]) -> DtbEdits {
+        DtbEdits {
+            modules: match self {
+                DtbVariant::WithoutModules => Vec::new(),
+                _ => modules.to_vec(),
+            },
+            delete_root_nodes: match self {
+                DtbVariant::WithoutPsci => vec!["psci".into()],
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub machine: Machine,
+    pub via: Via,
+    /// The EL2 payload image; `None` boots the host kernel itself (`--no-el2`).
+    pub payload: Option<PathBuf>,
+    pub host: Host,
+    pub dtb: DtbVariant,
+    /// Where generated DTBs and flash images go.
+    pub work_dir: PathBuf,
+}
+
+/// Checks the layout, writes the DTB or U-Boot flash, and returns QEMU's arguments.
+pub fn prepare(plan: &Plan) -> Result<Vec<String>> {
+    for file in [
+        Some(&plan.host.kernel),
+        plan.host.initrd.as_ref(),
+        plan.payload.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !file.is_file() {
+            bail!("{} does not exist", file.display());
+        }
+    }
+    // A fresh folder: nothing from an earlier boot (a stale flash or DTB) can leak in.
+    if plan.work_dir.exists() {
+        std::fs::remove_dir_all(&plan.work_dir)
+            .context(|| format!("removing {}", plan.work_dir.display()))?;
+    }
+    std::fs::create_dir_all(&plan.work_dir)
+        .context(|| format!("creating {}", plan.work_dir.display()))?;
+    let boot_args = match &plan.payload {
+        Some(payload) => with_payload(plan, payload)?,
+        None => without_payload(plan)?,
+    };
+    Ok(plan.machine.command(&boot_args))
+}
+
+fn with_payload(plan: &Plan, payload: &Path) -> Result<Vec<String>> {
+    let modules = modules(&plan.host)?;
+    let mut regions = module_regions(&plan.host, &modules)?;
+    let payload_span = layout::file_span(payload)?;
+    let mut args = Vec::new();
+    match plan.via {
+        Via::Direct => {
+            regions.push(Region::new(
+                format!("payload {}", payload.display()),
+                layout::PAYLOAD_DIRECT_LOAD,
+                payload_span,
+            ));
+            regions.push(Region::new(
+                "QEMU's DTB",
+                layout::QEMU_DTB_ADDR,
+                layout::QEMU_DTB_ROOM,
+            ));
+            layout::check_regions(&regions, plan.machine.mem)?;
+            if plan.dtb == DtbVariant::WithoutPsci {
+                bail!(
+                    "a DTB without /psci needs --via uboot: QEMU puts its own /psci into a \
+                     -dtb when it loads -kernel itself"
+                );
+            }
+            let edits = plan.dtb.edits(&modules);
+            let dtb = dtb::build_boot_dtb(&plan.machine, &edits, &plan.work_dir)?;
+            args.extend(["-kernel".into(), payload.display().to_string()]);
+            args.extend(["-dtb".into(), dtb.display().to_string()]);
+        }
+        Via::Uboot => {
+            uboot_regions(&mut regions, payload, payload_span, plan.machine.mem)?;
+            layout::check_regions(&regions, plan.machine.mem)?;
+            let edits = plan.dtb.edits(&modules);
+            let bootcmd = uboot::bootcmd(&BootiTarget::Payload { edits: &edits })?;
+            let flash = uboot::write_flash(&plan.work_dir, &uboot::env_text(&bootcmd, None)?)?;
+            args.extend(uboot::qemu_args(&flash)?);
+            args.extend(["-kernel".into(), payload.display().to_string()]);
+        }
+    }
+    for (m, file) in modules.iter().zip(module_files(&plan.host)) {
+        args.extend(qemu::loader_args(file, m.addr));
+    }
+    Ok(args)
+}
+
+/// `--no-el2`: the host kernel is what QEMU or U-Boot starts.
+fn without_payload(plan: &Plan) -> Result<Vec<String>> {
+    let host = &plan.host;
+    let mut args = Vec::new();
+    if plan.via == Via::Uboot {
+        let kernel_span = layout::file_span(&host.kernel)?;
+        let mut regions = vec![
+            Region::new(
+                format!("staged kernel {}", host.kernel.display()),
+                layout::UBOOT_KERNEL_STAGING,
+                std::fs::metadata(&host.kernel)?.len(),
+            ),
+            Region::new(
+                "U-Boot (relocated)",
+                uboot_top(plan.machine.mem),
+                layout::UBOOT_TOP_RESERVE,
+            ),
+        ];
+        if let Some(initrd) = &host.initrd {
+            regions.push(Region::new(
+                format!("staged initrd {}", initrd.display()),
+                layout::UBOOT_INITRD_STAGING,
+                std::fs::metadata(initrd)?.len(),
+            ));
+        }
+        layout::check_regions(&regions, plan.machine.mem)?;
+        // booti moves the kernel down to RAM base; it must still end below the initrd.
+        layout::check_regions(
+            &[
+                Region::new("kernel after booti", layout::UBOOT_BOOTI_LOAD, kernel_span),
+                Region::new("staged initrd", layout::UBOOT_INITRD_STAGING, 1),
+            ],
+            plan.machine.mem,
+        )?;
+        let initrd_size = match &host.initrd {
+            Some(initrd) => Some(std::fs::metadata(initrd)?.len()),
+            None => None,
+        };
+        let bootcmd = uboot::bootcmd(&BootiTarget::Kernel { initrd_size })?;
+        let env = uboot::env_text(&bootcmd, Some(&host.bootargs))?;
+        let flash = uboot::write_flash(&plan.work_dir, &env)?;
+        args.extend(uboot::qemu_args(&flash)?);
+    }
+    args.extend(["-kernel".into(), host.kernel.display().to_string()]);
+    if let Some(initrd) = &host.initrd {
+        args.extend(["-initrd".into(), initrd.display().to_string()]);
+    }
+    if plan.via == Via::Direct {
+        args.extend(["-append".into(), host.bootargs.clone()]);
+    }
+    Ok(args)
+}
+
+/// The module nodes for `host`, at the fixed load addresses.
+fn modules(host: &Host) -> Result<Vec<Module>> {
+    let mut modules = vec![Module {
+        kind: ModuleKind::Kernel,
+        addr: layout::HOST_KERNEL_ADDR,
+        size: std::fs::metadata(&host.kernel)?.len(),
+        bootargs: Some(host.bootargs.clone()),
+    }];
+    if let Some(initrd) = &host.initrd {
+        modules.push(Module {
+            kind: ModuleKind::Ramdisk,
+            addr: layout::HOST_RAMDISK_ADDR,
+            size: std::fs::metadata(initrd)?.len(),
+            bootargs: None,
+        });
+    }
+    Ok(modules)
+}
+
+/// The files behind [`modules`], in the same order.
+fn module_files(host: &Host) -> impl Iterator<Item = &Path> {
+    std::iter::once(host.kernel.as_path()).chain(host.initrd.as_deref())
+}
+
+/// Memory the modules take once loaded; the kernel counts with its .bss (Image size).
+fn module_regions(host: &Host, modules: &[Module]) -> Result<Vec<Region>> {
+    modules
+        .iter()
+        .zip(module_files(host))
+        .map(|(m, file)| {
+            let len = match m.kind {
+                ModuleKind::Kernel => layout::file_span(file)?,
+                ModuleKind::Ramdisk => m.size,
+            };
+            let what = match m.kind {
+                ModuleKind::Kernel => "host kernel",
+                ModuleKind::Ramdisk => "host ramdisk",
+            };
+            Ok(Region::new(
+                format!("{what} {}", file.display()),
+                m.addr,
+                len,
+            ))
+        })
+        .collect()
+}
+
+/// Under U-Boot the payload is staged by `qfw load`, then moved to RAM base by `booti`; and
+/// U-Boot itself lives at the top of RAM until then.
+fn uboot_regions(
+    regions: &mut Vec<Region>,
+    payload: &Path,
+    payload_span: u64,
+    mem: MemSize,
+) -> Result<()> {
+    let file_len = std::fs::metadata(payload)?.len();
+    if layout::UBOOT_KERNEL_STAGING + file_len > layout::UBOOT_INITRD_STAGING {
+        bail!(
+            "payload {} ({file_len} bytes) does not fit between qfw load's kernel and initrd \
+             addresses",
+            payload.display()
+        );
+    }
+    regions.push(Region::new(
+        format!("payload {} after booti", payload.display()),
+        layout::UBOOT_BOOTI_LOAD,
+        payload_span,
+    ));
+    regions.push(Region::new(
+        "U-Boot (relocated)",
+        uboot_top(mem),
+        layout::UBOOT_TOP_RESERVE,
+    ));
+    Ok(())
+}
+
+fn uboot_top(mem: MemSize) -> u64 {
+    mem.ram_end() - layout::UBOOT_TOP_RESERVE
+}

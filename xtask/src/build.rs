@@ -1,0 +1,229 @@
+//! `cargo xtask build`: the bare-metal binaries, turned into raw images QEMU and U-Boot load.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Context, Result, bail};
+use crate::layout::{self, ARM64_MAGIC_OFFSET};
+use crate::{cmd, paths, prereqs};
+
+/// A bare-metal binary of the workspace that xtask turns into `target/images/<name>.bin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    /// The EL2 payload; must be a raw arm64 Image (QEMU `-kernel`, U-Boot `booti`).
+    El2,
+    /// The protected guest the test hosts run (embedded in them).
+    TestGuest,
+    /// The demo host the payload starts at EL1 (`cargo xtask run`).
+    DemoHost,
+    /// The host that runs the ABI scenarios against the payload.
+    AbiHost,
+}
+
+/// Target of the payload: soft-float, so that EL2's own code never touches the FP/SIMD
+/// registers that hold the host's or a guest's state.
+pub const EL2_TARGET: &str = "aarch64-unknown-none-softfloat";
+/// Target of the EL1 test images.
+pub const IMAGE_TARGET: &str = "aarch64-unknown-none";
+
+impl Image {
+    /// Every image, in an order where each comes after the images it embeds.
+    pub const ALL: [Image; 4] = [
+        Image::El2,
+        Image::TestGuest,
+        Image::DemoHost,
+        Image::AbiHost,
+    ];
+
+    /// Cargo package (and binary) name.
+    pub fn package(self) -> &'static str {
+        match self {
+            Image::El2 => "el2",
+            Image::TestGuest => "test-guest",
+            Image::DemoHost => "demo-host",
+            Image::AbiHost => "abi-host",
+        }
+    }
+
+    pub fn target(self) -> &'static str {
+        match self {
+            Image::El2 => EL2_TARGET,
+            _ => IMAGE_TARGET,
+        }
+    }
+
+    /// Images this one includes (`include_bytes!`), with the environment variable that
+    /// names each one's raw file at build time.
+    pub fn embeds(self) -> &'static [(Image, &'static str)] {
+        match self {
+            Image::DemoHost | Image::AbiHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
+            _ => &[],
+        }
+    }
+
+    /// The raw image xtask writes.
+    pub fn path(self) -> PathBuf {
+        paths::images().join(format!("{}.bin", self.package()))
+    }
+
+    fn elf(self) -> PathBuf {
+        paths::cargo_target()
+            .join(self.target())
+            .join("release")
+            .join(self.package())
+    }
+}
+
+/// `cargo xtask build`.
+pub fn build_all() -> Result<()> {
+    prereqs::ensure()?;
+    for path in build(&Image::ALL)? {
+        println!("built {}", paths::pretty(&path));
+    }
+    Ok(())
+}
+
+/// `images` and everything they embed, each after what it embeds.
+fn with_dependencies(images: &[Image]) -> Vec<Image> {
+    Image::ALL
+        .into_iter()
+        .filter(|i| {
+            images.contains(i)
+                || images
+                    .iter()
+                    .any(|wanted| wanted.embeds().iter().any(|(e, _)| e == i))
+        })
+        .collect()
+}
+
+/// The cargo command that builds one image (release, its own target, with the paths of
+/// the images it embeds in the environment).
+pub fn cargo_build_command(image: Image) -> Command {
+    let mut cargo = cargo_command();
+    cargo
+        .args([
+            "build",
+            "--release",
+            "--target",
+            image.target(),
+            "-p",
+            image.package(),
+        ])
+        .current_dir(paths::repo_root());
+    for (embedded, var) in image.embeds() {
+        cargo.env(var, embedded.path());
+    }
+    cargo
+}
+
+/// Builds `images` (and what they embed) and converts each to a raw binary; returns the
+/// paths of `images` in the same order. Cargo's output goes to the terminal.
+pub fn build(images: &[Image]) -> Result<Vec<PathBuf>> {
+    for image in with_dependencies(images) {
+        cmd::run(&mut cargo_build_command(image))?;
+        convert(&[image])?;
+    }
+    Ok(images.iter().map(|i| i.path()).collect())
+}
+
+/// As [`build`], with cargo's output captured and returned on failure (for the suite).
+pub fn build_quiet(images: &[Image]) -> std::result::Result<Vec<PathBuf>, (String, Vec<String>)> {
+    for image in with_dependencies(images) {
+        let mut cargo = cargo_build_command(image);
+        let out = cargo
+            .output()
+            .map_err(|e| (format!("running cargo: {e}"), Vec::new()))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            return Err((
+                format!("building {} failed", image.package()),
+                text.lines().map(str::to_string).collect(),
+            ));
+        }
+        convert(&[image]).map_err(|e| (e.to_string(), Vec::new()))?;
+    }
+    Ok(images.iter().map(|i| i.path()).collect())
+}
+
+/// ELF -> `target/images/<name>.bin` for images cargo has built; checks el2's header.
+pub fn convert(images: &[Image]) -> Result<Vec<PathBuf>> {
+    let out_dir = paths::images();
+    std::fs::create_dir_all(&out_dir).context(|| format!("creating {}", out_dir.display()))?;
+    let objcopy = objcopy()?;
+    let mut outputs = Vec::new();
+    for image in images {
+        let elf = image.elf();
+        let bin = image.path();
+        cmd::run(
+            Command::new(&objcopy)
+                .args(["-O", "binary"])
+                .arg(&elf)
+                .arg(&bin),
+        )?;
+        if *image == Image::El2 {
+            check_arm64_image(&bin)?;
+        }
+        outputs.push(bin);
+    }
+    Ok(outputs)
+}
+
+/// The cargo that runs xtask (set by `cargo run`), so nested builds use the same toolchain.
+pub fn cargo_command() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// `rust-objcopy` from the toolchain's sysroot, else `llvm-objcopy` from PATH.
+fn objcopy() -> Result<PathBuf> {
+    let sysroot = cmd::output(
+        Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .current_dir(paths::repo_root()),
+    )?;
+    let host = host_triple()?;
+    let bundled = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/rust-objcopy");
+    if bundled.is_file() {
+        return Ok(bundled);
+    }
+    if let Some(llvm) = cmd::find_on_path("llvm-objcopy") {
+        return Ok(llvm);
+    }
+    bail!(
+        "no objcopy: neither {} nor llvm-objcopy on PATH (apt-get install llvm)",
+        bundled.display()
+    )
+}
+
+/// The toolchain's host triple (`x86_64-unknown-linux-gnu` on the project's machines).
+fn host_triple() -> Result<String> {
+    let verbose = cmd::output(
+        Command::new("rustc")
+            .arg("-vV")
+            .current_dir(paths::repo_root()),
+    )?;
+    match verbose.lines().find_map(|l| l.strip_prefix("host: ")) {
+        Some(host) => Ok(host.trim().to_string()),
+        None => bail!("`rustc -vV` printed no host triple"),
+    }
+}
+
+/// QEMU's `-kernel` and U-Boot's `booti` only accept the payload as an arm64 Image.
+fn check_arm64_image(bin: &Path) -> Result<()> {
+    let data = std::fs::read(bin).context(|| format!("reading {}", bin.display()))?;
+    if layout::has_arm64_magic(&data) {
+        return Ok(());
+    }
+    let found = data
+        .get(ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4)
+        .map(|b| format!("{b:02x?}"))
+        .unwrap_or_else(|| format!("a file of only {} bytes", data.len()));
+    bail!(
+        "{} is not an arm64 Image: expected the magic \"ARM\\x64\" (41 52 4d 64) at offset \
+         {ARM64_MAGIC_OFFSET:#x}, found {found}; the payload's entry must start with the \
+         arm64 Image header",
+        paths::pretty(bin)
+    )
+}

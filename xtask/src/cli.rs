@@ -1,0 +1,82 @@
+//! The command line: `cargo xtask build | run | test`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::boot::Via;
+use crate::layout::MemSize;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, boot and test the EL2 payload under QEMU",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Build el2 and demo-host for aarch64-unknown-none and write target/images/*.bin.
+    Build,
+    /// Build, then boot QEMU with the payload and a host; exits with QEMU's status.
+    Run(RunArgs),
+    /// Lints, host unit tests and the QEMU boot tests; last line "N passed, N failed".
+    Test(TestArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostKind {
+    /// tests/demo-host (target/images/demo-host.bin).
+    Demo,
+    /// Debian's arm64 kernel with a busybox initramfs (cached under target/linux/).
+    Linux,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Which host the payload starts at EL1.
+    #[arg(long, value_enum, default_value_t = HostKind::Demo)]
+    pub host: HostKind,
+    /// Boot the payload with QEMU's loader or through U-Boot.
+    #[arg(long, value_enum, default_value_t = Via::Direct)]
+    pub via: Via,
+    /// Host kernel image instead of the default for --host.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Host initramfs instead of the default for --host.
+    #[arg(long, value_name = "PATH")]
+    pub initrd: Option<PathBuf>,
+    /// Host kernel command line instead of the default for --host.
+    #[arg(long, value_name = "STR")]
+    pub append: Option<String>,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub smp: u32,
+    /// RAM size (QEMU -m syntax: 1G, 2048M, ...).
+    #[arg(long, default_value = "1G")]
+    pub mem: MemSize,
+    /// Boot the host kernel itself, without the payload, on a machine with
+    /// virtualization=off (it starts at EL1): Linux as it runs without EL2 firmware.
+    #[arg(long)]
+    pub no_el2: bool,
+    /// Kill QEMU after this many seconds (exit status 124).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Boot this image as the payload instead of building target/images/el2.bin.
+    #[arg(long, value_name = "PATH")]
+    pub payload: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Run only the checks whose names contain one of these words.
+    pub filters: Vec<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask`: builds the EL2 payload and test images, boots them under QEMU (directly
+//! or through U-Boot, with the demo host or Debian's Linux), and runs the test suite.
+
+mod apt;
+mod boot;
+mod build;
+mod cli;
+mod cmd;
+mod console;
+mod dtb;
+mod error;
+mod expect;
+mod layout;
+mod linux;
+mod paths;
+mod prereqs;
+mod qemu;
+mod run;
+mod suite;
+mod uboot;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Cmd};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Build => build::build_all().map(|()| 0),
+        Cmd::Run(args) => run::run(args),
+        Cmd::Test(args) => suite::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

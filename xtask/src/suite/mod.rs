@@ -1,0 +1,40 @@
+//! `cargo xtask test`: one line per check (`ok NAME` / `FAILED NAME: reason`), then
+//! `N passed, N failed` as the last line; non-zero exit on any failure.
+
+mod cargo_checks;
+mod qemu_cases;
+mod report;
+
+use crate::cli::TestArgs;
+use crate::error::Result;
+use crate::prereqs;
+use report::Report;
+
+/// Every check, in the order they run: cheap static checks first, then the boots.
+fn names() -> Vec<&'static str> {
+    let mut names = cargo_checks::NAMES.to_vec();
+    names.extend(qemu_cases::STEP_NAMES);
+    names.extend(qemu_cases::cases().iter().map(|c| c.name));
+    names
+}
+
+pub fn run(args: TestArgs) -> Result<u8> {
+    let selected = |name: &str| {
+        args.filters.is_empty() || args.filters.iter().any(|f| name.contains(f.as_str()))
+    };
+    if args.list {
+        for name in names().into_iter().filter(|n| selected(n)) {
+            println!("{name}");
+        }
+        return Ok(0);
+    }
+    let mut report = Report::default();
+    match prereqs::ensure() {
+        Ok(()) => {
+            cargo_checks::run(&mut report, &selected);
+            qemu_cases::run(&mut report, &selected);
+        }
+        Err(e) => report.fail("prerequisites", &e.to_string(), &[]),
+    }
+    Ok(report.finish())
+}

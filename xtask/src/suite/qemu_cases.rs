@@ -1,0 +1,285 @@
+//! The QEMU tests: each boots a fresh QEMU, watches its console against an expectation and
+//! saves the log to `target/qemu-logs/NAME.log`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::cargo_checks;
+use super::report::{Report, lines_of};
+use crate::boot::{self, DtbVariant, Host, Plan, Via};
+use crate::build::{self, Image};
+use crate::console::{self, RunOptions};
+use crate::expect::{ConsoleCheck, End, Expectation};
+use crate::layout::{GIB, MemSize};
+use crate::linux::{self, LinuxHost};
+use crate::paths;
+use crate::qemu::Machine;
+
+/// Steps the boots depend on, reported as checks of their own.
+pub const STEP_NAMES: [&str; 2] = ["build_images", "linux_host_assets"];
+
+const DEMO_TIMEOUT: Duration = Duration::from_secs(60);
+const LINUX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Lines no passing boot may print.
+const FORBID: &[&str] = &["[el2] FATAL", "panicked", "demo: FAIL"];
+const FORBID_LINUX: &[&str] = &["[el2] FATAL", "panicked", "Kernel panic", "init: HOST-FAIL"];
+/// Fatal-stop cases expect the FATAL line, but nothing may panic on the way there.
+const FORBID_FATAL: &[&str] = &["panicked"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostKind {
+    Demo,
+    Linux,
+}
+
+pub struct Case {
+    pub name: &'static str,
+    host: HostKind,
+    via: Via,
+    /// QEMU starts the CPUs at EL2 (off for the "not started at EL2" case).
+    virtualization: bool,
+    dtb: DtbVariant,
+    timeout: Duration,
+    expect: Expectation,
+}
+
+fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
+    Case {
+        name,
+        host: HostKind::Demo,
+        via,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: DEMO_TIMEOUT,
+        expect: Expectation {
+            expect,
+            forbid: FORBID.to_vec(),
+            end: End::Exit(0),
+        },
+    }
+}
+
+fn fatal_case(
+    name: &'static str,
+    via: Via,
+    virtualization: bool,
+    dtb: DtbVariant,
+    why: &'static str,
+) -> Case {
+    Case {
+        name,
+        host: HostKind::Demo,
+        via,
+        virtualization,
+        dtb,
+        timeout: DEMO_TIMEOUT,
+        expect: Expectation {
+            expect: vec!["[el2] FATAL:", why],
+            forbid: FORBID_FATAL.to_vec(),
+            end: End::KillWhenAllSeen,
+        },
+    }
+}
+
+fn linux_case(name: &'static str, via: Via) -> Case {
+    Case {
+        name,
+        host: HostKind::Linux,
+        via,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: LINUX_TIMEOUT,
+        expect: Expectation {
+            // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
+            expect: vec![
+                "[el2]",
+                "Brought up 1 node, 4 CPUs",
+                "CPU: All CPU(s) started at EL1",
+                "init: reached /init",
+                "init: devmem of EL2 carve-out",
+                "init: kernel still alive after carve-out access",
+                "init: HOST-OK",
+            ],
+            forbid: FORBID_LINUX.to_vec(),
+            end: End::Exit(0),
+        },
+    }
+}
+
+/// The QEMU tests, in the order they run.
+pub fn cases() -> Vec<Case> {
+    let demo_boot = || vec!["[el2]", "demo: running at EL1", "demo: PASS"];
+    vec![
+        demo_case("boot_direct_demo", Via::Direct, demo_boot()),
+        demo_case("boot_uboot_demo", Via::Uboot, demo_boot()),
+        demo_case(
+            "carveout_read_aborts_in_demo",
+            Via::Direct,
+            vec!["demo: carve-out read aborted"],
+        ),
+        demo_case(
+            "unknown_smc_and_hvc_not_supported",
+            Via::Direct,
+            vec![
+                "demo: unknown HVC returned NOT_SUPPORTED",
+                "demo: unknown SMC returned NOT_SUPPORTED",
+            ],
+        ),
+        // Through U-Boot: QEMU's own loader re-adds /psci to any -dtb it is given.
+        fatal_case(
+            "broken_dtb_refused",
+            Via::Uboot,
+            true,
+            DtbVariant::WithoutPsci,
+            "PSCI",
+        ),
+        fatal_case(
+            "missing_host_module_refused",
+            Via::Direct,
+            true,
+            DtbVariant::WithoutModules,
+            "no host kernel module",
+        ),
+        fatal_case(
+            "not_started_at_el2_refused",
+            Via::Direct,
+            false,
+            DtbVariant::WithModules,
+            "EL2",
+        ),
+        linux_case("linux_smp4_el1", Via::Direct),
+        linux_case("linux_via_uboot", Via::Uboot),
+    ]
+}
+
+pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
+    let cases: Vec<Case> = cases().into_iter().filter(|c| selected(c.name)).collect();
+    if cases.is_empty() {
+        return;
+    }
+    let images = build_images(report);
+    let wants_linux = cases.iter().any(|c| c.host == HostKind::Linux);
+    let linux_host: Option<LinuxHost> = if wants_linux {
+        let mut found = None;
+        step(report, "linux_host_assets", || {
+            let host = linux::ensure()?;
+            let package = host.package.clone();
+            found = Some(host);
+            Ok(package)
+        });
+        found
+    } else {
+        None
+    };
+    for case in &cases {
+        let blocked = match case.host {
+            _ if !images => Some("build_images failed"),
+            HostKind::Linux if linux_host.is_none() => Some("linux_host_assets failed"),
+            _ => None,
+        };
+        if let Some(why) = blocked {
+            report.fail(case.name, &format!("not run: {why}"), &[]);
+            continue;
+        }
+        run_case(report, case, linux_host.as_ref());
+    }
+}
+
+/// Builds el2 and demo-host with cargo's output captured (shown only on failure).
+fn build_images(report: &mut Report) -> bool {
+    let started = Instant::now();
+    match build::build_quiet(&Image::ALL) {
+        Ok(_) => {
+            report.pass(
+                "build_images",
+                &format!("{:.1} s", started.elapsed().as_secs_f64()),
+            );
+            true
+        }
+        Err((reason, output)) => {
+            report.fail("build_images", &reason, &output);
+            false
+        }
+    }
+}
+
+/// Runs a prerequisite step as a check; true if it succeeded.
+fn step(report: &mut Report, name: &str, f: impl FnOnce() -> crate::error::Result<String>) -> bool {
+    let started = Instant::now();
+    match f() {
+        Ok(note) => {
+            let time = format!("{:.1} s", started.elapsed().as_secs_f64());
+            let note = if note.is_empty() {
+                time
+            } else {
+                format!("{note}, {time}")
+            };
+            report.pass(name, &note);
+            true
+        }
+        Err(e) => {
+            report.fail(name, &e.to_string(), &[]);
+            false
+        }
+    }
+}
+
+fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
+    let host = match (case.host, linux_host) {
+        (HostKind::Linux, Some(l)) => Host {
+            kernel: l.kernel.clone(),
+            initrd: Some(l.initrd.clone()),
+            bootargs: linux::DEFAULT_APPEND.into(),
+        },
+        _ => Host {
+            kernel: Image::DemoHost.path(),
+            initrd: None,
+            bootargs: String::new(),
+        },
+    };
+    let plan = Plan {
+        machine: Machine {
+            virtualization: case.virtualization,
+            smp: 4,
+            mem: MemSize::from_bytes(GIB),
+        },
+        via: case.via,
+        payload: Some(Image::El2.path()),
+        host,
+        dtb: case.dtb,
+        work_dir: paths::qemu().join(case.name),
+    };
+    let log: PathBuf = paths::qemu_logs().join(format!("{}.log", case.name));
+    let started = Instant::now();
+    let args = match boot::prepare(&plan) {
+        Ok(args) => args,
+        Err(e) => {
+            report.fail(case.name, &format!("could not prepare the boot: {e}"), &[]);
+            return;
+        }
+    };
+    let mut check = ConsoleCheck::new(&case.expect);
+    let options = RunOptions {
+        echo: false,
+        log: Some(&log),
+        timeout: Some(case.timeout),
+        interactive: false,
+    };
+    let outcome = match console::run(&args, &options, &mut check) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            report.fail(case.name, &e.to_string(), &[]);
+            return;
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    match check.verdict(&outcome) {
+        Ok(()) => report.pass(case.name, &format!("{elapsed:.1} s")),
+        Err(reason) => {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let reason = format!("{reason} [{elapsed:.1} s, log {}]", paths::pretty(&log));
+            report.fail(case.name, &reason, &lines_of(&text));
+        }
+    }
+}
