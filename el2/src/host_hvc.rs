@@ -15,6 +15,8 @@ pub const NOT_SUPPORTED: u64 = -1i64 as u64;
 pub fn handle(frame: &mut TrapFrame) {
     let result = match smccc_call(frame) {
         Some(r) => r,
+        #[cfg(feature = "selftest")]
+        None if let Some(r) = crate::selftest::debug_call(frame) => r,
         None if FunctionId::from_x0(frame.x[0]).is_vendor_hyp_service() => {
             let mut regs = [0u64; 8];
             regs.copy_from_slice(&frame.x[..8]);

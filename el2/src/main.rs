@@ -31,6 +31,8 @@ mod memory_plan;
 mod mmu;
 mod psci_relay;
 mod record;
+#[cfg(feature = "selftest")]
+mod selftest;
 mod sysreg;
 mod tlb;
 

@@ -43,10 +43,26 @@
 
 .macro lower_sync_vector
 .balign 0x80
-    save_trap_frame
-    mov     x0, sp
-    bl      handle_lower_sync
-    restore_trap_frame_and_eret
+    /*
+     * Fast path: an HVC whose function id belongs to neither the SMCCC architecture
+     * calls (owner 0) nor the vendor hypervisor service (owner 6) is answered
+     * NOT_SUPPORTED here, touching only x0 (the result) and two scratch registers it
+     * restores. Everything else goes to Rust.
+     */
+    stp     x1, x2, [sp, #-16]!
+    mrs     x1, esr_el2
+    lsr     x1, x1, #26
+    cmp     x1, #0x16
+    b.ne    1f
+    ubfx    x2, x0, #24, #6
+    cbz     x2, 1f
+    cmp     x2, #6
+    b.eq    1f
+    mov     x0, #-1
+    ldp     x1, x2, [sp], #16
+    eret
+1:  ldp     x1, x2, [sp], #16
+    b       lower_sync_slow
 .endm
 
 .macro fatal_vector kind
@@ -92,6 +108,12 @@ el2_vectors:
     fatal_vector 13
     fatal_vector 14
     fatal_vector 15
+
+lower_sync_slow:
+    save_trap_frame
+    mov     x0, sp
+    bl      handle_lower_sync
+    restore_trap_frame_and_eret
 
 fatal_common:
     /* x0 = kind; the interrupted x0 waits in TPIDR_EL2. */
