@@ -107,6 +107,9 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     let me = cpu::current();
     // SAFETY: each CPU uses only its own slot, and only here.
     let host = unsafe { &mut *(&raw mut HOST_EL1).cast::<El1State>().add(me) };
+    // Where the host's VCPU_RUN returns to: ELR_EL2/SPSR_EL2 now hold the host's HVC return
+    // state, and every guest exit overwrites them.
+    let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());
     host.save();
     v.el1.load();
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
@@ -131,6 +134,8 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     v.pstate = SPSR_EL2.get();
     v.el1.save();
     host.load();
+    ELR_EL2.set(host_elr);
+    SPSR_EL2.set(host_spsr);
     el2_regs::leave_guest();
     activate_stage2(vm, false);
     exit
@@ -270,6 +275,7 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
         }
         GuestRoute::Payload(Err(e)) => {
             v.gprs.x[0] = e.as_x0();
+            v.gprs.x[1..4].fill(0);
             return None;
         }
         GuestRoute::Payload(Ok(call)) => call,

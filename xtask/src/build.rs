@@ -47,7 +47,9 @@ impl Image {
 
     pub fn target(self) -> &'static str {
         match self {
-            Image::El2 => EL2_TARGET,
+            // The guest too: soft-float keeps its code off the FP/SIMD registers, so it
+            // runs the same whether or not its CPACR_EL1 enables them.
+            Image::El2 | Image::TestGuest => EL2_TARGET,
             _ => IMAGE_TARGET,
         }
     }

@@ -1,16 +1,9 @@
 //! Checks of the payload's hypervisor-call surface: SMCCC version and features, the vendor
 //! hypervisor UID, and NOT_SUPPORTED for calls nobody implements (over HVC and SMC).
 
-use crate::console::say;
-use crate::exit::fail;
+use el1_rt::{fail, say};
+use hvc_abi::{VENDOR_HYP_CALL_UID, VENDOR_HYP_UID_REGS as PAYLOAD_UID};
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
-
-/// VENDOR_HYP_CALL_UID: the UID of the vendor-specific hypervisor service.
-const VENDOR_HYP_CALL_UID: u32 = 0x8600_FF01;
-
-/// The payload's UUID 6b1d7b6b-e4d5-4208-94d2-bd597c39f2da, as SMCCC returns UIDs: the 16
-/// bytes in order, four little-endian bytes per register W0..W3. Must match the payload.
-const PAYLOAD_UID: [u32; 4] = [0x6b7b_1d6b, 0x0842_d5e4, 0x59bd_d294, 0xdaf2_397c];
 
 /// A vendor-hypervisor fast call (SMC64) that the payload's ABI will never allocate.
 const UNKNOWN_HVC: u32 = 0xC600_3FFF;
@@ -71,6 +64,16 @@ pub fn check_unknown_calls() {
         fail!("unknown HVC {UNKNOWN_HVC:#x} returned {x0:#x}, expected NOT_SUPPORTED (-1)");
     }
     say!("unknown HVC returned NOT_SUPPORTED");
+
+    // A call of another service (here OEM, owner 3) over HVC: the payload's vector
+    // answers it without entering Rust.
+    let x0 = hvc(UNKNOWN_SMC, 0)[0];
+    if x0 != NOT_SUPPORTED {
+        fail!(
+            "HVC {UNKNOWN_SMC:#x} of another service returned {x0:#x}, expected NOT_SUPPORTED (-1)"
+        );
+    }
+    say!("HVC of another service returned NOT_SUPPORTED");
 
     let x0 = smccc::smc64(UNKNOWN_SMC, [0; 17])[0];
     if x0 != NOT_SUPPORTED {

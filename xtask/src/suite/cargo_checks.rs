@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use super::report::{Report, lines_of, print_failed, print_ok};
-use crate::build::{EL2_TARGET, IMAGE_TARGET, Image, cargo_command};
+use crate::build::{self, EL2_TARGET, IMAGE_TARGET, Image, cargo_command};
 use crate::paths;
 
 pub const NAMES: [&str; 5] = [
@@ -40,6 +40,12 @@ pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
             continue;
         }
         let started = Instant::now();
+        if name == "clippy_images"
+            && let Err((reason, output)) = build::build_quiet(&embedded_images())
+        {
+            report.fail(name, &reason, &output);
+            continue;
+        }
         match cargo(&args) {
             Ok(_) => report.pass(name, &format!("{:.1} s", started.elapsed().as_secs_f64())),
             Err((reason, output)) => report.fail(name, &reason, &output),
@@ -48,6 +54,16 @@ pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
     if selected("host_unit_tests") {
         host_unit_tests(report);
     }
+}
+
+/// Every image some other image embeds.
+fn embedded_images() -> Vec<Image> {
+    let mut out: Vec<Image> = Image::ALL
+        .iter()
+        .flat_map(|i| i.embeds().iter().map(|(e, _)| *e))
+        .collect();
+    out.dedup();
+    out
 }
 
 /// `cargo test` on the default members; every libtest summary adds to the totals.
@@ -134,7 +150,15 @@ pub fn cargo(args: &[&str]) -> Result<String, (String, Vec<String>)> {
 
 /// (success, stdout followed by stderr).
 fn cargo_output(args: &[&str]) -> Result<(bool, String), String> {
-    let out = cargo_command()
+    let mut cargo = cargo_command();
+    // Images that embed others (`include_bytes!`) need their paths even to be linted;
+    // `run` builds them first.
+    for image in Image::ALL {
+        for (embedded, var) in image.embeds() {
+            cargo.env(var, embedded.path());
+        }
+    }
+    let out = cargo
         .args(args)
         .env("CARGO_TERM_COLOR", "never")
         .current_dir(paths::repo_root())

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::cargo_checks;
 use super::report::{Report, lines_of};
 use crate::boot::{self, DtbVariant, Host, Plan, Via};
 use crate::build::{self, Image};
@@ -31,6 +30,8 @@ const FORBID_FATAL: &[&str] = &["panicked"];
 enum HostKind {
     Demo,
     Linux,
+    /// A test image of the workspace loaded as the host kernel module.
+    Image(Image),
 }
 
 pub struct Case {
@@ -107,9 +108,37 @@ fn linux_case(name: &'static str, via: Via) -> Case {
     }
 }
 
+/// A test host image that prints libtest-style lines and ends with `N passed, 0 failed`
+/// and exit status 0 when all its tests pass.
+fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
+    Case {
+        name,
+        host: HostKind::Image(image),
+        via: Via::Direct,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout,
+        expect: Expectation {
+            expect: vec!["[el2]", " passed, 0 failed"],
+            forbid: FORBID.to_vec(),
+            end: End::Exit(0),
+        },
+    }
+}
+
 /// The QEMU tests, in the order they run.
 pub fn cases() -> Vec<Case> {
-    let demo_boot = || vec!["[el2]", "demo: running at EL1", "demo: PASS"];
+    let demo_boot = || {
+        vec![
+            "[el2]",
+            "demo: running at EL1",
+            "demo: guest shared page",
+            "demo: reading the guest's private page aborted",
+            "demo: guest unshared the page; host access now aborts",
+            "demo: VM destroyed",
+            "demo: PASS",
+        ]
+    };
     vec![
         demo_case("boot_direct_demo", Via::Direct, demo_boot()),
         demo_case("boot_uboot_demo", Via::Uboot, demo_boot()),
@@ -148,6 +177,7 @@ pub fn cases() -> Vec<Case> {
             DtbVariant::WithModules,
             "EL2",
         ),
+        image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
     ]
@@ -231,6 +261,11 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             kernel: l.kernel.clone(),
             initrd: Some(l.initrd.clone()),
             bootargs: linux::DEFAULT_APPEND.into(),
+        },
+        (HostKind::Image(image), _) => Host {
+            kernel: image.path(),
+            initrd: None,
+            bootargs: String::new(),
         },
         _ => Host {
             kernel: Image::DemoHost.path(),

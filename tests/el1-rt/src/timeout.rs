@@ -8,6 +8,7 @@ use aarch64_cpu::registers::{CNTFRQ_EL0, CNTVCT_EL0, Readable};
 pub struct Deadline(u64);
 
 impl Deadline {
+    /// `ms` milliseconds from now.
     pub fn after_ms(ms: u64) -> Self {
         let ticks_per_ms = (CNTFRQ_EL0.get() / 1000).max(1);
         Self(
@@ -17,6 +18,7 @@ impl Deadline {
         )
     }
 
+    /// Whether the deadline has passed.
     pub fn passed(&self) -> bool {
         CNTVCT_EL0.get() >= self.0
     }

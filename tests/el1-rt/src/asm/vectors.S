@@ -1,14 +1,14 @@
 // EL1 exception vectors. Every entry saves x0-x30, ELR_EL1 and SPSR_EL1 in an
 // `ExceptionFrame` (exceptions.rs) on the current stack and calls
-//     handle_exception(kind: u64, frame: &mut ExceptionFrame)
+//     el1_rt_handle_exception(kind: u64, frame: &mut ExceptionFrame)
 // where kind is the vector index 0-15 (group * 4 + type, groups: current EL with SP0,
 // current EL with SPx, lower EL AArch64, lower EL AArch32; types: sync, IRQ, FIQ, SError).
 // If the handler returns, the frame (possibly with a changed ELR) is restored and we eret.
 //
 // FP/SIMD registers are not saved: the only exception that returns is the expected abort of
-// the carve-out probe, whose asm! block declares clobber_abi("C"), so the compiler keeps
-// nothing live in caller-saved registers across it; callee-saved ones are preserved by the
-// Rust handler as for any call.
+// a probe access (probe.rs), whose asm! block declares clobber_abi("C"), so the compiler
+// keeps nothing live in caller-saved registers across it; callee-saved ones are preserved
+// by the Rust handler as for any call.
 
 .equ FRAME_SIZE, 272            // 31 GPRs + ELR + SPSR + padding to 16 bytes
 
@@ -22,8 +22,8 @@
 
 .section .text.vectors, "ax"
 .balign 0x800
-.global vectors
-vectors:
+.global el1_rt_vectors
+el1_rt_vectors:
     vector_entry 0
     vector_entry 1
     vector_entry 2
@@ -62,7 +62,7 @@ exception_common:
     str     x1, [sp, #256]
 
     mov     x1, sp
-    bl      handle_exception
+    bl      el1_rt_handle_exception
 
     ldr     x1, [sp, #256]
     msr     spsr_el1, x1

@@ -1,73 +1,16 @@
-//! What the demo host learns from the DTB the payload gives it: console, RAM, device MMIO,
-//! CPUs, PSCI conduit and the payload's carve-out.
+//! What an EL1 test image learns from the DTB the payload gives it: console, RAM, device
+//! MMIO, CPUs, PSCI conduit, the payload's carve-out and the memory already in use.
 //!
 //! Parsing runs on the boot CPU with the MMU off, so it only reads the DTB and fills
 //! fixed-size arrays: no allocation, no atomics.
 
+use crate::region::{ListFull, MAX_REGIONS, Region, RegionList};
 use core::fmt;
 use fdt::Fdt;
 use fdt::node::FdtNode;
 
-/// Most memory or device regions the demo host keeps track of.
-pub const MAX_REGIONS: usize = 64;
-/// Most CPUs the demo host brings up (the QEMU tests use 4).
+/// Most CPUs an image brings up (the QEMU tests use 4).
 pub const MAX_CPUS: usize = 8;
-
-/// A physical address range `[base, base + size)`.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub struct Region {
-    pub base: usize,
-    pub size: usize,
-}
-
-impl Region {
-    /// The first address after the region, or `None` if that does not fit in `usize`.
-    pub fn end(&self) -> Option<usize> {
-        self.base.checked_add(self.size)
-    }
-
-    /// Whether `other` lies entirely inside this region.
-    pub fn contains(&self, other: &Region) -> bool {
-        match (self.end(), other.end()) {
-            (Some(end), Some(other_end)) => self.base <= other.base && other_end <= end,
-            _ => false,
-        }
-    }
-}
-
-/// A fixed-capacity list of regions.
-#[derive(Clone, Copy, Debug)]
-pub struct RegionList {
-    items: [Region; MAX_REGIONS],
-    len: usize,
-}
-
-impl RegionList {
-    const fn new() -> Self {
-        Self {
-            items: [Region { base: 0, size: 0 }; MAX_REGIONS],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, region: Region, what: &'static str) -> Result<(), BoardError> {
-        let slot = self
-            .items
-            .get_mut(self.len)
-            .ok_or(BoardError::TooManyRegions(what))?;
-        *slot = region;
-        self.len += 1;
-        Ok(())
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Region> {
-        self.items[..self.len].iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
 
 /// How PSCI is reached, from `/psci/method`.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -100,6 +43,10 @@ impl CpuList {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Everything the demo host takes from the DTB.
@@ -117,6 +64,10 @@ pub struct Board {
     /// The payload's carve-out: the regions of every `/reserved-memory/el2@...` node
     /// (empty if there is none).
     pub carve_outs: RegionList,
+    /// Memory the DTB says is taken: every `/reserved-memory` child (the carve-out
+    /// included), every `/memreserve/` entry and the initrd of `/chosen`. The DTB blob
+    /// itself is not described by the DTB; the caller knows where it is.
+    pub in_use: RegionList,
 }
 
 /// Why the DTB could not be used.
@@ -128,6 +79,7 @@ pub enum BoardError {
     TooManyCpus,
     TooManyRegions(&'static str),
     BadReg(&'static str),
+    BadInitrd,
 }
 
 impl fmt::Display for BoardError {
@@ -141,6 +93,10 @@ impl fmt::Display for BoardError {
                 write!(f, "DTB has more than {MAX_REGIONS} {what} regions")
             }
             Self::BadReg(node) => write!(f, "unusable reg property in {node}"),
+            Self::BadInitrd => write!(
+                f,
+                "/chosen has an unusable linux,initrd-start/linux,initrd-end pair"
+            ),
         }
     }
 }
@@ -155,6 +111,7 @@ impl Board {
             cpus: find_cpus(fdt)?,
             psci: find_psci(fdt),
             carve_outs: find_carve_outs(fdt)?,
+            in_use: find_in_use(fdt)?,
         })
     }
 }
@@ -184,7 +141,7 @@ fn find_memory(fdt: &Fdt) -> Result<RegionList, BoardError> {
     let mut memory = RegionList::new();
     for node in root_children(fdt).filter(|node| is_memory(*node)) {
         for region in regs(node, "memory node")? {
-            memory.push(region, "memory")?;
+            push(&mut memory, region, "memory")?;
         }
     }
     if memory.is_empty() {
@@ -210,7 +167,7 @@ fn find_devices(fdt: &Fdt) -> Result<RegionList, BoardError> {
             continue;
         }
         for region in regs(node, "device node")? {
-            devices.push(region, "device")?;
+            push(&mut devices, region, "device")?;
         }
     }
     Ok(devices)
@@ -268,10 +225,60 @@ fn find_carve_outs(fdt: &Fdt) -> Result<RegionList, BoardError> {
         .filter(|node| node.name.starts_with("el2@"))
     {
         for region in regs(node, "/reserved-memory/el2@...")? {
-            carve_outs.push(region, "carve-out")?;
+            push(&mut carve_outs, region, "carve-out")?;
         }
     }
     Ok(carve_outs)
+}
+
+fn find_in_use(fdt: &Fdt) -> Result<RegionList, BoardError> {
+    let mut in_use = RegionList::new();
+    if let Some(reserved) = fdt.find_node("/reserved-memory") {
+        for node in reserved.children() {
+            // Dynamic pools (`size` without `reg`) are placed by the OS, not yet taken.
+            if node.property("reg").is_none() {
+                continue;
+            }
+            for region in regs(node, "/reserved-memory child")? {
+                push(&mut in_use, region, "reserved-memory")?;
+            }
+        }
+    }
+    for reservation in fdt.memory_reservations() {
+        let region = Region {
+            base: reservation.address() as usize,
+            size: reservation.size(),
+        };
+        push(&mut in_use, region, "reserved-memory")?;
+    }
+    if let Some(initrd) = find_initrd(fdt)? {
+        push(&mut in_use, initrd, "reserved-memory")?;
+    }
+    Ok(in_use)
+}
+
+/// `/chosen/linux,initrd-start` and `linux,initrd-end` (either 32 or 64 bits wide).
+fn find_initrd(fdt: &Fdt) -> Result<Option<Region>, BoardError> {
+    let Some(chosen) = fdt.find_node("/chosen") else {
+        return Ok(None);
+    };
+    let start = chosen.property("linux,initrd-start");
+    let end = chosen.property("linux,initrd-end");
+    match (start, end) {
+        (None, None) => Ok(None),
+        (Some(start), Some(end)) => {
+            let start = start.as_usize().ok_or(BoardError::BadInitrd)?;
+            let end = end.as_usize().ok_or(BoardError::BadInitrd)?;
+            let size = end.checked_sub(start).ok_or(BoardError::BadInitrd)?;
+            Ok(Some(Region { base: start, size }))
+        }
+        _ => Err(BoardError::BadInitrd),
+    }
+}
+
+fn push(list: &mut RegionList, region: Region, what: &'static str) -> Result<(), BoardError> {
+    list.push(region)
+        .map_err(|ListFull| BoardError::TooManyRegions(what))
 }
 
 fn root_children<'b, 'a>(fdt: &'b Fdt<'a>) -> impl Iterator<Item = FdtNode<'b, 'a>> {
@@ -300,4 +307,63 @@ fn first_reg(node: FdtNode) -> Option<Region> {
         base: region.starting_address as usize,
         size: region.size?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QEMU_VIRT: &[u8] = include_bytes!("../../../platform/tests/data/virt-gicv3.dtb");
+    const WITH_RESERVATIONS: &[u8] =
+        include_bytes!("../../../platform/tests/data/virt-reserved.dtb");
+
+    fn board(blob: &[u8]) -> Board {
+        Board::from_fdt(&Fdt::new(blob).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn qemu_virt_has_console_ram_cpus_and_smc_psci() {
+        let board = board(QEMU_VIRT);
+        assert_eq!(board.uart, 0x0900_0000);
+        let ram: Vec<_> = board.memory.iter().copied().collect();
+        assert_eq!(
+            ram,
+            [Region {
+                base: 0x4000_0000,
+                size: 1 << 30
+            }]
+        );
+        assert_eq!(board.cpus.len(), 4);
+        assert_eq!(board.psci, Some(Conduit::Smc));
+        assert!(board.carve_outs.is_empty());
+        assert!(board.in_use.is_empty());
+    }
+
+    #[test]
+    fn reserved_memory_memreserve_and_initrd_are_in_use() {
+        let board = board(WITH_RESERVATIONS);
+        let in_use: Vec<_> = board.in_use.iter().copied().collect();
+        assert_eq!(
+            in_use,
+            [
+                // /reserved-memory/firmware@7ff00000; the dynamic pool has no reg.
+                Region {
+                    base: 0x7ff0_0000,
+                    size: 0x10_0000
+                },
+                // /memreserve/
+                Region {
+                    base: 0x4800_0000,
+                    size: 0x10_0000
+                },
+                // linux,initrd-start/end
+                Region {
+                    base: 0x4800_0000,
+                    size: 0x10_0000
+                },
+            ]
+        );
+        // Only el2@... children are the payload's carve-out.
+        assert!(board.carve_outs.is_empty());
+    }
 }

@@ -1,5 +1,6 @@
-//! Ending a run: `demo: PASS` and PSCI SYSTEM_OFF (QEMU exits 0), or `demo: FAIL: <reason>`
-//! and a semihosting exit with status 1 (QEMU runs with `-semihosting`).
+//! Ending a run: `<prefix>PASS` and PSCI SYSTEM_OFF (QEMU exits 0), `<prefix>FAIL: <reason>`
+//! and a semihosting exit with status 1, or a semihosting exit with any status (QEMU runs
+//! with `-semihosting`).
 
 use crate::console;
 use crate::mmu;
@@ -17,7 +18,7 @@ const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x20026;
 /// being undefined because QEMU runs without `-semihosting`) must not report again.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Reports `demo: FAIL: <reason>` and stops QEMU with exit status 1.
+/// Reports `<prefix>FAIL: <reason>` and stops QEMU with exit status 1.
 ///
 /// Safe to call with the MMU off (the boot CPU before the MMU is on, a secondary CPU that
 /// arrived at the wrong EL): then it uses no atomic read-modify-write and no lock, which
@@ -43,7 +44,7 @@ pub fn exiting() -> bool {
     EXITING.load(Ordering::Acquire)
 }
 
-/// Reports `demo: PASS` and powers the machine off through PSCI SYSTEM_OFF.
+/// Reports `<prefix>PASS` and powers the machine off through PSCI SYSTEM_OFF.
 pub fn pass() -> ! {
     console::line(format_args!("PASS"));
     let ret = psci::system_off();
@@ -58,7 +59,10 @@ pub fn park() -> ! {
     }
 }
 
-fn semihosting_exit(status: u64) -> ! {
+/// Stops QEMU with exit status `status` through semihosting SYS_EXIT. If QEMU runs
+/// without `-semihosting`, `hlt` is undefined and this CPU parks in the exception handler.
+pub fn semihosting_exit(status: u64) -> ! {
+    EXITING.store(true, Ordering::Release);
     let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, status];
     // SAFETY: the semihosting SYS_EXIT call reads the two-word block that x1 points to and
     // does not return; if semihosting is off, `hlt` is undefined and the exception handler
@@ -75,9 +79,9 @@ fn semihosting_exit(status: u64) -> ! {
 }
 
 /// Reports a failure (see [`fail_with`]) with `format!`-style arguments.
+#[macro_export]
 macro_rules! fail {
     ($($arg:tt)*) => {
         $crate::exit::fail_with(format_args!($($arg)*))
     };
 }
-pub(crate) use fail;

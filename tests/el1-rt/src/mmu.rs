@@ -5,10 +5,12 @@
 //! reliably support), so the boot CPU turns the MMU on right after reading the DTB, and
 //! each secondary CPU turns it on (same tables) before its first Rust instruction.
 //!
-//! The payload's carve-out lies in RAM and is deliberately mapped like the rest of RAM:
-//! the point of the carve-out check is that stage 2, not this table, stops the access.
+//! The payload's carve-out lies in RAM and is deliberately mapped like the rest of RAM, and
+//! so are pages given to guests: the point of the abort checks is that stage 2, not this
+//! table, stops the access.
 
-use crate::board::{Board, Region};
+use crate::board::Board;
+use crate::region::Region;
 use aarch64_cpu::registers::{CurrentEL, ID_AA64MMFR0_EL1, Readable, SCTLR_EL1, TCR_EL1};
 use aarch64_paging::MapError;
 use aarch64_paging::descriptor::{El1Attributes, PhysicalAddress};
@@ -193,7 +195,7 @@ pub unsafe fn build(board: &Board, image: Region) -> Result<(MmuConfig, MapSumma
 
 unsafe extern "C" {
     /// entry.S: loads MAIR/TCR/TTBR0, invalidates TLB and I-cache, then writes SCTLR_EL1.
-    fn enable_mmu(mair: u64, tcr: u64, ttbr0: u64, sctlr: u64);
+    fn el1_rt_enable_mmu(mair: u64, tcr: u64, ttbr0: u64, sctlr: u64);
 }
 
 /// Turns the MMU on for the calling CPU.
@@ -205,7 +207,7 @@ unsafe extern "C" {
 pub unsafe fn enable(config: &MmuConfig) {
     // SAFETY: enable_mmu is a leaf that only writes the MMU registers; the caller promises
     // that the table maps everything in use at the same addresses.
-    unsafe { enable_mmu(config.mair, config.tcr, config.ttbr0, config.sctlr) }
+    unsafe { el1_rt_enable_mmu(config.mair, config.tcr, config.ttbr0, config.sctlr) }
 }
 
 /// Whether this CPU runs at EL1 with its stage-1 MMU on (so Normal memory rules apply).

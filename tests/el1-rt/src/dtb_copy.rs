@@ -3,7 +3,7 @@
 //! `fdt` 0.1.5 stops walking a node's properties at an FDT_NOP that sits between them and
 //! then loses the node's children (for example `find_node("/cpus")` fails). NOPs are
 //! legal and appear whenever a DTB was edited in place (QEMU's `-dtb` fix-ups, libfdt's
-//! nop_property/nop_node), so the demo host parses a compacted copy instead.
+//! nop_property/nop_node), so the images parse a compacted copy instead.
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -53,6 +53,14 @@ impl fmt::Display for DtbError {
     }
 }
 
+/// The compacted copy and the size of the original blob.
+#[derive(Clone, Copy, Debug)]
+pub struct DtbCopy {
+    pub blob: &'static [u8],
+    /// `totalsize` of the DTB as the payload handed it over (memory it occupies).
+    pub original_size: usize,
+}
+
 /// Copies the DTB at `address` into the static buffer without FDT_NOP tokens and returns
 /// the copy.
 ///
@@ -60,7 +68,7 @@ impl fmt::Display for DtbError {
 ///
 /// `address` must point to readable memory holding a DTB of its header's `totalsize`.
 /// Call at most once, before other CPUs run.
-pub unsafe fn copy_without_nops(address: usize) -> Result<&'static [u8], DtbError> {
+pub unsafe fn copy_without_nops(address: usize) -> Result<DtbCopy, DtbError> {
     // SAFETY: the caller promises the header is readable; the full size is only trusted
     // after the magic has been checked.
     let header = unsafe { core::slice::from_raw_parts(address as *const u8, HEADER_SIZE) };
@@ -75,7 +83,10 @@ pub unsafe fn copy_without_nops(address: usize) -> Result<&'static [u8], DtbErro
     // to the buffer exists.
     let buffer = unsafe { &mut *COPY.0.get() };
     let size = compact(blob, buffer)?;
-    Ok(&buffer[..size])
+    Ok(DtbCopy {
+        blob: &buffer[..size],
+        original_size: total_size,
+    })
 }
 
 /// Writes `blob` without FDT_NOP tokens into `out`; returns the size written.
@@ -184,4 +195,32 @@ fn put_be32(bytes: &mut [u8], offset: usize, value: usize) {
 
 fn align4(n: usize) -> usize {
     (n + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AS_LOADED: &[u8] =
+        include_bytes!("../../../platform/tests/data/virt-as-loaded-by-qemu.dtb");
+
+    #[test]
+    fn compacted_copy_has_no_nops_and_fdt_finds_every_node() {
+        let mut out = vec![0; COPY_SIZE];
+        let size = compact(AS_LOADED, &mut out).unwrap();
+        let fdt = fdt::Fdt::new(&out[..size]).unwrap();
+        assert!(fdt.find_node("/cpus").is_some());
+        assert_eq!(fdt.cpus().count(), 4);
+        assert!(fdt.find_node("/chosen/module@50000000").is_some());
+        assert!(size < AS_LOADED.len());
+    }
+
+    #[test]
+    fn a_blob_that_is_not_a_dtb_is_refused() {
+        let mut out = vec![0; 64];
+        assert!(matches!(
+            compact(&[0u8; 64], &mut out),
+            Err(DtbError::OldVersion(0))
+        ));
+    }
 }

@@ -1,0 +1,78 @@
+//! The arm64 Image header (Linux `Documentation/arch/arm64/booting.rst`) at the start of a
+//! raw image: how much memory the image needs once loaded, `.bss` and stacks included,
+//! which is more than the file holds. The test guest carries one for this reason.
+
+use core::fmt;
+
+/// Offset of `image_size` (u64, little-endian).
+const IMAGE_SIZE_OFFSET: usize = 16;
+/// Offset of the magic `ARM\x64`.
+const MAGIC_OFFSET: usize = 0x38;
+const MAGIC: &[u8; 4] = b"ARM\x64";
+/// The header is 64 bytes long.
+const HEADER_SIZE: usize = 64;
+
+/// Why an image header is unusable.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum HeaderError {
+    /// The file is shorter than the 64-byte header.
+    TooShort(usize),
+    /// No `ARM\x64` at offset 0x38.
+    NoMagic,
+    /// `image_size` does not fit in `usize`.
+    TooBig(u64),
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::TooShort(len) => write!(f, "image of {len} bytes has no 64-byte header"),
+            Self::NoMagic => write!(f, "no arm64 Image magic at offset {MAGIC_OFFSET:#x}"),
+            Self::TooBig(size) => write!(f, "image_size {size:#x} is too big"),
+        }
+    }
+}
+
+/// Bytes the image occupies once loaded: `image_size` from its header, or the file size
+/// if that is larger (an `image_size` of 0 means "unknown" in the boot protocol).
+pub fn memory_size(image: &[u8]) -> Result<usize, HeaderError> {
+    if image.len() < HEADER_SIZE {
+        return Err(HeaderError::TooShort(image.len()));
+    }
+    if &image[MAGIC_OFFSET..MAGIC_OFFSET + 4] != MAGIC {
+        return Err(HeaderError::NoMagic);
+    }
+    let mut word = [0; 8];
+    word.copy_from_slice(&image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
+    let declared = u64::from_le_bytes(word);
+    let declared = usize::try_from(declared).map_err(|_| HeaderError::TooBig(declared))?;
+    Ok(declared.max(image.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(image_size: u64, len: usize) -> Vec<u8> {
+        let mut image = vec![0; len];
+        image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&image_size.to_le_bytes());
+        image[MAGIC_OFFSET..MAGIC_OFFSET + 4].copy_from_slice(MAGIC);
+        image
+    }
+
+    #[test]
+    fn image_size_covers_more_than_the_file() {
+        assert_eq!(memory_size(&header(0x6000, 0x1234)), Ok(0x6000));
+    }
+
+    #[test]
+    fn a_zero_image_size_means_the_file_size() {
+        assert_eq!(memory_size(&header(0, 0x1234)), Ok(0x1234));
+    }
+
+    #[test]
+    fn no_magic_or_no_header_is_refused() {
+        assert_eq!(memory_size(&[0; 64]), Err(HeaderError::NoMagic));
+        assert_eq!(memory_size(&[0; 10]), Err(HeaderError::TooShort(10)));
+    }
+}
