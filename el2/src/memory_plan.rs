@@ -1,15 +1,17 @@
 //! What EL2 takes for itself at boot, and where.
 //!
-//! Two carve-outs, both 2 MiB aligned so the host stage-2 around them stays in blocks:
+//! Two carve-outs, sized to the page:
 //! - the static one is the image itself (`layout::image`: code, data, .bss, stacks; the
 //!   Image header's `image_size` covers it, so loaders keep clear of it);
 //! - the dynamic one is sized from the RAM the DTB describes: the host stage-2 page-table
 //!   pool, the ownership record (2 bytes per 4 KiB page), EL2's own stage-1 tables and a
-//!   small boot heap (the DTB writer needs one). It goes as high in RAM as it fits without
-//!   touching anything the loader left there (DTB, modules, reserved memory).
+//!   small boot heap (the DTB writer needs one). It goes right after the image when that
+//!   memory is free, else as high in RAM as it fits, never over anything the loader left
+//!   there (DTB, modules, reserved memory).
 //!
-//! Just below the dynamic carve-out, a host-owned 2 MiB window receives the DTB handed to the
-//! host (the Linux boot protocol wants it 8-byte aligned, under 2 MiB, in one 2 MiB block).
+//! Below the dynamic carve-out, a host-owned 2 MiB-aligned window receives the DTB handed to
+//! the host (the Linux boot protocol wants it 8-byte aligned, under 2 MiB, in one 2 MiB
+//! block).
 
 use core::ops::Range;
 
@@ -143,11 +145,25 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ownership = ownership_bytes(ram_bytes);
     let el2_tables = EL2_TABLE_PAGES * PAGE;
     let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
-    let dynamic = align_up(pool + ownership + el2_tables + heap, BLOCK_2M);
-    let window = dynamic + BLOCK_2M;
+    // Only what is needed, in pages (no rounding to 2 MiB, which would cost up to 2 MiB).
+    let dynamic = pool + ownership + el2_tables + heap;
 
-    let start = find_window(input, window).ok_or(PlanError::NoRoom { needed: window })?;
-    let dyn_start = start + BLOCK_2M;
+    // Preferably right after the image: the two carve-outs then form one range whose start
+    // is the (2 MiB-aligned) load address, so the host stage-2 around them needs a single
+    // level-3 table. Otherwise as high in RAM as it fits.
+    let after_image = input.image.end..input.image.end + dynamic;
+    let dyn_start = if is_free(input, &after_image, None) {
+        after_image.start
+    } else {
+        let end = find_window(input, align_up(dynamic, BLOCK_2M), None)
+            .ok_or(PlanError::NoRoom { needed: dynamic })?
+            + align_up(dynamic, BLOCK_2M);
+        end - dynamic
+    };
+    let dynamic_range = dyn_start..dyn_start + dynamic;
+    let host_dtb = find_window(input, BLOCK_2M, Some(&dynamic_range))
+        .ok_or(PlanError::NoRoom { needed: BLOCK_2M })?;
+
     let mut cursor = dyn_start;
     let mut take = |size: u64| {
         let r = cursor..cursor + size;
@@ -160,8 +176,8 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let heap = take(heap);
     Ok(MemoryPlan {
         image: input.image.clone(),
-        dynamic: dyn_start..dyn_start + dynamic,
-        host_dtb: start..start + BLOCK_2M,
+        dynamic: dynamic_range,
+        host_dtb: host_dtb..host_dtb + BLOCK_2M,
         stage2_pool,
         el2_tables,
         ownership,
@@ -169,20 +185,38 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     })
 }
 
-/// Highest 2 MiB-aligned window of `size` bytes inside one RAM bank that overlaps nothing
-/// in `busy` nor the image.
-fn find_window(input: &PlanInput, size: u64) -> Option<u64> {
+fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+/// The first thing `range` would overwrite: loader data, the image or `also`.
+fn clash(input: &PlanInput, range: &Range<u64>, also: Option<&Range<u64>>) -> Option<Range<u64>> {
+    input
+        .busy
+        .first_overlap(range)
+        .or_else(|| overlaps(&input.image, range).then(|| input.image.clone()))
+        .or_else(|| also.filter(|a| overlaps(a, range)).cloned())
+}
+
+/// Whether `range` lies inside one RAM bank and overlaps nothing in use.
+fn is_free(input: &PlanInput, range: &Range<u64>, also: Option<&Range<u64>>) -> bool {
+    let in_ram = input
+        .ram
+        .iter()
+        .any(|b| b.start <= range.start && range.end <= b.end);
+    in_ram && clash(input, range, also).is_none()
+}
+
+/// Highest 2 MiB-aligned window of `size` bytes (a multiple of 2 MiB) inside one RAM bank
+/// that overlaps nothing in use.
+fn find_window(input: &PlanInput, size: u64, also: Option<&Range<u64>>) -> Option<u64> {
     let mut banks = input.ram.iter().collect::<heapless_banks::Banks>();
     banks.sort_descending();
     for bank in banks.iter() {
         let mut end = bank.end & !(BLOCK_2M - 1);
         while end >= size && end - size >= bank.start {
             let candidate = end - size..end;
-            let clash = input.busy.first_overlap(&candidate).or_else(|| {
-                (input.image.start < candidate.end && candidate.start < input.image.end)
-                    .then(|| input.image.clone())
-            });
-            match clash {
+            match clash(input, &candidate, also) {
                 None => return Some(candidate.start),
                 Some(c) => end = c.start & !(BLOCK_2M - 1),
             }
