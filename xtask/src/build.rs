@@ -12,12 +12,21 @@ use crate::{cmd, paths, prereqs};
 pub enum Image {
     /// The EL2 payload; must be a raw arm64 Image (QEMU `-kernel`, U-Boot `booti`).
     El2,
+    /// The payload's test build (`--features selftest`, `el2-selftest.bin`): adds the
+    /// debug calls the stress host uses (DEBUG_CHECK_INVARIANTS). Never the release payload.
+    El2Selftest,
     /// The protected guest the test hosts run (embedded in them).
     TestGuest,
     /// The demo host the payload starts at EL1 (`cargo xtask run`).
     DemoHost,
     /// The host that runs the ABI scenarios against the payload.
     AbiHost,
+    /// The host that counts instructions per hypercall (`cargo xtask bench`).
+    BenchHost,
+    /// The host that runs the SMP stress and the adversarial cases (on `El2Selftest`).
+    StressHost,
+    /// The host that runs the conformance suite of docs/abi.md (`cargo xtask conformance`).
+    ConformanceHost,
 }
 
 /// Target of the payload: soft-float, so that EL2's own code never touches the FP/SIMD
@@ -28,20 +37,27 @@ pub const IMAGE_TARGET: &str = "aarch64-unknown-none";
 
 impl Image {
     /// Every image, in an order where each comes after the images it embeds.
-    pub const ALL: [Image; 4] = [
+    pub const ALL: [Image; 8] = [
         Image::El2,
+        Image::El2Selftest,
         Image::TestGuest,
         Image::DemoHost,
         Image::AbiHost,
+        Image::BenchHost,
+        Image::StressHost,
+        Image::ConformanceHost,
     ];
 
     /// Cargo package (and binary) name.
     pub fn package(self) -> &'static str {
         match self {
-            Image::El2 => "el2",
+            Image::El2 | Image::El2Selftest => "el2",
             Image::TestGuest => "test-guest",
             Image::DemoHost => "demo-host",
             Image::AbiHost => "abi-host",
+            Image::StressHost => "stress-host",
+            Image::BenchHost => "bench-host",
+            Image::ConformanceHost => "conformance-host",
         }
     }
 
@@ -49,7 +65,7 @@ impl Image {
         match self {
             // The guest too: soft-float keeps its code off the FP/SIMD registers, so it
             // runs the same whether or not its CPACR_EL1 enables them.
-            Image::El2 | Image::TestGuest => EL2_TARGET,
+            Image::El2 | Image::El2Selftest | Image::TestGuest => EL2_TARGET,
             _ => IMAGE_TARGET,
         }
     }
@@ -58,18 +74,46 @@ impl Image {
     /// names each one's raw file at build time.
     pub fn embeds(self) -> &'static [(Image, &'static str)] {
         match self {
-            Image::DemoHost | Image::AbiHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
+            Image::DemoHost | Image::AbiHost | Image::BenchHost | Image::StressHost => {
+                &[(Image::TestGuest, "TEST_GUEST_BIN")]
+            }
             _ => &[],
+        }
+    }
+
+    /// Cargo features the image is built with.
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Image::El2Selftest => &["selftest"],
+            _ => &[],
+        }
+    }
+
+    /// The raw image's name: `target/images/<name>.bin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Image::El2Selftest => "el2-selftest",
+            other => other.package(),
         }
     }
 
     /// The raw image xtask writes.
     pub fn path(self) -> PathBuf {
-        paths::images().join(format!("{}.bin", self.package()))
+        paths::images().join(format!("{}.bin", self.name()))
+    }
+
+    /// Cargo's target directory for the image. The selftest payload is the same package
+    /// as the payload with other features: it gets its own directory so that neither
+    /// build overwrites the other's ELF.
+    fn cargo_target_dir(self) -> PathBuf {
+        match self {
+            Image::El2Selftest => paths::cargo_target().join("selftest"),
+            _ => paths::cargo_target(),
+        }
     }
 
     fn elf(self) -> PathBuf {
-        paths::cargo_target()
+        self.cargo_target_dir()
             .join(self.target())
             .join("release")
             .join(self.package())
@@ -111,7 +155,11 @@ pub fn cargo_build_command(image: Image) -> Command {
             "-p",
             image.package(),
         ])
+        .env("CARGO_TARGET_DIR", image.cargo_target_dir())
         .current_dir(paths::repo_root());
+    if !image.features().is_empty() {
+        cargo.args(["--features", &image.features().join(",")]);
+    }
     for (embedded, var) in image.embeds() {
         cargo.env(var, embedded.path());
     }
@@ -162,7 +210,7 @@ pub fn convert(images: &[Image]) -> Result<Vec<PathBuf>> {
                 .arg(&elf)
                 .arg(&bin),
         )?;
-        if *image == Image::El2 {
+        if matches!(image, Image::El2 | Image::El2Selftest) {
             check_arm64_image(&bin)?;
         }
         outputs.push(bin);

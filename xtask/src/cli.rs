@@ -27,6 +27,12 @@ pub enum Cmd {
     Run(RunArgs),
     /// Lints, host unit tests and the QEMU boot tests; last line "N passed, N failed".
     Test(TestArgs),
+    /// Instructions per hypercall, EL2 memory and Linux boot time under QEMU -icount
+    /// shift=0; writes target/bench.json and target/bench.md.
+    Bench(BenchArgs),
+    /// The conformance suite of docs/abi.md on QEMU, checked case by case against the
+    /// reference model; last line "N passed, N failed".
+    Conformance,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,4 +85,11 @@ pub struct TestArgs {
     /// List the checks and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Few calls per operation, 1 GiB only, no Linux boots: checks the bench still works.
+    #[arg(long)]
+    pub quick: bool,
 }

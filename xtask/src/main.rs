@@ -2,10 +2,12 @@
 //! or through U-Boot, with the demo host or Debian's Linux), and runs the test suite.
 
 mod apt;
+mod bench;
 mod boot;
 mod build;
 mod cli;
 mod cmd;
+mod conformance;
 mod console;
 mod dtb;
 mod error;
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         Cmd::Build => build::build_all().map(|()| 0),
         Cmd::Run(args) => run::run(args),
         Cmd::Test(args) => suite::run(args),
+        Cmd::Bench(args) => bench::run(args),
+        Cmd::Conformance => conformance::run(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

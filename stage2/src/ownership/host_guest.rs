@@ -7,7 +7,40 @@ use crate::pgtable::MemKind;
 use crate::pool::PAGE_SIZE;
 use crate::tlb::TlbMaintenance;
 
+/// Guest memory is only ever mapped with 4 KiB pages: a block would have to be split when
+/// part of it is later unshared or relinquished, and those calls must never need memory
+/// (docs/abi.md 7.3). A call maps at most 512 pages, so the only range that could become a
+/// block is exactly one aligned 2 MiB chunk; it is mapped as 511 pages, then one. The second
+/// part lands in the level-3 table the first one created, so it needs no table page.
+fn guest_map_parts(ipa: usize, ipa_end: usize) -> [(usize, usize); 2] {
+    const BLOCK: usize = 2 << 20;
+    if ipa.is_multiple_of(BLOCK) && ipa_end - ipa == BLOCK {
+        [(ipa, ipa_end - PAGE_SIZE), (ipa_end - PAGE_SIZE, ipa_end)]
+    } else {
+        [(ipa, ipa_end), (ipa_end, ipa_end)]
+    }
+}
+
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
+    /// Maps guest IPAs `[ipa, ipa_end)` to `pa..` with pages only (see `guest_map_parts`).
+    fn guest_map(
+        &mut self,
+        slot: usize,
+        ipa: usize,
+        ipa_end: usize,
+        pa: usize,
+    ) -> Result<(), OwnershipError> {
+        let guest = self.guest(slot)?;
+        for (s, e) in guest_map_parts(ipa, ipa_end) {
+            if s < e {
+                guest
+                    .map(s, e, pa + (s - ipa), MemKind::Normal)
+                    .map_err(commit_error)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that guest IPAs `[ipa, ipa_end)` are unmapped and that mapping them to `pa` fits
     /// in the VM's pool.
     fn check_guest_map(
@@ -23,8 +56,9 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         if used {
             return Err(OwnershipError::Busy);
         }
+        let [(s, e), _] = guest_map_parts(ipa, ipa_end);
         let needed = guest
-            .tables_needed_to_map(ipa, ipa_end, pa, MemKind::Normal)
+            .tables_needed_to_map(s, e, pa, MemKind::Normal)
             .map_err(|_| OwnershipError::Range)?;
         if needed > guest.pool_free_pages() {
             return Err(OwnershipError::NoMemory);
@@ -55,9 +89,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         self.check_guest_map(slot, ipa, ipa_end, start)?;
         self.host_unmap(start, end, tlb)?;
         self.set_range(start, end, PageState::Owned(Owner::Guest(vm)));
-        self.guest(slot)?
-            .map(ipa, ipa_end, start, MemKind::Normal)
-            .map_err(commit_error)
+        self.guest_map(slot, ipa, ipa_end, start)
     }
 
     /// The host lends pages it owns exclusively to `vm` at guest frames `gfn..gfn + nr`; the
@@ -79,9 +111,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         self.require_pages(start, end, |s| s == PageState::Owned(Owner::Host))?;
         self.check_guest_map(slot, ipa, ipa_end, start)?;
         self.set_range(start, end, PageState::HostSharedWith(Borrower::Guest(vm)));
-        self.guest(slot)?
-            .map(ipa, ipa_end, start, MemKind::Normal)
-            .map_err(commit_error)
+        self.guest_map(slot, ipa, ipa_end, start)
     }
 
     /// Translates guest frames `gfn..gfn + nr` of the VM in `slot` into `self.scratch`,
@@ -93,16 +123,22 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         nr: usize,
         allowed: impl Fn(PageState) -> bool,
     ) -> Result<(), OwnershipError> {
+        // Every frame must have a page (NOT_FOUND) before any page's state is judged
+        // (DENIED): docs/abi.md 1.6 orders the two over the whole range.
+        let guest = self.guests[slot].as_ref().ok_or(OwnershipError::NotFound)?;
         for i in 0..nr {
-            let guest = self.guests[slot].as_ref().ok_or(OwnershipError::NotFound)?;
             let leaf = guest
                 .translate(ipa + i * PAGE_SIZE)
                 .ok_or(OwnershipError::NotFound)?;
-            let state = self.page_state(leaf.pa).ok_or(OwnershipError::Denied)?;
+            self.scratch[i] = leaf.pa & !(PAGE_SIZE - 1);
+        }
+        for i in 0..nr {
+            let state = self
+                .page_state(self.scratch[i])
+                .ok_or(OwnershipError::Denied)?;
             if !allowed(state) {
                 return Err(OwnershipError::Denied);
             }
-            self.scratch[i] = leaf.pa & !(PAGE_SIZE - 1);
         }
         Ok(())
     }
@@ -235,16 +271,21 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, |s| s == PageState::Owned(Owner::Guest(vm)))?;
+        let owned = PageState::Owned(Owner::Guest(vm));
+        let borrowed = PageState::HostSharedWith(Borrower::Guest(vm));
+        self.gather_guest_pages(slot, ipa, nr, |s| s == owned || s == borrowed)?;
         self.check_guest_unmap(slot, ipa, ipa_end)?;
         self.guest(slot)?
             .unmap(ipa, ipa_end, tlb)
             .map_err(commit_error)?;
+        // A page the guest owned is zeroed before the host gets it (I5); a page the host had
+        // lent goes back with its contents (the loan ends).
         for i in 0..nr {
-            san.zero_and_clean(self.scratch[i]);
-        }
-        for i in 0..nr {
-            self.set_page(self.scratch[i], PageState::Owned(Owner::Host));
+            let pa = self.scratch[i];
+            if self.page_state(pa) == Some(owned) {
+                san.zero_and_clean(pa);
+            }
+            self.set_page(pa, PageState::Owned(Owner::Host));
         }
         Ok(())
     }

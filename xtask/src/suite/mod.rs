@@ -15,6 +15,7 @@ fn names() -> Vec<&'static str> {
     let mut names = cargo_checks::NAMES.to_vec();
     names.extend(qemu_cases::STEP_NAMES);
     names.extend(qemu_cases::cases().iter().map(|c| c.name));
+    names.push(qemu_cases::BENCH_CASE);
     names
 }
 

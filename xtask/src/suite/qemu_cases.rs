@@ -16,9 +16,14 @@ use crate::qemu::Machine;
 
 /// Steps the boots depend on, reported as checks of their own.
 pub const STEP_NAMES: [&str; 2] = ["build_images", "linux_host_assets"];
+/// `cargo xtask bench --quick`, run as a check: it must complete and give a well-formed
+/// table. No thresholds: performance is reported (docs/performance.md), not tested.
+pub const BENCH_CASE: &str = "bench_quick_runs";
 
 const DEMO_TIMEOUT: Duration = Duration::from_secs(60);
 const LINUX_TIMEOUT: Duration = Duration::from_secs(300);
+/// The SMP stress takes about a minute under TCG; the rest is margin for a loaded machine.
+const STRESS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Lines no passing boot may print.
 const FORBID: &[&str] = &["[el2] FATAL", "panicked", "demo: FAIL"];
@@ -38,6 +43,8 @@ pub struct Case {
     pub name: &'static str,
     host: HostKind,
     via: Via,
+    /// The payload image QEMU boots (the release build, or its selftest build).
+    payload: Image,
     /// QEMU starts the CPUs at EL2 (off for the "not started at EL2" case).
     virtualization: bool,
     dtb: DtbVariant,
@@ -50,6 +57,7 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         name,
         host: HostKind::Demo,
         via,
+        payload: Image::El2,
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
@@ -72,6 +80,7 @@ fn fatal_case(
         name,
         host: HostKind::Demo,
         via,
+        payload: Image::El2,
         virtualization,
         dtb,
         timeout: DEMO_TIMEOUT,
@@ -88,6 +97,7 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         name,
         host: HostKind::Linux,
         via,
+        payload: Image::El2,
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
@@ -115,12 +125,58 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         name,
         host: HostKind::Image(image),
         via: Via::Direct,
+        payload: Image::El2,
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             forbid: FORBID.to_vec(),
+            end: End::Exit(0),
+        },
+    }
+}
+
+/// The SMP stress and the adversarial host cases (tests/stress-host) on the payload's
+/// selftest build, which answers DEBUG_CHECK_INVARIANTS. Every EL2 panic stops the payload
+/// with `[el2] FATAL: panic: ...`, which FORBID rejects: that is how this suite counts EL2
+/// panics, and one fails the case.
+fn stress_case(name: &'static str) -> Case {
+    let mut forbid = FORBID.to_vec();
+    forbid.extend(["stress-host: FAIL", "FAILED"]);
+    Case {
+        name,
+        host: HostKind::Image(Image::StressHost),
+        via: Via::Direct,
+        payload: Image::El2Selftest,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: STRESS_TIMEOUT,
+        expect: Expectation {
+            expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
+            forbid,
+            end: End::Exit(0),
+        },
+    }
+}
+
+/// The conformance suite (tests/conformance/host): passes only if the host's last line
+/// says 0 failed and every case's outcome agrees with the reference model (checked on
+/// the log once QEMU has exited, see `run_case`).
+fn conformance_case() -> Case {
+    let mut forbid = FORBID.to_vec();
+    forbid.push("conformance: FAIL");
+    Case {
+        name: crate::conformance::SUITE_CASE,
+        host: HostKind::Image(Image::ConformanceHost),
+        via: Via::Direct,
+        payload: Image::El2,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: crate::conformance::TIMEOUT,
+        expect: Expectation {
+            expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
+            forbid,
             end: End::Exit(0),
         },
     }
@@ -178,6 +234,8 @@ pub fn cases() -> Vec<Case> {
             "EL2",
         ),
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+        stress_case("smp_stress_and_adversarial"),
+        conformance_case(),
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
     ]
@@ -185,7 +243,8 @@ pub fn cases() -> Vec<Case> {
 
 pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
     let cases: Vec<Case> = cases().into_iter().filter(|c| selected(c.name)).collect();
-    if cases.is_empty() {
+    let bench = selected(BENCH_CASE);
+    if cases.is_empty() && !bench {
         return;
     }
     let images = build_images(report);
@@ -214,6 +273,17 @@ pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
         }
         run_case(report, case, linux_host.as_ref());
     }
+    if bench {
+        bench_quick_runs(report, images);
+    }
+}
+
+fn bench_quick_runs(report: &mut Report, images: bool) {
+    if !images {
+        report.fail(BENCH_CASE, "not run: build_images failed", &[]);
+        return;
+    }
+    step(report, BENCH_CASE, crate::bench::quick_check);
 }
 
 /// Builds el2 and demo-host with cargo's output captured (shown only on failure).
@@ -280,7 +350,7 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             mem: MemSize::from_bytes(GIB),
         },
         via: case.via,
-        payload: Some(Image::El2.path()),
+        payload: Some(case.payload.path()),
         host,
         dtb: case.dtb,
         work_dir: paths::qemu().join(case.name),
@@ -309,7 +379,16 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    match check.verdict(&outcome) {
+    let verdict = check.verdict(&outcome).and_then(|()| {
+        if case.name != crate::conformance::SUITE_CASE {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        crate::conformance::check_log(&text)
+            .map(drop)
+            .map_err(|(reason, _)| reason)
+    });
+    match verdict {
         Ok(()) => report.pass(case.name, &format!("{elapsed:.1} s")),
         Err(reason) => {
             let text = std::fs::read_to_string(&log).unwrap_or_default();

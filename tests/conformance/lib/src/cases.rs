@@ -1,0 +1,161 @@
+//! The case matrix.
+//!
+//! A case is a call, the state it meets (the subject) and the argument classes it is made
+//! with; its name is `call/state/argclass` (`valid` when no class applies, classes joined
+//! with `+`). The list is generated (see `generate.rs`):
+//!
+//! - every call that names pages x every page state of table 7.1 (valid arguments), and
+//!   VM_DESTROY x the states it changes;
+//! - every call that names guest frames x every IPA state of table 7.2;
+//! - every argument class of every row of each call's error table, in the state where
+//!   the call would otherwise succeed (so that "nothing changed" is a real check);
+//! - precedence: for each row, the row with the next row that can hold at the same time
+//!   (the earlier row's error must win, 1.6);
+//! - ids that are not calls (SMC32 and yielding forms, reserved id bits, a caller's
+//!   wrong-side calls, unassigned numbers), bits the ABI ignores (x0 upper half, the SVE
+//!   hint), and what it allows (calls on a VM whose vCPU is running, ranges across
+//!   2 MiB blocks, the limits of VM_CREATE);
+//! - two-page ranges that mix states (all or nothing, and NOT_FOUND before DENIED).
+//!
+//! The expected outcome of each case comes from transcriptions of the document's tables
+//! (`calls.rs` for the error tables in row order, `tables.rs` for 7.1 and 7.2, followed
+//! through setup by `doc_state.rs`); the model computes its own, and the unit tests check
+//! that the two agree for every case.
+
+mod build;
+pub mod calls;
+pub mod classes;
+pub mod doc_state;
+mod generate;
+pub mod tables;
+
+use crate::plan::Plan;
+use crate::states::{IpaState, PageState};
+pub use calls::Call;
+pub use classes::ArgClass;
+use core::fmt;
+
+/// The state a case's call meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// The page the call names is in this state (P0, or a special page).
+    Page(PageState),
+    /// The guest frame the call names (G0 of V0) is in this state.
+    Ipa(IpaState),
+    /// A two-page range: P0 and P1 in these states.
+    Range(PageState, PageState),
+    /// A two-frame range of V0 in these states.
+    IpaRange(IpaState, IpaState),
+    /// A VM-level state.
+    Vm(VmSubject),
+}
+
+/// VM-level states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VmSubject {
+    /// No VM.
+    None,
+    /// V0 built (pool, guest code, vCPU 0 never run).
+    Vm,
+    /// V0 created only.
+    Bare,
+    /// V0 built and its vCPU 0 has run (its last exit was an MMIO write).
+    Ran,
+    /// V0 built with vCPUs 0 and 1; the guest made SYSTEM_OFF.
+    Stopped,
+    /// As `Stopped`, with SYSTEM_RESET.
+    Reset,
+    /// MAX_VMS VMs exist.
+    Full,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Page(state) => f.write_str(state.case_name()),
+            Subject::Ipa(state) => f.write_str(state.case_name()),
+            Subject::Range(first, second) => {
+                write!(f, "{}+{}", first.case_name(), second.case_name())
+            }
+            Subject::IpaRange(first, second) => {
+                write!(f, "{}+{}", first.case_name(), second.case_name())
+            }
+            Subject::Vm(vm) => f.write_str(match vm {
+                VmSubject::None => "none",
+                VmSubject::Vm => "vm",
+                VmSubject::Bare => "vm_bare",
+                VmSubject::Ran => "vcpu_ran",
+                VmSubject::Stopped => "stopped",
+                VmSubject::Reset => "reset",
+                VmSubject::Full => "vms_full",
+            }),
+        }
+    }
+}
+
+/// One case of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Case {
+    pub call: Call,
+    pub subject: Subject,
+    /// At most two classes; none means valid arguments.
+    pub classes: [Option<ArgClass>; 2],
+}
+
+impl Case {
+    pub const fn new(call: Call, subject: Subject, classes: [Option<ArgClass>; 2]) -> Self {
+        Self {
+            call,
+            subject,
+            classes,
+        }
+    }
+
+    /// The classes the case is made with.
+    pub fn classes(&self) -> impl Iterator<Item = ArgClass> + '_ {
+        self.classes.iter().flatten().copied()
+    }
+
+    pub fn has(&self, class: ArgClass) -> bool {
+        self.classes().any(|c| c == class)
+    }
+
+    /// The stable name `call/state/argclass`.
+    pub fn name(&self) -> CaseName<'_> {
+        CaseName(self)
+    }
+
+    /// What to set up, call and observe.
+    pub fn plan(&self) -> Plan {
+        build::plan(self)
+    }
+}
+
+/// A case's name, printed without allocation.
+pub struct CaseName<'a>(&'a Case);
+
+impl fmt::Display for CaseName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let case = self.0;
+        write!(f, "{}/{}/", case.call, case.subject)?;
+        let mut classes = case.classes();
+        match classes.next() {
+            None => f.write_str("valid"),
+            Some(first) => {
+                f.write_str(first.name())?;
+                for class in classes {
+                    write!(f, "+{}", class.name())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every case, in the order they run.
+pub fn all_cases() -> impl Iterator<Item = Case> {
+    Call::ALL.into_iter().flat_map(generate::cases_of)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,509 @@
+//! The calls under test: their ids, registers, error tables (transcribed from
+//! `docs/abi.md` in the document's row order) and the states they are tried in.
+
+use super::classes::ArgClass::{self, *};
+use super::{Subject, VmSubject};
+use crate::plan::{Caller, ReturnKind};
+use crate::states::{IpaState, PageState};
+use core::fmt;
+use hvc_abi::{Error, FunctionId};
+
+/// A call of the ABI as the suite tries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    Uid,
+    Features,
+    HostShareHyp,
+    HostUnshareHyp,
+    VmCreate,
+    VmTopup,
+    VmDonate,
+    HostShareGuest,
+    HostUnshareGuest,
+    VcpuCreate,
+    VcpuRun,
+    VmDestroy,
+    VmReclaim,
+    /// VENDOR_HYP_CALL_UID made by a guest.
+    GuestUid,
+    /// FEATURES made by a guest.
+    GuestFeatures,
+    HypMeminfo,
+    MemShare,
+    MemUnshare,
+    MemRelinquish,
+    /// A guest HVC of another owner (PSCI_VERSION): forwarded to the host.
+    GuestHvc,
+    PsciSystemOff,
+    PsciSystemReset,
+    /// An owner-6 SMC64 fast id with no call (host).
+    Unassigned(u32),
+}
+
+/// The ids [`Call::Unassigned`] tries: the first after the host calls, the last before
+/// the guest calls, the first after them, and the highest function number.
+pub const UNASSIGNED_IDS: [u32; 4] = [0xC600_000C, 0xC600_001F, 0xC600_0024, 0xC600_FFFF];
+
+/// PSCI_VERSION: a guest HVC of another owner than 6.
+const PSCI_VERSION: u32 = 0x8400_0000;
+/// x1 of the forwarded guest HVC (it reaches the host in x3 of the exit).
+pub const FORWARDED_X1: u64 = 0x1234_5678_9ABC_DEF0;
+
+/// Where a call's arguments are (register indices), from the call's section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub handle: Option<usize>,
+    pub pfn: Option<usize>,
+    pub gfn: Option<usize>,
+    pub ipa: Option<usize>,
+    pub nr: Option<usize>,
+    pub vcpu: Option<usize>,
+    pub entry: Option<usize>,
+    pub completion: Option<usize>,
+    pub nr_vcpus: Option<usize>,
+    pub ipa_bits: Option<usize>,
+    /// The first MBZ register (8 if none).
+    pub first_mbz: usize,
+}
+
+/// One row of an error table: its error and what makes it apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub error: Error,
+    pub triggers: &'static [Trigger],
+}
+
+/// What makes a row apply: an argument class, or the state the call meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Class(ArgClass),
+    State(Subject),
+}
+
+use Trigger::{Class as C, State as S};
+
+const IP: Error = Error::InvalidParameter;
+const RANGE: Error = Error::Range;
+const NF: Error = Error::NotFound;
+
+const fn row(error: Error, triggers: &'static [Trigger]) -> Row {
+    Row { error, triggers }
+}
+
+const MBZ: Row = row(IP, &[C(Reserved), C(ReservedX7)]);
+const NR_ZERO: Row = row(IP, &[C(NrZero)]);
+const NR_LIMIT: Row = row(RANGE, &[C(NrOver), C(NrWide)]);
+const PFN_RANGE: Row = row(RANGE, &[C(BeyondPa), C(Wrap)]);
+const HANDLE: Row = row(NF, &[C(HandleZero), C(HandleDead)]);
+
+const HOST_SHARE_HYP_ROWS: &[Row] = &[
+    MBZ,
+    PFN_RANGE,
+    row(Error::Denied, &[S(Subject::Page(PageState::Hyp))]),
+];
+const VM_CREATE_ROWS: &[Row] = &[
+    MBZ,
+    row(IP, &[C(VcpusZero)]),
+    row(IP, &[C(IpaBitsLow), C(IpaBitsHigh), C(IpaBitsWide)]),
+    row(RANGE, &[C(VcpusOver), C(VcpusWide)]),
+    row(Error::Busy, &[S(Subject::Vm(VmSubject::Full))]),
+];
+const VM_TOPUP_ROWS: &[Row] = &[
+    MBZ,
+    NR_ZERO,
+    NR_LIMIT,
+    PFN_RANGE,
+    HANDLE,
+    row(Error::Denied, &[S(Subject::Page(PageState::Hyp))]),
+];
+const MAP_ROWS: &[Row] = &[
+    MBZ,
+    NR_ZERO,
+    NR_LIMIT,
+    PFN_RANGE,
+    row(RANGE, &[C(BeyondIpa), C(GfnWrap)]),
+    HANDLE,
+    row(RANGE, &[C(BeyondVmIpa)]),
+    row(Error::Denied, &[S(Subject::Page(PageState::Hyp))]),
+    row(Error::NoMemory, &[C(EmptyPool)]),
+];
+const HOST_UNSHARE_GUEST_ROWS: &[Row] = &[
+    MBZ,
+    NR_ZERO,
+    NR_LIMIT,
+    row(RANGE, &[C(BeyondIpa), C(GfnWrap)]),
+    HANDLE,
+    row(RANGE, &[C(BeyondVmIpa)]),
+    row(NF, &[S(Subject::Ipa(IpaState::Unmapped))]),
+    row(Error::Denied, &[S(Subject::Ipa(IpaState::GuestOwned))]),
+];
+const VCPU_CREATE_ROWS: &[Row] = &[
+    MBZ,
+    row(IP, &[C(Unaligned)]),
+    row(RANGE, &[C(VcpuRange), C(VcpuWide)]),
+    row(RANGE, &[C(BeyondIpa)]),
+    HANDLE,
+    row(RANGE, &[C(BeyondVmIpa)]),
+    row(NF, &[C(VcpuAbsent)]),
+    row(Error::Busy, &[C(VcpuExists)]),
+];
+const VCPU_RUN_ROWS: &[Row] = &[
+    MBZ,
+    row(RANGE, &[C(VcpuRange), C(VcpuWide)]),
+    HANDLE,
+    row(NF, &[C(VcpuAbsent), C(VcpuUncreated)]),
+    row(Error::Busy, &[C(VcpuRunning)]),
+    row(IP, &[C(Completion)]),
+];
+const VM_DESTROY_ROWS: &[Row] = &[MBZ, HANDLE, row(Error::Busy, &[C(VcpuRunning)])];
+const VM_RECLAIM_ROWS: &[Row] = &[
+    MBZ,
+    NR_ZERO,
+    NR_LIMIT,
+    PFN_RANGE,
+    row(Error::Denied, &[S(Subject::Page(PageState::Host))]),
+];
+const FEATURES_ROWS: &[Row] = &[MBZ];
+
+/// The rows of MEM_SHARE, MEM_UNSHARE and MEM_RELINQUISH (5.3); `refused` is a state
+/// that gives DENIED.
+const fn mem_rows(refused: &'static [Trigger]) -> [Row; 8] {
+    [
+        MBZ,
+        row(IP, &[C(Unaligned)]),
+        NR_ZERO,
+        NR_LIMIT,
+        row(RANGE, &[C(IpaWrap), C(BeyondIpa)]),
+        row(RANGE, &[C(BeyondVmIpa)]),
+        row(NF, &[S(Subject::Ipa(IpaState::Unmapped))]),
+        row(Error::Denied, refused),
+    ]
+}
+const MEM_SHARE_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestShared))]);
+const MEM_UNSHARE_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestOwned))]);
+const MEM_RELINQUISH_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestShared))]);
+
+impl Call {
+    /// Every call the suite tries, in the order of its output.
+    pub const ALL: [Call; 26] = [
+        Call::Uid,
+        Call::Features,
+        Call::HostShareHyp,
+        Call::HostUnshareHyp,
+        Call::VmCreate,
+        Call::VmTopup,
+        Call::VmDonate,
+        Call::HostShareGuest,
+        Call::HostUnshareGuest,
+        Call::VcpuCreate,
+        Call::VcpuRun,
+        Call::VmDestroy,
+        Call::VmReclaim,
+        Call::GuestUid,
+        Call::GuestFeatures,
+        Call::HypMeminfo,
+        Call::MemShare,
+        Call::MemUnshare,
+        Call::MemRelinquish,
+        Call::GuestHvc,
+        Call::PsciSystemOff,
+        Call::PsciSystemReset,
+        Call::Unassigned(UNASSIGNED_IDS[0]),
+        Call::Unassigned(UNASSIGNED_IDS[1]),
+        Call::Unassigned(UNASSIGNED_IDS[2]),
+        Call::Unassigned(UNASSIGNED_IDS[3]),
+    ];
+
+    /// The function id (W0).
+    pub const fn id(self) -> u32 {
+        match self {
+            Call::Uid | Call::GuestUid => FunctionId::VENDOR_HYP_CALL_UID.0,
+            Call::Features | Call::GuestFeatures => FunctionId::FEATURES.0,
+            Call::HostShareHyp => FunctionId::HOST_SHARE_HYP.0,
+            Call::HostUnshareHyp => FunctionId::HOST_UNSHARE_HYP.0,
+            Call::VmCreate => FunctionId::VM_CREATE.0,
+            Call::VmTopup => FunctionId::VM_TOPUP.0,
+            Call::VmDonate => FunctionId::VM_DONATE.0,
+            Call::HostShareGuest => FunctionId::HOST_SHARE_GUEST.0,
+            Call::HostUnshareGuest => FunctionId::HOST_UNSHARE_GUEST.0,
+            Call::VcpuCreate => FunctionId::VCPU_CREATE.0,
+            Call::VcpuRun => FunctionId::VCPU_RUN.0,
+            Call::VmDestroy => FunctionId::VM_DESTROY.0,
+            Call::VmReclaim => FunctionId::VM_RECLAIM.0,
+            Call::HypMeminfo => FunctionId::HYP_MEMINFO.0,
+            Call::MemShare => FunctionId::MEM_SHARE.0,
+            Call::MemUnshare => FunctionId::MEM_UNSHARE.0,
+            Call::MemRelinquish => FunctionId::MEM_RELINQUISH.0,
+            Call::GuestHvc => PSCI_VERSION,
+            Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
+            Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
+            Call::Unassigned(id) => id,
+        }
+    }
+
+    /// Who makes the call (before any class changes it).
+    pub const fn caller(self) -> Caller {
+        match self {
+            Call::GuestUid
+            | Call::GuestFeatures
+            | Call::HypMeminfo
+            | Call::MemShare
+            | Call::MemUnshare
+            | Call::MemRelinquish
+            | Call::GuestHvc
+            | Call::PsciSystemOff
+            | Call::PsciSystemReset => Caller::Guest(crate::plan::VmRef::V0),
+            _ => Caller::Host,
+        }
+    }
+
+    pub const fn returns(self) -> ReturnKind {
+        match self {
+            Call::Uid | Call::GuestUid => ReturnKind::Uid,
+            Call::VmCreate => ReturnKind::Handle,
+            Call::VcpuRun => ReturnKind::Exit,
+            Call::GuestHvc => ReturnKind::Reply,
+            _ => ReturnKind::Status,
+        }
+    }
+
+    /// Register layout (the call's "Arguments" line in the document).
+    pub const fn layout(self) -> Layout {
+        let none = Layout {
+            handle: None,
+            pfn: None,
+            gfn: None,
+            ipa: None,
+            nr: None,
+            vcpu: None,
+            entry: None,
+            completion: None,
+            nr_vcpus: None,
+            ipa_bits: None,
+            first_mbz: 8,
+        };
+        match self {
+            Call::Features | Call::GuestFeatures | Call::HypMeminfo => Layout {
+                first_mbz: 1,
+                ..none
+            },
+            Call::HostShareHyp | Call::HostUnshareHyp => Layout {
+                pfn: Some(1),
+                first_mbz: 2,
+                ..none
+            },
+            Call::VmCreate => Layout {
+                nr_vcpus: Some(1),
+                ipa_bits: Some(2),
+                first_mbz: 3,
+                ..none
+            },
+            Call::VmTopup => Layout {
+                handle: Some(1),
+                pfn: Some(2),
+                nr: Some(3),
+                first_mbz: 4,
+                ..none
+            },
+            Call::VmDonate | Call::HostShareGuest => Layout {
+                handle: Some(1),
+                pfn: Some(2),
+                gfn: Some(3),
+                nr: Some(4),
+                first_mbz: 5,
+                ..none
+            },
+            Call::HostUnshareGuest => Layout {
+                handle: Some(1),
+                gfn: Some(2),
+                nr: Some(3),
+                first_mbz: 4,
+                ..none
+            },
+            Call::VcpuCreate => Layout {
+                handle: Some(1),
+                vcpu: Some(2),
+                entry: Some(3),
+                first_mbz: 5,
+                ..none
+            },
+            Call::VcpuRun => Layout {
+                handle: Some(1),
+                vcpu: Some(2),
+                completion: Some(3),
+                first_mbz: 4,
+                ..none
+            },
+            Call::VmDestroy => Layout {
+                handle: Some(1),
+                first_mbz: 2,
+                ..none
+            },
+            Call::VmReclaim => Layout {
+                pfn: Some(1),
+                nr: Some(2),
+                first_mbz: 3,
+                ..none
+            },
+            Call::MemShare | Call::MemUnshare | Call::MemRelinquish => Layout {
+                ipa: Some(1),
+                nr: Some(2),
+                first_mbz: 3,
+                ..none
+            },
+            Call::Uid
+            | Call::GuestUid
+            | Call::GuestHvc
+            | Call::PsciSystemOff
+            | Call::PsciSystemReset
+            | Call::Unassigned(_) => none,
+        }
+    }
+
+    /// The call's error table in the document's order (empty for calls without one).
+    pub const fn rows(self) -> &'static [Row] {
+        match self {
+            Call::Features | Call::GuestFeatures | Call::HypMeminfo => FEATURES_ROWS,
+            Call::HostShareHyp | Call::HostUnshareHyp => HOST_SHARE_HYP_ROWS,
+            Call::VmCreate => VM_CREATE_ROWS,
+            Call::VmTopup => VM_TOPUP_ROWS,
+            Call::VmDonate | Call::HostShareGuest => MAP_ROWS,
+            Call::HostUnshareGuest => HOST_UNSHARE_GUEST_ROWS,
+            Call::VcpuCreate => VCPU_CREATE_ROWS,
+            Call::VcpuRun => VCPU_RUN_ROWS,
+            Call::VmDestroy => VM_DESTROY_ROWS,
+            Call::VmReclaim => VM_RECLAIM_ROWS,
+            Call::MemShare => MEM_SHARE_ROWS,
+            Call::MemUnshare => MEM_UNSHARE_ROWS,
+            Call::MemRelinquish => MEM_RELINQUISH_ROWS,
+            Call::Uid
+            | Call::GuestUid
+            | Call::GuestHvc
+            | Call::PsciSystemOff
+            | Call::PsciSystemReset
+            | Call::Unassigned(_) => &[],
+        }
+    }
+
+    /// The state in which the call with valid arguments succeeds: the base of its
+    /// argument-class cases.
+    pub const fn accepting(self) -> Subject {
+        match self {
+            Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => {
+                Subject::Vm(VmSubject::None)
+            }
+            Call::HostShareHyp | Call::VmTopup | Call::VmDonate | Call::HostShareGuest => {
+                Subject::Page(PageState::Host)
+            }
+            Call::HostUnshareHyp => Subject::Page(PageState::SharedHyp),
+            Call::VmReclaim => Subject::Page(PageState::Reclaimable),
+            Call::HostUnshareGuest => Subject::Ipa(IpaState::GuestBorrowed),
+            Call::MemShare | Call::MemRelinquish => Subject::Ipa(IpaState::GuestOwned),
+            Call::MemUnshare => Subject::Ipa(IpaState::GuestShared),
+            Call::VcpuCreate
+            | Call::VcpuRun
+            | Call::VmDestroy
+            | Call::GuestUid
+            | Call::GuestFeatures
+            | Call::HypMeminfo
+            | Call::GuestHvc
+            | Call::PsciSystemOff
+            | Call::PsciSystemReset => Subject::Vm(VmSubject::Vm),
+        }
+    }
+
+    /// Classes tried besides those of the error table: ids that are not calls, bits the
+    /// ABI ignores, things it allows.
+    pub const fn extra_classes(self) -> &'static [ArgClass] {
+        match self {
+            Call::Uid => &[ArgsSet, UpperX0, SveHint],
+            Call::Features => &[UpperX0, SveHint, Smc32, Yielding, IdBits],
+            Call::HostShareHyp => &[UpperX0, SveHint, Smc32, Yielding],
+            Call::HostUnshareHyp | Call::VmReclaim => &[Smc32, Yielding],
+            Call::VmCreate => &[LimitsMin, LimitsMax, Smc32, Yielding, FromGuest],
+            Call::VmTopup | Call::VcpuCreate => &[VcpuRunning, Smc32, Yielding],
+            Call::VmDonate | Call::HostShareGuest | Call::HostUnshareGuest => {
+                &[VcpuRunning, CrossBlock, Smc32, Yielding]
+            }
+            Call::VcpuRun => &[Smc32, Yielding],
+            Call::VmDestroy => &[Smc32, Yielding, IdBits],
+            Call::GuestFeatures => &[Smc32],
+            Call::HypMeminfo | Call::MemShare => &[Smc32, FromHost],
+            Call::MemUnshare | Call::MemRelinquish => &[FromHost],
+            Call::GuestHvc => &[UpperX0, SveHint],
+            Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
+            Call::PsciSystemReset | Call::Unassigned(_) => &[],
+        }
+    }
+
+    /// The subject a class is tried in when it is not the call's accepting state.
+    pub const fn subject_for(self, class: ArgClass) -> Subject {
+        match (self, class) {
+            (Call::VmDonate | Call::HostShareGuest, VcpuRunning) => {
+                Subject::Ipa(IpaState::Unmapped)
+            }
+            (Call::HostUnshareGuest, CrossBlock) => {
+                Subject::IpaRange(IpaState::GuestBorrowed, IpaState::GuestBorrowed)
+            }
+            (Call::VmCreate, FromGuest) => Subject::Vm(VmSubject::Vm),
+            (Call::VcpuRun, OtherVcpu) => Subject::Vm(VmSubject::Stopped),
+            (
+                Call::MemShare | Call::MemUnshare | Call::MemRelinquish | Call::HypMeminfo,
+                FromHost,
+            ) => Subject::Vm(VmSubject::None),
+            _ => self.accepting(),
+        }
+    }
+
+    /// The section of `docs/abi.md` with the call's error table.
+    pub const fn doc_section(self) -> Option<&'static str> {
+        Some(match self {
+            Call::Features | Call::GuestFeatures => "## 2. Discovery",
+            Call::HostShareHyp => "### 4.1 ",
+            Call::HostUnshareHyp => "### 4.2 ",
+            Call::VmCreate => "### 4.3 ",
+            Call::VmTopup => "### 4.4 ",
+            Call::VmDonate => "### 4.5 ",
+            Call::HostShareGuest => "### 4.6 ",
+            Call::HostUnshareGuest => "### 4.7 ",
+            Call::VcpuCreate => "### 4.8 ",
+            Call::VcpuRun => "### 4.9 ",
+            Call::VmDestroy => "### 4.10 ",
+            Call::VmReclaim => "### 4.11 ",
+            Call::HypMeminfo => "### 5.2 ",
+            Call::MemShare | Call::MemUnshare | Call::MemRelinquish => "### 5.3 ",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Call::Uid => "VENDOR_HYP_CALL_UID",
+            Call::Features => "FEATURES",
+            Call::HostShareHyp => "HOST_SHARE_HYP",
+            Call::HostUnshareHyp => "HOST_UNSHARE_HYP",
+            Call::VmCreate => "VM_CREATE",
+            Call::VmTopup => "VM_TOPUP",
+            Call::VmDonate => "VM_DONATE",
+            Call::HostShareGuest => "HOST_SHARE_GUEST",
+            Call::HostUnshareGuest => "HOST_UNSHARE_GUEST",
+            Call::VcpuCreate => "VCPU_CREATE",
+            Call::VcpuRun => "VCPU_RUN",
+            Call::VmDestroy => "VM_DESTROY",
+            Call::VmReclaim => "VM_RECLAIM",
+            Call::GuestUid => "GUEST_VENDOR_HYP_CALL_UID",
+            Call::GuestFeatures => "GUEST_FEATURES",
+            Call::HypMeminfo => "HYP_MEMINFO",
+            Call::MemShare => "MEM_SHARE",
+            Call::MemUnshare => "MEM_UNSHARE",
+            Call::MemRelinquish => "MEM_RELINQUISH",
+            Call::GuestHvc => "GUEST_HVC",
+            Call::PsciSystemOff => "PSCI_SYSTEM_OFF",
+            Call::PsciSystemReset => "PSCI_SYSTEM_RESET",
+            Call::Unassigned(id) => return write!(f, "ID_{id:#X}"),
+        };
+        f.write_str(name)
+    }
+}

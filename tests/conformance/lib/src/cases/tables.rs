@@ -1,0 +1,184 @@
+//! Tables 7.1 and 7.2 of `docs/abi.md`, cell by cell. The case generator reads the
+//! outcome of a call on a page or IPA state from here; `tests/doc_tables.rs` checks every
+//! cell against the document's text.
+
+use crate::states::{IpaState, PageState};
+
+/// A cell of table 7.1: the call is refused, or the page ends in a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCell {
+    Denied,
+    To(PageState),
+    /// `→ HOST (zeroed)`.
+    ToZeroed(PageState),
+}
+
+/// The columns of table 7.1, in the document's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageColumn {
+    HostShareHyp,
+    HostUnshareHyp,
+    VmTopup,
+    VmDonate,
+    HostShareGuest,
+    VmReclaim,
+}
+
+impl PageColumn {
+    pub const ALL: [PageColumn; 6] = [
+        PageColumn::HostShareHyp,
+        PageColumn::HostUnshareHyp,
+        PageColumn::VmTopup,
+        PageColumn::VmDonate,
+        PageColumn::HostShareGuest,
+        PageColumn::VmReclaim,
+    ];
+
+    /// The column header in the document.
+    pub const fn doc_name(self) -> &'static str {
+        match self {
+            PageColumn::HostShareHyp => "HOST_SHARE_HYP",
+            PageColumn::HostUnshareHyp => "HOST_UNSHARE_HYP",
+            PageColumn::VmTopup => "VM_TOPUP",
+            PageColumn::VmDonate => "VM_DONATE",
+            PageColumn::HostShareGuest => "HOST_SHARE_GUEST",
+            PageColumn::VmReclaim => "VM_RECLAIM",
+        }
+    }
+}
+
+use PageCell::{Denied as D, To, ToZeroed};
+
+/// Table 7.1: rows in the order of [`PageState::ALL`], columns in the order of
+/// [`PageColumn::ALL`].
+pub const TABLE_7_1: [[PageCell; 6]; 10] = [
+    // HOST
+    [
+        To(PageState::SharedHyp),
+        D,
+        To(PageState::VmPool),
+        To(PageState::GuestOwned),
+        To(PageState::GuestBorrowed),
+        D,
+    ],
+    // HOST_SHARED_HYP
+    [D, To(PageState::Host), D, D, D, D],
+    // GUEST_OWNED
+    [D, D, D, D, D, D],
+    // GUEST_SHARED
+    [D, D, D, D, D, D],
+    // GUEST_BORROWED
+    [D, D, D, D, D, D],
+    // VM_POOL
+    [D, D, D, D, D, D],
+    // RECLAIMABLE
+    [D, D, D, D, D, ToZeroed(PageState::Host)],
+    // HYP
+    [D, D, D, D, D, D],
+    // MMIO
+    [D, D, D, D, D, D],
+    // NO_RAM
+    [D, D, D, D, D, D],
+];
+
+/// The cell of table 7.1 for `state` and `column`.
+pub fn page_cell(state: PageState, column: PageColumn) -> PageCell {
+    let row = PageState::ALL.iter().position(|&s| s == state).unwrap_or(0);
+    let col = PageColumn::ALL
+        .iter()
+        .position(|&c| c == column)
+        .unwrap_or(0);
+    TABLE_7_1[row][col]
+}
+
+/// A cell of table 7.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpaCell {
+    Denied,
+    NotFound,
+    To(IpaState),
+    /// `→ UNMAPPED (page → HOST, zeroed)` or `(page → HOST[, contents kept])`.
+    Unmapped {
+        zeroed: bool,
+    },
+}
+
+/// The columns of table 7.2, in the document's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpaColumn {
+    VmDonate,
+    HostShareGuest,
+    HostUnshareGuest,
+    MemShare,
+    MemUnshare,
+    MemRelinquish,
+}
+
+impl IpaColumn {
+    pub const ALL: [IpaColumn; 6] = [
+        IpaColumn::VmDonate,
+        IpaColumn::HostShareGuest,
+        IpaColumn::HostUnshareGuest,
+        IpaColumn::MemShare,
+        IpaColumn::MemUnshare,
+        IpaColumn::MemRelinquish,
+    ];
+
+    pub const fn doc_name(self) -> &'static str {
+        match self {
+            IpaColumn::VmDonate => "VM_DONATE",
+            IpaColumn::HostShareGuest => "HOST_SHARE_GUEST",
+            IpaColumn::HostUnshareGuest => "HOST_UNSHARE_GUEST",
+            IpaColumn::MemShare => "MEM_SHARE",
+            IpaColumn::MemUnshare => "MEM_UNSHARE",
+            IpaColumn::MemRelinquish => "MEM_RELINQUISH",
+        }
+    }
+}
+
+const ID: IpaCell = IpaCell::Denied;
+const NF: IpaCell = IpaCell::NotFound;
+
+/// Table 7.2: rows in the order of [`IpaState::ALL`], columns in the order of
+/// [`IpaColumn::ALL`].
+pub const TABLE_7_2: [[IpaCell; 6]; 4] = [
+    // UNMAPPED
+    [
+        IpaCell::To(IpaState::GuestOwned),
+        IpaCell::To(IpaState::GuestBorrowed),
+        NF,
+        NF,
+        NF,
+        NF,
+    ],
+    // GUEST_OWNED
+    [
+        ID,
+        ID,
+        ID,
+        IpaCell::To(IpaState::GuestShared),
+        ID,
+        IpaCell::Unmapped { zeroed: true },
+    ],
+    // GUEST_SHARED
+    [ID, ID, ID, ID, IpaCell::To(IpaState::GuestOwned), ID],
+    // GUEST_BORROWED
+    [
+        ID,
+        ID,
+        IpaCell::Unmapped { zeroed: false },
+        ID,
+        ID,
+        IpaCell::Unmapped { zeroed: false },
+    ],
+];
+
+/// The cell of table 7.2 for `state` and `column`.
+pub fn ipa_cell(state: IpaState, column: IpaColumn) -> IpaCell {
+    let row = IpaState::ALL.iter().position(|&s| s == state).unwrap_or(0);
+    let col = IpaColumn::ALL
+        .iter()
+        .position(|&c| c == column)
+        .unwrap_or(0);
+    TABLE_7_2[row][col]
+}

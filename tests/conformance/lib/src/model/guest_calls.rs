@@ -1,0 +1,168 @@
+//! The guest calls of section 5 and the routing of guest HVCs (1.1, 5.4, 5.5).
+
+use super::host_calls::VERSION_1_0;
+use super::page_map::{GuestKind, Owner};
+use super::{GuestAnswer, LastExit, Model, Unmodelled, mbz};
+use crate::states::Content;
+use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
+use hvc_abi::limits::{MAX_IPA_BITS, MAX_PAGES_PER_CALL, PAGE_SIZE};
+use hvc_abi::{Error, Exit, FunctionId};
+
+/// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x23 (section 2).
+const GUEST_BITMAP: u64 = 0xF_0000_0001;
+
+/// Which of the three memory calls of 5.3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemCall {
+    Share,
+    Unshare,
+    Relinquish,
+}
+
+impl Model {
+    /// vCPU `vcpu` of the live VM `handle`, running, makes an HVC with x0..x7 = `regs`.
+    /// `completion` is what the host will give a forwarded HVC (it becomes the guest's
+    /// x0). `None` if there is no such running-capable vCPU (the caller checks
+    /// [`Model::run_check`] first) or the model cannot follow.
+    pub fn guest_hvc(
+        &mut self,
+        handle: u64,
+        vcpu: u32,
+        regs: [u64; 8],
+        completion: u64,
+    ) -> Option<GuestAnswer> {
+        let slot = self.vm_slot(handle)?;
+        let w0 = regs[0] as u32;
+        let id = FunctionId(w0 & !SMCCC_SVE_HINT);
+        let ours = id.is_vendor_hyp_service()
+            || id == FunctionId::PSCI_SYSTEM_OFF
+            || id == FunctionId::PSCI_SYSTEM_RESET;
+        if !ours {
+            // 5.4: only W0 (as passed) and x1 reach the host; its completion becomes
+            // x0 and x1..x3 are set to 0.
+            self.note_exit(handle, vcpu, LastExit::GuestHvc);
+            return Some(GuestAnswer {
+                exit: Some(Exit::GuestHvc {
+                    function_id: w0,
+                    x1: regs[1],
+                }),
+                ret: Some([completion, 0, 0, 0]),
+            });
+        }
+        let returned = |ret: [u64; 4]| {
+            Some(GuestAnswer {
+                exit: None,
+                ret: Some(ret),
+            })
+        };
+        match id {
+            FunctionId::VENDOR_HYP_CALL_UID => returned(UID.map(u64::from)),
+            FunctionId::PSCI_SYSTEM_OFF => Some(self.stop(slot, Exit::SystemOff)),
+            FunctionId::PSCI_SYSTEM_RESET => Some(self.stop(slot, Exit::SystemReset)),
+            FunctionId::FEATURES if !mbz(&regs, 1) => returned(error(Error::InvalidParameter)),
+            FunctionId::FEATURES => returned([0, VERSION_1_0, GUEST_BITMAP, 0]),
+            FunctionId::HYP_MEMINFO if !mbz(&regs, 1) => returned(error(Error::InvalidParameter)),
+            FunctionId::HYP_MEMINFO => returned([0, PAGE_SIZE, 0, 0]),
+            FunctionId::MEM_SHARE => self.mem_call(slot, &regs, MemCall::Share).ok(),
+            FunctionId::MEM_UNSHARE => self.mem_call(slot, &regs, MemCall::Unshare).ok(),
+            FunctionId::MEM_RELINQUISH => self.mem_call(slot, &regs, MemCall::Relinquish).ok(),
+            // Host calls, other forms of our numbers, unassigned numbers (1.1, 5.4).
+            _ => returned(error(Error::NotSupported)),
+        }
+    }
+
+    /// 5.5: the VM stops; every later VCPU_RUN returns `exit` (4.9).
+    fn stop(&mut self, slot: usize, exit: Exit) -> GuestAnswer {
+        let vm = self.vm_mut(slot);
+        vm.stopped = Some(exit);
+        GuestAnswer {
+            exit: Some(exit),
+            ret: None,
+        }
+    }
+
+    /// 5.3, checks in the table's order, then table 7.2.
+    fn mem_call(
+        &mut self,
+        slot: usize,
+        regs: &[u64; 8],
+        call: MemCall,
+    ) -> Result<GuestAnswer, Unmodelled> {
+        let failed = |e: Error| {
+            Ok(GuestAnswer {
+                exit: None,
+                ret: Some(error(e)),
+            })
+        };
+        let (ipa, nr) = (regs[1], regs[2]);
+        if !mbz(regs, 3) {
+            return failed(Error::InvalidParameter); // 1
+        }
+        if !ipa.is_multiple_of(PAGE_SIZE) {
+            return failed(Error::InvalidParameter); // 2
+        }
+        if nr == 0 {
+            return failed(Error::InvalidParameter); // 3
+        }
+        if nr > u64::from(MAX_PAGES_PER_CALL) {
+            return failed(Error::Range); // 4
+        }
+        // nr <= 512 here, so the multiplication cannot overflow.
+        let end = ipa.checked_add(nr * PAGE_SIZE);
+        if !matches!(end, Some(end) if end <= 1 << MAX_IPA_BITS) {
+            return failed(Error::Range); // 5
+        }
+        let ipa_bits = self.vm(slot).ipa_bits;
+        if !matches!(end, Some(end) if end <= 1 << ipa_bits) {
+            return failed(Error::Range); // 6
+        }
+        let gfns = (ipa >> 12)..(ipa >> 12) + nr;
+        if gfns.clone().any(|g| self.mapping(slot, g).is_none()) {
+            return failed(Error::NotFound); // 7
+        }
+        let accepts = |kind: GuestKind| match call {
+            MemCall::Share => kind == GuestKind::Owned,
+            MemCall::Unshare => kind == GuestKind::Shared,
+            MemCall::Relinquish => matches!(kind, GuestKind::Owned | GuestKind::Borrowed),
+        };
+        if gfns
+            .clone()
+            .any(|g| !self.mapping(slot, g).is_some_and(|(_, kind)| accepts(kind)))
+        {
+            return failed(Error::Denied); // 8
+        }
+        for gfn in gfns {
+            let Some((pfn, kind)) = self.mapping(slot, gfn) else {
+                continue;
+            };
+            let guest = |kind| Owner::Guest {
+                vm: slot,
+                gfn,
+                kind,
+            };
+            match (call, kind) {
+                (MemCall::Share, _) => self.set_owner(pfn, guest(GuestKind::Shared))?,
+                (MemCall::Unshare, _) => self.set_owner(pfn, guest(GuestKind::Owned))?,
+                // Private memory comes back zeroed; a loan ends with its contents.
+                (MemCall::Relinquish, GuestKind::Owned) => {
+                    self.set_page(pfn, Owner::Host, Content::Zero)?
+                }
+                (MemCall::Relinquish, _) => self.set_owner(pfn, Owner::Host)?,
+            }
+        }
+        let nr = nr as u32;
+        let exit = match call {
+            MemCall::Share => Exit::MemShared { ipa, nr },
+            MemCall::Unshare => Exit::MemUnshared { ipa, nr },
+            MemCall::Relinquish => Exit::MemRelinquished { ipa, nr },
+        };
+        Ok(GuestAnswer {
+            exit: Some(exit),
+            ret: Some([0; 4]),
+        })
+    }
+}
+
+fn error(e: Error) -> [u64; 4] {
+    [e.as_x0(), 0, 0, 0]
+}

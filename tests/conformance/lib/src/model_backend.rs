@@ -1,0 +1,215 @@
+//! The model as a [`Backend`], so that the runner drives it exactly as it drives the
+//! payload. Its world looks like the QEMU board the payload runs on (1 GiB of RAM at
+//! 0x4000_0000, the payload's two carve-out regions, the UART), but nothing depends on
+//! the addresses matching.
+
+use crate::backend::{
+    Backend, BackendError, FORWARD_REPLY, GuestOp, GuestOpEnd, GuestOutcome, HostRead,
+    LOAD_SENTINEL,
+};
+use crate::model::{HostAnswer, LastExit, Model, PfnRange, RunCheck, World};
+use crate::plan::Special;
+use crate::states::{PageState, marker};
+use hvc_abi::{AccessSize, Exit, MmioAccess};
+
+/// RAM of the model's board.
+const RAM: PfnRange = PfnRange {
+    start: 0x4_0000,
+    end: 0x8_0000,
+};
+/// The payload's carve-outs: its image and its pools at the top of RAM.
+const CARVE_OUTS: [PfnRange; 2] = [
+    PfnRange {
+        start: 0x4_0200,
+        end: 0x4_0400,
+    },
+    PfnRange {
+        start: 0x7_FC00,
+        end: 0x8_0000,
+    },
+];
+/// The PL011.
+const UART: PfnRange = PfnRange {
+    start: 0x9000,
+    end: 0x9001,
+};
+/// A page above RAM that no device occupies.
+const NO_RAM: u64 = 0xC_0000;
+/// Where fresh pages start (as the test hosts' floor, 0x5800_0000).
+const FIRST_FREE: u64 = 0x5_8000;
+/// The first word of the guest's code page (an `mov x20, x0`; anything but a marker).
+const CODE_WORD: u64 = 0xAA00_03F4;
+
+/// The model, driven like the payload.
+#[derive(Clone, Debug)]
+pub struct ModelBackend {
+    pub model: Model,
+    next_free: u64,
+    spinning: Option<(u64, u32)>,
+}
+
+impl ModelBackend {
+    pub fn new() -> Self {
+        let mut world = World::default();
+        world.ram[0] = RAM;
+        world.hyp[..2].copy_from_slice(&CARVE_OUTS);
+        world.mmio[0] = UART;
+        Self {
+            model: Model::new(world),
+            next_free: FIRST_FREE,
+            spinning: None,
+        }
+    }
+}
+
+impl Default for ModelBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backend for ModelBackend {
+    fn hvc(&mut self, regs: [u64; 8]) -> Result<[u64; 4], BackendError> {
+        match self.model.host_hvc(regs) {
+            HostAnswer::Regs(ret) => Ok(ret),
+            HostAnswer::RunsGuest => Err(BackendError(
+                "VCPU_RUN would run guest code, which the model leaves to guest operations",
+            )),
+            HostAnswer::OutsideAbi => Err(BackendError("not a call of this ABI")),
+            HostAnswer::Unmodelled(why) => Err(BackendError(why)),
+        }
+    }
+
+    fn host_read(&mut self, pfn: u64) -> HostRead {
+        if pfn == NO_RAM {
+            // Mirrors the payload backend: the host's own stage 1 does not map it.
+            return HostRead::Unprobed;
+        }
+        if self.model.page_state(pfn) == PageState::Mmio {
+            return HostRead::Device;
+        }
+        match self.model.host_read(pfn) {
+            Some(value) => HostRead::Value(value),
+            None => HostRead::Abort,
+        }
+    }
+
+    fn write_marker(&mut self, pfn: u64) {
+        self.model.host_write(pfn, marker(pfn));
+    }
+
+    fn write_guest_code(&mut self, pfn: u64) {
+        self.model.host_write(pfn, CODE_WORD);
+    }
+
+    fn guest_op(
+        &mut self,
+        handle: u64,
+        vcpu: u32,
+        op: GuestOp,
+    ) -> Result<GuestOutcome, BackendError> {
+        let model = &mut self.model;
+        match model.run_check(handle, vcpu) {
+            Err(error) => {
+                return Ok(GuestOutcome {
+                    exit: None,
+                    end: GuestOpEnd::RunFailed([error.as_x0(), 0, 0, 0]),
+                });
+            }
+            Ok(RunCheck::Stopped(exit)) => {
+                model.note_exit(handle, vcpu, LastExit::Other);
+                return Ok(GuestOutcome {
+                    exit: Some(exit),
+                    end: GuestOpEnd::Stopped,
+                });
+            }
+            Ok(RunCheck::Runs) => {}
+        }
+        let outcome = match op {
+            GuestOp::Hvc(regs) => {
+                let answer = model
+                    .guest_hvc(handle, vcpu, regs, FORWARD_REPLY)
+                    .ok_or(BackendError("the model cannot follow this guest call"))?;
+                GuestOutcome {
+                    exit: answer.exit,
+                    end: match answer.ret {
+                        Some(ret) => GuestOpEnd::Returned(ret),
+                        None => GuestOpEnd::Stopped,
+                    },
+                }
+            }
+            GuestOp::Load(ipa) => match model.guest_load(handle, ipa) {
+                Some(value) => GuestOutcome {
+                    exit: None,
+                    end: GuestOpEnd::Returned([0, value, 0, 0]),
+                },
+                // The conformance guest loads into x1; the host completes the read.
+                None => GuestOutcome {
+                    exit: Some(Exit::Mmio {
+                        ipa,
+                        size: AccessSize::B8,
+                        register: 1,
+                        access: MmioAccess::Read,
+                    }),
+                    end: GuestOpEnd::Returned([0, LOAD_SENTINEL, 0, 0]),
+                },
+            },
+        };
+        // The guest's last exits are its report, MMIO writes, or the stop.
+        model.note_exit(handle, vcpu, LastExit::Other);
+        Ok(outcome)
+    }
+
+    fn start_spinning(
+        &mut self,
+        handle: u64,
+        vcpu: u32,
+        _ctrl_pfn: u64,
+    ) -> Result<(), BackendError> {
+        if self.spinning.is_some() {
+            return Err(BackendError("a vCPU is spinning already"));
+        }
+        if self.model.run_check(handle, vcpu) != Ok(RunCheck::Runs) {
+            return Err(BackendError("the vCPU cannot run"));
+        }
+        self.model.set_running(handle, vcpu, true);
+        self.spinning = Some((handle, vcpu));
+        Ok(())
+    }
+
+    fn stop_spinning(&mut self) -> Result<GuestOutcome, BackendError> {
+        let (handle, vcpu) = self
+            .spinning
+            .take()
+            .ok_or(BackendError("no vCPU is spinning"))?;
+        self.model.set_running(handle, vcpu, false);
+        self.model.note_exit(handle, vcpu, LastExit::Other);
+        Ok(GuestOutcome {
+            exit: None,
+            end: GuestOpEnd::Returned([0; 4]),
+        })
+    }
+
+    fn alloc_pages(&mut self, nr: u32) -> Option<u64> {
+        let start = self.next_free;
+        let end = start.checked_add(u64::from(nr))?;
+        let usable = |pfn| self.model.page_state(pfn) == PageState::Host;
+        if end > RAM.end || !(start..end).all(usable) {
+            return None;
+        }
+        self.next_free = end;
+        Some(start)
+    }
+
+    fn retire_pages(&mut self, pfn: u64, nr: u32) {
+        self.model.forget_host_pages(pfn, nr.into());
+    }
+
+    fn special_pfn(&self, page: Special) -> u64 {
+        match page {
+            Special::Hyp => CARVE_OUTS[0].start,
+            Special::Mmio => UART.start,
+            Special::NoRam => NO_RAM,
+        }
+    }
+}
