@@ -7,7 +7,7 @@ use core::ops::Range;
 pub const MAX_CPUS: usize = 8;
 /// Granule of every carve-out and mapping decision.
 pub const PAGE_SIZE: usize = 4096;
-const STACK_SIZE: usize = 64 * 1024;
+const STACK_SIZE: usize = 48 * 1024;
 
 /// One CPU's stack with an unmapped guard page below it (see `mmu`).
 #[repr(C, align(4096))]

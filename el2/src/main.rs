@@ -55,6 +55,8 @@ global_asm!(
     emergency_slots_mask = const fatal::EMERGENCY_SLOTS - 1,
     emergency_stack_shift = const fatal::EMERGENCY_STACK_SHIFT,
     emergency_stack_size = const fatal::EMERGENCY_STACK_SIZE,
+    abi_version = const hvc_abi::function_id::Version::CURRENT.to_x1(),
+    host_features = const hvc_abi::function_id::HOST_FEATURES_BITMAP,
 );
 
 #[panic_handler]

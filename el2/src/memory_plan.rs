@@ -109,20 +109,55 @@ fn align_up(x: u64, a: u64) -> u64 {
 /// hypercall can find the pool empty (pKVM sizes its host pool the same way):
 /// - RAM may end up mapped page by page (pages given to EL2 or guests split the blocks around
 ///   them), so each bank counts `stage2::pages_needed_to_map`, its worst case;
-/// - MMIO is mapped once at boot in the largest blocks and never split: one table per root
-///   entry it spans at the level below the root, and two edge tables at each deeper level.
+/// - MMIO is mapped once at boot in the largest blocks and never split: it needs a table
+///   below the root for every root entry it spans, and deeper only where a region's edge
+///   cuts a block. Those tables are counted once each, however many regions share them.
 pub fn host_stage2_pool_pages(ram: &RangeList, mmio: &[Range<u64>], root_level: usize) -> u64 {
     let ram_pages: usize = ram
         .iter()
         .map(|r| stage2::pages_needed_to_map(r.start as usize, r.end as usize, root_level))
         .sum();
-    let root_span = stage2::granule_at_level(root_level) as u64;
-    let mmio_pages: u64 = mmio
-        .iter()
-        .filter(|r| r.end > r.start)
-        .map(|r| (r.end - 1) / root_span - r.start / root_span + 1 + 2 * (3 - root_level as u64))
-        .sum();
-    1 + ram_pages as u64 + mmio_pages
+    1 + ram_pages as u64 + mmio_table_pages(mmio, root_level)
+}
+
+/// Distinct tables (level, first address) that mapping `mmio` with the largest blocks needs.
+fn mmio_table_pages(mmio: &[Range<u64>], root_level: usize) -> u64 {
+    const MAX_TABLES: usize = 256;
+    let mut seen = [(0usize, 0u64); MAX_TABLES];
+    let mut count = 0usize;
+    let mut overflow = 0u64;
+    let mut add = |level: usize, base: u64| {
+        if seen[..count].contains(&(level, base)) {
+            return;
+        }
+        if count < MAX_TABLES {
+            seen[count] = (level, base);
+            count += 1;
+        } else {
+            overflow += 1;
+        }
+    };
+    for r in mmio.iter().filter(|r| r.end > r.start) {
+        for level in root_level + 1..=3 {
+            // A table at `level` covers one entry of the level above.
+            let span = stage2::granule_at_level(level - 1) as u64;
+            if level == root_level + 1 {
+                let mut base = r.start / span * span;
+                while base < r.end {
+                    add(level, base);
+                    base += span;
+                }
+            } else {
+                for edge in [r.start, r.end - 1] {
+                    let base = edge / span * span;
+                    if r.start > base || r.end < base + span {
+                        add(level, base);
+                    }
+                }
+            }
+        }
+    }
+    count as u64 + overflow
 }
 
 /// Bytes of the ownership record: 2 per 4 KiB page of RAM (512 KiB per GiB).
@@ -130,11 +165,11 @@ pub fn ownership_bytes(ram_bytes: u64) -> u64 {
     align_up(ram_bytes / PAGE * 2, PAGE)
 }
 
-/// Pages for EL2's own stage-1: root, a level-1 table, a level-2 table per GiB of RAM
-/// touched by the image or its edges, level-3 tables for the image's sections, stack guards
-/// and the console. Generous and fixed.
-const EL2_TABLE_PAGES: u64 = 32;
-const HEAP_BASE: u64 = 256 << 10;
+/// Pages for EL2's own stage-1: root, a level-1 table, a level-2 table for the GiB holding
+/// the image and one for the console, level-3 tables for the image's sections and stack
+/// guards and for the console: about 8; twice that, fixed.
+const EL2_TABLE_PAGES: u64 = 16;
+const HEAP_BASE: u64 = 64 << 10;
 
 pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ram_bytes: u64 = input.ram.iter().map(|r| r.end - r.start).sum();

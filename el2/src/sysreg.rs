@@ -48,3 +48,4 @@ sysreg_rw!(smcr_el2, set_smcr_el2, "s3_4_c1_c2_6");
 // FEAT_HCX's HCRX_EL2.
 sysreg_rw!(hcrx_el2, set_hcrx_el2, "s3_4_c1_c2_2");
 sysreg_ro!(ctr_el0, "ctr_el0");
+sysreg_ro!(dczid_el0, "dczid_el0");

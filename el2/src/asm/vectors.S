@@ -57,7 +57,7 @@
     ubfx    x2, x0, #24, #6
     cbz     x2, 1f
     cmp     x2, #6
-    b.eq    1f
+    b.eq    host_vendor_hyp_call
     mov     x0, #-1
     ldp     x1, x2, [sp], #16
     eret
@@ -108,6 +108,35 @@ el2_vectors:
     fatal_vector 13
     fatal_vector 14
     fatal_vector 15
+
+/*
+ * Second fast path: the ABI's FEATURES call (docs/abi.md section 2), the one call a host
+ * driver makes on every probe. W0 = 0xC6000000 (bit 16, the SVE hint, ignored; x0[63:32]
+ * ignored as SMCCC says) with x1..x7 all zero: answer the version and the host bitmap
+ * here. Anything else, including FEATURES with a non-zero MBZ register, is decoded in Rust.
+ * On entry x1 and x2 are saved at [sp].
+ */
+host_vendor_hyp_call:
+    and     w1, w0, #0xfffeffff
+    movz    w2, #0xc600, lsl #16
+    cmp     w1, w2
+    b.ne    1f
+    ldp     x1, x2, [sp]
+    orr     x1, x1, x2
+    orr     x1, x1, x3
+    orr     x1, x1, x4
+    orr     x1, x1, x5
+    orr     x1, x1, x6
+    orr     x1, x1, x7
+    cbnz    x1, 1f
+    mov     x0, #0
+    ldr     x1, ={abi_version}
+    ldr     x2, ={host_features}
+    mov     x3, #0
+    add     sp, sp, #16
+    eret
+1:  ldp     x1, x2, [sp], #16
+    b       lower_sync_slow
 
 lower_sync_slow:
     save_trap_frame

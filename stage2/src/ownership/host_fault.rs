@@ -1,7 +1,7 @@
 //! What the host stage-2 holds: the lazy fix-up of host stage-2 faults, and the up-front
 //! mapping at start-up.
 
-use super::{FaultAction, Ownership, OwnershipError, PageState, commit_error};
+use super::{FaultAction, Owner, Ownership, OwnershipError, PageState, commit_error};
 use crate::pgtable::{MemKind, Stage2Error};
 use crate::pool::{PAGE_SIZE, granule_at_level};
 
@@ -70,13 +70,20 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ///
     /// `NoMemory` if the host pool runs short.
     pub fn host_map_all(&mut self) -> Result<(), OwnershipError> {
+        // At boot nearly every entry is the host's: compare the raw entry with the host's
+        // encoding first and decode only the others (this loop runs once per 4 KiB of RAM,
+        // so it is the payload's boot time).
+        let host = PageState::Owned(Owner::Host).encode();
         for b in 0..self.n_banks {
             let bank = self.banks[b];
             let mut run: Option<usize> = None;
             let pages = (bank.end - bank.start) / PAGE_SIZE;
             for i in 0..=pages {
                 let pa = bank.start + i * PAGE_SIZE;
-                let ok = i < pages && self.state_at(bank.first_entry + i).host_may_access();
+                let ok = i < pages && {
+                    let entry = self.meta[bank.first_entry + i];
+                    entry == host || self.state_at(bank.first_entry + i).host_may_access()
+                };
                 match (ok, run) {
                     (true, None) => run = Some(pa),
                     (false, Some(s)) => {
