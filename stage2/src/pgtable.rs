@@ -570,28 +570,49 @@ impl Stage2Table {
     }
 
     /// The level and, if valid, the leaf covering `addr`.
+    ///
+    /// A direct walk over the descriptors (four loads at most) rather than
+    /// `Mapping::walk_range`: this runs once per page of every ownership transition, and the
+    /// generic range walk costs about 460 instructions per page where this takes about 30.
+    /// Table pages are identity-mapped (`PoolTranslation::physical_to_virtual`), so a
+    /// table descriptor's output address is where the next table can be read.
     fn lookup(&self, addr: usize) -> (usize, Option<Leaf>) {
-        let page = addr & !(PAGE_SIZE - 1);
-        let mut found = (self.root_level, None);
-        let _ = self.mapping.walk_range(
-            &MemoryRegion::new(page, page + PAGE_SIZE),
-            &mut |_, desc, level| {
-                let leaf = desc.is_valid().then(|| {
-                    let size = granule_at_level(level);
-                    let block_pa = desc.output_address().0;
-                    Leaf {
-                        pa: block_pa + (addr & (size - 1)),
-                        level,
-                        attrs: desc.flags(),
-                        block_ipa: addr & !(size - 1),
-                        block_pa,
-                    }
-                });
-                found = (level, leaf);
-                Ok(())
-            },
-        );
-        found
+        const LEAF_LEVEL: usize = 3;
+        const VALID: u64 = 1 << 0;
+        const TABLE_OR_PAGE: u64 = 1 << 1;
+        let mut table = self.root_pa();
+        let mut level = self.root_level;
+        loop {
+            let shift = 12 + 9 * (LEAF_LEVEL - level);
+            let index = (addr >> shift) & 511;
+            // SAFETY: `table` is a table page of this tree (the root, or the output address
+            // of a valid table descriptor written by aarch64-paging), identity-mapped and
+            // 512 descriptors long; `index` < 512. Reading a descriptor has no side effect,
+            // and `&self` keeps the tree from changing meanwhile.
+            let desc = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+            if desc & VALID == 0 {
+                return (level, None);
+            }
+            if level < LEAF_LEVEL && desc & TABLE_OR_PAGE != 0 {
+                table = (desc & DESC_ADDR_MASK) as usize;
+                level += 1;
+                continue;
+            }
+            if level == LEAF_LEVEL && desc & TABLE_OR_PAGE == 0 {
+                // A reserved encoding at level 3: the hardware treats it as invalid.
+                return (level, None);
+            }
+            let size = granule_at_level(level);
+            let block_pa = (desc & DESC_ADDR_MASK) as usize & !(size - 1);
+            let leaf = Leaf {
+                pa: block_pa + (addr & (size - 1)),
+                level,
+                attrs: Stage2Attributes::from_bits_retain((desc & !DESC_ADDR_MASK) as usize),
+                block_ipa: addr & !(size - 1),
+                block_pa,
+            };
+            return (level, Some(leaf));
+        }
     }
 
     /// Translates `ipa`, or `None` if it is not mapped (or outside the IPA space).
