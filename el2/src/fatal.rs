@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// Per-CPU emergency stacks for the fatal vectors, indexed by MPIDR.Aff0 modulo the slot
 /// count (see `asm/vectors.S`): a stack overflow into a guard page must still be reported.
 pub const EMERGENCY_SLOTS: usize = 8;
-pub const EMERGENCY_STACK_SHIFT: usize = 13;
+pub const EMERGENCY_STACK_SHIFT: usize = 12;
 pub const EMERGENCY_STACK_SIZE: usize = 1 << EMERGENCY_STACK_SHIFT;
 
 #[repr(C, align(16))]

@@ -169,7 +169,7 @@ pub fn ownership_bytes(ram_bytes: u64) -> u64 {
 /// the image and one for the console, level-3 tables for the image's sections and stack
 /// guards and for the console: about 8; twice that, fixed.
 const EL2_TABLE_PAGES: u64 = 16;
-const HEAP_BASE: u64 = 64 << 10;
+const HEAP_BASE: u64 = 32 << 10;
 
 pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ram_bytes: u64 = input.ram.iter().map(|r| r.end - r.start).sum();
