@@ -615,6 +615,64 @@ impl Stage2Table {
         }
     }
 
+    /// Output addresses of the `out.len()` pages from `ipa` on (page aligned) into `out`;
+    /// `Err(i)` names the first page that is not mapped.
+    ///
+    /// The batched form of [`translate`](Self::translate) for ownership transitions over a
+    /// range: one descent per level-3 table, then consecutive descriptors are read in place,
+    /// a few instructions per page.
+    pub fn translate_pages(&self, ipa: usize, out: &mut [usize]) -> Result<(), usize> {
+        const VALID: u64 = 1 << 0;
+        const TABLE_OR_PAGE: u64 = 1 << 1;
+        let mut i = 0;
+        while i < out.len() {
+            let addr = ipa + i * PAGE_SIZE;
+            if addr >= self.ipa_size {
+                return Err(i);
+            }
+            // Descend to the level-3 table (or block) covering `addr`.
+            let mut table = self.root_pa();
+            let mut level = self.root_level;
+            let desc = loop {
+                let index = (addr >> (12 + 9 * (3 - level))) & 511;
+                // SAFETY: as in `lookup`: an identity-mapped table page of this tree.
+                let desc = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+                if level < 3 && desc & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE {
+                    table = (desc & DESC_ADDR_MASK) as usize;
+                    level += 1;
+                    continue;
+                }
+                break desc;
+            };
+            if desc & VALID == 0 || (level == 3 && desc & TABLE_OR_PAGE == 0) {
+                return Err(i);
+            }
+            if level < 3 {
+                // A block: every page up to its end follows from its base.
+                let size = granule_at_level(level);
+                let base = (desc & DESC_ADDR_MASK) as usize & !(size - 1);
+                while i < out.len() && (ipa + i * PAGE_SIZE) & !(size - 1) == addr & !(size - 1) {
+                    out[i] = base + ((ipa + i * PAGE_SIZE) & (size - 1));
+                    i += 1;
+                }
+                continue;
+            }
+            // A level-3 table: read its descriptors in order up to its end.
+            let mut index = (addr >> 12) & 511;
+            while i < out.len() && index < 512 {
+                // SAFETY: as above; `index` < 512.
+                let d = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+                if d & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
+                    return Err(i);
+                }
+                out[i] = (d & DESC_ADDR_MASK) as usize;
+                i += 1;
+                index += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Translates `ipa`, or `None` if it is not mapped (or outside the IPA space).
     pub fn translate(&self, ipa: usize) -> Option<Leaf> {
         if ipa >= self.ipa_size {

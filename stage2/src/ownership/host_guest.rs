@@ -115,28 +115,31 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     /// Translates guest frames `gfn..gfn + nr` of the VM in `slot` into `self.scratch`,
-    /// checking each page's state with `allowed`.
+    /// checking that each page's state is one of `allowed` (one or two states).
     fn gather_guest_pages(
         &mut self,
         slot: usize,
         ipa: usize,
         nr: usize,
-        allowed: impl Fn(PageState) -> bool,
+        allowed: &[PageState],
     ) -> Result<(), OwnershipError> {
         // Every frame must have a page (NOT_FOUND) before any page's state is judged
         // (DENIED): docs/abi.md 1.6 orders the two over the whole range.
         let guest = self.guests[slot].as_ref().ok_or(OwnershipError::NotFound)?;
-        for i in 0..nr {
-            let leaf = guest
-                .translate(ipa + i * PAGE_SIZE)
-                .ok_or(OwnershipError::NotFound)?;
-            self.scratch[i] = leaf.pa & !(PAGE_SIZE - 1);
+        guest
+            .translate_pages(ipa, &mut self.scratch[..nr])
+            .map_err(|_| OwnershipError::NotFound)?;
+        // Compare raw record entries with the allowed states' encodings: no decoding on
+        // this per-page path.
+        debug_assert!((1..=2).contains(&allowed.len()));
+        let mut codes = [0u16; 2];
+        let n = allowed.len().min(2);
+        for (c, s) in codes.iter_mut().zip(allowed) {
+            *c = s.encode();
         }
         for i in 0..nr {
-            let state = self
-                .page_state(self.scratch[i])
-                .ok_or(OwnershipError::Denied)?;
-            if !allowed(state) {
+            let entry = self.entry_index(self.scratch[i]).map(|e| self.meta[e]);
+            if !entry.is_some_and(|e| codes[..n].contains(&e)) {
                 return Err(OwnershipError::Denied);
             }
         }
@@ -166,8 +169,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// # Errors
     ///
     /// `InvalidParameter`, `Range`, `NotFound` (no such VM, or a frame is not mapped),
-    /// `Denied` (a frame maps a page that is not lent by the host to this VM), `NoMemory`
-    /// (splitting a guest block needs table pages the VM's pool lacks).
+    /// `Denied` (a frame maps a page that is not lent by the host to this VM). Never
+    /// `NoMemory`: guest memory is mapped page by page, so no block is ever split.
     pub fn host_unshare_guest(
         &mut self,
         vm: VmId,
@@ -177,9 +180,12 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, |s| {
-            s == PageState::HostSharedWith(Borrower::Guest(vm))
-        })?;
+        self.gather_guest_pages(
+            slot,
+            ipa,
+            nr,
+            &[PageState::HostSharedWith(Borrower::Guest(vm))],
+        )?;
         self.check_guest_unmap(slot, ipa, ipa_end)?;
         self.guest(slot)?
             .unmap(ipa, ipa_end, tlb)
@@ -205,7 +211,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, _) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, |s| s == PageState::Owned(Owner::Guest(vm)))?;
+        self.gather_guest_pages(slot, ipa, nr, &[PageState::Owned(Owner::Guest(vm))])?;
         for i in 0..nr {
             self.set_page(self.scratch[i], PageState::SharedWithHost(vm));
         }
@@ -228,7 +234,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, _) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, |s| s == PageState::SharedWithHost(vm))?;
+        self.gather_guest_pages(slot, ipa, nr, &[PageState::SharedWithHost(vm)])?;
         {
             let mut batch = self.host.unmap_batch(tlb);
             let mut i = 0;
@@ -273,7 +279,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let slot = self.slot(vm)?;
         let owned = PageState::Owned(Owner::Guest(vm));
         let borrowed = PageState::HostSharedWith(Borrower::Guest(vm));
-        self.gather_guest_pages(slot, ipa, nr, |s| s == owned || s == borrowed)?;
+        self.gather_guest_pages(slot, ipa, nr, &[owned, borrowed])?;
         self.check_guest_unmap(slot, ipa, ipa_end)?;
         self.guest(slot)?
             .unmap(ipa, ipa_end, tlb)

@@ -443,3 +443,27 @@ fn block_stats_display() {
         "3 x 1 GiB, 500 x 2 MiB, 12 x 4 KiB blocks, 7 table pages"
     );
 }
+
+#[test]
+fn translate_pages_agrees_with_translate_across_blocks_pages_and_holes() {
+    let (mut t, _arena) = table(1, 64, 0);
+    let ram = [(0x4000_0000, 0x4020_3000), (0x4040_5000, 0x8000_0000)];
+    for &(s, e) in &ram {
+        t.map_identity(s, e, MemKind::Normal).unwrap();
+    }
+    // From a 2 MiB block into level-3 pages, up to the hole.
+    let start = 0x401f_e000;
+    let mut out = [0usize; 5];
+    assert_eq!(t.translate_pages(start, &mut out), Ok(()));
+    for (i, &pa) in out.iter().enumerate() {
+        let ipa = start + i * PAGE_SIZE;
+        assert_eq!(Some(pa), t.translate(ipa).map(|l| l.pa), "page {ipa:#x}");
+    }
+    // The first page of the hole is reported by its index.
+    let mut out = [0usize; 8];
+    assert_eq!(t.translate_pages(0x4020_0000, &mut out), Err(3));
+    // Across a level-3 table's end into a block.
+    let mut out = [0usize; 1030];
+    assert_eq!(t.translate_pages(0x4040_5000, &mut out), Ok(()));
+    assert_eq!(out[1029], 0x4040_5000 + 1029 * PAGE_SIZE);
+}
