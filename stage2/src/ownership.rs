@@ -181,6 +181,9 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     guests: [Option<Stage2Table>; MAX_VMS],
     /// Output addresses of the pages of a guest call, gathered before the guest mapping goes.
     scratch: [usize; MAX_PAGES_PER_CALL],
+    /// Record indices of the pages in `scratch`, so that a transition updates each entry
+    /// without searching the banks again.
+    scratch_index: [usize; MAX_PAGES_PER_CALL],
 }
 
 fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
@@ -263,6 +266,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             host,
             guests: core::array::from_fn(|_| None),
             scratch: [0; MAX_PAGES_PER_CALL],
+            scratch_index: [0; MAX_PAGES_PER_CALL],
         };
         let mut first_entry = 0;
         for (bank, &(start, end)) in own.banks.iter_mut().zip(ram) {

@@ -138,12 +138,23 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             *c = s.encode();
         }
         for i in 0..nr {
-            let entry = self.entry_index(self.scratch[i]).map(|e| self.meta[e]);
-            if !entry.is_some_and(|e| codes[..n].contains(&e)) {
+            let Some(index) = self.entry_index(self.scratch[i]) else {
+                return Err(OwnershipError::Denied);
+            };
+            if !codes[..n].contains(&self.meta[index]) {
                 return Err(OwnershipError::Denied);
             }
+            self.scratch_index[i] = index;
         }
         Ok(())
+    }
+
+    /// Sets the record entry of every page `gather_guest_pages` found to `state`.
+    fn set_gathered(&mut self, nr: usize, state: PageState) {
+        let code = state.encode();
+        for i in 0..nr {
+            self.meta[self.scratch_index[i]] = code;
+        }
     }
 
     /// Checks that unmapping guest IPAs `[ipa, ipa_end)` exactly fits in the VM's pool.
@@ -190,9 +201,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         self.guest(slot)?
             .unmap(ipa, ipa_end, tlb)
             .map_err(commit_error)?;
-        for i in 0..nr {
-            self.set_page(self.scratch[i], PageState::Owned(Owner::Host));
-        }
+        self.set_gathered(nr, PageState::Owned(Owner::Host));
         Ok(())
     }
 
@@ -212,9 +221,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let (ipa, _) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
         self.gather_guest_pages(slot, ipa, nr, &[PageState::Owned(Owner::Guest(vm))])?;
-        for i in 0..nr {
-            self.set_page(self.scratch[i], PageState::SharedWithHost(vm));
-        }
+        self.set_gathered(nr, PageState::SharedWithHost(vm));
         Ok(())
     }
 
@@ -252,9 +259,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             }
             batch.finish();
         }
-        for i in 0..nr {
-            self.set_page(self.scratch[i], PageState::Owned(Owner::Guest(vm)));
-        }
+        self.set_gathered(nr, PageState::Owned(Owner::Guest(vm)));
         Ok(())
     }
 
