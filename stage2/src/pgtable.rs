@@ -31,6 +31,10 @@ use core::fmt;
 const ENTRIES: usize = 512;
 /// Output-address bits of a descriptor (48-bit PA, 4 KiB granule).
 const DESC_ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// Descriptor bits read by the direct walks (`lookup_entry`, `translate_pages`).
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const LEAF_LEVEL: usize = 3;
 /// Largest IPA size used: 52-bit sizes need LPA2 descriptors, which aarch64-paging lacks.
 const MAX_IPA_BITS: u32 = 48;
 
@@ -577,41 +581,41 @@ impl Stage2Table {
     /// Table pages are identity-mapped (`PoolTranslation::physical_to_virtual`), so a
     /// table descriptor's output address is where the next table can be read.
     fn lookup(&self, addr: usize) -> (usize, Option<Leaf>) {
-        const LEAF_LEVEL: usize = 3;
-        const VALID: u64 = 1 << 0;
-        const TABLE_OR_PAGE: u64 = 1 << 1;
+        let (level, _, desc) = self.lookup_entry(addr);
+        if desc & VALID == 0 || (level == LEAF_LEVEL && desc & TABLE_OR_PAGE == 0) {
+            // Invalid, or a reserved encoding at level 3 (the hardware treats it as invalid).
+            return (level, None);
+        }
+        let size = granule_at_level(level);
+        let block_pa = (desc & DESC_ADDR_MASK) as usize & !(size - 1);
+        let leaf = Leaf {
+            pa: block_pa + (addr & (size - 1)),
+            level,
+            attrs: Stage2Attributes::from_bits_retain((desc & !DESC_ADDR_MASK) as usize),
+            block_ipa: addr & !(size - 1),
+            block_pa,
+        };
+        (level, Some(leaf))
+    }
+
+    /// The descriptor that ends the walk for `addr` (a leaf, or an invalid entry), its level
+    /// and the table page it sits in.
+    fn lookup_entry(&self, addr: usize) -> (usize, usize, u64) {
         let mut table = self.root_pa();
         let mut level = self.root_level;
         loop {
-            let shift = 12 + 9 * (LEAF_LEVEL - level);
-            let index = (addr >> shift) & 511;
+            let index = (addr >> (12 + 9 * (LEAF_LEVEL - level))) & 511;
             // SAFETY: `table` is a table page of this tree (the root, or the output address
             // of a valid table descriptor written by aarch64-paging), identity-mapped and
             // 512 descriptors long; `index` < 512. Reading a descriptor has no side effect,
             // and `&self` keeps the tree from changing meanwhile.
             let desc = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
-            if desc & VALID == 0 {
-                return (level, None);
-            }
-            if level < LEAF_LEVEL && desc & TABLE_OR_PAGE != 0 {
+            if level < LEAF_LEVEL && desc & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE {
                 table = (desc & DESC_ADDR_MASK) as usize;
                 level += 1;
                 continue;
             }
-            if level == LEAF_LEVEL && desc & TABLE_OR_PAGE == 0 {
-                // A reserved encoding at level 3: the hardware treats it as invalid.
-                return (level, None);
-            }
-            let size = granule_at_level(level);
-            let block_pa = (desc & DESC_ADDR_MASK) as usize & !(size - 1);
-            let leaf = Leaf {
-                pa: block_pa + (addr & (size - 1)),
-                level,
-                attrs: Stage2Attributes::from_bits_retain((desc & !DESC_ADDR_MASK) as usize),
-                block_ipa: addr & !(size - 1),
-                block_pa,
-            };
-            return (level, Some(leaf));
+            return (level, table, desc);
         }
     }
 
@@ -622,8 +626,6 @@ impl Stage2Table {
     /// range: one descent per level-3 table, then consecutive descriptors are read in place,
     /// a few instructions per page.
     pub fn translate_pages(&self, ipa: usize, out: &mut [usize]) -> Result<(), usize> {
-        const VALID: u64 = 1 << 0;
-        const TABLE_OR_PAGE: u64 = 1 << 1;
         let mut i = 0;
         while i < out.len() {
             let addr = ipa + i * PAGE_SIZE;
@@ -706,6 +708,21 @@ impl Stage2Table {
         let mut removed = 0;
         let mut cursor = start;
         while cursor < end {
+            let (level, table, desc) = self.lookup_entry(cursor);
+            if level == LEAF_LEVEL && desc & VALID == 0 {
+                // Skip the run of invalid entries in this level-3 table in place.
+                let mut index = (cursor >> 12) & 511;
+                while cursor < end && index < 512 {
+                    // SAFETY: as in `lookup_entry`; `index` < 512.
+                    let d = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+                    if d & VALID != 0 {
+                        break;
+                    }
+                    cursor += PAGE_SIZE;
+                    index += 1;
+                }
+                continue;
+            }
             let (level, leaf) = self.lookup(cursor);
             let size = granule_at_level(level);
             let base = cursor & !(size - 1);
