@@ -723,10 +723,10 @@ impl Stage2Table {
                 }
                 continue;
             }
-            let (level, leaf) = self.lookup(cursor);
             let size = granule_at_level(level);
             let base = cursor & !(size - 1);
-            if leaf.is_some() {
+            let is_leaf = desc & VALID != 0 && (level < LEAF_LEVEL || desc & TABLE_OR_PAGE != 0);
+            if is_leaf {
                 // The range is exactly one leaf, so the library invalidates that entry in
                 // place: no split, no allocation, no break-before-make problem.
                 self.mapping.map_range(
