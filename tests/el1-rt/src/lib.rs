@@ -42,6 +42,8 @@ pub mod psci;
 #[cfg(target_arch = "aarch64")]
 pub mod test_guest_driver;
 #[cfg(target_arch = "aarch64")]
+pub mod testing;
+#[cfg(target_arch = "aarch64")]
 pub mod timeout;
 
 #[cfg(target_arch = "aarch64")]

@@ -35,8 +35,8 @@ fn fill(at: usize) -> TestResult {
 /// with EL2, no reclaim; its IPA takes no other page; a range that includes it is refused
 /// whole. After A is destroyed it comes back, zeroed.
 pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
-    let mut a = ctx.vm()?;
-    let mut b = ctx.vm()?;
+    let mut a = ctx.vm_with_pool()?;
+    let mut b = ctx.vm_with_pool()?;
     let (ha, hb) = (a.handle(), b.handle());
     // Three pages: the middle one is donated, the outer ones stay the host's.
     let base = ctx.pages_n(3)?;
@@ -143,8 +143,8 @@ pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
 /// A page of another VM (A's pool page, a page lent to A): B cannot get it, and neither can
 /// A a second time; HOST_UNSHARE_GUEST only ends a loan of the VM named.
 pub fn page_of_another_vm_refused(ctx: &mut Ctx) -> TestResult {
-    let mut a = ctx.vm()?;
-    let mut b = ctx.vm()?;
+    let mut a = ctx.vm_with_pool()?;
+    let mut b = ctx.vm_with_pool()?;
     let (ha, hb) = (a.handle(), b.handle());
 
     let pool = pool_page(&a)?;
@@ -253,8 +253,8 @@ pub fn page_of_another_vm_refused(ctx: &mut Ctx) -> TestResult {
 /// of a destroyed VM and one of a live VM is refused whole; once a VM is destroyed its
 /// pages come back zeroed and the other VM's stay put.
 pub fn reclaim_from_live_vm_refused(ctx: &mut Ctx) -> TestResult {
-    let mut a = ctx.vm()?;
-    let mut c = ctx.vm()?;
+    let mut a = ctx.vm_with_pool()?;
+    let mut c = ctx.vm_with_pool()?;
     let (ha, hc) = (a.handle(), c.handle());
     let base = ctx.pages_n(2)?;
     let (of_c, of_a) = (pfn(base), pfn(base) + 1);

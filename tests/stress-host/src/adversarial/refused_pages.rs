@@ -68,7 +68,7 @@ pub fn carve_out_refused(ctx: &mut Ctx) -> TestResult {
     let Some(carve) = ctx.platform.board.carve_outs.iter().next().copied() else {
         bail!("the DTB has no /reserved-memory/el2@... carve-out");
     };
-    let mut vm = ctx.vm()?;
+    let mut vm = ctx.vm_with_pool()?;
     let pages = carve.size / PAGE_SIZE;
     let first = pfn(carve.base);
     for page in [first, first + pages as u64 / 2, first + pages as u64 - 1] {
@@ -122,7 +122,7 @@ pub fn carve_out_refused(ctx: &mut Ctx) -> TestResult {
 /// The same calls on device MMIO (the console UART and the first page of other device
 /// regions) and on an address with no RAM: DENIED.
 pub fn mmio_and_no_ram_refused(ctx: &mut Ctx) -> TestResult {
-    let mut vm = ctx.vm()?;
+    let mut vm = ctx.vm_with_pool()?;
     let board = ctx.platform.board;
     expect_all_refused(&vm, pfn(board.uart), "console UART page")?;
     let pfn_limit = 1u64 << (hvc_abi::limits::PA_BITS - hvc_abi::limits::PAGE_SHIFT);

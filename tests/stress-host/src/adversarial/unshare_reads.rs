@@ -119,7 +119,7 @@ fn with_reader(address: usize, expected: u64, body: impl FnOnce() -> TestResult)
 }
 
 pub fn lend_and_unlend_while_another_cpu_reads(ctx: &mut Ctx) -> TestResult {
-    let mut vm = ctx.vm()?;
+    let mut vm = ctx.vm_with_pool()?;
     let handle = vm.handle();
     let address = ctx.page()?;
     let page = pfn(address);
