@@ -4,6 +4,7 @@ mod destroy;
 mod discovery;
 mod errors;
 mod guest_calls;
+mod irq_exit;
 mod private_memory;
 mod relinquish;
 mod second_cpu;
@@ -35,6 +36,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "destroy_then_reclaim_returns_zeroed_pages",
         run: destroy::destroy_then_reclaim_returns_zeroed_pages,
+    },
+    Test {
+        name: "irq_during_guest_run_exits_to_host",
+        run: irq_exit::irq_during_guest_run_exits_to_host,
     },
     Test {
         name: "guest_relinquish_returns_page_zeroed",
