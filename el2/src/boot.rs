@@ -5,7 +5,7 @@
 
 use crate::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
 use crate::record::{self, RecordSetup};
-use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, layout, mmu, psci_relay};
+use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, host_timer, layout, mmu, psci_relay};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
 use platform::fdt_discovery::{self, BootInfo};
 use platform::host_dtb::{self, HostDtbEdits};
@@ -113,11 +113,18 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     let console = info
         .console
         .map(|c| c.base as usize..(c.base + c.size) as usize);
-    let el2_map = match mmu::El2Map::build(el2_pool, ram, console) {
+    let redistributors = info
+        .gic
+        .redistributors
+        .as_slice()
+        .iter()
+        .map(|r| r.base as usize..(r.base + r.size) as usize);
+    let el2_map = match mmu::El2Map::build(el2_pool, ram, console, redistributors.clone()) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
     };
     el2_map.activate();
+    host_timer::init(redistributors);
     // The map lives as long as EL2 does.
     core::mem::forget(el2_map);
     log::info!("EL2 stage-1 on: text RX, rodata R, data/stacks RW+XN, stack guard pages unmapped");

@@ -26,6 +26,7 @@ mod heap;
 mod host_abort;
 mod host_entry;
 mod host_hvc;
+mod host_timer;
 mod layout;
 mod memory_plan;
 mod mmu;

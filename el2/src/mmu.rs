@@ -6,7 +6,8 @@
 //!   unmapped so an overflow faults instead of corrupting the neighbour;
 //! - RAM (including the dynamic carve-out and host memory EL2 must read or clear):
 //!   read-write, never executable;
-//! - the console: device memory.
+//! - the console and the GICv3 redistributors (for the host-timer stand-in while a guest
+//!   runs, see `host_timer`): device memory.
 //!
 //! SCTLR_EL2.WXN backs this up: nothing writable is ever executable.
 
@@ -61,11 +62,12 @@ fn region(r: &Range<usize>) -> MemoryRegion {
 }
 
 impl El2Map {
-    /// Builds the map; `ram` and `console` as discovered, tables from `tables`.
+    /// Builds the map; `ram`, `console` and `devices` as discovered, tables from `tables`.
     pub fn build(
         tables: PagePool,
         ram: impl Iterator<Item = Range<usize>>,
         console: Option<Range<usize>>,
+        devices: impl Iterator<Item = Range<usize>>,
     ) -> Result<Self, MapFailed> {
         let mut mapping = Mapping::new(PoolTranslation::new(tables), 0, El2);
         let mut map = |what, r: Range<usize>, attrs| {
@@ -84,6 +86,9 @@ impl El2Map {
         }
         if let Some(c) = console {
             map("console", c, COMMON | DEVICE | El23Attributes::XN)?;
+        }
+        for d in devices {
+            map("device", d, COMMON | DEVICE | El23Attributes::XN)?;
         }
         // The image's sections, more strictly than the RAM around them.
         map(

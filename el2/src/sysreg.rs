@@ -49,3 +49,5 @@ sysreg_rw!(smcr_el2, set_smcr_el2, "s3_4_c1_c2_6");
 sysreg_rw!(hcrx_el2, set_hcrx_el2, "s3_4_c1_c2_2");
 sysreg_ro!(ctr_el0, "ctr_el0");
 sysreg_ro!(dczid_el0, "dczid_el0");
+sysreg_rw!(cnthp_ctl_el2, set_cnthp_ctl_el2, "cnthp_ctl_el2");
+sysreg_rw!(cnthp_cval_el2, set_cnthp_cval_el2, "cnthp_cval_el2");

@@ -111,6 +111,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     // state, and every guest exit overwrites them.
     let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());
     host.save();
+    let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
     v.el1.load();
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
     ELR_EL2.set(v.pc);
@@ -133,6 +134,9 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     v.pc = ELR_EL2.get();
     v.pstate = SPSR_EL2.get();
     v.el1.save();
+    if let Some(armed) = host_timer {
+        crate::host_timer::disarm(armed);
+    }
     host.load();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);

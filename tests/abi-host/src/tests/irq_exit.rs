@@ -1,5 +1,7 @@
 //! A physical interrupt that arrives while a guest runs ends the run with an IRQ exit, and
-//! the interrupt is still pending for the host (docs/abi.md 6: "IRQ").
+//! the interrupt is still pending for the host (docs/abi.md 6: "IRQ"). And the host's
+//! *virtual* timer, which the world switch swaps out for the guest's, still ends a guest
+//! run when its deadline passes (the payload stands in for it with its own timer).
 //!
 //! The host arms its EL1 physical timer (PPI 30): the payload does not switch that timer
 //! (guests cannot reach it: CNTHCTL_EL2.EL1PCEN is clear while they run), so it keeps
@@ -16,6 +18,8 @@ use hvc_abi::Exit;
 use test_guest::Command;
 
 const TIMER_PPI: u32 = 30;
+const VIRTUAL_TIMER_PPI: u32 = 27;
+const HYP_TIMER_PPI: u32 = 26;
 /// A GICv3 redistributor: RD frame then SGI/PPI frame, 64 KiB each.
 const GICR_STRIDE: usize = 0x2_0000;
 const GICR_TYPER: usize = 0x8;
@@ -84,6 +88,20 @@ fn set_timer(enabled: bool, ticks_from_now: u64) {
     }
 }
 
+fn set_virtual_timer(enabled: bool, ticks_from_now: u64) {
+    // SAFETY: the host's EL1 virtual timer, the one a Linux host keeps its tick in.
+    unsafe {
+        if enabled {
+            let now: u64;
+            core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) now);
+            core::arch::asm!("msr cntv_cval_el0, {}", in(reg) now + ticks_from_now);
+            core::arch::asm!("msr cntv_ctl_el0, {}", "isb", in(reg) 1u64);
+        } else {
+            core::arch::asm!("msr cntv_ctl_el0, {}", "isb", in(reg) 0u64);
+        }
+    }
+}
+
 fn set_cpu_interface(enabled: bool) {
     // SAFETY: the GICv3 CPU interface of this CPU: system-register access (ICC_SRE_EL2.Enable
     // is set by the payload), priority mask open, group 1 on or off. IRQs stay masked in
@@ -95,14 +113,15 @@ fn set_cpu_interface(enabled: bool) {
     }
 }
 
-pub fn irq_during_guest_run_exits_to_host(ctx: &mut Ctx) -> TestResult {
+/// Wakes this CPU's redistributor, puts `ppi` in group 1 at a middle priority, enables it
+/// and the group-1 CPU interface (as a Linux host would); returns the redistributor.
+fn enable_ppi(ctx: &Ctx, ppi: u32) -> Result<usize, crate::runner::Failure> {
     let Some((gicd, gicr)) = gic_v3(ctx) else {
         bail!("no arm,gic-v3 node with GICD and GICR regions in the DTB");
     };
     let Some(rd) = own_redistributor(gicr) else {
         bail!("no GICv3 redistributor for this CPU's MPIDR");
     };
-    // Wake the redistributor, route PPI 30 to group 1 with a middle priority, enable it.
     write32(rd + GICR_WAKER, read32(rd + GICR_WAKER) & !(1 << 1));
     let deadline = Deadline::after_ms(1_000);
     while read32(rd + GICR_WAKER) & (1 << 2) != 0 {
@@ -111,22 +130,53 @@ pub fn irq_during_guest_run_exits_to_host(ctx: &mut Ctx) -> TestResult {
         }
     }
     write32(gicd, read32(gicd) | GICD_CTLR_ARE_NS_GRP1);
-    write32(
-        rd + GICR_IGROUPR0,
-        read32(rd + GICR_IGROUPR0) | 1 << TIMER_PPI,
-    );
-    let prio = rd + GICR_IPRIORITYR + (TIMER_PPI as usize & !3);
-    let shift = 8 * (TIMER_PPI % 4);
+    write32(rd + GICR_IGROUPR0, read32(rd + GICR_IGROUPR0) | 1 << ppi);
+    let prio = rd + GICR_IPRIORITYR + (ppi as usize & !3);
+    let shift = 8 * (ppi % 4);
     write32(prio, (read32(prio) & !(0xff << shift)) | 0x80 << shift);
-    write32(rd + GICR_ISENABLER0, 1 << TIMER_PPI);
+    write32(rd + GICR_ISENABLER0, 1 << ppi);
     set_cpu_interface(true);
+    Ok(rd)
+}
 
-    let result = run_until_irq(ctx, rd);
-
-    set_timer(false, 0);
-    write32(rd + GICR_ICENABLER0, 1 << TIMER_PPI);
+fn disable_ppi(rd: usize, ppi: u32) {
+    write32(rd + GICR_ICENABLER0, 1 << ppi);
     set_cpu_interface(false);
+}
+
+pub fn irq_during_guest_run_exits_to_host(ctx: &mut Ctx) -> TestResult {
+    let rd = enable_ppi(ctx, TIMER_PPI)?;
+    let result = run_until_irq(ctx, rd);
+    set_timer(false, 0);
+    disable_ppi(rd, TIMER_PPI);
     result
+}
+
+pub fn host_virtual_timer_deadline_ends_a_guest_run(ctx: &mut Ctx) -> TestResult {
+    let rd = enable_ppi(ctx, VIRTUAL_TIMER_PPI)?;
+    let result = run_until_virtual_timer(ctx, rd);
+    set_virtual_timer(false, 0);
+    disable_ppi(rd, VIRTUAL_TIMER_PPI);
+    result
+}
+
+fn run_until_virtual_timer(ctx: &mut Ctx, rd: usize) -> TestResult {
+    let guest = ctx.guest(Command::Spin, 1)?;
+    let handle = guest.vm().handle();
+    // Due in a few microseconds, long before the spinning guest's first tick.
+    set_virtual_timer(true, 100);
+    match host_calls::vcpu_run(handle, 0, 0)? {
+        Exit::Irq => {}
+        other => bail!("the host's virtual-timer deadline did not end the run: got {other:?}"),
+    }
+    let pending = read32(rd + GICR_ISPENDR0);
+    if pending & (1 << VIRTUAL_TIMER_PPI) == 0 {
+        bail!("IRQ exit, but the host's virtual timer interrupt is not pending for it");
+    }
+    if pending & (1 << HYP_TIMER_PPI) != 0 {
+        bail!("the payload's stand-in timer interrupt (PPI 26) is still pending for the host");
+    }
+    Ok(())
 }
 
 fn run_until_irq(ctx: &mut Ctx, rd: usize) -> TestResult {

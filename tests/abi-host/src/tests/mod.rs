@@ -42,6 +42,10 @@ pub const ALL: &[Test] = &[
         run: irq_exit::irq_during_guest_run_exits_to_host,
     },
     Test {
+        name: "host_virtual_timer_deadline_ends_a_guest_run",
+        run: irq_exit::host_virtual_timer_deadline_ends_a_guest_run,
+    },
+    Test {
         name: "guest_relinquish_returns_page_zeroed",
         run: relinquish::guest_relinquish_returns_page_zeroed,
     },

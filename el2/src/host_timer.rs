@@ -1,0 +1,130 @@
+//! The host's timer while a guest runs.
+//!
+//! A host at EL1 (Linux included) keeps its tick in the EL1 virtual timer, and a world
+//! switch loads the guest's virtual timer in its place: without help the host's deadline
+//! could pass unnoticed until the guest exits for another reason. So while a guest runs, EL2
+//! copies an armed host deadline into its own physical timer (CNTHP, PPI 26) and enables
+//! that PPI in this CPU's GICv3 redistributor; HCR_EL2.IMO/FMO make it exit the guest with
+//! an IRQ exit. On the way back EL2 disarms the timer and disables the PPI again: the
+//! timer's output is level-sensitive, so the PPI is no longer pending and the host never
+//! sees it, only its own virtual timer, which is due by then. The host's Linux does not
+//! use PPI 26 at EL1. The PPI goes in group 1 at a middle priority, like every PPI a
+//! Linux host configures, so the host's own CPU-interface settings let it through.
+
+use crate::layout::MAX_CPUS;
+use crate::sysreg;
+use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Once;
+
+const HYP_TIMER_PPI: u32 = 26;
+/// A GICv3 redistributor: RD frame then SGI/PPI frame, 64 KiB each (no VLPI frames).
+const GICR_STRIDE: usize = 0x2_0000;
+const GICR_TYPER: usize = 0x8;
+const SGI_BASE: usize = 0x1_0000;
+const GICR_IGROUPR0: usize = SGI_BASE + 0x80;
+const GICR_ISENABLER0: usize = SGI_BASE + 0x100;
+const GICR_ICENABLER0: usize = SGI_BASE + 0x180;
+const GICR_IPRIORITYR: usize = SGI_BASE + 0x400;
+/// CNTV_CTL_EL0 / CNTHP_CTL_EL2: ENABLE set, IMASK clear.
+const TIMER_ARMED: u64 = 0b01;
+const TIMER_CTL_MASK: u64 = 0b11;
+
+struct Redistributors {
+    ranges: [(usize, usize); 4],
+    count: usize,
+}
+
+static REDISTRIBUTORS: Once<Redistributors> = Once::new();
+/// This CPU's redistributor frame, found once (0: not looked up yet; 1: none).
+static FRAME: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Records the redistributor regions the DTB describes (EL2 maps them as device memory).
+pub fn init(ranges: impl Iterator<Item = Range<usize>>) {
+    let mut r = Redistributors {
+        ranges: [(0, 0); 4],
+        count: 0,
+    };
+    for range in ranges.take(4) {
+        r.ranges[r.count] = (range.start, range.end);
+        r.count += 1;
+    }
+    REDISTRIBUTORS.call_once(|| r);
+}
+
+fn read32(addr: usize) -> u32 {
+    // SAFETY: `addr` is a register of a redistributor the DTB describes, mapped at EL2 as
+    // device memory (`mmu`); reading it has no side effect.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+fn write32(addr: usize, value: u32) {
+    // SAFETY: as in `read32`; the registers written are this CPU's own PPI controls, of
+    // which the host does not use PPI 26.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+/// The redistributor frame whose GICR_TYPER affinity is this CPU's MPIDR.
+fn own_frame(cpu: usize) -> Option<usize> {
+    match FRAME[cpu].load(Ordering::Relaxed) {
+        0 => {}
+        1 => return None,
+        frame => return Some(frame),
+    }
+    let mpidr = MPIDR_EL1.get();
+    let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 32) & 0xff) << 24;
+    let found = REDISTRIBUTORS.get().and_then(|r| {
+        r.ranges[..r.count].iter().find_map(|&(start, end)| {
+            let mut frame = start;
+            while frame + GICR_STRIDE <= end {
+                let typer = u64::from(read32(frame + GICR_TYPER))
+                    | u64::from(read32(frame + GICR_TYPER + 4)) << 32;
+                if typer >> 32 == affinity {
+                    return Some(frame);
+                }
+                if typer & (1 << 4) != 0 {
+                    break; // GICR_TYPER.Last
+                }
+                frame += GICR_STRIDE;
+            }
+            None
+        })
+    });
+    FRAME[cpu].store(found.unwrap_or(1), Ordering::Relaxed);
+    found
+}
+
+/// Armed while a guest runs: disarm with [`disarm`].
+pub struct Armed {
+    frame: usize,
+}
+
+/// If the host's virtual timer (`cntv_ctl`, `cntv_cval`, as saved on guest entry) is armed,
+/// stands in for it with the EL2 physical timer for the guest's run.
+pub fn arm_for_guest(cpu: usize, cntv_ctl: u64, cntv_cval: u64) -> Option<Armed> {
+    if cntv_ctl & TIMER_CTL_MASK != TIMER_ARMED {
+        return None;
+    }
+    let frame = own_frame(cpu)?;
+    // The host's CNTVOFF_EL2 is 0 (el2_regs), so its virtual deadline is a physical one.
+    // SAFETY: the EL2 physical timer is EL2's own.
+    unsafe {
+        sysreg::set_cnthp_cval_el2(cntv_cval);
+        sysreg::set_cnthp_ctl_el2(TIMER_ARMED);
+    }
+    let bit = 1 << HYP_TIMER_PPI;
+    write32(frame + GICR_IGROUPR0, read32(frame + GICR_IGROUPR0) | bit);
+    let prio = frame + GICR_IPRIORITYR + (HYP_TIMER_PPI as usize & !3);
+    let shift = 8 * (HYP_TIMER_PPI % 4);
+    write32(prio, (read32(prio) & !(0xff << shift)) | 0x80 << shift);
+    write32(frame + GICR_ISENABLER0, bit);
+    Some(Armed { frame })
+}
+
+/// Stops the stand-in: the timer's output drops, so PPI 26 is no longer pending.
+pub fn disarm(armed: Armed) {
+    // SAFETY: as in `arm_for_guest`.
+    unsafe { sysreg::set_cnthp_ctl_el2(0) };
+    write32(armed.frame + GICR_ICENABLER0, 1 << HYP_TIMER_PPI);
+}
