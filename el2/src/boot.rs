@@ -3,12 +3,12 @@
 //! Boot CPU: `rust_primary_main` (from `asm/entry.S`, MMU off, on CPU 0's stack).
 //! Other CPUs: `rust_secondary_main`, when the PSCI relay has started them.
 
-use crate::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
 use crate::record::{self, RecordSetup};
 use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, host_timer, layout, mmu, psci_relay};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
 use platform::fdt_discovery::{self, BootInfo};
 use platform::host_dtb::{self, HostDtbEdits};
+use stage2::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
 use stage2::pool::PagePool;
 
 /// Largest DTB the payload accepts (the Linux boot protocol's limit too).

@@ -1,5 +1,5 @@
 //! The boot heap: only the host-DTB writer (`vm-fdt`) allocates, at boot, before the host
-//! runs. Its memory is a slice of the dynamic carve-out (`memory_plan`). No hypercall path
+//! runs. Its memory is a slice of the dynamic carve-out (`stage2::memory_plan`). No hypercall path
 //! allocates, so the host can never make EL2's memory use grow.
 
 use buddy_system_allocator::LockedHeap;

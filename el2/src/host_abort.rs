@@ -39,7 +39,7 @@ pub fn handle_stage2_abort(esr: u64) {
         FaultAction::MapAndRetry => return,
         FaultAction::InjectAbort => {}
         FaultAction::PoolExhausted => {
-            // The pool is sized for the worst case (memory_plan), so this is EL2's own bug;
+            // The pool is sized for the worst case (stage2::memory_plan), so this is EL2's own bug;
             // the host still only sees an abort, never a hang.
             log::error!("host stage-2 pool exhausted at IPA {ipa:#x}: injecting an abort");
         }

@@ -6,7 +6,7 @@
 //! runs when the host traps to it: HVCs, SMCs (PSCI relay) and stage-2 faults.
 //!
 //! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
-//! `memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
+//! `stage2::memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
 //! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
 //! `psci_relay`, `host_abort`, `fatal`.
 
@@ -28,7 +28,6 @@ mod host_entry;
 mod host_hvc;
 mod host_timer;
 mod layout;
-mod memory_plan;
 mod mmu;
 mod psci_relay;
 mod record;

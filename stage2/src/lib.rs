@@ -8,9 +8,11 @@
 //! - [`pgtable`]: stage-2 configuration and tables.
 //! - [`tlb`]: the TLB-maintenance trait.
 //! - [`ownership`]: the per-page ownership record and its transitions (invariants I1-I7).
+//! - [`memory_plan`]: how much memory EL2 carves out for all of it, and where.
 
 #![cfg_attr(not(test), no_std)]
 
+pub mod memory_plan;
 pub mod ownership;
 pub mod pgtable;
 pub mod pool;

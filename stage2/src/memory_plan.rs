@@ -27,6 +27,12 @@ pub struct RangeList {
     len: usize,
 }
 
+impl Default for RangeList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RangeList {
     pub const fn new() -> Self {
         Self {
@@ -65,7 +71,7 @@ pub struct PlanInput<'a> {
     pub image: Range<u64>,
     /// The MMIO regions the host stage-2 maps.
     pub mmio: &'a [Range<u64>],
-    /// Root level of the host stage-2 (from `stage2::stage2_config`).
+    /// Root level of the host stage-2 (from `stage2_config`).
     pub root_level: usize,
     /// Size of the DTB as received.
     pub dtb_size: u64,
@@ -108,14 +114,14 @@ fn align_up(x: u64, a: u64) -> u64 {
 /// Page-table pages the host stage-2 may ever need, so that neither a host fault nor a
 /// hypercall can find the pool empty (pKVM sizes its host pool the same way):
 /// - RAM may end up mapped page by page (pages given to EL2 or guests split the blocks around
-///   them), so each bank counts `stage2::pages_needed_to_map`, its worst case;
+///   them), so each bank counts `crate::pool::pages_needed_to_map`, its worst case;
 /// - MMIO is mapped once at boot in the largest blocks and never split: it needs a table
 ///   below the root for every root entry it spans, and deeper only where a region's edge
 ///   cuts a block. Those tables are counted once each, however many regions share them.
 pub fn host_stage2_pool_pages(ram: &RangeList, mmio: &[Range<u64>], root_level: usize) -> u64 {
     let ram_pages: usize = ram
         .iter()
-        .map(|r| stage2::pages_needed_to_map(r.start as usize, r.end as usize, root_level))
+        .map(|r| crate::pool::pages_needed_to_map(r.start as usize, r.end as usize, root_level))
         .sum();
     1 + ram_pages as u64 + mmio_table_pages(mmio, root_level)
 }
@@ -140,7 +146,7 @@ fn mmio_table_pages(mmio: &[Range<u64>], root_level: usize) -> u64 {
     for r in mmio.iter().filter(|r| r.end > r.start) {
         for level in root_level + 1..=3 {
             // A table at `level` covers one entry of the level above.
-            let span = stage2::granule_at_level(level - 1) as u64;
+            let span = crate::pool::granule_at_level(level - 1) as u64;
             if level == root_level + 1 {
                 let mut base = r.start / span * span;
                 while base < r.end {
@@ -291,5 +297,109 @@ mod heapless_banks {
         pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
             self.items[..self.len].iter().map(|&(s, e)| s..e)
         }
+    }
+}
+
+#[cfg(test)]
+// RAM lists of one bank are slices of one range on purpose.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+
+    fn list(ranges: &[Range<u64>]) -> RangeList {
+        let mut l = RangeList::new();
+        for r in ranges {
+            assert!(l.push(r.clone()));
+        }
+        l
+    }
+
+    /// QEMU virt with 1 GiB as the payload sees it with `-kernel`: image at 0x4020_0000,
+    /// DTB at 0x4800_0000, the host kernel module at 0x5000_0000.
+    fn qemu_1g<'a>(
+        ram: &'a RangeList,
+        busy: &'a RangeList,
+        mmio: &'a [Range<u64>],
+    ) -> PlanInput<'a> {
+        PlanInput {
+            ram,
+            busy,
+            image: 0x4020_0000..0x402c_e000,
+            mmio,
+            root_level: 0,
+            dtb_size: 0x8e00,
+        }
+    }
+
+    const MMIO: [Range<u64>; 3] = [
+        0x0800_0000..0x0801_0000,
+        0x0900_0000..0x0900_1000,
+        0x80_0000_0000..0x100_0000_0000,
+    ];
+
+    #[test]
+    fn dynamic_carve_out_follows_the_image_and_fits_the_sizes() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let busy = list(&[0x4800_0000..0x4800_9000, 0x5000_0000..0x5200_0000]);
+        let plan = plan(&qemu_1g(&ram, &busy, &MMIO)).unwrap();
+        assert_eq!(plan.dynamic.start, plan.image.end);
+        assert_eq!(plan.ownership.end - plan.ownership.start, 512 * 1024);
+        // Pool + record + tables + heap exactly fill the dynamic carve-out, in that order.
+        assert_eq!(plan.stage2_pool.start, plan.dynamic.start);
+        assert_eq!(plan.heap.end, plan.dynamic.end);
+        // The host DTB window is 2 MiB aligned, in RAM, away from everything else.
+        assert_eq!(plan.host_dtb.start % BLOCK_2M, 0);
+        for used in busy
+            .iter()
+            .chain([plan.image.clone(), plan.dynamic.clone()])
+        {
+            assert!(!overlaps(&used, &plan.host_dtb), "{used:x?}");
+        }
+        // 3.5 MiB at 1 GiB: below half of pKVM's 10 MiB.
+        assert!(plan.dynamic.end - plan.image.start < 4 * MIB);
+    }
+
+    #[test]
+    fn dynamic_carve_out_moves_to_the_top_when_the_image_is_followed_by_a_module() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let busy = list(&[0x402c_e000..0x4100_0000]);
+        let plan = plan(&qemu_1g(&ram, &busy, &MMIO)).unwrap();
+        assert_eq!(plan.dynamic.end, 0x8000_0000);
+        assert!(!overlaps(&plan.dynamic, &(0x402c_e000..0x4100_0000)));
+        assert!(!overlaps(&plan.dynamic, &plan.host_dtb));
+    }
+
+    #[test]
+    fn no_ram_or_no_room_is_an_error_not_a_wrong_plan() {
+        let empty = RangeList::new();
+        let busy = RangeList::new();
+        assert!(matches!(
+            plan(&qemu_1g(&empty, &busy, &MMIO)),
+            Err(PlanError::NoRam)
+        ));
+        // RAM fully taken by loader data.
+        let ram = list(&[0x4000_0000..0x4000_0000 + 8 * MIB]);
+        let busy = list(&[0x4000_0000..0x4000_0000 + 8 * MIB]);
+        assert!(matches!(
+            plan(&qemu_1g(&ram, &busy, &MMIO)),
+            Err(PlanError::NoRoom { .. })
+        ));
+    }
+
+    #[test]
+    fn pool_covers_the_worst_case_split_of_ram_and_mmio_tables_once() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        // Level-3 tables for every 2 MiB of RAM, a level-2 table per GiB, a level-1 table.
+        let ram_only = host_stage2_pool_pages(&ram, &[], 0);
+        assert_eq!(ram_only, 1 + 512 + 1 + 1);
+        // Two small devices in one 2 MiB block of one GiB share their tables; the 512 GiB
+        // window needs only a level-1 table.
+        let shared = [0x0900_0000..0x0900_1000, 0x0901_0000..0x0901_1000];
+        assert_eq!(host_stage2_pool_pages(&ram, &shared, 0) - ram_only, 3);
+        let big = [0x80_0000_0000..0x100_0000_0000];
+        assert_eq!(host_stage2_pool_pages(&ram, &big, 0) - ram_only, 1);
     }
 }
