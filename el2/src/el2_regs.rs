@@ -34,13 +34,27 @@ fn has_pointer_auth() -> bool {
     ID_AA64ISAR1_EL1.get() & 0xff_0000_0ff0 != 0
 }
 
-/// Configures this CPU's EL2 for running the host at EL1 under `stage2`.
-pub fn configure_for_host(stage2: HostStage2Regs) {
-    let mut hcr = HCR_HOST;
+/// HCR_EL2 for the host on this CPU.
+fn host_hcr() -> u64 {
     if has_pointer_auth() {
-        hcr |= HCR_PTRAUTH;
+        HCR_HOST | HCR_PTRAUTH
+    } else {
+        HCR_HOST
     }
-    HCR_EL2.set(hcr);
+}
+
+/// MDCR_EL2.HPMN: every PMU counter (PMCR_EL0.N) belongs to EL1.
+fn pmu_counters() -> u64 {
+    (sysreg::pmcr_el0() >> 11) & 0x1f
+}
+
+/// CNTHCTL_EL2 for the host: EL1 may use the physical counter and timer.
+const CNTHCTL_HOST: u64 = 0b11;
+
+/// Configures this CPU's EL2 for running the host at EL1 under `stage2` (once per CPU
+/// bring-up; a guest run restores only what it changed, see `leave_guest`).
+pub fn configure_for_host(stage2: HostStage2Regs) {
+    HCR_EL2.set(host_hcr());
 
     // The host reads its own MIDR/MPIDR through these.
     // SAFETY: VPIDR_EL2 only changes what EL1 reads as MIDR_EL1.
@@ -48,12 +62,11 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     VMPIDR_EL2.set(MPIDR_EL1.get());
 
     // Timers: EL1 may use the physical counter and timer; no virtual offset.
-    CNTHCTL_EL2.set(0b11);
+    CNTHCTL_EL2.set(CNTHCTL_HOST);
     CNTVOFF_EL2.set(0);
 
     // Debug and PMU: every counter belongs to EL1 (HPMN = PMCR_EL0.N), nothing traps.
-    let counters = (sysreg::pmcr_el0() >> 11) & 0x1f;
-    MDCR_EL2.set(counters);
+    MDCR_EL2.set(pmu_counters());
 
     // SAFETY: HSTR_EL2 = 0 traps no AArch32 system register accesses.
     unsafe { sysreg::set_hstr_el2(0) };
@@ -117,11 +130,9 @@ unsafe extern "C" {
 }
 
 /// Loads this CPU's EL2 state for running a guest vCPU with stage-2 `vttbr`/`vtcr`.
+/// Changes exactly the registers `leave_guest` puts back.
 pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
-    let mut hcr = HCR_GUEST;
-    if has_pointer_auth() {
-        hcr |= HCR_PTRAUTH;
-    }
+    let hcr = host_hcr() | HCR_GUEST;
     let mut cptr = CPTR_EL2_NO_TRAPS;
     if ID_AA64PFR0_EL1.get() >> 32 & 0xf != 0 {
         cptr |= 1 << 8; // TZ: no SVE for guests (its state is not switched)
@@ -129,25 +140,28 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     if ID_AA64PFR1_EL1.get() >> 24 & 0xf != 0 {
         cptr |= 1 << 12; // TSM: no SME for guests
     }
-    let counters = (sysreg::pmcr_el0() >> 11) & 0x1f;
     // SAFETY: only the address of the guest vector table is taken.
     let vectors = unsafe { &guest_vectors as *const u8 as u64 };
     HCR_EL2.set(hcr);
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);
-    MDCR_EL2.set(MDCR_GUEST_TRAPS | counters);
+    MDCR_EL2.set(MDCR_GUEST_TRAPS | pmu_counters());
     CNTHCTL_EL2.set(0b01); // the counter is readable, the physical timer is not
     aarch64_cpu::registers::CPTR_EL2.set(cptr);
     aarch64_cpu::registers::VBAR_EL2.set(vectors);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
-/// Puts this CPU's EL2 state back to the host's after a guest ran.
-pub fn leave_guest() {
+/// Puts back the host's values of exactly the registers `enter_guest` changed. Nothing
+/// else: the host's EL1 registers (SCTLR_EL1 among them) are already its own again.
+pub fn leave_guest(stage2: HostStage2Regs) {
+    HCR_EL2.set(host_hcr());
+    VTCR_EL2.set(stage2.vtcr);
+    VTTBR_EL2.set(stage2.vttbr);
+    VMPIDR_EL2.set(MPIDR_EL1.get());
+    MDCR_EL2.set(pmu_counters());
+    CNTHCTL_EL2.set(CNTHCTL_HOST);
     aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
     crate::host_entry::install_vectors();
-    if let Some(regs) = crate::record::host_regs() {
-        configure_for_host(regs);
-    }
 }

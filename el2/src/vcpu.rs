@@ -99,6 +99,9 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
         // Never topped up: the VM has no stage-2 at all, so its first fetch faults.
         return Exit::MemFault { ipa: v.pc & !0xfff };
     };
+    let Some(host_stage2) = record::host_regs() else {
+        return Exit::MemFault { ipa: v.pc & !0xfff };
+    };
     let Some((vttbr, vtcr)) = activate_stage2(vm, true) else {
         return Exit::MemFault { ipa: v.pc & !0xfff };
     };
@@ -140,7 +143,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     host.load();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
-    el2_regs::leave_guest();
+    el2_regs::leave_guest(host_stage2);
     activate_stage2(vm, false);
     exit
 }

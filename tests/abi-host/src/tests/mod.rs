@@ -4,6 +4,7 @@ mod destroy;
 mod discovery;
 mod errors;
 mod guest_calls;
+mod host_state;
 mod irq_exit;
 mod private_memory;
 mod relinquish;
@@ -36,6 +37,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "destroy_then_reclaim_returns_zeroed_pages",
         run: destroy::destroy_then_reclaim_returns_zeroed_pages,
+    },
+    Test {
+        name: "host_el1_state_survives_a_guest_run",
+        run: host_state::host_el1_state_survives_a_guest_run,
     },
     Test {
         name: "irq_during_guest_run_exits_to_host",
