@@ -12,15 +12,22 @@ pub fn is_debian() -> bool {
     Path::new("/etc/debian_version").exists()
 }
 
+static UPDATED: AtomicBool = AtomicBool::new(false);
+
 /// `apt-get update`, at most once per xtask process.
 pub fn update_once() -> Result<()> {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.load(Ordering::Relaxed) {
+    if UPDATED.load(Ordering::Relaxed) {
         return Ok(());
     }
+    update()
+}
+
+/// `apt-get update` now, e.g. after a new architecture was added (lists fetched earlier in
+/// this process do not cover it).
+pub fn update() -> Result<()> {
     eprintln!("xtask: apt-get update");
     cmd::run(apt_get().arg("update"))?;
-    DONE.store(true, Ordering::Relaxed);
+    UPDATED.store(true, Ordering::Relaxed);
     Ok(())
 }
 

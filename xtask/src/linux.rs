@@ -102,8 +102,11 @@ fn fetch(dir: &Path, kernel: &Path, package_file: &Path, busybox: &Path) -> Resu
     if !arches.lines().any(|a| a.trim() == "arm64") {
         eprintln!("xtask: dpkg --add-architecture arm64");
         cmd::run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        // The package lists fetched before (e.g. to install QEMU) have no arm64 entries.
+        apt::update()?;
+    } else {
+        apt::update_once()?;
     }
-    apt::update_once()?;
     let package = newest_kernel_package()?;
     eprintln!("xtask: using {package}");
 
