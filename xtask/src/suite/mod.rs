@@ -30,6 +30,24 @@ pub fn run(args: TestArgs) -> Result<u8> {
         return Ok(0);
     }
     let mut report = Report::default();
+    let unmatched: Vec<&str> = args
+        .filters
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !names().iter().any(|n| n.contains(f)))
+        .collect();
+    if !unmatched.is_empty() {
+        // A filter that selects nothing must not pass as "0 failed".
+        report.fail(
+            "filters",
+            &format!(
+                "no check matches {}: `cargo xtask test --list` shows their names",
+                unmatched.join(", ")
+            ),
+            &[],
+        );
+        return Ok(report.finish());
+    }
     match prereqs::ensure() {
         Ok(()) => {
             cargo_checks::run(&mut report, &selected);
