@@ -8,6 +8,7 @@
 //! crate parses it.
 
 mod cpus;
+pub mod dma_masters;
 mod error;
 mod gic;
 mod memory;
