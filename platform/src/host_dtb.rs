@@ -248,14 +248,42 @@ fn withheld_phandles(fdt: &fdt::Fdt<'_>, policy: &DmaPolicy<'_>) -> Vec<u32> {
     phandles
 }
 
-/// Properties that name other nodes and go when one named is withheld: (property, cells
-/// before the phandle, the target's specifier-size property, cells after, properties that
-/// go with it).
-const REFERENCES: &[(&str, usize, Option<&str>, usize, &[&str])] = &[
-    ("msi-parent", 0, Some("#msi-cells"), 0, &[]),
+/// A property that names other nodes and goes when one it names is withheld.
+struct Reference {
+    name: &'static str,
+    /// Cells before each phandle.
+    before: usize,
+    /// The target's property that gives its specifier size (none: no specifier).
+    cells: Option<&'static str>,
+    /// Cells after the specifier.
+    after: usize,
+    /// Properties that go with it.
+    companions: &'static [&'static str],
+}
+
+const REFERENCES: &[Reference] = &[
+    Reference {
+        name: "msi-parent",
+        before: 0,
+        cells: Some("#msi-cells"),
+        after: 0,
+        companions: &[],
+    },
     // (rid-base, msi-controller, msi-base, length): Linux pci-msi.txt.
-    ("msi-map", 1, None, 2, &["msi-map-mask"]),
-    ("dmas", 0, Some("#dma-cells"), 0, &["dma-names"]),
+    Reference {
+        name: "msi-map",
+        before: 1,
+        cells: None,
+        after: 2,
+        companions: &["msi-map-mask"],
+    },
+    Reference {
+        name: "dmas",
+        before: 0,
+        cells: Some("#dma-cells"),
+        after: 0,
+        companions: &["dma-names"],
+    },
 ];
 
 struct Copier<'e, 'f, 'a> {
@@ -273,23 +301,29 @@ impl Copier<'_, '_, '_> {
         if self.withheld.is_empty() {
             return dropped;
         }
-        for &(name, before, cells, after, companions) in REFERENCES {
-            let Some(prop) = node.property(name) else {
+        for r in REFERENCES {
+            let Some(prop) = node.property(r.name) else {
                 continue;
             };
             let mut hits = false;
             // A malformed or dangling reference also goes: the host cannot use it either.
-            let well_formed =
-                for_each_reference(self.fdt, prop.value, before, cells, after, &mut |target| {
+            let well_formed = for_each_reference(
+                self.fdt,
+                prop.value,
+                r.before,
+                r.cells,
+                r.after,
+                &mut |target| {
                     let phandle = target
                         .property("phandle")
                         .and_then(|p| fdt_tree::read_cells(p.value, 1));
                     hits |= phandle.is_some_and(|p| self.withheld.contains(&(p as u32)));
                     true
-                });
+                },
+            );
             if hits || !well_formed {
-                dropped.push(name);
-                dropped.extend_from_slice(companions);
+                dropped.push(r.name);
+                dropped.extend_from_slice(r.companions);
             }
         }
         dropped

@@ -266,7 +266,7 @@ pub(crate) fn for_each_reference(
     f: &mut dyn FnMut(FdtNode<'_, '_>) -> bool,
 ) -> bool {
     let total = value.len() / 4;
-    if value.len() % 4 != 0 {
+    if !value.len().is_multiple_of(4) {
         return false;
     }
     let mut at = 0;
