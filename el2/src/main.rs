@@ -25,6 +25,7 @@ mod fatal;
 mod heap;
 mod host_abort;
 mod host_entry;
+mod host_gicr;
 mod host_hvc;
 mod host_timer;
 mod layout;
@@ -37,6 +38,7 @@ mod sysreg;
 mod tlb;
 
 mod traps;
+mod unconfined_dma;
 mod vcpu;
 mod vm;
 

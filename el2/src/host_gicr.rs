@@ -1,0 +1,250 @@
+//! The GICv3 redistributors' RD_base frames: kept out of the host's stage-2 and emulated here.
+//!
+//! Why: a redistributor with GICR_CTLR.EnableLPIs = 1 reads its LPI configuration table at
+//! GICR_PROPBASER and reads and writes its LPI pending table at GICR_PENDBASER (GICv3
+//! architecture specification, 5.1 "LPIs" and 12.11.x). Those registers take any physical
+//! address, so a host that could program them could aim the GIC's writes at a guest's
+//! private page, at the ownership record or at EL2's image, exactly like a DMA engine.
+//!
+//! Design: the host never gets LPIs. No ITS is given to it (the ITS is an unconfined DMA
+//! master and leaves its DTB), so LPIs would be of no use to it anyway, and the Linux GICv3
+//! driver does not touch PROPBASER/PENDBASER without an ITS. The RD_base frame of every
+//! redistributor is left out of the host stage-2 (the SGI_base frame, which holds no
+//! memory pointer, stays mapped, and EL2's host-timer stand-in keeps using it), so each
+//! host access to it traps here as a stage-2 data abort and is emulated from the syndrome
+//! (ESR_EL2.ISS: SAS, SRT, WnR; the PC advances by ESR_EL2.IL):
+//! - GICR_CTLR: passed through with EnableLPIs forced to 0 on writes and reads;
+//! - GICR_IIDR, GICR_TYPER, GICR_STATUSR, GICR_WAKER, GICR_SYNCR and the ID registers:
+//!   passed through (WAKER is how each CPU wakes its redistributor at boot);
+//! - everything else, PROPBASER, PENDBASER, SETLPIR, CLRLPIR, INVLPIR, INVALLR included:
+//!   reads as zero, writes ignored. The VLPI frames of a GICv4 redistributor likewise.
+//!
+//! With EnableLPIs never 1 the redistributor never accesses either table, so no page, the
+//! host's included, is ever written by it: there is nothing to pin in the ownership record.
+//! An access to the GICR regions past the last redistributor, one EL2 cannot decode
+//! (ISV = 0), a byte or halfword access or a misaligned one is answered with an external
+//! abort, as any other refused host access.
+//!
+//! If the firmware left EnableLPIs set and it cannot be cleared (GICv3 allows that), the
+//! tables point where the firmware put them: the boot then disables protected VMs (see
+//! `unconfined_dma`), saying which redistributor. With the boot option that hands the
+//! unconfined DMA masters to the host (protected VMs off), none of this is set up: the
+//! host gets the whole redistributors, as it gets the ITS.
+
+use crate::host_abort;
+use aarch64_cpu::registers::{ELR_EL2, Readable, Writeable};
+use core::sync::atomic::{AtomicBool, Ordering};
+use platform::fixed_list::{FixedList, MemRange};
+use spin::Once;
+
+/// Redistributors EL2 keeps track of (one per CPU; QEMU virt has as many as `-smp`).
+pub const MAX_REDISTRIBUTORS: usize = 32;
+
+/// Each redistributor's frames are 64 KiB: RD_base, SGI_base, then VLPI_base and a
+/// reserved frame on GICv4 (GICR_TYPER.VLPIS).
+const FRAME: usize = 0x1_0000;
+const GICR_CTLR: usize = 0x0000;
+const GICR_IIDR: usize = 0x0004;
+const GICR_TYPER: usize = 0x0008;
+const GICR_STATUSR: usize = 0x0010;
+const GICR_WAKER: usize = 0x0014;
+const GICR_SYNCR: usize = 0x00c0;
+/// GICR_PIDR4 .. GICR_CIDR3.
+const ID_REGISTERS: core::ops::Range<usize> = 0xffd0..0x1_0000;
+const CTLR_ENABLE_LPIS: u32 = 1 << 0;
+const TYPER_VLPIS: u64 = 1 << 1;
+const TYPER_LAST: u64 = 1 << 4;
+
+/// ESR_EL2.ISS fields of a data abort (Arm ARM D17.2.40).
+const ISS_ISV: u64 = 1 << 24;
+const ISS_S1PTW: u64 = 1 << 7;
+const ISS_WNR: u64 = 1 << 6;
+const ESR_IL: u64 = 1 << 25;
+
+/// The redistributors the GIC reports.
+pub struct Layout {
+    /// The GICR regions of the DTB.
+    regions: FixedList<MemRange, 4>,
+    /// RD_base of each redistributor, with its size (two or four frames).
+    frames: [(usize, usize); MAX_REDISTRIBUTORS],
+    count: usize,
+}
+
+/// Why the redistributors could not be laid out.
+pub enum LayoutError {
+    TooMany,
+}
+
+static LAYOUT: Once<Layout> = Once::new();
+static REFUSAL_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn read32(addr: usize) -> u32 {
+    // SAFETY: `addr` is a register of a redistributor the DTB describes; EL2 accesses it as
+    // device memory (identity, `mmu`, or with the MMU off before that); reading the
+    // registers this module reads has no side effect.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+fn read64(addr: usize) -> u64 {
+    // SAFETY: as in `read32`; only GICR_TYPER is read this way (8-byte aligned, 64-bit
+    // access allowed by the GICv3 specification).
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+fn write32(addr: usize, value: u32) {
+    // SAFETY: as in `read32`; only GICR_CTLR (with EnableLPIs clear), GICR_STATUSR and
+    // GICR_WAKER are written, none of which makes the GIC access memory.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+/// Walks each GICR region from its start through GICR_TYPER.Last (GICv3 9.10), reading
+/// VLPIS for each redistributor's size. Call once, before the host runs.
+pub fn discover(regions: &[MemRange]) -> Result<&'static Layout, LayoutError> {
+    let mut layout = Layout {
+        regions: FixedList::new(),
+        frames: [(0, 0); MAX_REDISTRIBUTORS],
+        count: 0,
+    };
+    for region in regions.iter().take(4) {
+        let _ = layout.regions.push(*region);
+        let (start, end) = (region.base as usize, region.end() as usize);
+        let mut rd = start;
+        while rd + 2 * FRAME <= end {
+            let typer = read64(rd + GICR_TYPER);
+            let size = if typer & TYPER_VLPIS != 0 { 4 } else { 2 } * FRAME;
+            if layout.count == MAX_REDISTRIBUTORS {
+                return Err(LayoutError::TooMany);
+            }
+            layout.frames[layout.count] = (rd, size);
+            layout.count += 1;
+            if typer & TYPER_LAST != 0 {
+                break;
+            }
+            rd += size;
+        }
+    }
+    Ok(LAYOUT.call_once(|| layout))
+}
+
+impl Layout {
+    fn frames(&self) -> &[(usize, usize)] {
+        &self.frames[..self.count]
+    }
+
+    /// The SGI_base frames: the only part of the GICR regions the host stage-2 maps.
+    pub fn sgi_frames(&self) -> impl Iterator<Item = MemRange> + '_ {
+        self.frames().iter().map(|&(rd, _)| MemRange {
+            base: (rd + FRAME) as u64,
+            size: FRAME as u64,
+        })
+    }
+
+    pub fn regions(&self) -> &[MemRange] {
+        self.regions.as_slice()
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Clears EnableLPIs wherever the firmware left it set; the RD_base of the first
+    /// redistributor where it stays set (GICv3 lets an implementation refuse to clear it).
+    pub fn disable_lpis(&self) -> Option<usize> {
+        self.frames().iter().find_map(|&(rd, _)| {
+            let ctlr = read32(rd + GICR_CTLR);
+            if ctlr & CTLR_ENABLE_LPIS == 0 {
+                return None;
+            }
+            write32(rd + GICR_CTLR, ctlr & !CTLR_ENABLE_LPIS);
+            (read32(rd + GICR_CTLR) & CTLR_ENABLE_LPIS != 0).then_some(rd)
+        })
+    }
+}
+
+/// Emulates the host data abort described by `esr` if it hit a redistributor frame the host
+/// does not map; `x` is the host's x0-x30. False: not such an access, or one to refuse
+/// with an abort (the caller injects it).
+pub fn emulate(esr: u64, x: &mut [u64; 31]) -> bool {
+    let Some(layout) = LAYOUT.get() else {
+        return false;
+    };
+    let ipa = host_abort::fault_ipa() as usize;
+    if !layout
+        .regions()
+        .iter()
+        .any(|r| (r.base as usize..r.end() as usize).contains(&ipa))
+    {
+        return false;
+    }
+    let Some(&(rd, size)) = layout
+        .frames()
+        .iter()
+        .find(|&&(rd, size)| (rd..rd + size).contains(&ipa))
+    else {
+        return false;
+    };
+    let offset = ipa - rd;
+    let in_rd = offset < FRAME;
+    let in_vlpi = offset >= 2 * FRAME && offset < size;
+    let iss = esr & 0x1ff_ffff;
+    // A translation fault (DFSC 0b0001xx) on a decodable access; a fault in the mapped
+    // SGI frame is not EL2's to emulate.
+    let translation_fault = iss & 0x3c == 0x04;
+    if !(in_rd || in_vlpi) || iss & ISS_ISV == 0 || iss & ISS_S1PTW != 0 || !translation_fault {
+        return false;
+    }
+    let width = 1usize << ((iss >> 22) & 3);
+    let srt = ((iss >> 16) & 0x1f) as usize;
+    if width < 4 || !offset.is_multiple_of(width) {
+        return false;
+    }
+    if iss & ISS_WNR != 0 {
+        let value = x.get(srt).copied().unwrap_or(0);
+        if in_rd {
+            write_rd(rd, offset, width, value);
+        }
+    } else {
+        let value = if in_rd { read_rd(rd, offset, width) } else { 0 };
+        if let Some(reg) = x.get_mut(srt) {
+            *reg = value;
+        }
+    }
+    ELR_EL2.set(ELR_EL2.get() + if esr & ESR_IL != 0 { 4 } else { 2 });
+    true
+}
+
+fn read_rd(rd: usize, offset: usize, width: usize) -> u64 {
+    match (offset, width) {
+        (GICR_CTLR, 4) => u64::from(read32(rd + GICR_CTLR) & !CTLR_ENABLE_LPIS),
+        (GICR_TYPER, 8) => read64(rd + GICR_TYPER),
+        (GICR_IIDR | GICR_TYPER | 0x000c | GICR_STATUSR | GICR_WAKER | GICR_SYNCR, 4) => {
+            u64::from(read32(rd + offset))
+        }
+        (o, 4) if ID_REGISTERS.contains(&o) => u64::from(read32(rd + o)),
+        _ => 0,
+    }
+}
+
+fn write_rd(rd: usize, offset: usize, width: usize, value: u64) {
+    match (offset, width) {
+        (GICR_CTLR, 4) => {
+            if value as u32 & CTLR_ENABLE_LPIS != 0 {
+                note_refusal(rd, "GICR_CTLR.EnableLPIs");
+            }
+            write32(rd + GICR_CTLR, value as u32 & !CTLR_ENABLE_LPIS);
+        }
+        (GICR_STATUSR | GICR_WAKER, 4) => write32(rd + offset, value as u32),
+        (0x0070 | 0x0074, _) => note_refusal(rd, "GICR_PROPBASER"),
+        (0x0078 | 0x007c, _) => note_refusal(rd, "GICR_PENDBASER"),
+        _ => {}
+    }
+}
+
+/// Says once per boot that the host tried to use LPIs (the write itself is dropped).
+fn note_refusal(rd: usize, what: &str) {
+    if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "host write to {what} of the redistributor at {rd:#x} ignored: the host gets no LPIs (logged once)"
+        );
+    }
+}
