@@ -37,7 +37,14 @@ pub enum DtbVariant {
     /// With the module nodes but without `/psci`. U-Boot only: when QEMU boots `-kernel`
     /// itself it replaces any `/psci` of a `-dtb` with its own.
     WithoutPsci,
+    /// With the module nodes and the payload's boot option `/chosen/el2,unconfined-dma`
+    /// (hand the DMA masters EL2 cannot confine to the host; protected VMs are refused).
+    UnconfinedDma,
 }
+
+/// The `/chosen` property that hands unconfined DMA masters to the host
+/// (`platform::fdt_discovery::dma_masters::UNCONFINED_DMA_OPTION`).
+pub const UNCONFINED_DMA_OPTION: &str = "el2,unconfined-dma";
 
 impl DtbVariant {
     fn edits(self, modules: &[Module]) -> DtbEdits {
@@ -48,6 +55,10 @@ impl DtbVariant {
             },
             delete_root_nodes: match self {
                 DtbVariant::WithoutPsci => vec!["psci".into()],
+                _ => Vec::new(),
+            },
+            chosen_flags: match self {
+                DtbVariant::UnconfinedDma => vec![UNCONFINED_DMA_OPTION.into()],
                 _ => Vec::new(),
             },
         }

@@ -42,6 +42,9 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
             let modules = &edits.modules;
             steps.push("fdt set /chosen \"#address-cells\" <0x2>".into());
             steps.push("fdt set /chosen \"#size-cells\" <0x2>".into());
+            for flag in &edits.chosen_flags {
+                steps.push(format!("fdt set /chosen {flag}"));
+            }
             for m in modules {
                 let path = format!("/chosen/{}", m.node_name());
                 let [a, b] = m.kind.compatible();
@@ -153,6 +156,7 @@ mod tests {
         let edits = DtbEdits {
             modules: modules.to_vec(),
             delete_root_nodes: vec![],
+            chosen_flags: vec!["el2,unconfined-dma".into()],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -164,6 +168,7 @@ mod tests {
                 "fdt resize 8192",
                 "fdt set /chosen \"#address-cells\" <0x2>",
                 "fdt set /chosen \"#size-cells\" <0x2>",
+                "fdt set /chosen el2,unconfined-dma",
                 "fdt mknode /chosen module@50000000",
                 "fdt set /chosen/module@50000000 compatible \"multiboot,kernel\" \"multiboot,module\"",
                 "fdt set /chosen/module@50000000 reg <0x0 0x50000000 0x0 0x2000>",
@@ -181,6 +186,7 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            chosen_flags: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");
