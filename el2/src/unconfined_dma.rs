@@ -52,13 +52,31 @@ pub fn decide(dtb: &[u8]) -> Result<Decision, DiscoveryError> {
     let withhold = !dma_masters::unconfined_dma_requested(dtb);
     let list = masters.as_slice();
     if withhold {
-        for m in list {
-            log::info!(
-                "withheld from the host: {} ({}, {})",
-                m.path,
-                m.compatible,
-                m.reason.describe()
-            );
+        // Runs of alike devices (QEMU virt's 32 virtio-mmio transports) take one line.
+        let mut rest = list;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|m| m.compatible == first.compatible && m.reason == first.reason)
+                .count();
+            let last = &rest[run - 1];
+            if run == 1 {
+                log::info!(
+                    "withheld from the host: {} ({}, {})",
+                    first.path,
+                    first.compatible,
+                    first.reason.describe()
+                );
+            } else {
+                log::info!(
+                    "withheld from the host: {} .. {} ({run} x {}, {})",
+                    first.path,
+                    last.path,
+                    first.compatible,
+                    first.reason.describe()
+                );
+            }
+            rest = &rest[run..];
         }
         log::info!(
             "{} unconfined DMA masters withheld (not in the host stage-2 nor its DTB)",
