@@ -12,12 +12,12 @@
 //! redistributor is left out of the host stage-2 (the SGI_base frame, which holds no
 //! memory pointer, stays mapped, and EL2's host-timer stand-in keeps using it), so each
 //! host access to it traps here as a stage-2 data abort and is emulated from the syndrome
-//! (ESR_EL2.ISS: SAS, SRT, WnR; the PC advances by ESR_EL2.IL):
-//! - GICR_CTLR: passed through with EnableLPIs forced to 0 on writes and reads;
-//! - GICR_IIDR, GICR_TYPER, GICR_STATUSR, GICR_WAKER, GICR_SYNCR and the ID registers:
-//!   passed through (WAKER is how each CPU wakes its redistributor at boot);
-//! - everything else, PROPBASER, PENDBASER, SETLPIR, CLRLPIR, INVLPIR, INVALLR included:
-//!   reads as zero, writes ignored. The VLPI frames of a GICv4 redistributor likewise.
+//! (ESR_EL2.ISS: SAS, SRT, WnR, SSE, SF; the PC advances by ESR_EL2.IL) under the rule of
+//! `platform::gicr_rd`: GICR_CTLR passes with EnableLPIs forced to 0 both ways; the
+//! identification, WAKER, STATUSR and SYNCR registers pass (WAKER is how each CPU wakes its
+//! redistributor at boot); PROPBASER, PENDBASER, the direct-LPI registers and everything
+//! else read as zero and drop writes. The VLPI frames of a GICv4 redistributor read as zero
+//! too.
 //!
 //! With EnableLPIs never 1 the redistributor never accesses either table, so no page, the
 //! host's included, is ever written by it: there is nothing to pin in the ownership record.
@@ -35,6 +35,7 @@ use crate::host_abort;
 use aarch64_cpu::registers::{ELR_EL2, Readable, Writeable};
 use core::sync::atomic::{AtomicBool, Ordering};
 use platform::fixed_list::{FixedList, MemRange};
+use platform::gicr_rd::{self, CTLR, CTLR_ENABLE_LPIS, Read, TYPER, Write};
 use spin::Once;
 
 /// Redistributors EL2 keeps track of (one per CPU; QEMU virt has as many as `-smp`).
@@ -43,23 +44,8 @@ pub const MAX_REDISTRIBUTORS: usize = 32;
 /// Each redistributor's frames are 64 KiB: RD_base, SGI_base, then VLPI_base and a
 /// reserved frame on GICv4 (GICR_TYPER.VLPIS).
 const FRAME: usize = 0x1_0000;
-const GICR_CTLR: usize = 0x0000;
-const GICR_IIDR: usize = 0x0004;
-const GICR_TYPER: usize = 0x0008;
-const GICR_STATUSR: usize = 0x0010;
-const GICR_WAKER: usize = 0x0014;
-const GICR_SYNCR: usize = 0x00c0;
-/// GICR_PIDR4 .. GICR_CIDR3.
-const ID_REGISTERS: core::ops::Range<usize> = 0xffd0..0x1_0000;
-const CTLR_ENABLE_LPIS: u32 = 1 << 0;
 const TYPER_VLPIS: u64 = 1 << 1;
 const TYPER_LAST: u64 = 1 << 4;
-
-/// ESR_EL2.ISS fields of a data abort (Arm ARM D17.2.40).
-const ISS_ISV: u64 = 1 << 24;
-const ISS_S1PTW: u64 = 1 << 7;
-const ISS_WNR: u64 = 1 << 6;
-const ESR_IL: u64 = 1 << 25;
 
 /// The redistributors the GIC reports.
 pub struct Layout {
@@ -110,7 +96,7 @@ pub fn discover(regions: &[MemRange]) -> Result<&'static Layout, LayoutError> {
         let (start, end) = (region.base as usize, region.end() as usize);
         let mut rd = start;
         while rd + 2 * FRAME <= end {
-            let typer = read64(rd + GICR_TYPER);
+            let typer = read64(rd + TYPER);
             let size = if typer & TYPER_VLPIS != 0 { 4 } else { 2 } * FRAME;
             if layout.count == MAX_REDISTRIBUTORS {
                 return Err(LayoutError::TooMany);
@@ -151,12 +137,12 @@ impl Layout {
     /// redistributor where it stays set (GICv3 lets an implementation refuse to clear it).
     pub fn disable_lpis(&self) -> Option<usize> {
         self.frames().iter().find_map(|&(rd, _)| {
-            let ctlr = read32(rd + GICR_CTLR);
+            let ctlr = read32(rd + CTLR);
             if ctlr & CTLR_ENABLE_LPIS == 0 {
                 return None;
             }
-            write32(rd + GICR_CTLR, ctlr & !CTLR_ENABLE_LPIS);
-            (read32(rd + GICR_CTLR) & CTLR_ENABLE_LPIS != 0).then_some(rd)
+            write32(rd + CTLR, ctlr & !CTLR_ENABLE_LPIS);
+            (read32(rd + CTLR) & CTLR_ENABLE_LPIS != 0).then_some(rd)
         })
     }
 }
@@ -186,57 +172,51 @@ pub fn emulate(esr: u64, x: &mut [u64; 31]) -> bool {
     let offset = ipa - rd;
     let in_rd = offset < FRAME;
     let in_vlpi = offset >= 2 * FRAME && offset < size;
-    let iss = esr & 0x1ff_ffff;
-    // A translation fault (DFSC 0b0001xx) on a decodable access; a fault in the mapped
-    // SGI frame is not EL2's to emulate.
-    let translation_fault = iss & 0x3c == 0x04;
-    if !(in_rd || in_vlpi) || iss & ISS_ISV == 0 || iss & ISS_S1PTW != 0 || !translation_fault {
+    if !(in_rd || in_vlpi) {
+        return false; // the SGI_base frame is mapped: a fault there is not EL2's to emulate
+    }
+    let Some(access) = gicr_rd::decode(esr) else {
+        return false;
+    };
+    if access.width < 4 || !offset.is_multiple_of(access.width) {
         return false;
     }
-    let width = 1usize << ((iss >> 22) & 3);
-    let srt = ((iss >> 16) & 0x1f) as usize;
-    if width < 4 || !offset.is_multiple_of(width) {
-        return false;
-    }
-    if iss & ISS_WNR != 0 {
-        let value = x.get(srt).copied().unwrap_or(0);
+    if access.write {
+        let value = x.get(access.register).copied().unwrap_or(0); // 31: XZR
         if in_rd {
-            write_rd(rd, offset, width, value);
+            write_rd(rd, offset, access.width, value);
         }
     } else {
-        let value = if in_rd { read_rd(rd, offset, width) } else { 0 };
-        if let Some(reg) = x.get_mut(srt) {
-            *reg = value;
+        let raw = if in_rd {
+            read_rd(rd, offset, access.width)
+        } else {
+            0
+        };
+        if let Some(reg) = x.get_mut(access.register) {
+            *reg = access.loaded(raw);
         }
     }
-    ELR_EL2.set(ELR_EL2.get() + if esr & ESR_IL != 0 { 4 } else { 2 });
+    ELR_EL2.set(ELR_EL2.get() + access.length);
     true
 }
 
 fn read_rd(rd: usize, offset: usize, width: usize) -> u64 {
-    match (offset, width) {
-        (GICR_CTLR, 4) => u64::from(read32(rd + GICR_CTLR) & !CTLR_ENABLE_LPIS),
-        (GICR_TYPER, 8) => read64(rd + GICR_TYPER),
-        (GICR_IIDR | GICR_TYPER | 0x000c | GICR_STATUSR | GICR_WAKER | GICR_SYNCR, 4) => {
-            u64::from(read32(rd + offset))
-        }
-        (o, 4) if ID_REGISTERS.contains(&o) => u64::from(read32(rd + o)),
-        _ => 0,
+    match gicr_rd::read(offset, width) {
+        Read::Register { clear } if width == 8 => read64(rd + offset) & !u64::from(clear),
+        Read::Register { clear } => u64::from(read32(rd + offset) & !clear),
+        Read::Zero => 0,
     }
 }
 
 fn write_rd(rd: usize, offset: usize, width: usize, value: u64) {
-    match (offset, width) {
-        (GICR_CTLR, 4) => {
-            if value as u32 & CTLR_ENABLE_LPIS != 0 {
-                note_refusal(rd, "GICR_CTLR.EnableLPIs");
-            }
-            write32(rd + GICR_CTLR, value as u32 & !CTLR_ENABLE_LPIS);
+    match gicr_rd::write(offset, width, value) {
+        Write::Register(v) => write32(rd + offset, v),
+        Write::RegisterRefusing(v, what) => {
+            note_refusal(rd, what);
+            write32(rd + offset, v);
         }
-        (GICR_STATUSR | GICR_WAKER, 4) => write32(rd + offset, value as u32),
-        (0x0070 | 0x0074, _) => note_refusal(rd, "GICR_PROPBASER"),
-        (0x0078 | 0x007c, _) => note_refusal(rd, "GICR_PENDBASER"),
-        _ => {}
+        Write::Refused(what) => note_refusal(rd, what),
+        Write::Ignored => {}
     }
 }
 

@@ -8,7 +8,8 @@
 //! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
 //! `stage2::memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
 //! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
-//! `psci_relay`, `host_abort`, `fatal`.
+//! `psci_relay`, `host_abort`, `fatal`, `unconfined_dma` (DMA masters withheld or handed over),
+//! `host_gicr` (the redistributors' RD_base frames, emulated without LPIs).
 
 #![no_std]
 #![no_main]
