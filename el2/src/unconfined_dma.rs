@@ -102,32 +102,19 @@ pub fn decide(dtb: &[u8]) -> Result<Decision, DiscoveryError> {
     Ok(Decision { masters, withhold })
 }
 
-/// The MMIO the host stage-2 maps: the DTB's device ranges without the withheld masters'
-/// registers and, of the GIC redistributor regions, only the SGI_base frames.
+/// The MMIO the host stage-2 maps (`dma_masters::host_mmio`): the DTB's device ranges
+/// without the withheld masters' registers and, of the GIC redistributor regions, only the
+/// SGI_base frames.
 pub fn host_mmio(
     mmio: &[MemRange],
     decision: &Decision,
     gicr_regions: &[MemRange],
     sgi_frames: impl Iterator<Item = MemRange>,
 ) -> Result<FixedList<MemRange, MAX_MMIO_REGIONS>, ListFull> {
-    let mut out = FixedList::<MemRange, MAX_MMIO_REGIONS>::new();
-    for r in mmio {
-        out.insert_merged(*r)?;
-    }
-    if decision.withhold {
-        for m in decision.masters.as_slice() {
-            for r in m.regs.as_slice() {
-                out.remove(*r)?;
-            }
-        }
-    }
-    for r in gicr_regions {
-        if let Some(aligned) = r.page_aligned() {
-            out.remove(aligned)?;
-        }
-    }
-    for frame in sgi_frames {
-        out.insert_merged(frame)?;
-    }
-    Ok(out)
+    let withheld = if decision.withhold {
+        decision.masters.as_slice()
+    } else {
+        &[]
+    };
+    dma_masters::host_mmio(mmio, withheld, gicr_regions, sgi_frames)
 }

@@ -5,8 +5,9 @@ mod common;
 
 use common::fixture;
 use platform::MemRange;
+use platform::fdt_discovery::discover;
 use platform::fdt_discovery::dma_masters::{
-    DmaMaster, DmaPolicy, DmaReason, UNCONFINED_DMA_OPTION, unconfined_dma_masters,
+    DmaMaster, DmaPolicy, DmaReason, UNCONFINED_DMA_OPTION, host_mmio, unconfined_dma_masters,
     unconfined_dma_requested,
 };
 use platform::fixed_list::FixedList;
@@ -224,4 +225,60 @@ fn removing_a_hole_from_a_full_list_that_would_need_a_split_fails_unchanged() {
     list.insert_merged(r(0x1000, 0x3000)).unwrap();
     assert!(list.remove(r(0x2000, 0x1000)).is_err());
     assert_eq!(list.as_slice(), &[r(0x1000, 0x3000)]);
+}
+
+fn covered(list: &[MemRange], base: u64, size: u64) -> bool {
+    list.iter()
+        .any(|r| r.base <= base && base + size <= r.end())
+}
+
+fn touched(list: &[MemRange], base: u64, size: u64) -> bool {
+    list.iter().any(|r| r.overlaps(&MemRange { base, size }))
+}
+
+#[test]
+fn host_mmio_leaves_out_withheld_devices_and_redistributor_rd_frames() {
+    let dtb = fixture("virt-gicv3.dtb");
+    let info = discover(&dtb).unwrap();
+    let masters = masters(&dtb, &NO_IOMMU);
+    let gicr = info.gic.redistributors.as_slice();
+    // QEMU virt with 4 CPUs: four redistributors of two 64 KiB frames.
+    let sgi = (0..4).map(|i| r(0x80a_0000 + i * 0x2_0000 + 0x1_0000, 0x1_0000));
+    let host = host_mmio(info.mmio.as_slice(), &masters, gicr, sgi).unwrap();
+    let host = host.as_slice();
+    for (base, size, what) in [
+        (0x902_0000, 0x1000, "fw_cfg"),
+        (0xa00_0000, 0x4000, "virtio-mmio"),
+        (0x808_0000, 0x2_0000, "ITS"),
+        (0x1000_0000, 0x2f00_0000, "PCIe windows"),
+        (0x40_1000_0000, 0x1000_0000, "PCIe ECAM"),
+        (0x80a_0000, 0x1_0000, "CPU 0's RD_base"),
+        (0x810_0000, 0x1_0000, "CPU 3's RD_base"),
+        (
+            0x812_0000,
+            0xee_0000,
+            "GICR space past the last redistributor",
+        ),
+    ] {
+        assert!(!touched(host, base, size), "{what} mapped: {host:x?}");
+    }
+    for (base, size, what) in [
+        (0x800_0000, 0x1_0000, "GICD"),
+        (0x80b_0000, 0x1_0000, "CPU 0's SGI_base"),
+        (0x811_0000, 0x1_0000, "CPU 3's SGI_base"),
+        (0x900_0000, 0x1000, "PL011"),
+        (0x901_0000, 0x1000, "PL031"),
+        (0x903_0000, 0x1000, "PL061"),
+        (0x0, 0x800_0000, "flash"),
+    ] {
+        assert!(covered(host, base, size), "{what} not mapped: {host:x?}");
+    }
+}
+
+#[test]
+fn host_mmio_keeps_everything_when_nothing_is_withheld() {
+    let dtb = fixture("virt-gicv3.dtb");
+    let info = discover(&dtb).unwrap();
+    let host = host_mmio(info.mmio.as_slice(), &[], &[], core::iter::empty()).unwrap();
+    assert_eq!(host.as_slice(), info.mmio.as_slice());
 }

@@ -33,6 +33,7 @@
 
 use fdt::node::FdtNode;
 
+use super::MAX_MMIO_REGIONS;
 use super::reg::{bad_reg, regs};
 use super::{DiscoveryError, NodeName};
 use crate::fdt_check;
@@ -40,7 +41,7 @@ use crate::fdt_tree::{
     self, Chain, Walk, address_cells, base_name, has_device_type, is_compatible, ranges_windows,
     read_cells, size_cells, translate,
 };
-use crate::fixed_list::{FixedList, MemRange};
+use crate::fixed_list::{FixedList, ListFull, MemRange};
 
 /// Most unconfined DMA masters listed (QEMU virt has 35: fw_cfg, 32 virtio-mmio
 /// transports, the ITS, the PCIe host bridge).
@@ -468,3 +469,31 @@ pub fn unconfined_dma_requested(dtb: &[u8]) -> bool {
 /// The `/chosen` property (any value, usually empty) that hands the unconfined DMA masters
 /// to the host; protected VMs are then refused.
 pub const UNCONFINED_DMA_OPTION: &str = "el2,unconfined-dma";
+
+/// The device MMIO the host stage-2 maps: `mmio` (the DTB's, from `discover`) without the
+/// registers of `withheld` and of the GIC redistributor regions `gicr_regions`, plus the
+/// redistributors' `sgi_frames` (EL2 emulates the rest of each redistributor). Sorted and
+/// merged. `Err` if a range split needs more entries than the list holds.
+pub fn host_mmio(
+    mmio: &[MemRange],
+    withheld: &[DmaMaster],
+    gicr_regions: &[MemRange],
+    sgi_frames: impl Iterator<Item = MemRange>,
+) -> Result<FixedList<MemRange, MAX_MMIO_REGIONS>, ListFull> {
+    let mut out = FixedList::<MemRange, MAX_MMIO_REGIONS>::new();
+    for r in mmio {
+        out.insert_merged(*r)?;
+    }
+    for r in withheld.iter().flat_map(|m| m.regs.as_slice()) {
+        out.remove(*r)?;
+    }
+    for r in gicr_regions {
+        if let Some(aligned) = r.page_aligned() {
+            out.remove(aligned)?;
+        }
+    }
+    for frame in sgi_frames {
+        out.insert_merged(frame)?;
+    }
+    Ok(out)
+}
