@@ -60,3 +60,16 @@ pub fn dtb_has_property(dtb: usize, name: &str) -> bool {
     })
     .unwrap_or(false)
 }
+
+/// True if the host's DTB has a PCI host bridge that no `iommu-map` puts behind an IOMMU
+/// (with EL2 driving QEMU's SMMUv3, the bridge behind it stays in the DTB).
+pub fn dtb_has_unconfined_pci_bridge(dtb: usize) -> bool {
+    with_fdt(dtb, |fdt| {
+        fdt.all_nodes().any(|n| {
+            n.property("device_type")
+                .is_some_and(|p| p.value.strip_suffix(&[0]) == Some(b"pci"))
+                && n.property("iommu-map").is_none()
+        })
+    })
+    .unwrap_or(false)
+}
