@@ -282,3 +282,67 @@ fn host_mmio_keeps_everything_when_nothing_is_withheld() {
     let host = host_mmio(info.mmio.as_slice(), &[], &[], core::iter::empty()).unwrap();
     assert_eq!(host.as_slice(), info.mmio.as_slice());
 }
+
+#[test]
+fn zcu102_devices_behind_its_mmu_500_and_its_dma_engines_are_unconfined() {
+    let list = masters(&fixture("zynqmp-zcu102-rev1.0.dtb"), &SMMU_V3);
+    let reason = |path| find(&list, path).map(|m| m.reason);
+    assert_eq!(
+        reason("/axi/iommu@fd800000"),
+        Some(DmaReason::IommuNotDrivenByEl2)
+    );
+    for path in [
+        "/axi/dma-controller@fd500000",
+        "/axi/ethernet@ff0e0000",
+        "/axi/mmc@ff170000",
+        "/axi/ahci@fd0c0000",
+        "/axi/usb@ff9d0000/usb@fe200000",
+    ] {
+        assert_eq!(
+            reason(path),
+            Some(DmaReason::BehindIommuNotDrivenByEl2),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        reason("/axi/pcie@fd0e0000"),
+        Some(DmaReason::PciHostNotBehindEl2Iommu)
+    );
+    assert_eq!(
+        reason("/axi/dma-controller@fd4c0000"),
+        Some(DmaReason::DmaController)
+    );
+    for path in [
+        "/axi/serial@ff000000",
+        "/axi/gpio@ff0a0000",
+        "/axi/i2c@ff020000",
+    ] {
+        assert!(find(&list, path).is_none(), "{path} listed");
+    }
+    assert_eq!(list.len(), 30, "{:?}", paths(&list));
+}
+
+#[test]
+fn juno_iommus_gpu_pcie_and_masters_behind_mmu_401s_are_unconfined() {
+    let list = masters(&fixture("juno-r2.dtb"), &NO_IOMMU);
+    let reason = |path| find(&list, path).map(|m| m.reason);
+    assert_eq!(reason("/gpu@2d000000"), Some(DmaReason::DmaCoherent));
+    assert_eq!(
+        reason("/pcie@40000000"),
+        Some(DmaReason::PciHostNotBehindEl2Iommu)
+    );
+    assert_eq!(
+        reason("/dma-controller@7ff00000"),
+        Some(DmaReason::BehindIommuNotDrivenByEl2)
+    );
+    assert_eq!(
+        reason("/iommu@7fb00000"),
+        Some(DmaReason::IommuNotDrivenByEl2)
+    );
+    assert_eq!(list.len(), 15, "{:?}", paths(&list));
+    // The console and the GIC stay the host's.
+    assert!(
+        list.iter().all(|m| !m.path.as_str().contains("uart")
+            && !m.path.as_str().contains("interrupt-controller"))
+    );
+}

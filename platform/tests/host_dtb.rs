@@ -385,3 +385,33 @@ fn references_to_withheld_nodes_are_removed_from_kept_nodes() {
         node(&before, "/interrupt-controller@f9000000").props
     );
 }
+
+#[test]
+fn real_boards_lose_their_unconfined_masters_and_dangling_dma_references() {
+    for name in ["zynqmp-zcu102-rev1.0.dtb", "juno-r2.dtb"] {
+        let input = fixture(name);
+        let edits = HostDtbEdits {
+            withhold_dma: Some(DmaPolicy::default()),
+            ..HostDtbEdits::default()
+        };
+        let mut out = vec![0u8; 256 * 1024];
+        let len = write_host_dtb(&input, &edits, &mut out).unwrap();
+        let after = flatten(&out[..len]);
+        let before = flatten(&input);
+        assert!(after.len() < before.len(), "{name}: nothing withheld");
+        // Every remaining `dmas` names a DMA controller that is still there.
+        let phandles: Vec<u32> = after
+            .iter()
+            .filter_map(|n| n.prop("phandle").map(|p| cells(p)[0]))
+            .collect();
+        for node in &after {
+            if let Some(dmas) = node.prop("dmas") {
+                assert!(
+                    phandles.contains(&cells(dmas)[0]),
+                    "{name}: {} keeps dmas to a withheld controller",
+                    node.path
+                );
+            }
+        }
+    }
+}
