@@ -46,6 +46,11 @@ pub const MAX_REDISTRIBUTORS: usize = 32;
 const FRAME: usize = 0x1_0000;
 const TYPER_VLPIS: u64 = 1 << 1;
 const TYPER_LAST: u64 = 1 << 4;
+/// GICR_CTLR.RWP: a write to EnableLPIs has not taken effect yet.
+const CTLR_RWP: u32 = 1 << 3;
+/// How often the boot reads GICR_CTLR for RWP to clear before it gives up (and turns
+/// protected VMs off). A redistributor finishes in microseconds; this is generous.
+const RWP_POLLS: usize = 1_000_000;
 
 /// The redistributors the GIC reports.
 pub struct Layout {
@@ -134,7 +139,10 @@ impl Layout {
     }
 
     /// Clears EnableLPIs wherever the firmware left it set; the RD_base of the first
-    /// redistributor where it stays set (GICv3 lets an implementation refuse to clear it).
+    /// redistributor where it stays set (GICv3 lets an implementation refuse to clear it,
+    /// GICR_CTLR.CES) or where the disable does not complete: clearing EnableLPIs is done
+    /// only once GICR_CTLR.RWP reads 0 (GICv3 12.11.2), and until then the redistributor
+    /// may still write its pending table.
     pub fn disable_lpis(&self) -> Option<usize> {
         self.frames().iter().find_map(|&(rd, _)| {
             let ctlr = read32(rd + CTLR);
@@ -142,7 +150,16 @@ impl Layout {
                 return None;
             }
             write32(rd + CTLR, ctlr & !CTLR_ENABLE_LPIS);
-            (read32(rd + CTLR) & CTLR_ENABLE_LPIS != 0).then_some(rd)
+            let settled = (0..RWP_POLLS).any(|_| read32(rd + CTLR) & CTLR_RWP == 0);
+            let cleared = read32(rd + CTLR) & CTLR_ENABLE_LPIS == 0;
+            if settled && cleared {
+                log::info!(
+                    "the firmware left LPIs enabled in the redistributor at {rd:#x}: disabled"
+                );
+                None
+            } else {
+                Some(rd)
+            }
         })
     }
 }

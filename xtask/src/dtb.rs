@@ -64,6 +64,9 @@ pub struct DtbEdits {
     /// Empty properties to add to `/chosen` (boot options of the payload, e.g.
     /// `el2,unconfined-dma`).
     pub chosen_flags: Vec<String>,
+    /// U-Boot commands run just before `booti` (state a firmware leaves behind); U-Boot
+    /// boots only.
+    pub uboot_steps: Vec<String>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -207,6 +210,7 @@ mod tests {
             ],
             delete_root_nodes: vec![],
             chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
@@ -229,6 +233,7 @@ mod tests {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
             chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
@@ -241,6 +246,7 @@ mod tests {
             modules: vec![kernel("x")],
             delete_root_nodes: vec![],
             chosen_flags: vec!["el2,unconfined-dma".into()],
+            uboot_steps: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(
@@ -257,6 +263,7 @@ mod tests {
                 modules: vec![kernel(r#"a="b c" d\e"#)],
                 delete_root_nodes: vec![],
                 chosen_flags: vec![],
+                uboot_steps: vec![],
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");

@@ -58,6 +58,7 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
                     ));
                 }
             }
+            steps.extend(edits.uboot_steps.iter().cloned());
             steps.push(format!(
                 "booti {UBOOT_KERNEL_STAGING:#x} - ${{fdtcontroladdr}}"
             ));
@@ -157,6 +158,7 @@ mod tests {
             modules: modules.to_vec(),
             delete_root_nodes: vec![],
             chosen_flags: vec!["el2,unconfined-dma".into()],
+            uboot_steps: vec!["mw.l 0x80a0000 0x1".into()],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -176,6 +178,7 @@ mod tests {
                 "fdt mknode /chosen module@5c000000",
                 "fdt set /chosen/module@5c000000 compatible \"multiboot,ramdisk\" \"multiboot,module\"",
                 "fdt set /chosen/module@5c000000 reg <0x0 0x5c000000 0x0 0x300000>",
+                "mw.l 0x80a0000 0x1",
                 "booti 0x40400000 - ${fdtcontroladdr}",
             ]
         );
@@ -187,6 +190,7 @@ mod tests {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
             chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

@@ -258,6 +258,17 @@ pub fn cases() -> Vec<Case> {
             DtbVariant::WithModules,
             "EL2",
         ),
+        Case {
+            dtb: DtbVariant::LpisLeftOn,
+            ..demo_case(
+                "lpis_left_on_by_the_firmware_are_turned_off",
+                Via::Uboot,
+                vec![
+                    "[el2] the firmware left LPIs enabled in the redistributor at 0x80a0000: disabled",
+                    "demo: PASS",
+                ],
+            )
+        },
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
         stress_case("smp_stress_and_adversarial"),
         dma_case(
