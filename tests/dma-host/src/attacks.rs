@@ -172,6 +172,13 @@ pub fn redistributor_reads_are_emulated(_ctx: &mut TestCtx) -> TestResult {
         bail!("GICR_IIDR {iidr:#x}: no implementer");
     }
     gicr::read32(gicr::WAKER).map_err(|a| Failure::new(format_args!("GICR_WAKER: {a}")))?;
+    // Loads into registers the Rust code of EL2 preserves rather than saves (x19-x29).
+    let (w20, x29, markers_intact) = gicr::typer_into_high_registers();
+    if w20 != typer & 0xffff_ffff || x29 != typer || !markers_intact {
+        bail!(
+            "GICR_TYPER into w20/x29: {w20:#x}/{x29:#x} (expected {typer:#x}), other registers intact: {markers_intact}"
+        );
+    }
     Ok(())
 }
 
