@@ -4,9 +4,13 @@
 //! Other CPUs: `rust_secondary_main`, when the PSCI relay has started them.
 
 use crate::record::{self, RecordSetup};
-use crate::{cache, cpu, el2_regs, fatal, heap, host_entry, host_timer, layout, mmu, psci_relay};
+use crate::unconfined_dma::{self, Decision};
+use crate::{
+    cache, cpu, el2_regs, fatal, heap, host_entry, host_gicr, host_timer, layout, mmu, psci_relay,
+};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
-use platform::fdt_discovery::{self, BootInfo};
+use platform::fdt_discovery::{self, BootInfo, GicVersion, MAX_MMIO_REGIONS};
+use platform::fixed_list::{FixedList, MemRange};
 use platform::host_dtb::{self, HostDtbEdits};
 use stage2::memory_plan::{self, MemoryPlan, PlanInput, RangeList};
 use stage2::pool::PagePool;
@@ -82,11 +86,17 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         );
     };
 
+    let dma = match unconfined_dma::decide(blob) {
+        Ok(decision) => decision,
+        Err(e) => fatal!("DMA masters: {e}"),
+    };
+    let host_mmio = host_mmio(&info, &dma);
+
     cpu::init(MPIDR_EL1.get(), info.cpus.as_slice().iter().copied());
     psci_relay::init(info.psci.conduit);
 
     let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
-    let plan = match plan_memory(dtb as u64, &info, config.root_level) {
+    let plan = match plan_memory(dtb as u64, &info, &host_mmio, config.root_level) {
         Ok(plan) => plan,
         Err(e) => fatal!("memory plan: {e}"),
     };
@@ -146,7 +156,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
             .iter()
             .map(|r| r.base..r.base + r.size),
     );
-    let mmio = to_pairs(info.mmio.as_slice().iter().map(|r| r.base..r.base + r.size));
+    let mmio = to_pairs(host_mmio.as_slice().iter().map(|r| r.base..r.base + r.size));
     let hyp = to_pairs([plan.image.clone(), plan.dynamic.clone()].into_iter());
     let setup = RecordSetup {
         config,
@@ -161,12 +171,12 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         Ok(stats) => log::info!(
             "host stage-2: {} bits of IPA, VMID 0, RAM minus carve-outs and {} MMIO regions as {stats}",
             config.ipa_bits,
-            info.mmio.as_slice().len()
+            host_mmio.as_slice().len()
         ),
         Err(e) => fatal!("ownership record / host stage-2: {e}"),
     }
 
-    let host_dtb_addr = write_host_dtb(blob, &info, &plan, kernel.bootargs);
+    let host_dtb_addr = write_host_dtb(blob, &info, &plan, kernel.bootargs, &dma);
     let Some(regs) = record::host_regs() else {
         fatal!("host stage-2 missing after build");
     };
@@ -243,9 +253,51 @@ fn log_discovery(info: &BootInfo) {
     }
 }
 
+/// The device MMIO the host stage-2 maps (`unconfined_dma::host_mmio`); with LPIs kept
+/// from the host, the redistributors' RD_base frames are left out for `host_gicr`.
+#[inline(never)]
+fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_REGIONS> {
+    let gicr = if dma.withhold && info.gic.version == GicVersion::V3 {
+        match host_gicr::discover(info.gic.redistributors.as_slice()) {
+            Ok(layout) => Some(layout),
+            Err(host_gicr::LayoutError::TooMany) => fatal!(
+                "more than {} GIC redistributors",
+                host_gicr::MAX_REDISTRIBUTORS
+            ),
+        }
+    } else {
+        if info.gic.version == GicVersion::V3 {
+            unconfined_dma::disable_protected_vms(format_args!(
+                "GIC redistributors' LPI tables (GICR_PROPBASER/PENDBASER) handed to the host"
+            ));
+        }
+        None
+    };
+    if let Some(layout) = gicr {
+        if let Some(rd) = layout.disable_lpis() {
+            unconfined_dma::disable_protected_vms(format_args!(
+                "the firmware enabled LPIs in the redistributor at {rd:#x} and they stay on"
+            ));
+        }
+        log::info!(
+            "{} GIC redistributors: RD_base frames emulated at EL2 (no LPIs for the host), SGI_base frames mapped",
+            layout.count()
+        );
+    }
+    let regions = gicr.map_or(&[][..], |l| l.regions());
+    let sgi_frames = gicr.into_iter().flat_map(|l| l.sgi_frames());
+    match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
+        Ok(list) => list,
+        Err(_) => {
+            fatal!("more than {MAX_MMIO_REGIONS} host MMIO ranges once DMA masters are withheld")
+        }
+    }
+}
+
 fn plan_memory(
     dtb: u64,
     info: &BootInfo,
+    host_mmio: &[MemRange],
     root_level: usize,
 ) -> Result<MemoryPlan, memory_plan::PlanError> {
     let mut ram = RangeList::new();
@@ -268,14 +320,14 @@ fn plan_memory(
     let image = layout::image();
     let mut mmio: [core::ops::Range<u64>; platform::fdt_discovery::MAX_MMIO_REGIONS] =
         core::array::from_fn(|_| 0..0);
-    for (slot, r) in mmio.iter_mut().zip(info.mmio.as_slice()) {
+    for (slot, r) in mmio.iter_mut().zip(host_mmio) {
         *slot = r.base..r.base + r.size;
     }
     memory_plan::plan(&PlanInput {
         ram: &ram,
         busy: &busy,
         image: image.start as u64..image.end as u64,
-        mmio: &mmio[..info.mmio.as_slice().len()],
+        mmio: &mmio[..host_mmio.len()],
         root_level,
         dtb_size: info.dtb_size as u64,
     })
@@ -314,7 +366,13 @@ fn to_pairs(ranges: impl Iterator<Item = core::ops::Range<u64>>) -> Pairs {
 /// Writes the host's DTB (modules removed, bootargs and initrd set, carve-outs reserved
 /// with `no-map`) into the host-owned window the plan chose, cleaned to the point of
 /// coherency since the host reads it with its MMU off.
-fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Option<&str>) -> u64 {
+fn write_host_dtb(
+    blob: &[u8],
+    info: &BootInfo,
+    plan: &MemoryPlan,
+    bootargs: Option<&str>,
+    dma: &Decision,
+) -> u64 {
     let carveouts = [
         (plan.image.start, plan.image.end - plan.image.start),
         (plan.dynamic.start, plan.dynamic.end - plan.dynamic.start),
@@ -323,6 +381,7 @@ fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Opt
         carveouts: &carveouts,
         bootargs,
         initrd: info.modules.ramdisk.map(|r| (r.base, r.base + r.size)), // (start, end)
+        withhold_dma: dma.withhold.then_some(unconfined_dma::POLICY),
     };
     // SAFETY: the plan chose this window in host RAM that nothing else uses; EL2 has it
     // mapped read-write. The host has not started yet.
@@ -333,8 +392,13 @@ fn write_host_dtb(blob: &[u8], info: &BootInfo, plan: &MemoryPlan, bootargs: Opt
         Ok(size) => {
             cache::clean_to_poc(plan.host_dtb.start as usize, size);
             log::info!(
-                "host DTB at {:#x} ({size} bytes): modules removed, /reserved-memory no-map for {:#x}..{:#x} and {:#x}..{:#x}",
+                "host DTB at {:#x} ({size} bytes): modules {}removed, /reserved-memory no-map for {:#x}..{:#x} and {:#x}..{:#x}",
                 plan.host_dtb.start,
+                if dma.withhold {
+                    "and unconfined DMA masters "
+                } else {
+                    ""
+                },
                 plan.image.start,
                 plan.image.end,
                 plan.dynamic.start,

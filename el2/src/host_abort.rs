@@ -26,7 +26,7 @@ const FSC_SEA: u64 = 0x10;
 const ESR_WNR: u64 = 1 << 6;
 
 /// IPA of the faulting access: HPFAR_EL2 holds IPA[47:12] in bits [43:4].
-fn fault_ipa() -> u64 {
+pub fn fault_ipa() -> u64 {
     ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
 }
 

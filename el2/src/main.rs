@@ -8,7 +8,8 @@
 //! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
 //! `stage2::memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
 //! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
-//! `psci_relay`, `host_abort`, `fatal`.
+//! `psci_relay`, `host_abort`, `fatal`, `unconfined_dma` (DMA masters withheld or handed over),
+//! `host_gicr` (the redistributors' RD_base frames, emulated without LPIs).
 
 #![no_std]
 #![no_main]
@@ -25,6 +26,7 @@ mod fatal;
 mod heap;
 mod host_abort;
 mod host_entry;
+mod host_gicr;
 mod host_hvc;
 mod host_timer;
 mod layout;
@@ -37,6 +39,7 @@ mod sysreg;
 mod tlb;
 
 mod traps;
+mod unconfined_dma;
 mod vcpu;
 mod vm;
 

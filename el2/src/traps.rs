@@ -2,7 +2,7 @@
 //! exception class. Nothing here trusts the host: an exception class EL2 does not expect
 //! is answered with an undefined-instruction exception in the host, never a panic.
 
-use crate::{fatal, host_abort, host_hvc, psci_relay};
+use crate::{fatal, host_abort, host_gicr, host_hvc, psci_relay};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, Readable, Writeable};
 
 /// The caller-saved registers of the trapped context, as `asm/vectors.S` pushes them.
@@ -11,6 +11,14 @@ pub struct TrapFrame {
     /// x0-x18.
     pub x: [u64; 19],
     pub x30: u64,
+}
+
+/// Every general-purpose register of the trapped context, as `asm/vectors.S` pushes it for
+/// a data abort (`lower_dabt_slow`): x0 at offset 0 ... x30 at 240.
+#[repr(C)]
+pub struct FullFrame {
+    pub x: [u64; 31],
+    _pad: u64,
 }
 
 const EC_HVC64: u64 = 0x16;
@@ -33,5 +41,18 @@ extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
         }
         EC_IABT_LOW | EC_DABT_LOW => host_abort::handle_stage2_abort(esr),
         _ => host_abort::inject_undefined(esr),
+    }
+}
+
+/// A data abort from the host (`lower_dabt_slow`): an access to a GIC redistributor frame
+/// that EL2 emulates, or a stage-2 fault as any other.
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_dabt(frame: &mut FullFrame) {
+    if fatal::halting() {
+        fatal::park_this_cpu();
+    }
+    let esr = ESR_EL2.get();
+    if !host_gicr::emulate(esr, &mut frame.x) {
+        host_abort::handle_stage2_abort(esr);
     }
 }

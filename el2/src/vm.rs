@@ -114,6 +114,11 @@ pub fn vm_create(nr_vcpus: u32, ipa_bits: u32) -> Result<VmHandle, Error> {
         .find(|(_, s)| !s.live && s.generation != 0)
         .ok_or(Error::Busy)?;
     let handle = VmHandle::new(index as u16, slot.generation).ok_or(Error::Busy)?;
+    // docs/abi.md 4.3 row 6: a boot that handed unconfined DMA masters to the host cannot
+    // keep any guest's memory private.
+    if crate::unconfined_dma::protected_vms_disabled() {
+        return Err(Error::Denied);
+    }
     *slot = VmSlot {
         live: true,
         generation: slot.generation,

@@ -82,6 +82,10 @@ impl<T: Copy + Default, const N: usize> FixedList<T, N> {
         &self.items[..self.len]
     }
 
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.items[..self.len]
+    }
+
     /// Appends `item`; `Err(ListFull)` if `N` elements are already stored.
     pub fn push(&mut self, item: T) -> Result<(), ListFull> {
         let slot = self.items.get_mut(self.len).ok_or(ListFull)?;
@@ -133,6 +137,33 @@ impl<const N: usize> FixedList<MemRange, N> {
             size: end - base,
         };
         self.remove_range(first + 1, last);
+        Ok(())
+    }
+
+    /// Removes every byte of `hole` from the list (kept sorted; an entry that straddles the
+    /// hole is split in two). `Err(ListFull)` only if a split needs a slot the list lacks;
+    /// the list is then unchanged.
+    pub fn remove(&mut self, hole: MemRange) -> Result<(), ListFull> {
+        let mut out = Self::new();
+        for r in self.as_slice() {
+            if !r.overlaps(&hole) {
+                out.push(*r)?;
+                continue;
+            }
+            if r.base < hole.base {
+                out.push(MemRange {
+                    base: r.base,
+                    size: hole.base - r.base,
+                })?;
+            }
+            if hole.end() < r.end() {
+                out.push(MemRange {
+                    base: hole.end(),
+                    size: r.end() - hole.end(),
+                })?;
+            }
+        }
+        *self = out;
         Ok(())
     }
 }

@@ -4,7 +4,10 @@
 //! EL2's inputs); `/chosen/bootargs` is set from the kernel module's command line;
 //! `linux,initrd-start`/`-end` are set for the ramdisk (stale ones removed when there is none);
 //! and every EL2 carve-out becomes a `/reserved-memory/el2@<addr>` child with `no-map`, so the
-//! host neither uses nor maps it. Every other node, property (raw bytes, including
+//! host neither uses nor maps it. With [`HostDtbEdits::withhold_dma`] every unconfined DMA
+//! master (`fdt_discovery::dma_masters`) is removed with its subtree, and so is every
+//! reference to one (`msi-parent`, `msi-map`/`msi-map-mask`, `dmas`/`dma-names`), so the
+//! host's OS neither probes them nor routes MSIs to a withheld ITS. Every other node, property (raw bytes, including
 //! `phandle`s), memory reservation and the header's `boot_cpuid_phys` is copied unchanged.
 //!
 //! Why `vm-fdt` writes the result: it is maintained by rust-vmm, builds `no_std` with `alloc`,
@@ -22,6 +25,7 @@ use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 use crate::fdt_check::{self, FdtFormatError};
 use crate::fdt_discovery::NodeName;
+use crate::fdt_discovery::dma_masters::{DmaPolicy, Verdict, classify, for_each_reference};
 use crate::fdt_discovery::is_module;
 use crate::fdt_tree::{self, address_cells, base_name, size_cells};
 
@@ -37,6 +41,10 @@ pub struct HostDtbEdits<'e> {
     /// The ramdisk as `(start, end)`, `end` exclusive, written as 64-bit
     /// `linux,initrd-start`/`linux,initrd-end`. `None` removes those properties.
     pub initrd: Option<(u64, u64)>,
+    /// `Some`: remove the DMA masters EL2 cannot confine under this policy (and every
+    /// reference to them). `None`: keep every device (the boot option that hands them to
+    /// the host).
+    pub withhold_dma: Option<DmaPolicy<'e>>,
 }
 
 /// Why the host DTB could not be written.
@@ -144,7 +152,16 @@ pub fn write_host_dtb(
         .map_err(|error| writer_error("/memreserve/", error))?;
     writer.set_boot_cpuid_phys(checked.boot_cpuid_phys);
 
-    let mut copier = Copier { writer, edits };
+    let withheld = match &edits.withhold_dma {
+        Some(policy) => withheld_phandles(&fdt, policy),
+        None => Vec::new(),
+    };
+    let mut copier = Copier {
+        writer,
+        edits,
+        fdt: &fdt,
+        withheld,
+    };
     copier.copy_node(root, 0)?;
     let blob = copier
         .writer
@@ -204,12 +221,114 @@ enum Role {
     Other,
 }
 
-struct Copier<'e> {
-    writer: FdtWriter,
-    edits: &'e HostDtbEdits<'e>,
+/// The phandles of every withheld node and of every node below one.
+fn withheld_phandles(fdt: &fdt::Fdt<'_>, policy: &DmaPolicy<'_>) -> Vec<u32> {
+    let mut phandles = Vec::new();
+    let mut inside: Option<usize> = None;
+    let _ = fdt_tree::walk::<()>(fdt, &mut |node, chain| {
+        let depth = chain.depth();
+        if inside.is_some_and(|d| depth <= d) {
+            inside = None;
+        }
+        if inside.is_none() {
+            match classify(fdt, node, chain.parent(), depth, policy) {
+                Verdict::NotADevice => return Ok(fdt_tree::Walk::SkipChildren),
+                Verdict::Confined => return Ok(fdt_tree::Walk::Descend),
+                Verdict::Unconfined(_) => inside = Some(depth),
+            }
+        }
+        if let Some(p) = node
+            .property("phandle")
+            .and_then(|p| fdt_tree::read_cells(p.value, 1))
+        {
+            phandles.push(p as u32);
+        }
+        Ok(fdt_tree::Walk::Descend)
+    });
+    phandles
 }
 
-impl Copier<'_> {
+/// A property that names other nodes and goes when one it names is withheld.
+struct Reference {
+    name: &'static str,
+    /// Cells before each phandle.
+    before: usize,
+    /// The target's property that gives its specifier size (none: no specifier).
+    cells: Option<&'static str>,
+    /// Cells after the specifier.
+    after: usize,
+    /// Properties that go with it.
+    companions: &'static [&'static str],
+}
+
+const REFERENCES: &[Reference] = &[
+    Reference {
+        name: "msi-parent",
+        before: 0,
+        cells: Some("#msi-cells"),
+        after: 0,
+        companions: &[],
+    },
+    // (rid-base, msi-controller, msi-base, length): Linux pci-msi.txt.
+    Reference {
+        name: "msi-map",
+        before: 1,
+        cells: None,
+        after: 2,
+        companions: &["msi-map-mask"],
+    },
+    Reference {
+        name: "dmas",
+        before: 0,
+        cells: Some("#dma-cells"),
+        after: 0,
+        companions: &["dma-names"],
+    },
+];
+
+struct Copier<'e, 'f, 'a> {
+    writer: FdtWriter,
+    edits: &'e HostDtbEdits<'e>,
+    fdt: &'f fdt::Fdt<'a>,
+    /// Phandles of withheld nodes (empty unless `edits.withhold_dma`).
+    withheld: Vec<u32>,
+}
+
+impl Copier<'_, '_, '_> {
+    /// The properties of `node` that refer to a withheld node, with their companions.
+    fn dropped_properties(&self, node: FdtNode<'_, '_>) -> Vec<&'static str> {
+        let mut dropped = Vec::new();
+        if self.withheld.is_empty() {
+            return dropped;
+        }
+        for r in REFERENCES {
+            let Some(prop) = node.property(r.name) else {
+                continue;
+            };
+            let mut hits = false;
+            // A malformed or dangling reference also goes: the host cannot use it either.
+            let well_formed = for_each_reference(
+                self.fdt,
+                prop.value,
+                r.before,
+                r.cells,
+                r.after,
+                &mut |target| {
+                    let phandle = target
+                        .property("phandle")
+                        .and_then(|p| fdt_tree::read_cells(p.value, 1));
+                    hits |= phandle.is_some_and(|p| self.withheld.contains(&(p as u32)));
+                    true
+                },
+            );
+            if hits || !well_formed {
+                dropped.push(r.name);
+                dropped.extend_from_slice(r.companions);
+            }
+        }
+        dropped
+    }
+
     fn copy_node(&mut self, node: FdtNode<'_, '_>, depth: usize) -> Result<(), HostDtbError> {
         let role = match (depth, base_name(node.name)) {
             (0, _) => Role::Root,
@@ -224,14 +343,23 @@ impl Copier<'_> {
         if role == Role::Chosen {
             self.copy_chosen_properties(node).map_err(wr)?;
         } else {
+            let dropped = self.dropped_properties(node);
             for prop in node.properties() {
-                self.writer.property(prop.name, prop.value).map_err(wr)?;
+                if !dropped.contains(&prop.name) {
+                    self.writer.property(prop.name, prop.value).map_err(wr)?;
+                }
             }
         }
 
         let (mut saw_chosen, mut saw_reserved) = (false, false);
         for child in node.children() {
             if role == Role::Chosen && is_module(child) {
+                continue;
+            }
+            if let Some(policy) = &self.edits.withhold_dma
+                && let Verdict::Unconfined(_) =
+                    classify(self.fdt, child, Some(node), depth + 1, policy)
+            {
                 continue;
             }
             if role == Role::ReservedMemory

@@ -5,6 +5,8 @@
 //! - [`host_dtb`]: writes the host's DTB with EL2's edits (uses `alloc`).
 //! - [`console`]: PL011 console and `log` backend (first thing the payload sets up).
 //! - [`psci`]: SMC/HVC conduit to PSCI firmware.
+//! - [`gicr_rd`]: what the host may do with a GICv3 redistributor's RD_base frame (EL2
+//!   emulates it), and how a trapped access is decoded.
 //!
 //! The device-tree parts are plain logic and are tested on the development machine against
 //! DTBs dumped from QEMU (`tests/data/`).
@@ -18,6 +20,7 @@ pub mod fdt_check;
 pub mod fdt_discovery;
 mod fdt_tree;
 pub mod fixed_list;
+pub mod gicr_rd;
 pub mod host_dtb;
 pub mod psci;
 

@@ -5,6 +5,7 @@ mod common;
 
 use common::{FlatNode, cells, fixture, flatten, memreserve, u64_prop};
 use platform::fdt_discovery::discover;
+use platform::fdt_discovery::dma_masters::DmaPolicy;
 use platform::host_dtb::{HostDtbEdits, HostDtbError, write_host_dtb};
 use platform::{FdtFormatError, MemRange};
 
@@ -55,6 +56,7 @@ fn modules_are_replaced_by_bootargs_initrd_and_reserved_memory() {
         carveouts: &[CARVEOUT],
         bootargs: kernel.bootargs,
         initrd: Some((ramdisk.base, ramdisk.end())),
+        withhold_dma: None,
     };
     let output = rewrite(&input, &edits);
     let (before, after) = (flatten(&input), flatten(&output));
@@ -114,6 +116,7 @@ fn existing_chosen_and_reserved_memory_are_edited_in_place() {
         carveouts: &[CARVEOUT, (0x4000_0000, 0x20_0000)],
         bootargs: Some("console=ttyAMA0"),
         initrd: None,
+        withhold_dma: None,
     };
     let output = rewrite(&input, &edits);
     let (before, after) = (flatten(&input), flatten(&output));
@@ -158,6 +161,7 @@ fn existing_chosen_and_reserved_memory_are_edited_in_place() {
             carveouts: &[],
             bootargs: None,
             initrd: Some((1, 2)),
+            withhold_dma: None,
         },
     );
     let chosen = node(&flatten(&kept), "/chosen").clone();
@@ -188,6 +192,7 @@ fn too_small_buffer_is_an_error_and_writes_nothing() {
         carveouts: &[CARVEOUT],
         bootargs: Some("x"),
         initrd: None,
+        withhold_dma: None,
     };
     let needed = rewrite(&input, &edits).len();
     let mut out = vec![0u8; needed - 1];
@@ -267,6 +272,7 @@ fn dtc_accepts_the_rewritten_blob() {
         carveouts: &[CARVEOUT],
         bootargs: Some("console=ttyAMA0"),
         initrd: Some((0x5c00_0000, 0x5c40_0000)),
+        withhold_dma: Some(DmaPolicy::default()),
     };
     let output = rewrite(&input, &edits);
     let path = std::env::temp_dir().join(format!("platform-host-dtb-{}.dtb", std::process::id()));
@@ -287,4 +293,125 @@ fn dtc_accepts_the_rewritten_blob() {
     assert!(dts.contains("no-map;"));
     assert!(dts.contains("bootargs = \"console=ttyAMA0\";"));
     assert!(!dts.contains("multiboot"));
+}
+
+/// Node paths of `tree`.
+fn node_paths(tree: &[FlatNode]) -> Vec<String> {
+    tree.iter().map(|n| n.path.clone()).collect()
+}
+
+#[test]
+fn withheld_dma_masters_leave_the_host_dtb_and_everything_else_stays() {
+    let input = fixture("virt-modules.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        withhold_dma: Some(DmaPolicy::default()),
+        ..HostDtbEdits::default()
+    };
+    let output = flatten(&rewrite(&input, &edits));
+    let withheld = |path: &str| {
+        path.starts_with("/fw-cfg@")
+            || path.starts_with("/virtio_mmio@")
+            || path.starts_with("/pcie@")
+            || path.starts_with("/intc@8000000/its@")
+    };
+    let expected: Vec<String> = node_paths(&untouched(&flatten(&input)))
+        .into_iter()
+        .filter(|p| !withheld(p))
+        .collect();
+    let got: Vec<String> = node_paths(&untouched(&output));
+    assert_eq!(got, expected);
+    assert!(node(&output, "/intc@8000000").prop("reg").is_some());
+    assert!(node(&output, "/pl011@9000000").prop("reg").is_some());
+}
+
+#[test]
+fn without_withholding_every_dma_master_stays() {
+    let input = fixture("virt-modules.dtb");
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        ..HostDtbEdits::default()
+    };
+    let output = flatten(&rewrite(&input, &edits));
+    for path in [
+        "/fw-cfg@9020000",
+        "/virtio_mmio@a000000",
+        "/pcie@10000000",
+        "/intc@8000000/its@8080000",
+    ] {
+        node(&output, path);
+    }
+    assert!(node(&output, "/pcie@10000000").prop("msi-map").is_some());
+}
+
+#[test]
+fn references_to_withheld_nodes_are_removed_from_kept_nodes() {
+    let input = fixture("board-dma.dtb");
+    let smmu = ["arm,smmu-v3"];
+    let edits = HostDtbEdits {
+        withhold_dma: Some(DmaPolicy { el2_iommus: &smmu }),
+        ..HostDtbEdits::default()
+    };
+    let before = flatten(&input);
+    let after = flatten(&rewrite(&input, &edits));
+    // The ITS and the PL330 go; the bridge and the MMC behind EL2's SMMU stay, without
+    // their MSI routes to the ITS; the UART stays without its DMA channels.
+    for gone in [
+        "/interrupt-controller@f9000000/msi-controller@f9020000",
+        "/soc/dma-controller@fd500000",
+        "/pcie@c0000000",
+        "/iommu@fd900000",
+    ] {
+        assert!(after.iter().all(|n| n.path != gone), "{gone} kept");
+    }
+    let pcie = node(&after, "/pcie@e0000000");
+    assert!(pcie.prop("msi-map").is_none() && pcie.prop("msi-map-mask").is_none());
+    assert_eq!(
+        pcie.prop("iommu-map"),
+        node(&before, "/pcie@e0000000").prop("iommu-map")
+    );
+    let mmc = node(&after, "/soc/mmc@ff160000");
+    assert!(mmc.prop("msi-parent").is_none());
+    assert!(mmc.prop("iommus").is_some());
+    let uart = node(&after, "/soc/serial@ff000000");
+    assert!(uart.prop("dmas").is_none() && uart.prop("dma-names").is_none());
+    assert_eq!(
+        uart.props.len(),
+        node(&before, "/soc/serial@ff000000").props.len() - 2
+    );
+    // The GIC keeps everything but its ITS child.
+    assert_eq!(
+        node(&after, "/interrupt-controller@f9000000").props,
+        node(&before, "/interrupt-controller@f9000000").props
+    );
+}
+
+#[test]
+fn real_boards_lose_their_unconfined_masters_and_dangling_dma_references() {
+    for name in ["zynqmp-zcu102-rev1.0.dtb", "juno-r2.dtb"] {
+        let input = fixture(name);
+        let edits = HostDtbEdits {
+            withhold_dma: Some(DmaPolicy::default()),
+            ..HostDtbEdits::default()
+        };
+        let mut out = vec![0u8; 256 * 1024];
+        let len = write_host_dtb(&input, &edits, &mut out).unwrap();
+        let after = flatten(&out[..len]);
+        let before = flatten(&input);
+        assert!(after.len() < before.len(), "{name}: nothing withheld");
+        // Every remaining `dmas` names a DMA controller that is still there.
+        let phandles: Vec<u32> = after
+            .iter()
+            .filter_map(|n| n.prop("phandle").map(|p| cells(p)[0]))
+            .collect();
+        for node in &after {
+            if let Some(dmas) = node.prop("dmas") {
+                assert!(
+                    phandles.contains(&cells(dmas)[0]),
+                    "{name}: {} keeps dmas to a withheld controller",
+                    node.path
+                );
+            }
+        }
+    }
 }

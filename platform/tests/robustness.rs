@@ -5,6 +5,9 @@ mod common;
 
 use common::fixture;
 use platform::FdtFormatError;
+use platform::fdt_discovery::dma_masters::{
+    DmaPolicy, unconfined_dma_masters, unconfined_dma_requested,
+};
 use platform::fdt_discovery::{DiscoveryError, discover};
 use platform::host_dtb::{HostDtbEdits, write_host_dtb};
 
@@ -28,12 +31,17 @@ const EDITS: HostDtbEdits<'static> = HostDtbEdits {
     carveouts: &[(0x7e00_0000, 0x200_0000)],
     bootargs: Some("console=ttyAMA0"),
     initrd: Some((0x5c00_0000, 0x5c40_0000)),
+    withhold_dma: Some(DmaPolicy {
+        el2_iommus: &["arm,smmu-v3"],
+    }),
 };
 
 /// Runs both parsers; only a panic fails the test (a panic aborts the test binary's thread).
 fn exercise(blob: &[u8]) -> Result<(), DiscoveryError> {
     let mut out = vec![0u8; 64 * 1024];
     let _ = write_host_dtb(blob, &EDITS, &mut out);
+    let _ = unconfined_dma_masters(blob, &DmaPolicy::default());
+    let _ = unconfined_dma_requested(blob);
     discover(blob).map(|_| ())
 }
 

@@ -347,6 +347,13 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         PageState::decode(self.meta[index]).unwrap_or(PageState::Owned(Owner::Hyp))
     }
 
+    /// Where in memory the record keeps the entry of the page containing `pa`; `None`
+    /// outside RAM. Only test builds report it (an attacker's oracle, shortened).
+    pub fn entry_address(&self, pa: usize) -> Option<usize> {
+        self.entry_index(pa)
+            .map(|i| self.meta.as_ptr() as usize + i * core::mem::size_of::<u16>())
+    }
+
     /// What the record says about the page containing `pa`; `None` outside RAM.
     pub fn page_state(&self, pa: usize) -> Option<PageState> {
         self.entry_index(pa).map(|i| self.state_at(i))

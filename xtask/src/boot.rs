@@ -37,7 +37,20 @@ pub enum DtbVariant {
     /// With the module nodes but without `/psci`. U-Boot only: when QEMU boots `-kernel`
     /// itself it replaces any `/psci` of a `-dtb` with its own.
     WithoutPsci,
+    /// With the module nodes and the payload's boot option `/chosen/el2,unconfined-dma`
+    /// (hand the DMA masters EL2 cannot confine to the host; protected VMs are refused).
+    UnconfinedDma,
+    /// With the module nodes, and U-Boot sets GICR_CTLR.EnableLPIs in CPU 0's
+    /// redistributor (QEMU virt) before it starts the payload, as a firmware may. U-Boot only.
+    LpisLeftOn,
 }
+
+/// CPU 0's GICR_CTLR on QEMU virt with GICv3.
+const VIRT_GICR0_CTLR: u64 = 0x080a_0000;
+
+/// The `/chosen` property that hands unconfined DMA masters to the host
+/// (`platform::fdt_discovery::dma_masters::UNCONFINED_DMA_OPTION`).
+pub const UNCONFINED_DMA_OPTION: &str = "el2,unconfined-dma";
 
 impl DtbVariant {
     fn edits(self, modules: &[Module]) -> DtbEdits {
@@ -48,6 +61,14 @@ impl DtbVariant {
             },
             delete_root_nodes: match self {
                 DtbVariant::WithoutPsci => vec!["psci".into()],
+                _ => Vec::new(),
+            },
+            chosen_flags: match self {
+                DtbVariant::UnconfinedDma => vec![UNCONFINED_DMA_OPTION.into()],
+                _ => Vec::new(),
+            },
+            uboot_steps: match self {
+                DtbVariant::LpisLeftOn => vec![format!("mw.l {VIRT_GICR0_CTLR:#x} 0x1")],
                 _ => Vec::new(),
             },
         }
@@ -112,6 +133,9 @@ fn with_payload(plan: &Plan, payload: &Path) -> Result<Vec<String>> {
                 layout::QEMU_DTB_ROOM,
             ));
             layout::check_regions(&regions, plan.machine.mem)?;
+            if plan.dtb == DtbVariant::LpisLeftOn {
+                bail!("a boot with LPIs left on needs --via uboot (U-Boot sets them)");
+            }
             if plan.dtb == DtbVariant::WithoutPsci {
                 bail!(
                     "a DTB without /psci needs --via uboot: QEMU puts its own /psci into a \

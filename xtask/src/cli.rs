@@ -73,6 +73,12 @@ pub struct RunArgs {
     /// Kill QEMU after this many seconds (exit status 124).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Hand the DMA masters the payload cannot confine (QEMU virt: fw_cfg, the virtio-mmio
+    /// transports, the GIC ITS, PCIe without an IOMMU the payload drives) to the host
+    /// anyway: sets `/chosen/el2,unconfined-dma` in the boot DTB. The payload then logs each
+    /// device and refuses protected VMs (VM_CREATE returns DENIED).
+    #[arg(long)]
+    pub unconfined_dma: bool,
     /// Boot this image as the payload instead of building target/images/el2.bin.
     #[arg(long, value_name = "PATH")]
     pub payload: Option<PathBuf>,

@@ -61,6 +61,12 @@ pub struct DtbEdits {
     pub modules: Vec<Module>,
     /// Direct children of `/` to remove (tests of the payload refusing a broken DTB).
     pub delete_root_nodes: Vec<String>,
+    /// Empty properties to add to `/chosen` (boot options of the payload, e.g.
+    /// `el2,unconfined-dma`).
+    pub chosen_flags: Vec<String>,
+    /// U-Boot commands run just before `booti` (state a firmware leaves behind); U-Boot
+    /// boots only.
+    pub uboot_steps: Vec<String>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -76,8 +82,11 @@ pub fn render_boot_dts(base_dts_name: &str, edits: &DtbEdits) -> String {
     for node in &edits.delete_root_nodes {
         let _ = writeln!(s, "\t/delete-node/ {node};");
     }
-    if !edits.modules.is_empty() {
+    if !edits.modules.is_empty() || !edits.chosen_flags.is_empty() {
         let _ = writeln!(s, "\tchosen {{");
+        for flag in &edits.chosen_flags {
+            let _ = writeln!(s, "\t\t{flag};");
+        }
         // The multiboot binding reads `reg` with /chosen's cell sizes: make them explicit.
         let _ = writeln!(s, "\t\t#address-cells = <0x2>;");
         let _ = writeln!(s, "\t\t#size-cells = <0x2>;");
@@ -200,6 +209,8 @@ mod tests {
                 },
             ],
             delete_root_nodes: vec![],
+            chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
@@ -221,10 +232,27 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
         assert!(!dts.contains("chosen"));
+    }
+
+    #[test]
+    fn boot_dts_can_add_an_empty_chosen_property() {
+        let edits = DtbEdits {
+            modules: vec![kernel("x")],
+            delete_root_nodes: vec![],
+            chosen_flags: vec!["el2,unconfined-dma".into()],
+            uboot_steps: vec![],
+        };
+        let dts = render_boot_dts("base.dts", &edits);
+        assert!(
+            dts.contains("\tchosen {\n\t\tel2,unconfined-dma;\n"),
+            "{dts}"
+        );
     }
 
     #[test]
@@ -234,6 +262,8 @@ mod tests {
             &DtbEdits {
                 modules: vec![kernel(r#"a="b c" d\e"#)],
                 delete_root_nodes: vec![],
+                chosen_flags: vec![],
+                uboot_steps: vec![],
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");

@@ -87,7 +87,11 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             Some(args.payload.clone().unwrap_or_else(|| Image::El2.path()))
         },
         host,
-        dtb: DtbVariant::WithModules,
+        dtb: if args.unconfined_dma {
+            DtbVariant::UnconfinedDma
+        } else {
+            DtbVariant::WithModules
+        },
         work_dir: paths::qemu().join("run"),
     })
 }

@@ -42,6 +42,9 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
             let modules = &edits.modules;
             steps.push("fdt set /chosen \"#address-cells\" <0x2>".into());
             steps.push("fdt set /chosen \"#size-cells\" <0x2>".into());
+            for flag in &edits.chosen_flags {
+                steps.push(format!("fdt set /chosen {flag}"));
+            }
             for m in modules {
                 let path = format!("/chosen/{}", m.node_name());
                 let [a, b] = m.kind.compatible();
@@ -55,6 +58,7 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
                     ));
                 }
             }
+            steps.extend(edits.uboot_steps.iter().cloned());
             steps.push(format!(
                 "booti {UBOOT_KERNEL_STAGING:#x} - ${{fdtcontroladdr}}"
             ));
@@ -153,6 +157,8 @@ mod tests {
         let edits = DtbEdits {
             modules: modules.to_vec(),
             delete_root_nodes: vec![],
+            chosen_flags: vec!["el2,unconfined-dma".into()],
+            uboot_steps: vec!["mw.l 0x80a0000 0x1".into()],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -164,6 +170,7 @@ mod tests {
                 "fdt resize 8192",
                 "fdt set /chosen \"#address-cells\" <0x2>",
                 "fdt set /chosen \"#size-cells\" <0x2>",
+                "fdt set /chosen el2,unconfined-dma",
                 "fdt mknode /chosen module@50000000",
                 "fdt set /chosen/module@50000000 compatible \"multiboot,kernel\" \"multiboot,module\"",
                 "fdt set /chosen/module@50000000 reg <0x0 0x50000000 0x0 0x2000>",
@@ -171,6 +178,7 @@ mod tests {
                 "fdt mknode /chosen module@5c000000",
                 "fdt set /chosen/module@5c000000 compatible \"multiboot,ramdisk\" \"multiboot,module\"",
                 "fdt set /chosen/module@5c000000 reg <0x0 0x5c000000 0x0 0x300000>",
+                "mw.l 0x80a0000 0x1",
                 "booti 0x40400000 - ${fdtcontroladdr}",
             ]
         );
@@ -181,6 +189,8 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            chosen_flags: vec![],
+            uboot_steps: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

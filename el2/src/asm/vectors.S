@@ -6,6 +6,7 @@
  *   (x0 at offset 0, ..., x18 at 144, x30 at 152) and `handle_lower_sync(&mut TrapFrame)`
  *   runs; x19-x29 are callee-saved under AAPCS64, so the Rust code preserves them for the
  *   lower EL without us saving them. On return the frame is restored and we ERET.
+ *   A data abort instead saves all of x0-x30 (`lower_dabt_slow`): EL2 may emulate it.
  * Everything else (an exception taken at EL2 itself, IRQ/FIQ/SError, which the host's
  * HCR_EL2 never routes here) is fatal: `handle_fatal_exception(kind, &FatalFrame)` prints the
  * syndrome and halts. It first moves to a per-CPU emergency stack, so a stack overflow
@@ -53,7 +54,7 @@
     mrs     x1, esr_el2
     lsr     x1, x1, #26
     cmp     x1, #0x16
-    b.ne    1f
+    b.ne    2f
     ubfx    x2, x0, #24, #6
     cbz     x2, 1f
     cmp     x2, #6
@@ -62,6 +63,15 @@
     ldp     x1, x2, [sp], #16
     eret
 1:  ldp     x1, x2, [sp], #16
+    b       lower_sync_slow
+    /*
+     * Not an HVC. A data abort from the host (EC 0x24) may be an access EL2 emulates
+     * (the GIC redistributors' RD_base frames), whose data register can be any of
+     * x0-x30: that path saves all of them. HVCs never come this way.
+     */
+2:  cmp     x1, #0x24
+    ldp     x1, x2, [sp], #16
+    b.eq    lower_dabt_slow
     b       lower_sync_slow
 .endm
 
@@ -143,6 +153,50 @@ lower_sync_slow:
     mov     x0, sp
     bl      handle_lower_sync
     restore_trap_frame_and_eret
+
+/*
+ * A host data abort: x0-x30 pushed as a `FullFrame` (x0 at offset 0, ..., x30 at 240), then
+ * `handle_lower_dabt(&mut FullFrame)`; every register is reloaded from the frame, so an
+ * emulated load lands in whichever register the instruction named.
+ */
+lower_dabt_slow:
+    sub     sp, sp, #256
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mov     x0, sp
+    bl      handle_lower_dabt
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    add     sp, sp, #256
+    eret
 
 fatal_common:
     /* x0 = kind; the interrupted x0 waits in TPIDR_EL2. */

@@ -116,6 +116,10 @@ pub enum DiscoveryError {
     },
     /// A module node has no `reg`, or its size is zero.
     ModuleWithoutReg { node: NodeName },
+    /// More unconfined DMA masters than the list holds.
+    TooManyDmaMasters { max: usize },
+    /// An unconfined DMA master has more distinct register ranges than its list holds.
+    TooManyDmaMasterRegions { node: NodeName, max: usize },
     /// A string property (bootargs, stdout-path, alias) is not UTF-8.
     BadString {
         node: NodeName,
@@ -190,6 +194,13 @@ impl fmt::Display for DiscoveryError {
             Self::ModuleWithoutReg { node } => {
                 write!(f, "module {node} under /chosen has no reg or a zero size")
             }
+            Self::TooManyDmaMasters { max } => {
+                write!(f, "too many unconfined DMA masters (max {max})")
+            }
+            Self::TooManyDmaMasterRegions { node, max } => write!(
+                f,
+                "DMA master {node} has too many register ranges (max {max})"
+            ),
             Self::BadString { node, property } => {
                 write!(f, "node {node}: property {property} is not a UTF-8 string")
             }

@@ -2,12 +2,15 @@
 //!
 //! [`discover`] reads everything the payload needs before it touches the hardware: RAM banks,
 //! the console UART, the GIC, the CPUs' MPIDRs, the PSCI conduit, the MMIO the host may use,
-//! reserved ranges and the host images passed as Xen-style multiboot modules. It allocates
+//! reserved ranges and the host images passed as Xen-style multiboot modules.
+//! [`dma_masters`] lists the devices that can DMA where no IOMMU under EL2's control stops
+//! them. It allocates
 //! nothing (results live in fixed-capacity lists that report overflow as errors) and never
 //! panics on a malformed blob: the blob is validated by [`crate::fdt_check`] before the `fdt`
 //! crate parses it.
 
 mod cpus;
+pub mod dma_masters;
 mod error;
 mod gic;
 mod memory;

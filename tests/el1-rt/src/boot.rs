@@ -43,9 +43,28 @@ impl Platform {
 
 /// Boot-CPU start-up; `prefix` starts every console line of the image (e.g. `"demo: "`).
 pub fn start(dtb_address: usize, prefix: &'static str) -> Platform {
+    start_mapping(dtb_address, prefix, &[])
+}
+
+/// [`start`], with `extra_devices` mapped as device memory besides the DTB's own devices:
+/// for tests that probe devices the payload took out of the host's DTB (the probe must
+/// reach stage 2 for EL2 to refuse it, not stop at this image's stage 1).
+pub fn start_mapping(
+    dtb_address: usize,
+    prefix: &'static str,
+    extra_devices: &[Region],
+) -> Platform {
     console::set_prefix(prefix);
     let image = image();
-    let (board, dtb) = read_board(dtb_address, image);
+    let (mut board, dtb) = read_board(dtb_address, image);
+    for device in extra_devices {
+        if board.devices.push(*device).is_err() {
+            fail_with(format_args!(
+                "too many device regions to map {:#x}",
+                device.base
+            ));
+        }
+    }
     console::set_uart(board.uart);
     check_el1();
 

@@ -56,6 +56,47 @@ pub fn write_u64(address: usize, value: u64) -> Result<(), Abort> {
     }
 }
 
+/// Reads the u32 at `address` (4-byte aligned, identity-mapped) with exactly one `ldr w`:
+/// device registers that only take 32-bit accesses.
+pub fn read_u32(address: usize) -> Result<u32, Abort> {
+    exceptions::expect_data_abort();
+    let value: u64;
+    // SAFETY: as in `read_u64`; a 32-bit load into w1 zero-extends into x1.
+    unsafe {
+        asm!(
+            "ldr w1, [x0]",
+            in("x0") address,
+            inout("x1") NOT_READ => value,
+            clobber_abi("C"),
+            options(nostack),
+        );
+    }
+    match exceptions::take_data_abort() {
+        Some(abort) => Err(abort),
+        None => Ok(value as u32),
+    }
+}
+
+/// Writes the u32 `value` at `address` (4-byte aligned, identity-mapped) with exactly one
+/// `str w`. The same rules as [`write_u64`].
+pub fn write_u32(address: usize, value: u32) -> Result<(), Abort> {
+    exceptions::expect_data_abort();
+    // SAFETY: as in `write_u64`.
+    unsafe {
+        asm!(
+            "str w1, [x0]",
+            in("x0") address,
+            in("x1") u64::from(value),
+            clobber_abi("C"),
+            options(nostack),
+        );
+    }
+    match exceptions::take_data_abort() {
+        Some(abort) => Err(abort),
+        None => Ok(()),
+    }
+}
+
 /// The offset of the first nonzero byte in `[address, address + len)` (8-byte aligned
 /// address and length), or `None` if all are zero. The first word of every page is read
 /// with [`read_u64`], so a page the host may not access gives `Err` instead of stopping

@@ -160,6 +160,31 @@ fn stress_case(name: &'static str) -> Case {
     }
 }
 
+/// The DMA-master attacks (tests/dma-host) on the selftest payload. `dtb` decides which
+/// half runs: the attacks (default) or the boot option's checks (`UnconfinedDma`, whose
+/// log must name the device that disabled protected VMs).
+fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -> Case {
+    let mut forbid = FORBID.to_vec();
+    forbid.extend(["dma-host: FAIL", "FAILED"]);
+    let mut expect = vec!["[el2]"];
+    expect.extend(log_lines);
+    expect.push(" passed, 0 failed");
+    Case {
+        name,
+        host: HostKind::Image(Image::DmaHost),
+        via: Via::Direct,
+        payload: Image::El2Selftest,
+        virtualization: true,
+        dtb,
+        timeout: DEMO_TIMEOUT,
+        expect: Expectation {
+            expect,
+            forbid,
+            end: End::Exit(0),
+        },
+    }
+}
+
 /// The conformance suite (tests/conformance/host): passes only if the host's last line
 /// says 0 failed and every case's outcome agrees with the reference model (checked on
 /// the log once QEMU has exited, see `run_case`).
@@ -233,8 +258,36 @@ pub fn cases() -> Vec<Case> {
             DtbVariant::WithModules,
             "EL2",
         ),
+        Case {
+            dtb: DtbVariant::LpisLeftOn,
+            ..demo_case(
+                "lpis_left_on_by_the_firmware_are_turned_off",
+                Via::Uboot,
+                vec![
+                    "[el2] the firmware left LPIs enabled in the redistributor at 0x80a0000: disabled",
+                    "demo: PASS",
+                ],
+            )
+        },
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
         stress_case("smp_stress_and_adversarial"),
+        dma_case(
+            "dma_masters_withheld_from_the_host",
+            DtbVariant::WithModules,
+            vec![
+                "[el2] withheld from the host: /fw-cfg@9020000 (qemu,fw-cfg-mmio",
+                "[el2] withheld from the host: /intc@8000000/its@8080000 (arm,gic-v3-its",
+                "test host_cannot_dma_zeros_over_the_ownership_record_with_fw_cfg ... ok",
+            ],
+        ),
+        dma_case(
+            "dma_masters_handed_to_the_host_by_the_boot_option",
+            DtbVariant::UnconfinedDma,
+            vec![
+                "[el2] protected VMs disabled: unconfined DMA master /fw-cfg@9020000 (qemu,fw-cfg-mmio",
+                "test vm_create_is_denied_after_a_boot_with_unconfined_dma ... ok",
+            ],
+        ),
         conformance_case(),
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
