@@ -5,6 +5,8 @@
 //! - [`host_dtb`]: writes the host's DTB with EL2's edits (uses `alloc`).
 //! - [`console`]: PL011 console and `log` backend (first thing the payload sets up).
 //! - [`psci`]: SMC/HVC conduit to PSCI firmware.
+//! - [`id_regs`], [`guest_traps`]: the CPU's feature fields, the sanitised ID registers a
+//!   guest reads, and the trap controls a guest runs under.
 //!
 //! The device-tree parts are plain logic and are tested on the development machine against
 //! DTBs dumped from QEMU (`tests/data/`).
@@ -18,7 +20,9 @@ pub mod fdt_check;
 pub mod fdt_discovery;
 mod fdt_tree;
 pub mod fixed_list;
+pub mod guest_traps;
 pub mod host_dtb;
+pub mod id_regs;
 pub mod psci;
 
 pub use fdt_check::FdtFormatError;
