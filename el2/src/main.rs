@@ -22,10 +22,12 @@ mod cpu;
 mod el1_state;
 mod el2_regs;
 mod fatal;
+mod guest_sysregs;
 mod heap;
 mod host_abort;
 mod host_entry;
 mod host_hvc;
+mod host_sve;
 mod host_timer;
 mod layout;
 mod mmu;
@@ -49,6 +51,7 @@ global_asm!(
 );
 
 global_asm!(include_str!("asm/fpsimd.S"));
+global_asm!(include_str!("asm/sve.S"));
 
 global_asm!(
     include_str!("asm/vectors.S"),

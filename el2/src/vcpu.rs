@@ -113,6 +113,9 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     // Where the host's VCPU_RUN returns to: ELR_EL2/SPSR_EL2 now hold the host's HVC return
     // state, and every guest exit overwrites them.
     let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());
+    // First: the host's full SVE state (and out of streaming mode), before any V register
+    // is touched.
+    crate::host_sve::save_host();
     host.save();
     let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
     v.el1.load();
@@ -140,10 +143,13 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     if let Some(armed) = host_timer {
         crate::host_timer::disarm(armed);
     }
+    // The host's stage 2 and traps before its EL1 registers (pKVM's order in
+    // `__kvm_vcpu_run`), so no walk combines the host's stage 1 with the guest's stage 2.
+    el2_regs::leave_guest(host_stage2);
     host.load();
+    crate::host_sve::restore_host();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
-    el2_regs::leave_guest(host_stage2);
     activate_stage2(vm, false);
     exit
 }
@@ -202,6 +208,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
 
 const EC_HVC64: u64 = 0x16;
 const EC_SMC64: u64 = 0x17;
+const EC_SYSREG: u64 = 0x18;
 const EC_IABT_LOW: u64 = 0x20;
 const EC_DABT_LOW: u64 = 0x24;
 
@@ -214,6 +221,10 @@ fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             // No secure services for guests: SMCCC NOT_SUPPORTED, step over the SMC.
             v.gprs.x[0] = Error::NotSupported.as_x0();
             ELR_EL2.set(ELR_EL2.get() + 4);
+            None
+        }
+        EC_SYSREG => {
+            crate::guest_sysregs::handle(esr, &mut v.gprs.x, target.ipa_bits);
             None
         }
         EC_DABT_LOW => Some(data_abort(v, esr)),
