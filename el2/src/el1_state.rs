@@ -167,6 +167,9 @@ pub struct El1State {
     pub sys: SysRegs,
     pub pauth: PauthKeys,
     pub fp: FpRegs,
+    /// A guest's virtual SError is pending (HCR_EL2.VSE, see `guest_serror`); always
+    /// false for the host.
+    pub virtual_serror: bool,
 }
 
 impl El1State {
@@ -175,6 +178,7 @@ impl El1State {
             sys: SysRegs::zeroed(),
             pauth: PauthKeys::zeroed(),
             fp: FpRegs::zeroed(),
+            virtual_serror: false,
         }
     }
 

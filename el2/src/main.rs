@@ -22,6 +22,8 @@ mod cpu;
 mod el1_state;
 mod el2_regs;
 mod fatal;
+mod firmware_smccc;
+mod guest_serror;
 mod guest_sysregs;
 mod heap;
 mod host_abort;

@@ -10,7 +10,7 @@ use crate::el1_state::El1State;
 use crate::layout::MAX_CPUS;
 use crate::tlb::{Sanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
-use crate::{cpu, el2_regs, host_abort, record};
+use crate::{cpu, el2_regs, guest_serror, host_abort, record};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
 use hvc_abi::limits::check_ipa_range;
 use hvc_abi::{AccessSize, Error, Exit, GuestCall, GuestRoute, MmioAccess, Version};
@@ -120,6 +120,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
     v.el1.load();
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
+    guest_serror::resume(&v.el1);
     ELR_EL2.set(v.pc);
     SPSR_EL2.set(v.pstate);
 
@@ -127,10 +128,16 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
-        let outcome = if kind == EXIT_SYNC {
-            handle_sync(v, target, vm)
-        } else {
-            Some(Exit::Irq)
+        if kind & guest_serror::EXIT_WITH_SERROR != 0 {
+            guest_serror::inject(&mut v.el1);
+        }
+        let outcome = match kind & !guest_serror::EXIT_WITH_SERROR {
+            EXIT_SYNC => handle_sync(v, target, vm),
+            guest_serror::EXIT_SERROR => {
+                guest_serror::inject(&mut v.el1);
+                None
+            }
+            _ => Some(Exit::Irq),
         };
         if let Some(exit) = outcome {
             break exit;
@@ -140,6 +147,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     v.pc = ELR_EL2.get();
     v.pstate = SPSR_EL2.get();
     v.el1.save();
+    guest_serror::save(&mut v.el1);
     if let Some(armed) = host_timer {
         crate::host_timer::disarm(armed);
     }

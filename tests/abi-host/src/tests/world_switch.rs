@@ -203,3 +203,45 @@ pub fn host_sve_state_survives_vcpu_run(ctx: &mut Ctx) -> TestResult {
     }
     Ok(())
 }
+
+/// SMCCC_ARCH_FEATURES and the two SMCCC conduits.
+const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+const SMCCC_ARCH_WORKAROUNDS: [u64; 3] = [0x8000_8000, 0x8000_7fff, 0x8000_3fff];
+
+/// The host's queries for the Spectre workarounds (SMCCC_ARCH_WORKAROUND_1/2/3), on HVC and
+/// on SMC, get the firmware's answer through EL2. QEMU's `virt` firmware has no SMCCC 1.1
+/// (PSCI_FEATURES(SMCCC_VERSION) is NOT_SUPPORTED), so the answer is NOT_SUPPORTED, and
+/// EL2 must get there without making an SMC the firmware does not implement (an undefined
+/// instruction at EL2 on a machine without EL3).
+pub fn host_spectre_workaround_queries_reach_the_firmware(_ctx: &mut Ctx) -> TestResult {
+    for workaround in SMCCC_ARCH_WORKAROUNDS {
+        let mut regs = [0u64; 8];
+        regs[0] = SMCCC_ARCH_FEATURES;
+        regs[1] = workaround;
+        let hvc = el1_rt::hvc::call(regs).x0;
+        let smc = smc(regs);
+        for (conduit, answer) in [("HVC", hvc), ("SMC", smc)] {
+            if answer != u64::MAX {
+                bail!(
+                    "ARCH_FEATURES({workaround:#x}) over {conduit} returned {answer:#x}; QEMU's firmware has no SMCCC 1.1, so NOT_SUPPORTED"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn smc(regs: [u64; 8]) -> u64 {
+    let [mut x0, mut x1, mut x2, mut x3, x4, x5, x6, x7] = regs;
+    // SAFETY: SMC #0 traps to the payload (HCR_EL2.TSC), which answers in x0..x3.
+    unsafe {
+        core::arch::asm!(
+            "smc #0",
+            inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
+            in("x4") x4, in("x5") x5, in("x6") x6, in("x7") x7,
+            clobber_abi("C"), options(nostack),
+        );
+    }
+    let _ = (x1, x2, x3);
+    x0
+}
