@@ -80,6 +80,10 @@ pub const ALL: &[Test] = &[
         run: world_switch::host_sve_state_survives_vcpu_run,
     },
     Test {
+        name: "host_in_streaming_mode_can_run_a_guest",
+        run: world_switch::host_in_streaming_mode_can_run_a_guest,
+    },
+    Test {
         name: "host_spectre_workaround_queries_reach_the_firmware",
         run: world_switch::host_spectre_workaround_queries_reach_the_firmware,
     },

@@ -245,3 +245,90 @@ fn smc(regs: [u64; 8]) -> u64 {
     let _ = (x1, x2, x3);
     x0
 }
+
+/// CPACR_EL1.SMEN = 0b11: SME at EL1 and EL0 does not trap.
+const CPACR_SMEN: u64 = 0b11 << 24;
+
+/// A host in SME streaming mode (PSTATE.SM = 1) makes a VCPU_RUN: EL2 keeps its streaming
+/// Z registers and its streaming mode. (EL2 saves and loads V registers with AdvSIMD
+/// instructions, which the architecture makes illegal in streaming mode without FA64;
+/// QEMU runs them anyway and so zeroes the Z registers' upper bits, which this catches.)
+pub fn host_in_streaming_mode_can_run_a_guest(ctx: &mut Ctx) -> TestResult {
+    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
+    if (pfr1 >> 24) & 0xf == 0 {
+        bail!("this CPU has no SME (ID_AA64PFR1_EL1 {pfr1:#x}): run QEMU with -cpu max");
+    }
+    let guest = ctx.guest(Command::Spin, 1)?;
+    let regs = HostCall::VcpuRun {
+        handle: guest.vm().handle(),
+        vcpu: 0,
+        completion: 0,
+    }
+    .encode();
+    let cpacr = read_sysreg!("cpacr_el1");
+    write_sysreg!("cpacr_el1", cpacr | CPACR_SMEN | CPACR_ZEN);
+    // SMCR_EL1.LEN: the largest streaming vector length.
+    write_sysreg!("s3_0_c1_c2_6", 0xf);
+    let mut result = [0u64; 4];
+    let svcr_during: u64;
+    let before = (&raw mut SVE_BEFORE).cast::<u8>();
+    let after = (&raw mut SVE_AFTER).cast::<u8>();
+    let svl: u64;
+    // SAFETY: as in `host_sve_state_survives_vcpu_run`; between SMSTART SM and SMSTOP SM
+    // only SVE instructions legal in streaming mode run (no compiled code), and streaming
+    // mode is left before the block ends.
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension sve",
+            ".inst 0xd503437f", // smstart sm
+            "rdvl x24, #1",
+            "index z0.b, #3, #5",
+            "index z31.b, #-7, #3",
+            "str z0, [x20, #0, mul vl]",
+            "str z31, [x20, #1, mul vl]",
+            "ldp x0, x1, [x22]",
+            "ldp x2, x3, [x22, #16]",
+            "ldp x4, x5, [x22, #32]",
+            "ldp x6, x7, [x22, #48]",
+            "hvc #0",
+            "stp x0, x1, [x23]",
+            "stp x2, x3, [x23, #16]",
+            "mrs x25, s3_3_c4_c2_2", // SVCR
+            "str z0, [x21, #0, mul vl]",
+            "str z31, [x21, #1, mul vl]",
+            ".inst 0xd503427f", // smstop sm
+            in("x20") before,
+            in("x21") after,
+            in("x22") regs.as_ptr(),
+            in("x23") result.as_mut_ptr(),
+            out("x24") svl,
+            out("x25") svcr_during,
+            clobber_abi("C"),
+        );
+    }
+    write_sysreg!("cpacr_el1", cpacr);
+    if result[0] != 0 {
+        bail!("VCPU_RUN in streaming mode returned x0 = {:#x}", result[0]);
+    }
+    if svcr_during & 1 == 0 {
+        bail!("the host left VCPU_RUN out of streaming mode (SVCR {svcr_during:#x})");
+    }
+    let len = (2 * svl as usize).min(SVE_STATE_BYTES);
+    // SAFETY: the asm block has finished writing both buffers; `len` is within them.
+    let (b, a) = unsafe {
+        (
+            core::slice::from_raw_parts(before, len),
+            core::slice::from_raw_parts(after, len),
+        )
+    };
+    if let Some(i) = (0..len).find(|&i| a[i] != b[i]) {
+        bail!(
+            "streaming Z{} byte {} was {:#04x} before VCPU_RUN and is {:#04x} after (SVL {svl} bytes)",
+            if i < svl as usize { 0 } else { 31 },
+            i % svl as usize,
+            b[i],
+            a[i]
+        );
+    }
+    Ok(())
+}
