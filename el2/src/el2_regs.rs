@@ -52,6 +52,7 @@ const CNTHCTL_HOST: u64 = 0b11;
 /// Configures this CPU's EL2 for running the host at EL1 under `stage2` (once per CPU
 /// bring-up; a guest run restores only what it changed, see `leave_guest`).
 pub fn configure_for_host(stage2: HostStage2Regs) {
+    crate::spectre::choose_for_this_cpu();
     HCR_EL2.set(host_hcr());
 
     // The host reads its own MIDR/MPIDR through these.

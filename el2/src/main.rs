@@ -37,6 +37,7 @@ mod psci_relay;
 mod record;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod spectre;
 mod sysreg;
 mod tlb;
 

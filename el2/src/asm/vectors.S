@@ -295,6 +295,31 @@ guest_exit_common:
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #0]
     /*
+     * Branch-predictor hardening (spectre.rs) before the first indirect branch EL2 takes
+     * after the guest: nothing, CLRBHB, or the firmware's SMCCC_ARCH_WORKAROUND_1/3 (an
+     * SMCCC 1.1 architecture call preserves x4-x17, so x0/x1 wait in x5/x6).
+     */
+    adrp    x2, GUEST_EXIT_MITIGATION
+    ldr     x2, [x2, :lo12:GUEST_EXIT_MITIGATION]
+    cbz     x2, 3f
+    cmp     x2, #1
+    b.ne    2f
+    hint    #22                         /* CLRBHB */
+    isb
+    b       3f
+2:  mov     x5, x0
+    mov     x6, x1
+    movz    w0, #0x8000, lsl #16
+    cmp     x2, #2
+    mov     w3, #0x8000                 /* SMCCC_ARCH_WORKAROUND_1 = 0x8000_8000 */
+    mov     w4, #0x3fff                 /* SMCCC_ARCH_WORKAROUND_3 = 0x8000_3fff */
+    csel    w3, w3, w4, eq
+    orr     w0, w0, w3
+    smc     #0
+    mov     x0, x5
+    mov     x1, x6
+3:
+    /*
      * The SError window (pKVM's `__guest_exit`): an SError the guest caused may still be
      * pending. Unmasking PSTATE.A here, with the guest's HCR_EL2.AMO still set, takes it
      * now at EL2 (guest_exit_window_serror) rather than later in the host, which must
