@@ -144,6 +144,9 @@ const PMR_OPEN: u64 = 0xff;
 /// already loaded (pKVM's order: every EL1 register of the guest is in place before its
 /// stage 2 is, so no walk can combine the guest's stage 1 with the host's stage 2).
 pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
+    // The guest's EL1 registers take effect before its stage 2 does (pKVM's `isb` after
+    // `__sysreg_restore_state_nvhe` on speculative-AT cores, done here on every core).
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     let f = guest_sysregs::cpu_features();
     let me = cpu::current();
     // The host's PMU counts nothing of the guest, nor of EL2 on its behalf: every counter
