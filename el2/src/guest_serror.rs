@@ -6,6 +6,8 @@
 //! `guest_exit_common` in asm/vectors.S) is made pending for the guest as a virtual SError
 //! and the guest resumes or exits as it would have; the virtual SError stays pending
 //! across runs until the guest takes it (pKVM does the same with `kvm_inject_vabt`). An
+//! A synchronous external abort of the guest's (HCR_EL2.TEA sends it to EL2 on a CPU with
+//! RAS) is given back to it the same way, never turned into an exit for the host. An
 //! SError pending before the guest runs is the host's: `__guest_enter` does not enter the
 //! guest and the run ends with an IRQ exit, after which the host takes it at EL1.
 

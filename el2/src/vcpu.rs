@@ -235,6 +235,10 @@ fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             crate::guest_sysregs::handle(esr, &mut v.gprs.x, target.ipa_bits);
             None
         }
+        EC_DABT_LOW | EC_IABT_LOW if platform::guest_traps::is_synchronous_external_abort(esr) => {
+            guest_serror::inject(&mut v.el1);
+            None
+        }
         EC_DABT_LOW => Some(data_abort(v, esr)),
         EC_IABT_LOW => Some(Exit::MemFault {
             ipa: fault_ipa() & !0xfff,

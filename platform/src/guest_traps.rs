@@ -144,6 +144,16 @@ pub const fn guest_cptr(f: &CpuFeatures) -> u64 {
     v
 }
 
+/// Whether an instruction or data abort syndrome (ESR_EL2, EC 0x20/0x24) is a
+/// synchronous external abort: FSC 0x10 (not on a walk), 0x13-0x17 (on a walk, levels -1
+/// to 3), 0x18 (parity/ECC) or 0x1c-0x1f (parity/ECC on a walk). HCR_EL2.TEA sends those
+/// to EL2; they are the guest's memory system failing, not a fault the host can resolve,
+/// so EL2 gives them back to the guest (as KVM's `kvm_vcpu_abt_issea` and
+/// `kvm_inject_vabt` do).
+pub const fn is_synchronous_external_abort(esr: u64) -> bool {
+    matches!(esr & 0x3f, 0x10 | 0x13..=0x18 | 0x1c..=0x1f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +264,16 @@ mod tests {
         assert_eq!(ICH_HCR_GUEST & 1, 0, "En clear");
         assert_eq!(ICH_HCR_GUEST, 0x1c00);
         assert_eq!(HSTR_GUEST, 0x8000);
+    }
+
+    #[test]
+    fn external_aborts_are_told_from_translation_and_permission_faults() {
+        let dabt = 0x24 << 26;
+        for fsc in [0x10, 0x13, 0x14, 0x17, 0x18, 0x1c, 0x1f] {
+            assert!(is_synchronous_external_abort(dabt | fsc), "{fsc:#x}");
+        }
+        for fsc in [0x04, 0x07, 0x0b, 0x0f, 0x21, 0x11, 0x12] {
+            assert!(!is_synchronous_external_abort(dabt | fsc), "{fsc:#x}");
+        }
     }
 }
