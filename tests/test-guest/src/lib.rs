@@ -105,6 +105,10 @@ pub enum Command {
     /// Writes [`ACTLR_PATTERN`] to ACTLR_EL1 and reads it back as zero (EL2 emulates it
     /// RAZ/WI: the real auxiliary control is the host's); done.
     AuxControl = 0x21,
+    /// Accesses the payload traps and does not emulate (GIC CPU interface, set/way
+    /// maintenance, an IMPLEMENTATION DEFINED register, PMU, LORegions, RAS error records)
+    /// each raise an undefined-instruction exception in the guest; done.
+    TrappedRegisters = 0x22,
 }
 
 /// What [`Command::AuxControl`] writes to ACTLR_EL1.
@@ -112,7 +116,7 @@ pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 7] = [
+    pub const ALL: [Command; 8] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -120,6 +124,7 @@ impl Command {
         Command::CallErrors,
         Command::IdRegisters,
         Command::AuxControl,
+        Command::TrappedRegisters,
     ];
 
     /// The command with x0 value `x0`.
@@ -132,6 +137,7 @@ impl Command {
             5 => Self::CallErrors,
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
+            0x22 => Self::TrappedRegisters,
             _ => return None,
         })
     }

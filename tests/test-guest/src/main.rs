@@ -40,6 +40,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::CallErrors) => commands::call_errors(),
         Some(Command::IdRegisters) => sysregs::id_registers(),
         Some(Command::AuxControl) => sysregs::aux_control(),
+        Some(Command::TrappedRegisters) => sysregs::trapped_registers(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

@@ -163,3 +163,51 @@ pub fn aux_control() -> Checked {
         "ACTLR_EL1 does not read as zero after a write",
     )
 }
+
+core::arch::global_asm!(include_str!("undef_probe.S"));
+
+unsafe extern "C" {
+    fn guest_probe_icc_pmr() -> u64;
+    fn guest_probe_icc_iar1() -> u64;
+    fn guest_probe_dc_cisw() -> u64;
+    fn guest_probe_impdef() -> u64;
+    fn guest_probe_pmcr() -> u64;
+    fn guest_probe_lorc() -> u64;
+    fn guest_probe_erridr() -> u64;
+}
+
+/// ESR_ELx.EC of an undefined-instruction exception (what the payload injects).
+const EC_UNKNOWN: u64 = 0x00;
+
+/// Command::TrappedRegisters: every access below is one the payload traps and does not
+/// emulate, so each must raise an undefined-instruction exception in the guest.
+pub fn trapped_registers() -> Checked {
+    let probes: [(unsafe extern "C" fn() -> u64, &'static str); 7] = [
+        (
+            guest_probe_icc_pmr,
+            "ICC_PMR_EL1 (GIC, ICH_HCR_EL2.TC) did not UNDEF",
+        ),
+        (
+            guest_probe_icc_iar1,
+            "ICC_IAR1_EL1 (GIC, ICH_HCR_EL2.TALL1) did not UNDEF",
+        ),
+        (guest_probe_dc_cisw, "DC CISW (HCR_EL2.TSW) did not UNDEF"),
+        (
+            guest_probe_impdef,
+            "an IMPLEMENTATION DEFINED register (HCR_EL2.TIDCP) did not UNDEF",
+        ),
+        (guest_probe_pmcr, "PMCR_EL0 (MDCR_EL2.TPMCR) did not UNDEF"),
+        (guest_probe_lorc, "LORC_EL1 (HCR_EL2.TLOR) did not UNDEF"),
+        (
+            guest_probe_erridr,
+            "ERRIDR_EL1 (HCR_EL2.TERR) did not UNDEF",
+        ),
+    ];
+    for (check, (probe, what)) in (1u16..).zip(probes) {
+        // SAFETY: the probe installs its own vectors for the one access, steps over the
+        // access if it faults, and puts VBAR_EL1 back; it touches x9-x12 only.
+        let esr = unsafe { probe() };
+        ensure(esr != u64::MAX && esr >> 26 == EC_UNKNOWN, check, esr, what)?;
+    }
+    Ok(())
+}

@@ -68,6 +68,10 @@ pub const ALL: &[Test] = &[
         run: world_switch::guest_sees_no_sve_or_pmu_in_its_id_registers,
     },
     Test {
+        name: "guest_access_to_trapped_registers_is_undefined",
+        run: world_switch::guest_access_to_trapped_registers_is_undefined,
+    },
+    Test {
         name: "guest_write_to_actlr_el1_does_not_reach_the_host",
         run: world_switch::guest_write_to_actlr_el1_does_not_reach_the_host,
     },

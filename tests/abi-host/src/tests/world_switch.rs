@@ -40,6 +40,16 @@ pub fn guest_sees_no_sve_or_pmu_in_its_id_registers(ctx: &mut Ctx) -> TestResult
     Ok(())
 }
 
+/// The guest's accesses to registers the payload traps and does not emulate (the GIC CPU
+/// interface, whose virtual state in ICH_VMCR_EL2 would otherwise pass from guest to
+/// guest; set/way maintenance; IMPLEMENTATION DEFINED registers; PMU; LORegions; RAS
+/// error records) each raise an undefined-instruction exception in the guest.
+pub fn guest_access_to_trapped_registers_is_undefined(ctx: &mut Ctx) -> TestResult {
+    let mut guest = ctx.guest(Command::TrappedRegisters, 1)?;
+    guest.expect_done(0, 0)?;
+    Ok(())
+}
+
 /// The guest writes ACTLR_EL1 and reads zero back; the host's ACTLR_EL1 is what it was.
 pub fn guest_write_to_actlr_el1_does_not_reach_the_host(ctx: &mut Ctx) -> TestResult {
     let before = read_sysreg!("actlr_el1");
