@@ -53,7 +53,8 @@ const CNTHCTL_HOST: u64 = 0b11;
 /// bring-up; a guest run restores only what it changed, see `leave_guest`).
 pub fn configure_for_host(stage2: HostStage2Regs) {
     crate::spectre::choose_for_this_cpu();
-    HCR_EL2.set(host_hcr());
+    // Read (and logged) once, here on the boot CPU, before any trap needs it.
+    guest_sysregs::cpu_features();
 
     // The host reads its own MIDR/MPIDR through these.
     // SAFETY: VPIDR_EL2 only changes what EL1 reads as MIDR_EL1.
@@ -113,6 +114,9 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
             options(nostack, preserves_flags)
         )
     };
+    // Stage 2 on (HCR_EL2.VM) last, once nothing stale can be used under it.
+    HCR_EL2.set(host_hcr());
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// Fine-grained traps off. Most bits trap when set; nTPIDR2_EL0 and nSMPRI_EL1 (bits 55

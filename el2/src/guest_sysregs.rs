@@ -28,13 +28,31 @@ static FEATURES: Once<CpuFeatures> = Once::new();
 /// as it already does for the stage-2 configuration).
 pub fn cpu_features() -> &'static CpuFeatures {
     FEATURES.call_once(|| {
-        CpuFeatures::decode(&IdRegs {
+        let f = CpuFeatures::decode(&IdRegs {
             pfr0: ID_AA64PFR0_EL1.get(),
             pfr1: ID_AA64PFR1_EL1.get(),
             dfr0: ID_AA64DFR0_EL1.get(),
             mmfr1: ID_AA64MMFR1_EL1.get(),
             mmfr2: id_aa64mmfr2_el1(),
-        })
+        });
+        log::info!(
+            "CPU features the guest traps follow: SVE {}, SME {}, PMUv3 {} (v3p1 {}, v3p5 {}), SPE {}, trace {} (filter {}), AMU {}, RAS {}, LOR {}, GICv3 system registers {}, S2FWB {} (not used), pointer auth {}",
+            f.sve,
+            f.sme,
+            f.pmu,
+            f.pmu_v3p1,
+            f.pmu_v3p5,
+            f.spe,
+            f.trace_sysregs,
+            f.trace_filter,
+            f.amu,
+            f.ras,
+            f.lor,
+            f.gic_sysregs,
+            f.fwb,
+            has_pointer_auth()
+        );
+        f
     })
 }
 
