@@ -20,3 +20,26 @@ pub fn clean_to_poc(start: usize, len: usize) {
     // SAFETY: a barrier has no other effect.
     unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
 }
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency.
+///
+/// Every page that enters a guest goes through this (VM_DONATE): the host may have left
+/// dirty lines for it (written through its cacheable mapping, or on purpose), and a guest
+/// that runs with its MMU off (Device/Non-cacheable accesses) reads DRAM, not the caches,
+/// so a dirty line evicted later would overwrite what the guest wrote or read. pKVM does
+/// the same where the CPU has no FEAT_S2FWB; this payload does it on every CPU (its
+/// stage-2 attributes are not FWB encodings, see `platform::guest_traps::guest_hcr`).
+pub fn clean_invalidate_to_poc(start: usize, len: usize) {
+    let line = dcache_line_size();
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: DC CIVAC writes back and drops a cache line; EL2 maps all RAM and the
+        // range is RAM the ownership record just handed to a guest.
+        unsafe {
+            core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack, preserves_flags))
+        };
+        addr += line;
+    }
+    // SAFETY: a barrier has no other effect.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}

@@ -5,8 +5,10 @@
 //! guest sees nothing of the host and the host nothing of the guest (beyond what the guest
 //! puts into an exit). Not switched: SVE/SME state beyond the 128-bit V registers (the
 //! payload gives guests no SVE: CPTR_EL2.TZ/TSM trap it, see `vcpu`), debug and PMU
-//! registers (trapped for guests through MDCR_EL2), and registers of features the payload
-//! does not advertise to guests.
+//! registers (trapped for guests through MDCR_EL2), ACTLR_EL1 (trapped, HCR_EL2.TACR, and
+//! emulated as zero by `guest_sysregs`), and registers of features the payload does not
+//! advertise to guests (their ID registers are sanitised, `guest_sysregs`). The host's own
+//! SVE registers beyond the V registers are kept by `host_sve`.
 
 use core::arch::asm;
 
@@ -165,11 +167,9 @@ pub struct El1State {
     pub sys: SysRegs,
     pub pauth: PauthKeys,
     pub fp: FpRegs,
-}
-
-fn has_pointer_auth() -> bool {
-    use aarch64_cpu::registers::{ID_AA64ISAR1_EL1, Readable};
-    ID_AA64ISAR1_EL1.get() & 0xff_0000_0ff0 != 0
+    /// A guest's virtual SError is pending (HCR_EL2.VSE, see `guest_serror`); always
+    /// false for the host.
+    pub virtual_serror: bool,
 }
 
 impl El1State {
@@ -178,12 +178,13 @@ impl El1State {
             sys: SysRegs::zeroed(),
             pauth: PauthKeys::zeroed(),
             fp: FpRegs::zeroed(),
+            virtual_serror: false,
         }
     }
 
     pub fn save(&mut self) {
         self.sys = SysRegs::save();
-        if has_pointer_auth() {
+        if crate::guest_sysregs::has_pointer_auth() {
             self.pauth = PauthKeys::save();
         }
         self.fp.save();
@@ -191,7 +192,7 @@ impl El1State {
 
     pub fn load(&self) {
         self.sys.load();
-        if has_pointer_auth() {
+        if crate::guest_sysregs::has_pointer_auth() {
             self.pauth.load();
         }
         self.fp.load();

@@ -2,16 +2,19 @@
 //! Linux's own `init_el2_state` does when it is booted at EL2 (so that the host, now at
 //! EL1, finds the same machine) plus the controls EL2 keeps for itself.
 
-use crate::sysreg;
+use crate::layout::MAX_CPUS;
+use crate::{cpu, guest_sysregs, sysreg};
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64ISAR1_EL1,
-    ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, MIDR_EL1,
-    MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
+    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64MMFR0_EL1,
+    ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, MIDR_EL1, MPIDR_EL1, Readable,
+    SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
 };
+use core::sync::atomic::{AtomicU64, Ordering};
+use platform::guest_traps;
 
 /// CPTR_EL2 (nVHE) with no trap enabled: TCPAC, TAM, TTA, TSM, TFP and TZ clear; bits 13,
 /// 9 and 7:0 are RES1.
-pub const CPTR_EL2_NO_TRAPS: u64 = 0x22ff;
+pub const CPTR_EL2_NO_TRAPS: u64 = guest_traps::cptr::NO_TRAPS;
 
 /// HCR_EL2 for the host: stage-2 on (VM), EL1 is AArch64 (RW), SMC traps to EL2 (TSC,
 /// for the PSCI relay). IMO/FMO/AMO stay clear: the host keeps the GIC and its interrupts.
@@ -29,14 +32,9 @@ pub struct HostStage2Regs {
     pub vttbr: u64,
 }
 
-fn has_pointer_auth() -> bool {
-    // APA, API, GPA, GPI fields of ID_AA64ISAR1_EL1 (any non-zero means implemented).
-    ID_AA64ISAR1_EL1.get() & 0xff_0000_0ff0 != 0
-}
-
 /// HCR_EL2 for the host on this CPU.
 fn host_hcr() -> u64 {
-    if has_pointer_auth() {
+    if guest_sysregs::has_pointer_auth() {
         HCR_HOST | HCR_PTRAUTH
     } else {
         HCR_HOST
@@ -54,7 +52,9 @@ const CNTHCTL_HOST: u64 = 0b11;
 /// Configures this CPU's EL2 for running the host at EL1 under `stage2` (once per CPU
 /// bring-up; a guest run restores only what it changed, see `leave_guest`).
 pub fn configure_for_host(stage2: HostStage2Regs) {
-    HCR_EL2.set(host_hcr());
+    crate::spectre::choose_for_this_cpu();
+    // Read (and logged) once, here on the boot CPU, before any trap needs it.
+    guest_sysregs::cpu_features();
 
     // The host reads its own MIDR/MPIDR through these.
     // SAFETY: VPIDR_EL2 only changes what EL1 reads as MIDR_EL1.
@@ -101,6 +101,21 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
     SCTLR_EL1.set(SCTLR_EL1_BOOT);
+    // Whatever ran at EL1 before the payload (firmware, a loader, or this CPU before a
+    // power-down) may have left EL1&0 TLB entries, with and without stage 2: none of them
+    // may be used under the host's stage 2 (pKVM: `tlbi vmalls12e1; dsb nsh; isb` in
+    // `__pkvm_prot_finalize`). `alle1` covers every VMID; this CPU only.
+    // SAFETY: TLB invalidation and barriers have no effect on memory.
+    unsafe {
+        core::arch::asm!(
+            "tlbi alle1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+    // Stage 2 on (HCR_EL2.VM) last, once nothing stale can be used under it.
+    HCR_EL2.set(host_hcr());
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -116,46 +131,86 @@ fn clear_fine_grained_traps(has_sme: bool) {
     HDFGWTR_EL2.set(0);
 }
 
-/// HCR_EL2 for a protected guest: stage-2 on, EL1 AArch64, SMC traps, and every physical
-/// interrupt (IRQ, FIQ, SError) goes to EL2 so that the host gets its CPU back (an IRQ
-/// exit); FB and BSU=inner-shareable make the guest's TLB maintenance and barriers reach
-/// every CPU it may later run on; SWIO turns set/way invalidation into clean+invalidate.
-const HCR_GUEST: u64 = HCR_HOST | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 9) | (1 << 10);
-/// MDCR_EL2 for a guest: PMU (TPM, TPMCR) and debug (TDA, TDOSA, TDRA) accesses trap, so a
-/// guest neither reads the host's counters nor its breakpoints.
-const MDCR_GUEST_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
-
 unsafe extern "C" {
     static guest_vectors: u8;
 }
 
+/// What the host had in the registers a guest run borrows (per CPU, see `enter_guest`).
+static HOST_PMCNTEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static HOST_PMR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static HOST_TRFCR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// ICC_PMR_EL1 with every priority unmasked.
+const PMR_OPEN: u64 = 0xff;
+
 /// Loads this CPU's EL2 state for running a guest vCPU with stage-2 `vttbr`/`vtcr`.
-/// Changes exactly the registers `leave_guest` puts back.
+/// Changes exactly the registers `leave_guest` puts back. The guest's EL1 registers are
+/// already loaded (pKVM's order: every EL1 register of the guest is in place before its
+/// stage 2 is, so no walk can combine the guest's stage 1 with the host's stage 2).
 pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
-    let hcr = host_hcr() | HCR_GUEST;
-    let mut cptr = CPTR_EL2_NO_TRAPS;
-    if ID_AA64PFR0_EL1.get() >> 32 & 0xf != 0 {
-        cptr |= 1 << 8; // TZ: no SVE for guests (its state is not switched)
+    // The guest's EL1 registers take effect before its stage 2 does (pKVM's `isb` after
+    // `__sysreg_restore_state_nvhe` on speculative-AT cores, done here on every core).
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let f = guest_sysregs::cpu_features();
+    let me = cpu::current();
+    // The host's PMU counts nothing of the guest, nor of EL2 on its behalf: every counter
+    // the host enabled stops for the run (MDCR_EL2.HPMD/HCCD below do the same for EL2
+    // where the PMU has them; stopping covers EL1 and EL0 too, and older PMUs).
+    if f.pmu {
+        let enabled = sysreg::pmcntenset_el0();
+        HOST_PMCNTEN[me].store(enabled, Ordering::Relaxed);
+        // SAFETY: stops the host's counters; `leave_guest` starts the same ones again.
+        unsafe { sysreg::set_pmcntenclr_el0(enabled) };
     }
-    if ID_AA64PFR1_EL1.get() >> 24 & 0xf != 0 {
-        cptr |= 1 << 12; // TSM: no SME for guests
+    // Host self-hosted trace never sees the guest: trace at EL1/EL0 is prohibited for the
+    // run (TRFCR_EL1 = 0), then `tsb csync` drains what was traced before (pKVM's
+    // `__debug_save_trace`).
+    if f.trace_filter {
+        HOST_TRFCR[me].store(sysreg::trfcr_el1(), Ordering::Relaxed);
+        // SAFETY: only prohibits tracing at EL1/EL0 until `leave_guest` restores it.
+        unsafe { sysreg::set_trfcr_el1(0) };
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        // SAFETY: TSB CSYNC (hint #18, FEAT_TRF) only orders trace operations.
+        unsafe { core::arch::asm!("hint #18", options(nostack, preserves_flags)) };
     }
+    // A host that masks its IRQs by priority (a pseudo-NMI Linux calls VCPU_RUN with
+    // ICC_PMR_EL1 at its "IRQs off" value) must still get its CPU back when an interrupt
+    // arrives: the mask is opened for the run (interrupts go to EL2, HCR_EL2.IMO) and put
+    // back on exit, so the interrupt is then pending for the host as usual. The guest's
+    // own GIC register accesses trap (ICH_HCR_GUEST), so ICH_VMCR_EL2 is never used.
+    if f.gic_sysregs {
+        HOST_PMR[me].store(sysreg::icc_pmr_el1(), Ordering::Relaxed);
+        // SAFETY: EL2 runs with PSTATE.I masked; opening the mask only lets interrupts
+        // end the guest run. `dsb sy` makes the CPU interface see the new mask before the
+        // guest runs (Linux's `pmr_sync`).
+        unsafe {
+            sysreg::set_icc_pmr_el1(PMR_OPEN);
+            core::arch::asm!("dsb sy", options(nostack, preserves_flags));
+        }
+        ICH_HCR_EL2.set(guest_traps::ICH_HCR_GUEST);
+    }
+
     // SAFETY: only the address of the guest vector table is taken.
     let vectors = unsafe { &guest_vectors as *const u8 as u64 };
-    HCR_EL2.set(hcr);
+    HCR_EL2.set(guest_traps::guest_hcr(host_hcr(), f));
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);
-    MDCR_EL2.set(MDCR_GUEST_TRAPS | pmu_counters());
+    MDCR_EL2.set(guest_traps::guest_mdcr(pmu_counters(), f));
     CNTHCTL_EL2.set(0b01); // the counter is readable, the physical timer is not
-    aarch64_cpu::registers::CPTR_EL2.set(cptr);
+    aarch64_cpu::registers::CPTR_EL2.set(guest_traps::guest_cptr(f));
+    // SAFETY: traps the guest's AArch32 EL0 IMPLEMENTATION DEFINED CP15 c15 accesses.
+    unsafe { sysreg::set_hstr_el2(guest_traps::HSTR_GUEST) };
     aarch64_cpu::registers::VBAR_EL2.set(vectors);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// Puts back the host's values of exactly the registers `enter_guest` changed. Nothing
-/// else: the host's EL1 registers (SCTLR_EL1 among them) are already its own again.
+/// else: the host's EL1 registers are put back after this, once the host's stage 2 is in
+/// place again (the reverse of `enter_guest`'s order).
 pub fn leave_guest(stage2: HostStage2Regs) {
+    let f = guest_sysregs::cpu_features();
+    let me = cpu::current();
     HCR_EL2.set(host_hcr());
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
@@ -163,5 +218,21 @@ pub fn leave_guest(stage2: HostStage2Regs) {
     MDCR_EL2.set(pmu_counters());
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
+    // SAFETY: as in `configure_for_host`.
+    unsafe { sysreg::set_hstr_el2(0) };
+    if f.gic_sysregs {
+        ICH_HCR_EL2.set(0);
+        // SAFETY: the host's own priority mask, saved by `enter_guest` on this CPU.
+        unsafe { sysreg::set_icc_pmr_el1(HOST_PMR[me].load(Ordering::Relaxed)) };
+    }
+    if f.trace_filter {
+        // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
+        unsafe { sysreg::set_trfcr_el1(HOST_TRFCR[me].load(Ordering::Relaxed)) };
+    }
     crate::host_entry::install_vectors();
+    if f.pmu {
+        // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so
+        // that they count as little of EL2's work for the guest as possible.
+        unsafe { sysreg::set_pmcntenset_el0(HOST_PMCNTEN[me].load(Ordering::Relaxed)) };
+    }
 }

@@ -88,12 +88,15 @@ pub fn smccc_call(frame: &TrapFrame) -> Option<[u64; 4]> {
         SMCCC_ARCH_FEATURES => {
             let queried = frame.x[1] as u32;
             let supported = matches!(queried, SMCCC_VERSION | SMCCC_ARCH_FEATURES);
-            Some([if supported { 0 } else { NOT_SUPPORTED }, 0, 0, 0])
+            let answer = crate::firmware_smccc::workaround_features(queried)
+                .unwrap_or(if supported { 0 } else { NOT_SUPPORTED });
+            Some([answer, 0, 0, 0])
         }
         hvc_abi::VENDOR_HYP_CALL_UID => {
             let uid = hvc_abi::VENDOR_HYP_UID_REGS;
             Some([uid[0].into(), uid[1].into(), uid[2].into(), uid[3].into()])
         }
-        _ => None,
+        // The Spectre workarounds: the firmware's to answer and perform.
+        _ => crate::firmware_smccc::workaround_call(function, frame.x[1]),
     }
 }

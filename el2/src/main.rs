@@ -23,11 +23,15 @@ mod cpu;
 mod el1_state;
 mod el2_regs;
 mod fatal;
+mod firmware_smccc;
+mod guest_serror;
+mod guest_sysregs;
 mod heap;
 mod host_abort;
 mod host_entry;
 mod host_gicr;
 mod host_hvc;
+mod host_sve;
 mod host_timer;
 mod layout;
 mod mmu;
@@ -35,6 +39,7 @@ mod psci_relay;
 mod record;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod spectre;
 mod sysreg;
 mod tlb;
 
@@ -52,6 +57,7 @@ global_asm!(
 );
 
 global_asm!(include_str!("asm/fpsimd.S"));
+global_asm!(include_str!("asm/sve.S"));
 
 global_asm!(
     include_str!("asm/vectors.S"),

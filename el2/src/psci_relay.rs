@@ -31,6 +31,11 @@ pub fn init(conduit: Conduit) {
     FIRMWARE.call_once(|| conduit);
 }
 
+/// How EL2 reaches the firmware (SMC unless the DTB said HVC).
+pub fn firmware_conduit() -> Conduit {
+    *FIRMWARE.get().unwrap_or(&Conduit::Smc)
+}
+
 fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
     let mut regs = [0u64; 18];
     regs[0] = function.into();

@@ -51,3 +51,16 @@ sysreg_ro!(ctr_el0, "ctr_el0");
 sysreg_ro!(dczid_el0, "dczid_el0");
 sysreg_rw!(cnthp_ctl_el2, set_cnthp_ctl_el2, "cnthp_ctl_el2");
 sysreg_rw!(cnthp_cval_el2, set_cnthp_cval_el2, "cnthp_cval_el2");
+// ID registers aarch64-cpu does not model, by encoding.
+sysreg_ro!(id_aa64isar2_el1, "s3_0_c0_c6_2");
+sysreg_ro!(id_aa64mmfr2_el1, "s3_0_c0_c7_2");
+// The physical GICv3 priority mask (at EL2, ICC_PMR_EL1 is always the physical one) and
+// the virtual CPU interface's trap controls.
+sysreg_rw!(icc_pmr_el1, set_icc_pmr_el1, "s3_0_c4_c6_0");
+// PMU counter enables.
+sysreg_rw!(pmcntenset_el0, set_pmcntenset_el0, "pmcntenset_el0");
+sysreg_rw!(pmcntenclr_el0, set_pmcntenclr_el0, "pmcntenclr_el0");
+// FEAT_TRF's trace filter control for EL1&0.
+sysreg_rw!(trfcr_el1, set_trfcr_el1, "s3_0_c1_c2_1");
+// SME's SVCR (streaming mode and ZA enables).
+sysreg_ro!(svcr, "s3_3_c4_c2_2");

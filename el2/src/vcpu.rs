@@ -10,7 +10,7 @@ use crate::el1_state::El1State;
 use crate::layout::MAX_CPUS;
 use crate::tlb::{Sanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
-use crate::{cpu, el2_regs, host_abort, record};
+use crate::{cpu, el2_regs, guest_serror, host_abort, record};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
 use hvc_abi::limits::check_ipa_range;
 use hvc_abi::{AccessSize, Error, Exit, GuestCall, GuestRoute, MmioAccess, Version};
@@ -113,10 +113,14 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     // Where the host's VCPU_RUN returns to: ELR_EL2/SPSR_EL2 now hold the host's HVC return
     // state, and every guest exit overwrites them.
     let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());
+    // First: the host's full SVE state (and out of streaming mode), before any V register
+    // is touched.
+    crate::host_sve::save_host();
     host.save();
     let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
     v.el1.load();
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
+    guest_serror::resume(&v.el1);
     ELR_EL2.set(v.pc);
     SPSR_EL2.set(v.pstate);
 
@@ -124,10 +128,16 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
-        let outcome = if kind == EXIT_SYNC {
-            handle_sync(v, target, vm)
-        } else {
-            Some(Exit::Irq)
+        if kind & guest_serror::EXIT_WITH_SERROR != 0 {
+            guest_serror::inject(&mut v.el1);
+        }
+        let outcome = match kind & !guest_serror::EXIT_WITH_SERROR {
+            EXIT_SYNC => handle_sync(v, target, vm),
+            guest_serror::EXIT_SERROR => {
+                guest_serror::inject(&mut v.el1);
+                None
+            }
+            _ => Some(Exit::Irq),
         };
         if let Some(exit) = outcome {
             break exit;
@@ -137,13 +147,17 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     v.pc = ELR_EL2.get();
     v.pstate = SPSR_EL2.get();
     v.el1.save();
+    guest_serror::save(&mut v.el1);
     if let Some(armed) = host_timer {
         crate::host_timer::disarm(armed);
     }
+    // The host's stage 2 and traps before its EL1 registers (pKVM's order in
+    // `__kvm_vcpu_run`), so no walk combines the host's stage 1 with the guest's stage 2.
+    el2_regs::leave_guest(host_stage2);
     host.load();
+    crate::host_sve::restore_host();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
-    el2_regs::leave_guest(host_stage2);
     activate_stage2(vm, false);
     exit
 }
@@ -202,6 +216,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
 
 const EC_HVC64: u64 = 0x16;
 const EC_SMC64: u64 = 0x17;
+const EC_SYSREG: u64 = 0x18;
 const EC_IABT_LOW: u64 = 0x20;
 const EC_DABT_LOW: u64 = 0x24;
 
@@ -214,6 +229,14 @@ fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             // No secure services for guests: SMCCC NOT_SUPPORTED, step over the SMC.
             v.gprs.x[0] = Error::NotSupported.as_x0();
             ELR_EL2.set(ELR_EL2.get() + 4);
+            None
+        }
+        EC_SYSREG => {
+            crate::guest_sysregs::handle(esr, &mut v.gprs.x, target.ipa_bits);
+            None
+        }
+        EC_DABT_LOW | EC_IABT_LOW if platform::guest_traps::is_synchronous_external_abort(esr) => {
+            guest_serror::inject(&mut v.el1);
             None
         }
         EC_DABT_LOW => Some(data_abort(v, esr)),

@@ -179,6 +179,10 @@ pub fn host_give_guest(
     } else {
         record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
     };
+    if !lend && result.is_ok() {
+        // The host has lost the pages: no line of theirs may outlive the donation.
+        crate::cache::clean_invalidate_to_poc(pfn << 12, nr << 12);
+    }
     result.map_err(|e| match e {
         OwnershipError::Range => Error::Denied,
         other => ipa_error(other),

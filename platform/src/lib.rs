@@ -7,6 +7,8 @@
 //! - [`psci`]: SMC/HVC conduit to PSCI firmware.
 //! - [`gicr_rd`]: what the host may do with a GICv3 redistributor's RD_base frame (EL2
 //!   emulates it), and how a trapped access is decoded.
+//! - [`id_regs`], [`guest_traps`]: the CPU's feature fields, the sanitised ID registers a
+//!   guest reads, and the trap controls a guest runs under.
 //!
 //! The device-tree parts are plain logic and are tested on the development machine against
 //! DTBs dumped from QEMU (`tests/data/`).
@@ -21,7 +23,9 @@ pub mod fdt_discovery;
 mod fdt_tree;
 pub mod fixed_list;
 pub mod gicr_rd;
+pub mod guest_traps;
 pub mod host_dtb;
+pub mod id_regs;
 pub mod psci;
 
 pub use fdt_check::FdtFormatError;

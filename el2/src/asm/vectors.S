@@ -77,6 +77,10 @@
 
 .macro fatal_vector kind
 .balign 0x80
+    fatal_body \kind
+.endm
+
+.macro fatal_body kind
     /*
      * TPIDR_EL2 is a scratch register here: nothing else at EL2 uses it, and this path
      * never returns.
@@ -232,11 +236,23 @@ fatal_common:
  * loads the guest's x0-x30 from `regs` (offsets 0..248) and ERETs (ELR_EL2, SPSR_EL2 and
  * every system register are already the guest's). The guest's next exception lands in
  * `guest_vectors`, which saves x0-x30 back into `regs` and returns from `__guest_enter`
- * with the exit kind: 0 = synchronous, 1 = IRQ, 2 = FIQ, 3 = SError.
+ * with the exit kind: 0 = synchronous, 1 = IRQ, 2 = FIQ, 3 = SError, plus 4 if an SError
+ * of the guest's was taken on the way out. An SError pending before the guest runs makes
+ * `__guest_enter` return 1 (IRQ) without entering it.
  */
 .global __guest_enter
 __guest_enter:
-    stp     x29, x30, [sp, #-96]!
+    /*
+     * An SError pending now is the host's (it was raised before the guest ran): with the
+     * guest's HCR_EL2.AMO it would be taken as soon as the guest runs and blamed on the
+     * guest. Return an IRQ exit instead; once the host's HCR_EL2 is back the SError is
+     * the host's to take at EL1. (ISR_EL1 at EL2 shows physical interrupts.)
+     */
+    mrs     x1, isr_el1
+    tbz     x1, #8, 1f
+    mov     x0, #1
+    ret
+1:  stp     x29, x30, [sp, #-96]!
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
     stp     x23, x24, [sp, #48]
@@ -273,6 +289,23 @@ __guest_enter:
     b       guest_exit_common
 .endm
 
+/*
+ * An SError taken at EL2 while the guest's HCR_EL2 is loaded. Inside the exit path's
+ * window (below) it is one the guest caused, still in flight when the guest left: bit 2
+ * of the exit kind (x1) says so and the exit goes on. Anywhere else it is fatal.
+ */
+.macro guest_exit_window_serror
+.balign 0x80
+    mrs     x5, elr_el2
+    adr     x6, guest_exit_window_start
+    cmp     x5, x6
+    adr     x6, guest_exit_window_end
+    ccmp    x5, x6, #4, ne
+    b.ne    guest_serror_fatal
+    orr     x1, x1, #4
+    eret
+.endm
+
 .balign 0x800
 .global guest_vectors
 guest_vectors:
@@ -283,7 +316,7 @@ guest_vectors:
     fatal_vector 4
     fatal_vector 5
     fatal_vector 6
-    fatal_vector 7
+    guest_exit_window_serror
     guest_exit 0
     guest_exit 1
     guest_exit 2
@@ -292,6 +325,10 @@ guest_vectors:
     guest_exit 1
     guest_exit 2
     guest_exit 3
+
+
+guest_serror_fatal:
+    fatal_body 7
 
 guest_exit_common:
     stp     x2, x3, [x0, #16]
@@ -311,6 +348,50 @@ guest_exit_common:
     str     x30, [x0, #240]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #0]
+    /*
+     * Branch-predictor hardening (spectre.rs) before the first indirect branch EL2 takes
+     * after the guest: nothing, CLRBHB, or the firmware's SMCCC_ARCH_WORKAROUND_1/3 (an
+     * SMCCC 1.1 architecture call preserves x4-x17, so x0/x1 wait in x5/x6).
+     */
+    adrp    x2, GUEST_EXIT_MITIGATION
+    ldr     x2, [x2, :lo12:GUEST_EXIT_MITIGATION]
+    cbz     x2, 3f
+    cmp     x2, #1
+    b.ne    2f
+    hint    #22                         /* CLRBHB */
+    isb
+    b       3f
+2:  mov     x5, x0
+    mov     x6, x1
+    movz    w0, #0x8000, lsl #16
+    cmp     x2, #2
+    mov     w3, #0x8000                 /* SMCCC_ARCH_WORKAROUND_1 = 0x8000_8000 */
+    mov     w4, #0x3fff                 /* SMCCC_ARCH_WORKAROUND_3 = 0x8000_3fff */
+    csel    w3, w3, w4, eq
+    orr     w0, w0, w3
+    smc     #0
+    mov     x0, x5
+    mov     x1, x6
+3:
+    /*
+     * The SError window (pKVM's `__guest_exit`): an SError the guest caused may still be
+     * pending. Unmasking PSTATE.A here, with the guest's HCR_EL2.AMO still set, takes it
+     * now at EL2 (guest_exit_window_serror) rather than later in the host, which must
+     * never receive it as its own. The exception would overwrite ELR/SPSR/ESR_EL2, which
+     * still describe the guest's exit: keep them in x2-x4.
+     */
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    mrs     x4, esr_el2
+    dsb     sy
+    msr     daifclr, #4
+guest_exit_window_start:
+    isb
+guest_exit_window_end:
+    msr     daifset, #4
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    msr     esr_el2, x4
     ldr     x2, [x0, #248]
     mov     sp, x2
     mov     x0, x1

@@ -98,16 +98,33 @@ pub enum Command {
     /// Guest calls with bad arguments return the errors of docs/abi.md's tables (no
     /// exits); done.
     CallErrors = 5,
+    /// The ID registers show none of what the payload does not give guests: no SVE, SME,
+    /// PMU, SPE, trace, MTE, RAS, AMU, GIC system registers, EL2 or EL3; an IPA size of
+    /// [`IPA_BITS`] at most; done. (Numbered apart from the ABI's commands.)
+    IdRegisters = 0x20,
+    /// Writes [`ACTLR_PATTERN`] to ACTLR_EL1 and reads it back as zero (EL2 emulates it
+    /// RAZ/WI: the real auxiliary control is the host's); done.
+    AuxControl = 0x21,
+    /// Accesses the payload traps and does not emulate (GIC CPU interface, set/way
+    /// maintenance, an IMPLEMENTATION DEFINED register, PMU, LORegions, RAS error records)
+    /// each raise an undefined-instruction exception in the guest; done.
+    TrappedRegisters = 0x22,
 }
+
+/// What [`Command::AuxControl`] writes to ACTLR_EL1.
+pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 8] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
         Command::Spin,
         Command::CallErrors,
+        Command::IdRegisters,
+        Command::AuxControl,
+        Command::TrappedRegisters,
     ];
 
     /// The command with x0 value `x0`.
@@ -118,6 +135,9 @@ impl Command {
             3 => Self::Relinquish,
             4 => Self::Spin,
             5 => Self::CallErrors,
+            0x20 => Self::IdRegisters,
+            0x21 => Self::AuxControl,
+            0x22 => Self::TrappedRegisters,
             _ => return None,
         })
     }

@@ -21,6 +21,7 @@ mod exception;
 mod hvc;
 mod memory;
 mod mmio;
+mod sysregs;
 
 use commands::Failure;
 use core::panic::PanicInfo;
@@ -37,6 +38,9 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::Relinquish) => commands::relinquish(),
         Some(Command::Spin) => commands::spin(),
         Some(Command::CallErrors) => commands::call_errors(),
+        Some(Command::IdRegisters) => sysregs::id_registers(),
+        Some(Command::AuxControl) => sysregs::aux_control(),
+        Some(Command::TrappedRegisters) => sysregs::trapped_registers(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

@@ -160,6 +160,56 @@ pub fn host_virtual_timer_deadline_ends_a_guest_run(ctx: &mut Ctx) -> TestResult
     result
 }
 
+/// ICC_PMR_EL1 of a pseudo-NMI Linux host with IRQs "off" (GIC_PRIO_IRQOFF): priority
+/// 0x80 interrupts are masked, NMIs (higher priority) are not.
+const PMR_IRQS_OFF: u64 = 0x60;
+
+/// A host that masks IRQs by priority (as a pseudo-NMI Linux does around VCPU_RUN) still
+/// gets its CPU back when one arrives during a guest run: the payload opens the mask for
+/// the run, and gives the host its own mask back.
+pub fn host_priority_mask_does_not_keep_an_irq_from_ending_a_guest_run(
+    ctx: &mut Ctx,
+) -> TestResult {
+    let rd = enable_ppi(ctx, TIMER_PPI)?;
+    let result = run_with_priority_mask(ctx);
+    set_timer(false, 0);
+    disable_ppi(rd, TIMER_PPI);
+    result
+}
+
+fn set_pmr(value: u64) {
+    // SAFETY: the host's own GICv3 priority mask; IRQs stay masked in PSTATE.
+    unsafe { core::arch::asm!("msr icc_pmr_el1, {}", "isb", in(reg) value) };
+}
+
+fn pmr() -> u64 {
+    let value: u64;
+    // SAFETY: reading the priority mask has no side effect.
+    unsafe { core::arch::asm!("mrs {}, icc_pmr_el1", out(reg) value) };
+    value
+}
+
+fn run_with_priority_mask(ctx: &mut Ctx) -> TestResult {
+    let guest = ctx.guest(Command::Spin, 1)?;
+    let handle = guest.vm().handle();
+    set_pmr(PMR_IRQS_OFF);
+    // Due in a few microseconds, long before the spinning guest's first tick.
+    set_timer(true, 100);
+    let exit = host_calls::vcpu_run(handle, 0, 0);
+    let mask_after = pmr();
+    set_pmr(0xff);
+    match exit? {
+        Exit::Irq => {}
+        other => bail!(
+            "with ICC_PMR_EL1 = {PMR_IRQS_OFF:#x} a pending interrupt did not end the run: got {other:?}"
+        ),
+    }
+    if mask_after != PMR_IRQS_OFF {
+        bail!("the host's ICC_PMR_EL1 was {PMR_IRQS_OFF:#x} and is {mask_after:#x} after VCPU_RUN");
+    }
+    Ok(())
+}
+
 fn run_until_virtual_timer(ctx: &mut Ctx, rd: usize) -> TestResult {
     let guest = ctx.guest(Command::Spin, 1)?;
     let handle = guest.vm().handle();

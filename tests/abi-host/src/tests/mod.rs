@@ -10,6 +10,7 @@ mod private_memory;
 mod relinquish;
 mod second_cpu;
 mod sharing;
+mod world_switch;
 
 use crate::runner::Test;
 
@@ -57,6 +58,38 @@ pub const ALL: &[Test] = &[
     Test {
         name: "second_run_of_running_vcpu_is_busy",
         run: second_cpu::second_run_of_running_vcpu_is_busy,
+    },
+    Test {
+        name: "host_priority_mask_does_not_keep_an_irq_from_ending_a_guest_run",
+        run: irq_exit::host_priority_mask_does_not_keep_an_irq_from_ending_a_guest_run,
+    },
+    Test {
+        name: "guest_sees_no_sve_or_pmu_in_its_id_registers",
+        run: world_switch::guest_sees_no_sve_or_pmu_in_its_id_registers,
+    },
+    Test {
+        name: "guest_access_to_trapped_registers_is_undefined",
+        run: world_switch::guest_access_to_trapped_registers_is_undefined,
+    },
+    Test {
+        name: "guest_write_to_actlr_el1_does_not_reach_the_host",
+        run: world_switch::guest_write_to_actlr_el1_does_not_reach_the_host,
+    },
+    Test {
+        name: "host_pmu_counts_nothing_while_a_guest_runs",
+        run: world_switch::host_pmu_counts_nothing_while_a_guest_runs,
+    },
+    Test {
+        name: "host_sve_state_survives_vcpu_run",
+        run: world_switch::host_sve_state_survives_vcpu_run,
+    },
+    Test {
+        name: "host_in_streaming_mode_can_run_a_guest",
+        run: world_switch::host_in_streaming_mode_can_run_a_guest,
+    },
+    Test {
+        name: "host_spectre_workaround_queries_reach_the_firmware",
+        run: world_switch::host_spectre_workaround_queries_reach_the_firmware,
     },
     Test {
         name: "zero_page_count_is_invalid_parameter",
