@@ -8,6 +8,14 @@
 //! For CPU_SUSPEND and SYSTEM_SUSPEND, if the firmware powers the CPU down it wakes at
 //! EL2's entry and goes on to the host's entry from there; if the call returns (a standby
 //! state, or an error) its result goes straight back to the host.
+//!
+//! EL2 passes its entry point to the firmware only through the SMC64 function ids. The
+//! SMC32 forms of CPU_SUSPEND and SYSTEM_SUSPEND are NOT_SUPPORTED (and PSCI_FEATURES says
+//! so), as pKVM's relay does: PSCI passes an SMC32 call's arguments in W registers, so the
+//! firmware would keep only the low 32 bits of EL2's entry address and, with the payload
+//! above 4 GiB, wake the CPU at an address the host owns, at EL2. CPU_ON_32 stays: EL2
+//! always starts the target with CPU_ON_64 and its own entry; only the host's entry point
+//! and context id are 32-bit, which is the host's business.
 //! VERSION, FEATURES, AFFINITY_INFO, CPU_OFF, SYSTEM_OFF, SYSTEM_RESET(2) and
 //! MIGRATE_INFO_TYPE are forwarded unchanged. The SMCCC discovery calls are answered as on
 //! the HVC conduit. Anything else is SMCCC NOT_SUPPORTED.
@@ -69,16 +77,18 @@ pub fn handle_smc(frame: &mut TrapFrame) {
             };
             [cpu_on(args[0], entry, context) as u64, 0, 0, 0]
         }
-        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => {
+        PSCI_CPU_SUSPEND_64 => {
             let me = cpu::current();
             cpu::set_host_entry(me, args[1], args[2]);
             firmware(function, [args[0], el2_entry_point(), me as u64])
         }
-        PSCI_SYSTEM_SUSPEND_32 | PSCI_SYSTEM_SUSPEND_64 => {
+        PSCI_SYSTEM_SUSPEND_64 => {
             let me = cpu::current();
             cpu::set_host_entry(me, args[0], args[1]);
             firmware(function, [el2_entry_point(), me as u64, 0])
         }
+        // See the module comment: the firmware would truncate EL2's entry address.
+        PSCI_CPU_SUSPEND_32 | PSCI_SYSTEM_SUSPEND_32 => [NOT_SUPPORTED, 0, 0, 0],
         _ => host_hvc::smccc_call(frame).unwrap_or([NOT_SUPPORTED, 0, 0, 0]),
     };
     frame.x[..4].copy_from_slice(&result);
@@ -101,9 +111,7 @@ fn features(queried: u32) -> [u64; 4] {
         | PSCI_CPU_OFF
         | PSCI_CPU_ON_32
         | PSCI_CPU_ON_64
-        | PSCI_CPU_SUSPEND_32
         | PSCI_CPU_SUSPEND_64
-        | PSCI_SYSTEM_SUSPEND_32
         | PSCI_SYSTEM_SUSPEND_64 => firmware(PSCI_FEATURES, [queried.into(), 0, 0]),
         _ => [NOT_SUPPORTED, 0, 0, 0],
     }
