@@ -35,6 +35,8 @@ enum Pending {
         size: AccessSize,
         sign_extend: bool,
         sixty_four: bool,
+        /// Bytes to step over once the read completes (ESR_EL2.IL).
+        len: u64,
     },
     /// A forwarded HVC: the value becomes the guest's x0.
     GuestHvc,
@@ -174,6 +176,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
             size,
             sign_extend,
             sixty_four,
+            len,
         } => {
             let mapped_now = record::lock()
                 .and_then(|r| {
@@ -195,7 +198,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
             if register != 31 {
                 v.gprs.x[usize::from(register)] = value;
             }
-            v.pc += 4;
+            v.pc += len;
         }
     }
 }
@@ -252,7 +255,7 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
             v.gprs.x[usize::from(register)] & size.mask()
         };
         // A write is complete once the host has seen it.
-        ELR_EL2.set(ELR_EL2.get() + 4);
+        ELR_EL2.set(ELR_EL2.get() + host_abort::instruction_len(esr));
         MmioAccess::Write { data }
     } else {
         v.pending = Pending::MmioRead {
@@ -261,6 +264,7 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
             size,
             sign_extend: esr & (1 << 21) != 0,
             sixty_four: esr & (1 << 15) != 0,
+            len: host_abort::instruction_len(esr),
         };
         MmioAccess::Read
     };
