@@ -61,6 +61,9 @@ pub struct DtbEdits {
     pub modules: Vec<Module>,
     /// Direct children of `/` to remove (tests of the payload refusing a broken DTB).
     pub delete_root_nodes: Vec<String>,
+    /// `(base, size)` of `/reserved-memory` children to add (tests of the payload keeping
+    /// clear of every reserved range, or refusing more than it can hold).
+    pub reserved: Vec<(u64, u64)>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -75,6 +78,23 @@ pub fn render_boot_dts(base_dts_name: &str, edits: &DtbEdits) -> String {
     let _ = writeln!(s, "/ {{");
     for node in &edits.delete_root_nodes {
         let _ = writeln!(s, "\t/delete-node/ {node};");
+    }
+    if !edits.reserved.is_empty() {
+        let _ = writeln!(s, "\treserved-memory {{");
+        let _ = writeln!(s, "\t\t#address-cells = <0x2>;");
+        let _ = writeln!(s, "\t\t#size-cells = <0x2>;");
+        let _ = writeln!(s, "\t\tranges;");
+        for &(base, size) in &edits.reserved {
+            let _ = writeln!(
+                s,
+                "\t\treserved@{base:x} {{ reg = <{:#x} {:#x} {:#x} {:#x}>; }};",
+                base >> 32,
+                base & 0xffff_ffff,
+                size >> 32,
+                size & 0xffff_ffff
+            );
+        }
+        let _ = writeln!(s, "\t}};");
     }
     if !edits.modules.is_empty() {
         let _ = writeln!(s, "\tchosen {{");
@@ -200,6 +220,7 @@ mod tests {
                 },
             ],
             delete_root_nodes: vec![],
+            reserved: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
@@ -221,10 +242,26 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            reserved: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
         assert!(!dts.contains("chosen"));
+    }
+
+    #[test]
+    fn boot_dts_can_add_reserved_memory_children() {
+        let edits = DtbEdits {
+            reserved: vec![(0x4000_0000, 0x1000), (0x1_4040_0000, 0x40_0000)],
+            ..DtbEdits::default()
+        };
+        let dts = render_boot_dts("base.dts", &edits);
+        assert!(
+            dts.contains("\treserved-memory {\n\t\t#address-cells = <0x2>;"),
+            "{dts}"
+        );
+        assert!(dts.contains("\t\treserved@40000000 { reg = <0x0 0x40000000 0x0 0x1000>; };"));
+        assert!(dts.contains("\t\treserved@140400000 { reg = <0x1 0x40400000 0x0 0x400000>; };"));
     }
 
     #[test]
@@ -234,6 +271,7 @@ mod tests {
             &DtbEdits {
                 modules: vec![kernel(r#"a="b c" d\e"#)],
                 delete_root_nodes: vec![],
+                reserved: vec![],
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");

@@ -34,6 +34,11 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
     )];
     match target {
         BootiTarget::Payload { edits } => {
+            if !edits.reserved.is_empty() {
+                bail!(
+                    "added /reserved-memory ranges need --via direct (the U-Boot script does not write them)"
+                );
+            }
             steps.push("fdt addr ${fdtcontroladdr}".into());
             steps.push(format!("fdt resize {FDT_EXTRA}"));
             for node in &edits.delete_root_nodes {
@@ -153,6 +158,7 @@ mod tests {
         let edits = DtbEdits {
             modules: modules.to_vec(),
             delete_root_nodes: vec![],
+            reserved: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -181,6 +187,7 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            reserved: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

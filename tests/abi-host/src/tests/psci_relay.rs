@@ -14,7 +14,7 @@ const NOT_SUPPORTED: i32 = -1;
 const INVALID_POWER_STATE: u64 = 0x4000_0000;
 
 pub fn host_cpu_suspend_smc32_is_not_supported(_ctx: &mut Ctx) -> TestResult {
-    let entry = host_cpu_suspend_smc32_is_not_supported as usize as u64;
+    let entry = host_cpu_suspend_smc32_is_not_supported as *const () as u64;
     let got = psci::call_function(PSCI_CPU_SUSPEND_32, INVALID_POWER_STATE, entry, 0);
     if got != NOT_SUPPORTED {
         bail!("CPU_SUSPEND (SMC32) returned {got}, expected NOT_SUPPORTED (-1)");
