@@ -34,6 +34,7 @@ mod record;
 #[cfg(feature = "selftest")]
 mod selftest;
 mod sysreg;
+mod system_reset;
 mod tlb;
 
 mod traps;

@@ -16,8 +16,9 @@
 //! above 4 GiB, wake the CPU at an address the host owns, at EL2. CPU_ON_32 stays: EL2
 //! always starts the target with CPU_ON_64 and its own entry; only the host's entry point
 //! and context id are 32-bit, which is the host's business.
-//! VERSION, FEATURES, AFFINITY_INFO, CPU_OFF, SYSTEM_OFF, SYSTEM_RESET(2) and
-//! MIGRATE_INFO_TYPE are forwarded unchanged. The SMCCC discovery calls are answered as on
+//! VERSION, FEATURES, AFFINITY_INFO, CPU_OFF and MIGRATE_INFO_TYPE are forwarded
+//! unchanged. SYSTEM_OFF, SYSTEM_RESET and SYSTEM_RESET2 reach the firmware only after EL2
+//! has wiped every guest's data (`system_reset`). The SMCCC discovery calls are answered as on
 //! the HVC conduit. Anything else is SMCCC NOT_SUPPORTED.
 
 use crate::cpu::{self, PowerState};
@@ -37,9 +38,11 @@ static FIRMWARE: Once<Conduit> = Once::new();
 /// Records how EL2 itself reaches the firmware's PSCI (the DTB's method).
 pub fn init(conduit: Conduit) {
     FIRMWARE.call_once(|| conduit);
+    crate::system_reset::enable_mem_protect();
 }
 
-fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
+/// Calls the firmware's PSCI `function` with x1-x3 = `args`; returns x0-x3.
+pub(crate) fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
     let mut regs = [0u64; 18];
     regs[0] = function.into();
     regs[1..4].copy_from_slice(&args);
@@ -59,14 +62,12 @@ pub fn handle_smc(frame: &mut TrapFrame) {
     let function = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
     let result: [u64; 4] = match function {
-        PSCI_VERSION
-        | PSCI_AFFINITY_INFO_32
-        | PSCI_AFFINITY_INFO_64
-        | PSCI_SYSTEM_OFF
-        | PSCI_SYSTEM_RESET
-        | PSCI_SYSTEM_RESET2_32
-        | PSCI_SYSTEM_RESET2_64
-        | PSCI_MIGRATE_INFO_TYPE => firmware(function, args),
+        PSCI_VERSION | PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 | PSCI_MIGRATE_INFO_TYPE => {
+            firmware(function, args)
+        }
+        PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64 => {
+            crate::system_reset::relay(function, args)
+        }
         PSCI_FEATURES => features(args[0] as u32),
         PSCI_CPU_OFF => cpu_off(),
         PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => {

@@ -123,9 +123,14 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     SPSR_EL2.set(v.pstate);
 
     let exit = loop {
+        if !crate::system_reset::entering_guest() {
+            crate::fatal::park_this_cpu();
+        }
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
+        // A reset underway: the registers just saved are wiped and this CPU stops.
+        crate::system_reset::left_guest(|| *v = Vcpu::new());
         let outcome = if kind == EXIT_SYNC {
             handle_sync(v, target, vm)
         } else {

@@ -63,6 +63,7 @@ mod host_hyp;
 #[cfg(test)]
 mod proptests;
 mod record;
+mod reset;
 #[cfg(test)]
 mod tests;
 mod vm;

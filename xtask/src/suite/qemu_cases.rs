@@ -39,6 +39,9 @@ enum HostKind {
     Image(Image),
 }
 
+/// A check of a whole console log: `Err` says why it failed.
+type LogCheck = fn(&str) -> Result<(), String>;
+
 pub struct Case {
     pub name: &'static str,
     host: HostKind,
@@ -51,7 +54,11 @@ pub struct Case {
     timeout: Duration,
     expect: Expectation,
     /// A check of the whole log once QEMU has exited, beyond the expectation's lines.
-    log_check: Option<fn(&str) -> Result<(), String>>,
+    log_check: Option<LogCheck>,
+    /// Bootargs of a test image host (its module node's `bootargs`).
+    bootargs: &'static str,
+    /// QEMU resets the machine on a reset request instead of exiting (`-no-reboot` off).
+    reboot: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -69,6 +76,8 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
             end: End::Exit(0),
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -93,6 +102,8 @@ fn fatal_case(
             end: End::KillWhenAllSeen,
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -120,6 +131,8 @@ fn linux_case(name: &'static str, via: Via) -> Case {
             end: End::Exit(0),
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -140,6 +153,8 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
             end: End::Exit(0),
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -164,6 +179,8 @@ fn stress_case(name: &'static str) -> Case {
             end: End::Exit(0),
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -187,6 +204,8 @@ fn conformance_case() -> Case {
             end: End::Exit(0),
         },
         log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -301,6 +320,26 @@ pub fn cases() -> Vec<Case> {
             )
         },
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+        // Two boots in one QEMU run: see tests/abi-host/src/reset_test.rs.
+        Case {
+            bootargs: "reset-test",
+            reboot: true,
+            expect: Expectation {
+                expect: vec![
+                    "reset-test: SYSTEM_RESET with a guest secret",
+                    "reset-test: second boot",
+                    "test guest_data_does_not_survive_a_host_reset ... ok",
+                    "1 passed, 0 failed",
+                ],
+                forbid: FORBID.to_vec(),
+                end: End::Exit(0),
+            },
+            ..image_case(
+                "guest_data_does_not_survive_a_host_reset",
+                Image::AbiHost,
+                DEMO_TIMEOUT,
+            )
+        },
         stress_case("smp_stress_and_adversarial"),
         conformance_case(),
         linux_case("linux_smp4_el1", Via::Direct),
@@ -402,7 +441,7 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
         (HostKind::Image(image), _) => Host {
             kernel: image.path(),
             initrd: None,
-            bootargs: String::new(),
+            bootargs: case.bootargs.into(),
         },
         _ => Host {
             kernel: Image::DemoHost.path(),
@@ -425,6 +464,8 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
     let log: PathBuf = paths::qemu_logs().join(format!("{}.log", case.name));
     let started = Instant::now();
     let args = match boot::prepare(&plan) {
+        // QEMU's reset keeps RAM and reloads the images it was given: a second boot.
+        Ok(args) if case.reboot => args.into_iter().filter(|a| a != "-no-reboot").collect(),
         Ok(args) => args,
         Err(e) => {
             report.fail(case.name, &format!("could not prepare the boot: {e}"), &[]);

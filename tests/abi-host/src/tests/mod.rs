@@ -11,7 +11,7 @@ mod private_memory;
 mod psci_relay;
 mod relinquish;
 mod second_cpu;
-mod sharing;
+pub(crate) mod sharing;
 
 use crate::runner::Test;
 
