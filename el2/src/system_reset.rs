@@ -17,7 +17,7 @@
 //! 4. Every page guests own, shared with the host, used as their page tables, or left
 //!    pending reclaim is zeroed and cleaned to the point of coherency (a dirty line must
 //!    not survive in a cache that the reset may write back, nor be lost to one it drops).
-//! 5. X waits, for at most `STOP_WAIT_TICKS`, for every CPU that was inside a guest to
+//! 5. X waits, for at most `STOP_WAIT_MS`, for every CPU that was inside a guest to
 //!    have wiped its vCPU and stopped (the `IN_GUEST` handshake below), then zeroes every
 //!    vCPU context EL2 keeps (guest registers, including FP/SIMD, saved at exits).
 //! 6. Only then is the call passed to the firmware.
@@ -51,14 +51,17 @@ use smccc::psci::{
 };
 
 static GOING_DOWN: AtomicBool = AtomicBool::new(false);
-/// Per CPU: set (SeqCst) before the CPU enters a guest and cleared after the guest's exit
-/// was handled or its vCPU wiped. With `GOING_DOWN` this is Dekker's handshake: either the
-/// entering CPU sees `GOING_DOWN` and does not enter, or X sees the flag set and waits.
+/// Per CPU: set (SeqCst) before the CPU enters a guest and cleared once the run is over and
+/// the guest's registers are saved (or its vCPU wiped). With `GOING_DOWN` this is Dekker's
+/// handshake: either the entering CPU sees `GOING_DOWN` and does not enter, or X sees the
+/// flag set and waits; a CPU that saw the flag clear at entry checks it again after every
+/// exit and after saving, before it clears its own flag.
 static IN_GUEST: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-/// How long X waits for guest CPUs to stop: 10 ms of the system counter. A CPU inside a
-/// guest exits at once (its stage-2 is empty); one that does not is blocked on the memory
-/// lock X holds and writes nothing more.
-const STOP_WAIT_MS: u64 = 10;
+/// How long X waits for guest CPUs to stop: 100 ms of the system counter. A CPU inside a
+/// guest exits at once (its stage-2 is empty) and stops within a few thousand
+/// instructions; one that does not is blocked on the memory lock X holds (a guest exit
+/// that needs the record) and writes nothing more. The wait only lasts that long then.
+const STOP_WAIT_MS: u64 = 100;
 
 /// Whether a CPU has started taking the system down; every CPU that sees it stops.
 pub fn going_down() -> bool {
@@ -76,15 +79,29 @@ pub fn entering_guest() -> bool {
     true
 }
 
-/// Called by a CPU after a guest exited to EL2. If the system is going down, `wipe` erases
-/// the vCPU's saved state, the CPU says it has left and stops for good.
+/// Called by a CPU after a guest exited to EL2 (its general registers are saved). If the
+/// system is going down, `wipe` erases the vCPU's saved state, the CPU says it has left and
+/// stops for good. Otherwise the CPU stays counted as inside the guest: it still saves the
+/// guest's EL1 and FP/SIMD registers on the way out (`saved_guest_state`).
 pub fn left_guest(wipe: impl FnOnce()) {
     if going_down() {
-        wipe();
-        IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
-        fatal::park_this_cpu();
+        stop_in_guest(wipe);
+    }
+}
+
+/// Called by a CPU once the guest's state is saved and the host's is back, at the end of a
+/// run. Like `left_guest`; otherwise the CPU is no longer inside a guest.
+pub fn saved_guest_state(wipe: impl FnOnce()) {
+    if going_down() {
+        stop_in_guest(wipe);
     }
     IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
+}
+
+fn stop_in_guest(wipe: impl FnOnce()) -> ! {
+    wipe();
+    IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
+    fatal::park_this_cpu()
 }
 
 /// At boot: turns PSCI MEM_PROTECT on where the firmware has it; says which.

@@ -151,6 +151,8 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
     el2_regs::leave_guest(host_stage2);
+    // A reset underway: the guest registers just saved are wiped and this CPU stops.
+    crate::system_reset::saved_guest_state(|| *v = Vcpu::new());
     activate_stage2(vm, false);
     exit
 }
