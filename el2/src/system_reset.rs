@@ -5,8 +5,9 @@
 //! owns all of it.
 //!
 //! What EL2 does, in this order, on the CPU that made the call (CPU X):
-//! 1. `GOING_DOWN` is set. From then on every CPU that enters EL2 from the host stops there
-//!    (`traps::handle_lower_sync`), and every CPU whose guest exits to EL2 wipes that
+//! 1. `GOING_DOWN` is set, and `fatal::stop_other_cpus`: from then on every CPU that
+//!    enters EL2 from the host stops there (`traps::handle_lower_sync`, as after a fatal
+//!    error), and every CPU whose guest exits to EL2 wipes that
 //!    vCPU's saved state and stops (`left_guest`). A second reset call from another CPU
 //!    stops that CPU; the first one goes on.
 //! 2. X takes the memory lock and keeps it for good: no hypercall or guest entry that needs
@@ -68,39 +69,39 @@ pub fn going_down() -> bool {
     GOING_DOWN.load(Ordering::SeqCst)
 }
 
-/// Called by a CPU right before it enters a guest. Returns false (and the CPU must not
+/// Called by CPU `me` right before it enters a guest. Returns false (and the CPU must not
 /// enter) if the system is going down.
-pub fn entering_guest() -> bool {
-    IN_GUEST[cpu::current()].store(true, Ordering::SeqCst);
+pub fn entering_guest(me: usize) -> bool {
+    IN_GUEST[me].store(true, Ordering::SeqCst);
     if going_down() {
-        IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
+        IN_GUEST[me].store(false, Ordering::SeqCst);
         return false;
     }
     true
 }
 
-/// Called by a CPU after a guest exited to EL2 (its general registers are saved). If the
+/// Called by CPU `me` after a guest exited to EL2 (its general registers are saved). If the
 /// system is going down, `wipe` erases the vCPU's saved state, the CPU says it has left and
 /// stops for good. Otherwise the CPU stays counted as inside the guest: it still saves the
 /// guest's EL1 and FP/SIMD registers on the way out (`saved_guest_state`).
-pub fn left_guest(wipe: impl FnOnce()) {
+pub fn left_guest(me: usize, wipe: impl FnOnce()) {
     if going_down() {
-        stop_in_guest(wipe);
+        stop_in_guest(me, wipe);
     }
 }
 
-/// Called by a CPU once the guest's state is saved and the host's is back, at the end of a
-/// run. Like `left_guest`; otherwise the CPU is no longer inside a guest.
-pub fn saved_guest_state(wipe: impl FnOnce()) {
+/// Called by CPU `me` once the guest's state is saved and the host's is back, at the end of
+/// a run. Like `left_guest`; otherwise the CPU is no longer inside a guest.
+pub fn saved_guest_state(me: usize, wipe: impl FnOnce()) {
     if going_down() {
-        stop_in_guest(wipe);
+        stop_in_guest(me, wipe);
     }
-    IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
+    IN_GUEST[me].store(false, Ordering::SeqCst);
 }
 
-fn stop_in_guest(wipe: impl FnOnce()) -> ! {
+fn stop_in_guest(me: usize, wipe: impl FnOnce()) -> ! {
     wipe();
-    IN_GUEST[cpu::current()].store(false, Ordering::SeqCst);
+    IN_GUEST[me].store(false, Ordering::SeqCst);
     fatal::park_this_cpu()
 }
 
@@ -128,6 +129,7 @@ pub fn relay(function: u32, args: [u64; 3]) -> [u64; 4] {
         // Another CPU is taking the system down already.
         fatal::park_this_cpu();
     }
+    fatal::stop_other_cpus();
     let Some(mut record) = record::lock() else {
         fatal::halt_system(format_args!("reset before the memory record exists"));
     };

@@ -20,7 +20,7 @@ const EC_DABT_LOW: u64 = 0x24;
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_sync(frame: &mut TrapFrame) {
-    if fatal::halting() || crate::system_reset::going_down() {
+    if fatal::halting() {
         fatal::park_this_cpu();
     }
     let esr = ESR_EL2.get();

@@ -123,14 +123,14 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     SPSR_EL2.set(v.pstate);
 
     let exit = loop {
-        if !crate::system_reset::entering_guest() {
+        if !crate::system_reset::entering_guest(me) {
             crate::fatal::park_this_cpu();
         }
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
         // A reset underway: the registers just saved are wiped and this CPU stops.
-        crate::system_reset::left_guest(|| *v = Vcpu::new());
+        crate::system_reset::left_guest(me, || *v = Vcpu::new());
         let outcome = if kind == EXIT_SYNC {
             handle_sync(v, target, vm)
         } else {
@@ -152,7 +152,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     SPSR_EL2.set(host_spsr);
     el2_regs::leave_guest(host_stage2);
     // A reset underway: the guest registers just saved are wiped and this CPU stops.
-    crate::system_reset::saved_guest_state(|| *v = Vcpu::new());
+    crate::system_reset::saved_guest_state(me, || *v = Vcpu::new());
     activate_stage2(vm, false);
     exit
 }
