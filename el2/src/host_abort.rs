@@ -7,8 +7,9 @@
 //! failed the access: Linux then kills the offending process (SIGBUS) or oopses, and EL2
 //! carries on.
 //!
-//! Only a translation fault can be fixed by mapping. Every other fault status (permission:
-//! an instruction fetch from MMIO, which the host stage-2 maps execute-never; access flag;
+//! Only a translation fault can be fixed by mapping
+//! (`stage2::host_fault_is_fixable_by_mapping`). Every other fault status (permission: an
+//! instruction fetch from MMIO, which the host stage-2 maps execute-never; access flag;
 //! address size; alignment; an atomic or exclusive access the memory type does not support,
 //! DFSC 0x35; TLB conflict; external aborts) would fault again on the same mapping, so
 //! retrying it would keep the CPU in EL2 forever: it is an abort in the host.
@@ -41,14 +42,6 @@ fn fault_ipa() -> u64 {
     ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
 }
 
-/// Whether the fault status code of a data or instruction abort (ESR.ISS[5:0]) is a
-/// translation fault: 0b0001LL for levels 0-3, 0b101011 for level -1 (FEAT_LPA2). Arm ARM,
-/// ESR_ELx ISS encoding for an exception from a Data/Instruction Abort, DFSC/IFSC.
-fn is_translation_fault(esr: u64) -> bool {
-    let fsc = esr & 0x3f;
-    fsc & 0x3c == 0x04 || fsc == 0x2b
-}
-
 /// The size of the instruction that trapped, from ESR_ELx.IL: 4 bytes (A64, A32, 32-bit
 /// T32), or 2 for a 16-bit T32 instruction (an AArch32 EL0). Emulating an access means
 /// stepping over exactly that instruction.
@@ -58,7 +51,7 @@ pub fn instruction_len(esr: u64) -> u64 {
 
 pub fn handle_stage2_abort(esr: u64) {
     let ipa = fault_ipa();
-    let action = if is_translation_fault(esr) {
+    let action = if stage2::host_fault_is_fixable_by_mapping(esr) {
         record::lock().map_or(FaultAction::InjectAbort, |mut r| {
             r.host_handle_fault(ipa as usize)
         })

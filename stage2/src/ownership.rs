@@ -69,6 +69,7 @@ mod tests;
 mod vm;
 
 pub use check::Violation;
+pub use host_fault::host_fault_is_fixable_by_mapping;
 pub use record::{Borrower, Owner, OwnerState, PageState, VmId};
 
 use crate::pgtable::{Stage2Config, Stage2Error, Stage2Table};
