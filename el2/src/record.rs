@@ -19,8 +19,11 @@
 //!   262,144, stopping at the first page the host may not map) to map the largest block:
 //!   bounded by 1 GiB, not by RAM, and paid once per 1 GiB block the host gets back;
 //! - calls that move up to 512 pages (`MAX_PAGES_PER_CALL`): about 40-65 per page for
-//!   mapping changes; VM_RECLAIM and a guest's MEM_RELINQUISH also zero and clean each page
-//!   they hand to the host, about 550 per page, so at most about 283,000 (2 MiB);
+//!   mapping changes. VM_RECLAIM and a guest's MEM_RELINQUISH also zero and clean each page
+//!   they hand to the host (about 500 instructions per page, 2 MiB per call at most), but
+//!   not under the lock: the pages wait in `Sanitizing`, reachable by nobody, while the
+//!   calling CPU zeroes them, and a second short hold hands them over
+//!   (`tlb::DeferredSanitizer`);
 //! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
 //!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
 //!   VM's size is the host's choice and the host pays for it on its own call;

@@ -15,8 +15,8 @@
 //! 3. Every leaf of every guest stage-2 is removed, with broadcast TLB maintenance
 //!    (`Ownership::scrub_for_reset`). A guest still running on another CPU faults at its
 //!    next fetch or access and comes to EL2, so no guest writes memory after step 4.
-//! 4. Every page guests own, shared with the host, used as their page tables, or left
-//!    pending reclaim is zeroed and cleaned to the point of coherency (a dirty line must
+//! 4. Every page guests own, shared with the host, used as their page tables, left pending
+//!    reclaim, or still being zeroed for the host by another CPU (`Sanitizing`) is zeroed and cleaned to the point of coherency (a dirty line must
 //!    not survive in a cache that the reset may write back, nor be lost to one it drops).
 //! 5. X waits, for at most `STOP_WAIT_MS`, for every CPU that was inside a guest to
 //!    have wiped its vCPU and stopped (the `IN_GUEST` handshake below), then zeroes every

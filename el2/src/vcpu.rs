@@ -8,7 +8,7 @@
 
 use crate::el1_state::El1State;
 use crate::layout::MAX_CPUS;
-use crate::tlb::{Sanitizer, Tlb};
+use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
 use crate::{cpu, el2_regs, host_abort, record};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
@@ -336,10 +336,14 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
         }
         GuestCall::MemRelinquish { ipa, nr } => {
+            // The zeroing happens after the lock is released (`DeferredSanitizer`).
+            let mut zeroing = DeferredSanitizer::new();
             let relinquish = |r: &mut record::Record, gfn, nr| {
-                r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut Sanitizer)
+                r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut zeroing)
             };
-            match memory_call(target, vm, ipa, nr, relinquish) {
+            let relinquished = memory_call(target, vm, ipa, nr, relinquish)
+                .and_then(|()| zeroing.finish().map_err(ipa_error));
+            match relinquished {
                 Ok(()) => Some(Exit::MemRelinquished { ipa, nr }),
                 Err(e) => {
                     result[0] = e.as_x0();

@@ -7,7 +7,7 @@
 //! while a guest runs.
 
 use crate::record::{self, MAX_VMS};
-use crate::tlb::{Sanitizer, Tlb};
+use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa};
 use hvc_abi::{Error, Exit, VmHandle};
@@ -232,10 +232,13 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
 }
 
 pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
-    let mut record = record::lock().ok_or(Error::Denied)?;
-    record
-        .host_reclaim(pfn as usize, nr as usize, &mut Sanitizer)
-        .map_err(pfn_error)
+    // The zeroing happens after the lock is released (`DeferredSanitizer`).
+    let mut zeroing = DeferredSanitizer::new();
+    record::lock()
+        .ok_or(Error::Denied)?
+        .host_reclaim(pfn as usize, nr as usize, &mut zeroing)
+        .map_err(pfn_error)?;
+    zeroing.finish().map_err(pfn_error)
 }
 
 pub fn host_share_hyp(pfn: u64, share: bool) -> Result<(), Error> {

@@ -8,8 +8,9 @@ use crate::tlb::TlbMaintenance;
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// Takes every page away from every guest and zeroes (and cleans to the point of
     /// coherency) every page a guest could have written: pages guests own, pages they
-    /// shared with the host, their page-table pools, and pages of torn-down VMs not yet
-    /// reclaimed. Returns the number of pages zeroed.
+    /// shared with the host, their page-table pools, pages of torn-down VMs not yet
+    /// reclaimed, and pages another CPU is still zeroing for the host outside the lock
+    /// (`Sanitizing`). Returns the number of pages zeroed.
     ///
     /// First every leaf of every guest stage-2 is removed, with the TLB sequence of I6 and
     /// `invalidate_vmid` for each VM: once that completes (the TLB maintenance is
@@ -56,6 +57,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                             | PageState::SharedWithHost(_)
                             | PageState::HypPool(_)
                             | PageState::PendingReclaim(_)
+                            | PageState::Sanitizing
                     )
                 );
                 if held_by_a_guest {

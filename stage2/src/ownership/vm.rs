@@ -141,7 +141,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     /// The host takes back pages of a torn-down VM: each is zeroed and cleaned to PoC (I5),
-    /// then owned by the host, which maps it on its next access.
+    /// then owned by the host, which maps it on its next access. With a deferring `san` the
+    /// pages stay `Sanitizing` until [`sanitized_to_host`](Self::sanitized_to_host).
     ///
     /// # Errors
     ///
@@ -156,9 +157,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let (start, end) = self.ram_range(pfn, nr)?;
         self.require_pages(start, end, |s| matches!(s, PageState::PendingReclaim(_)))?;
         for pa in (start..end).step_by(PAGE_SIZE) {
-            san.zero_and_clean(pa);
+            self.zeroed_to_host(pa, san);
         }
-        self.set_range(start, end, PageState::Owned(Owner::Host));
         Ok(())
     }
 }
