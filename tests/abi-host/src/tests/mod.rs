@@ -89,6 +89,10 @@ pub const ALL: &[Test] = &[
         run: psci_relay::host_cpu_suspend_smc32_is_not_supported,
     },
     Test {
+        name: "host_cannot_switch_mem_protect_and_unsupported_reset2_changes_nothing",
+        run: psci_relay::host_cannot_switch_mem_protect_and_unsupported_reset2_changes_nothing,
+    },
+    Test {
         name: "host_instruction_fetch_from_mmio_is_an_abort_not_a_retry_loop",
         run: host_faults::host_instruction_fetch_from_mmio_is_an_abort_not_a_retry_loop,
     },
