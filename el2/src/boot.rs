@@ -300,22 +300,39 @@ fn plan_memory(
     host_mmio: &[MemRange],
     root_level: usize,
 ) -> Result<MemoryPlan, memory_plan::PlanError> {
+    // Every RAM bank and every range the loader uses goes into the plan: a range left out
+    // could end up under EL2's carve-out. The lists hold everything discovery accepts (the
+    // assertions below), and a full list is still a fatal error rather than a dropped range.
+    const _: () = assert!(platform::fdt_discovery::MAX_MEMORY_BANKS <= memory_plan::MAX_RANGES);
+    const _: () =
+        assert!(3 + platform::fdt_discovery::MAX_RESERVED_RANGES <= memory_plan::MAX_RANGES);
     let mut ram = RangeList::new();
     for r in info.memory.as_slice() {
-        ram.push(r.base..r.base + r.size);
+        if !ram.push(r.base..r.base + r.size) {
+            fatal!(
+                "more RAM banks than the memory plan holds ({})",
+                memory_plan::MAX_RANGES
+            );
+        }
     }
     let mut busy = RangeList::new();
-    busy.push(dtb..dtb + info.dtb_size as u64);
+    let mut loader_uses = |range: core::ops::Range<u64>| {
+        if !busy.push(range) {
+            fatal!(
+                "more reserved ranges, modules and DTB than the memory plan holds ({})",
+                memory_plan::MAX_RANGES
+            );
+        }
+    };
+    loader_uses(dtb..dtb + info.dtb_size as u64);
     if let Some(k) = &info.modules.kernel {
-        busy.push(k.range.base..k.range.base + k.range.size);
+        loader_uses(k.range.base..k.range.base + k.range.size);
     }
     if let Some(rd) = &info.modules.ramdisk {
-        busy.push(rd.base..rd.base + rd.size);
+        loader_uses(rd.base..rd.base + rd.size);
     }
     for r in info.reserved.as_slice() {
-        if !busy.push(r.base..r.base + r.size) {
-            break;
-        }
+        loader_uses(r.base..r.base + r.size);
     }
     let image = layout::image();
     let mut mmio: [core::ops::Range<u64>; platform::fdt_discovery::MAX_MMIO_REGIONS] =

@@ -31,6 +31,12 @@ pub fn halting() -> bool {
     HALTING.load(Ordering::Acquire)
 }
 
+/// Makes every other CPU stop at its next entry to EL2 from the host, as after a fatal
+/// error, without stopping this one (`system_reset` takes the system down this way).
+pub fn stop_other_cpus() {
+    HALTING.store(true, Ordering::SeqCst);
+}
+
 /// Prints `[el2] FATAL: <reason>` and stops this CPU for good; others stop at their next
 /// entry to EL2.
 pub fn halt_system(reason: fmt::Arguments) -> ! {

@@ -1,10 +1,22 @@
 //! Host stage-2 faults, and exceptions EL2 sends back into the host.
 //!
-//! A stage-2 fault on a page the host owns is EL2's own doing (a block unmapped so it could
-//! be split): the page is mapped again and the access retried. Any other stage-2 fault (the
-//! carve-out, a guest's page, an address nothing maps) becomes a synchronous external abort
-//! taken at the host's EL1, exactly as if the memory system had failed the access: Linux
-//! then kills the offending process (SIGBUS) or oopses, and EL2 carries on.
+//! A stage-2 *translation* fault on a page the host owns is EL2's own doing (a block
+//! unmapped so it could be split): the page is mapped again and the access retried. Any
+//! other stage-2 fault (the carve-out, a guest's page, an address nothing maps) becomes a
+//! synchronous external abort taken at the host's EL1, exactly as if the memory system had
+//! failed the access: Linux then kills the offending process (SIGBUS) or oopses, and EL2
+//! carries on.
+//!
+//! Only a translation fault can be fixed by mapping
+//! (`stage2::host_fault_is_fixable_by_mapping`). Every other fault status (permission: an
+//! instruction fetch from MMIO, which the host stage-2 maps execute-never; access flag;
+//! address size; alignment; an atomic or exclusive access the memory type does not support,
+//! DFSC 0x35; TLB conflict; external aborts) would fault again on the same mapping, so
+//! retrying it would keep the CPU in EL2 forever: it is an abort in the host.
+//!
+//! EL2 emulates no MMIO access for the host (the host's devices are mapped in its stage-2
+//! or not at all), so no host PC is ever advanced here; guest MMIO emulation advances the
+//! guest's PC by [`instruction_len`], as ESR_EL2.IL says.
 
 use crate::record;
 use aarch64_cpu::registers::{
@@ -30,11 +42,22 @@ pub fn fault_ipa() -> u64 {
     ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
 }
 
+/// The size of the instruction that trapped, from ESR_ELx.IL: 4 bytes (A64, A32, 32-bit
+/// T32), or 2 for a 16-bit T32 instruction (an AArch32 EL0). Emulating an access means
+/// stepping over exactly that instruction.
+pub fn instruction_len(esr: u64) -> u64 {
+    if esr & ESR_IL != 0 { 4 } else { 2 }
+}
+
 pub fn handle_stage2_abort(esr: u64) {
     let ipa = fault_ipa();
-    let action = record::lock().map_or(FaultAction::InjectAbort, |mut r| {
-        r.host_handle_fault(ipa as usize)
-    });
+    let action = if stage2::host_fault_is_fixable_by_mapping(esr) {
+        record::lock().map_or(FaultAction::InjectAbort, |mut r| {
+            r.host_handle_fault(ipa as usize)
+        })
+    } else {
+        FaultAction::InjectAbort
+    };
     match action {
         FaultAction::MapAndRetry => return,
         FaultAction::InjectAbort => {}

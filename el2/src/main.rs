@@ -41,6 +41,7 @@ mod record;
 mod selftest;
 mod spectre;
 mod sysreg;
+mod system_reset;
 mod tlb;
 
 mod traps;

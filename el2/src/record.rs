@@ -6,6 +6,29 @@
 //! code that holds this lock never takes the VM-table lock (the `spin` guard types make a
 //! second `lock()` of either a visible deadlock in review, and no function here calls out
 //! to `vm`).
+//!
+//! # How long the lock is held
+//!
+//! EL2 runs with interrupts masked, and every other CPU that needs the record spins on this
+//! lock, so no call may hold it for work that grows with the machine. The bounds, in EL2
+//! instructions per lock hold, measured by `cargo xtask bench` at 1 GiB (docs/performance.md):
+//! - share/unshare with EL2, one-page donations and guest calls: a few hundred to a few
+//!   thousand;
+//! - a host stage-2 fault: a few hundred, but when the 2 MiB block around the address is
+//!   all the host's it also reads the record entries of the 1 GiB block around it (up to
+//!   262,144, stopping at the first page the host may not map) to map the largest block:
+//!   bounded by 1 GiB, not by RAM, and paid once per 1 GiB block the host gets back;
+//! - calls that move up to 512 pages (`MAX_PAGES_PER_CALL`): about 40-65 per page for
+//!   mapping changes. VM_RECLAIM and a guest's MEM_RELINQUISH also zero and clean each page
+//!   they hand to the host (about 500 instructions per page, 2 MiB per call at most), but
+//!   not under the lock: the pages wait in `Sanitizing`, reachable by nobody, while the
+//!   calling CPU zeroes them, and a second short hold hands them over
+//!   (`tlb::DeferredSanitizer`);
+//! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
+//!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
+//!   VM's size is the host's choice and the host pays for it on its own call;
+//! - the system reset path (`system_reset`) walks the whole record once and then never
+//!   releases the lock: nothing runs after it.
 
 use crate::el2_regs::HostStage2Regs;
 use spin::{Mutex, MutexGuard, Once};

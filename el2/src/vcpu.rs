@@ -8,7 +8,7 @@
 
 use crate::el1_state::El1State;
 use crate::layout::MAX_CPUS;
-use crate::tlb::{Sanitizer, Tlb};
+use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
 use crate::{cpu, el2_regs, guest_serror, host_abort, record};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
@@ -35,6 +35,8 @@ enum Pending {
         size: AccessSize,
         sign_extend: bool,
         sixty_four: bool,
+        /// Bytes to step over once the read completes (ESR_EL2.IL).
+        len: u64,
     },
     /// A forwarded HVC: the value becomes the guest's x0.
     GuestHvc,
@@ -125,9 +127,14 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     SPSR_EL2.set(v.pstate);
 
     let exit = loop {
+        if !crate::system_reset::entering_guest(me) {
+            crate::fatal::park_this_cpu();
+        }
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
+        // A reset underway: the registers just saved are wiped and this CPU stops.
+        crate::system_reset::left_guest(me, || *v = Vcpu::new());
         if kind & guest_serror::EXIT_WITH_SERROR != 0 {
             guest_serror::inject(&mut v.el1);
         }
@@ -158,6 +165,8 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     crate::host_sve::restore_host();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
+    // A reset underway: the guest registers just saved are wiped and this CPU stops.
+    crate::system_reset::saved_guest_state(me, || *v = Vcpu::new());
     activate_stage2(vm, false);
     exit
 }
@@ -188,6 +197,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
             size,
             sign_extend,
             sixty_four,
+            len,
         } => {
             let mapped_now = record::lock()
                 .and_then(|r| {
@@ -209,7 +219,7 @@ fn complete(v: &mut Vcpu, vm: VmId, completion: u64) {
             if register != 31 {
                 v.gprs.x[usize::from(register)] = value;
             }
-            v.pc += 4;
+            v.pc += len;
         }
     }
 }
@@ -275,7 +285,7 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
             v.gprs.x[usize::from(register)] & size.mask()
         };
         // A write is complete once the host has seen it.
-        ELR_EL2.set(ELR_EL2.get() + 4);
+        ELR_EL2.set(ELR_EL2.get() + host_abort::instruction_len(esr));
         MmioAccess::Write { data }
     } else {
         v.pending = Pending::MmioRead {
@@ -284,6 +294,7 @@ fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
             size,
             sign_extend: esr & (1 << 21) != 0,
             sixty_four: esr & (1 << 15) != 0,
+            len: host_abort::instruction_len(esr),
         };
         MmioAccess::Read
     };
@@ -348,10 +359,14 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
         }
         GuestCall::MemRelinquish { ipa, nr } => {
+            // The zeroing happens after the lock is released (`DeferredSanitizer`).
+            let mut zeroing = DeferredSanitizer::new();
             let relinquish = |r: &mut record::Record, gfn, nr| {
-                r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut Sanitizer)
+                r.guest_relinquish(vm, gfn, nr, &mut Tlb, &mut zeroing)
             };
-            match memory_call(target, vm, ipa, nr, relinquish) {
+            let relinquished = memory_call(target, vm, ipa, nr, relinquish)
+                .and_then(|()| zeroing.finish().map_err(ipa_error));
+            match relinquished {
                 Ok(()) => Some(Exit::MemRelinquished { ipa, nr }),
                 Err(e) => {
                     result[0] = e.as_x0();

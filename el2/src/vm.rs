@@ -7,7 +7,7 @@
 //! while a guest runs.
 
 use crate::record::{self, MAX_VMS};
-use crate::tlb::{Sanitizer, Tlb};
+use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa};
 use hvc_abi::{Error, Exit, VmHandle};
@@ -241,10 +241,13 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
 }
 
 pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
-    let mut record = record::lock().ok_or(Error::Denied)?;
-    record
-        .host_reclaim(pfn as usize, nr as usize, &mut Sanitizer)
-        .map_err(pfn_error)
+    // The zeroing happens after the lock is released (`DeferredSanitizer`).
+    let mut zeroing = DeferredSanitizer::new();
+    record::lock()
+        .ok_or(Error::Denied)?
+        .host_reclaim(pfn as usize, nr as usize, &mut zeroing)
+        .map_err(pfn_error)?;
+    zeroing.finish().map_err(pfn_error)
 }
 
 pub fn host_share_hyp(pfn: u64, share: bool) -> Result<(), Error> {
@@ -304,4 +307,24 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
         slot.stopped = Some(exit);
     }
     Ok(exit)
+}
+
+/// Before a system reset or power-off (`system_reset`): every vCPU context goes back to its
+/// initial, register-free state and is cleaned to the point of coherency, so that no guest
+/// register survives in RAM the next boot can read.
+pub fn wipe_all_vcpus_for_reset() {
+    for slot in 0..MAX_VMS {
+        for vcpu in 0..MAX_VCPUS_PER_VM {
+            // SAFETY: the address is in bounds. No CPU uses this context any more: the
+            // caller holds the memory lock for good and set `system_reset`'s flag, so every
+            // CPU that ran a guest has wiped its own context and stopped, or is blocked
+            // forever on that lock before touching it again. The volatile write keeps the
+            // store from being dropped as dead.
+            unsafe { core::ptr::write_volatile(vcpu_ptr(slot, vcpu), Vcpu::new()) };
+        }
+    }
+    crate::cache::clean_to_poc(
+        vcpu_ptr(0, 0) as usize,
+        core::mem::size_of::<[[Vcpu; MAX_VCPUS_PER_VM]; MAX_VMS]>(),
+    );
 }

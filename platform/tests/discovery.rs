@@ -4,7 +4,8 @@ mod common;
 
 use common::{Board, be_cells, fixture, module, reg2};
 use platform::fdt_discovery::{
-    DiscoveryError, GicVersion, MAX_CPUS, MAX_MEMORY_BANKS, PsciVersion, discover,
+    DiscoveryError, GicVersion, MAX_CPUS, MAX_MEMORY_BANKS, MAX_RESERVED_RANGES, PsciVersion,
+    discover,
 };
 use platform::psci::Conduit;
 use platform::{FdtFormatError, MemRange};
@@ -268,6 +269,48 @@ fn capacity_limits_are_errors_not_truncation() {
         ..Board::default()
     };
     assert_eq!(discover(&exactly.build()).unwrap().cpus.len(), MAX_CPUS);
+}
+
+/// A board with `n` `/reserved-memory` children, one page each.
+fn board_with_reserved(n: u64) -> Board {
+    Board {
+        extra: vec![Box::new(move |w| {
+            let node = w.begin_node("reserved-memory").unwrap();
+            w.property_u32("#address-cells", 2).unwrap();
+            w.property_u32("#size-cells", 2).unwrap();
+            w.property_null("ranges").unwrap();
+            for i in 0..n {
+                let base = 0x4000_0000 + i * 0x1000;
+                let child = w.begin_node(&format!("r@{base:x}")).unwrap();
+                reg2(w, &[(base, 0x1000)]);
+                w.end_node(child).unwrap();
+            }
+            w.end_node(node).unwrap();
+        })],
+        ..Board::default()
+    }
+}
+
+#[test]
+fn a_full_reserved_list_keeps_every_range_and_one_more_is_an_error() {
+    let blob = board_with_reserved(MAX_RESERVED_RANGES as u64).build();
+    let full = discover(&blob).unwrap();
+    assert_eq!(full.reserved.len(), MAX_RESERVED_RANGES);
+    assert!(covers(full.reserved.as_slice(), 0x4000_0000, 0x1000));
+    let last = 0x4000_0000 + (MAX_RESERVED_RANGES as u64 - 1) * 0x1000;
+    assert!(covers(full.reserved.as_slice(), last, 0x1000));
+
+    let e = err(board_with_reserved(MAX_RESERVED_RANGES as u64 + 1));
+    assert_eq!(
+        e,
+        DiscoveryError::TooManyReservedRanges {
+            max: MAX_RESERVED_RANGES
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("too many reserved memory ranges (max {MAX_RESERVED_RANGES})")
+    );
 }
 
 #[test]

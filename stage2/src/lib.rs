@@ -20,7 +20,8 @@ pub mod tlb;
 
 pub use ownership::{
     Borrower, FaultAction, MAX_PAGES_PER_CALL, Owner, OwnerState, Ownership, OwnershipError,
-    PageSanitizer, PageState, Violation, VmId, metadata_bytes, metadata_entries,
+    PageSanitizer, PageState, Violation, VmId, host_fault_is_fixable_by_mapping, metadata_bytes,
+    metadata_entries,
 };
 pub use pgtable::{
     BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, UnmapBatch, stage2_config,

@@ -18,8 +18,11 @@ use core::ops::Range;
 pub const BLOCK_2M: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 
-/// Fixed-size list of ranges: no allocator exists when the plan is made.
-pub const MAX_RANGES: usize = 16;
+/// Capacity of a [`RangeList`]: no allocator exists when the plan is made. The busy list
+/// holds the DTB, the kernel and ramdisk modules and every reserved range discovery
+/// accepts (`platform::fdt_discovery::MAX_RESERVED_RANGES`, 32; the payload checks the sum
+/// at build time), so none is ever left out of the plan.
+pub const MAX_RANGES: usize = 40;
 
 #[derive(Clone, Copy, Debug)]
 pub struct RangeList {
@@ -370,6 +373,39 @@ mod tests {
         assert_eq!(plan.dynamic.end, 0x8000_0000);
         assert!(!overlaps(&plan.dynamic, &(0x402c_e000..0x4100_0000)));
         assert!(!overlaps(&plan.dynamic, &plan.host_dtb));
+    }
+
+    #[test]
+    fn busy_list_holds_the_dtb_both_modules_and_32_reserved_ranges_and_the_plan_avoids_them() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let mut busy = RangeList::new();
+        assert!(busy.push(0x4800_0000..0x4800_9000));
+        assert!(busy.push(0x5000_0000..0x5200_0000));
+        assert!(busy.push(0x5c00_0000..0x5c10_0000));
+        // 31 small reserved pages low in RAM, then one where the carve-out would go.
+        for i in 0..31 {
+            let base = 0x4000_0000 + i * PAGE;
+            assert!(
+                busy.push(base..base + PAGE),
+                "reserved range {i} was refused"
+            );
+        }
+        let last = 0x4040_0000..0x4080_0000;
+        assert!(
+            busy.push(last.clone()),
+            "the 32nd reserved range was refused"
+        );
+        let plan = plan(&qemu_1g(&ram, &busy, &MMIO)).unwrap();
+        for used in [&plan.dynamic, &plan.host_dtb] {
+            for r in busy.iter() {
+                assert!(!overlaps(used, &r), "{used:x?} overlaps busy {r:x?}");
+            }
+        }
+        // Only then is a full list refused (the caller turns that into a fatal error).
+        for _ in busy.iter().count()..MAX_RANGES {
+            assert!(busy.push(0x7000_0000..0x7000_1000));
+        }
+        assert!(!busy.push(0x7000_1000..0x7000_2000));
     }
 
     #[test]

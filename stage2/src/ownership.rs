@@ -57,17 +57,21 @@
 //! (invariant checker).
 
 mod check;
+#[cfg(test)]
+mod deferred_tests;
 mod host_fault;
 mod host_guest;
 mod host_hyp;
 #[cfg(test)]
 mod proptests;
 mod record;
+mod reset;
 #[cfg(test)]
 mod tests;
 mod vm;
 
 pub use check::Violation;
+pub use host_fault::host_fault_is_fixable_by_mapping;
 pub use record::{Borrower, Owner, OwnerState, PageState, VmId};
 
 use crate::pgtable::{Stage2Config, Stage2Error, Stage2Table};
@@ -143,6 +147,15 @@ pub enum FaultAction {
 pub trait PageSanitizer {
     /// Zero and clean the 4 KiB page at `pa` (identity-mapped at EL2).
     fn zero_and_clean(&mut self, pa: usize);
+
+    /// True if [`zero_and_clean`](Self::zero_and_clean) only notes the page and the caller
+    /// zeroes it after releasing the memory lock, so that the lock is never held for the
+    /// zeroing (up to 2 MiB per call). The transition then leaves the page
+    /// [`PageState::Sanitizing`], which nobody maps and no call accepts, instead of handing
+    /// it to the host; [`Ownership::sanitized_to_host`] hands it over once it is zeroed.
+    fn defers(&self) -> bool {
+        false
+    }
 }
 
 /// Bytes of record for `ram_bytes` of RAM: 2 per 4 KiB page (512 KiB per GiB).
@@ -380,6 +393,38 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             let n = (end - start) / PAGE_SIZE;
             self.meta[first..first + n].fill(state.encode());
         }
+    }
+
+    /// A page leaves a guest (or EL2's reclaim list) for the host: zeroed and cleaned first
+    /// (I5), now, or by the caller outside the lock if `san` defers it.
+    fn zeroed_to_host(&mut self, pa: usize, san: &mut impl PageSanitizer) {
+        san.zero_and_clean(pa);
+        let state = if san.defers() {
+            PageState::Sanitizing
+        } else {
+            PageState::Owned(Owner::Host)
+        };
+        self.set_page(pa, state);
+    }
+
+    /// Hands the host the pages a deferring [`PageSanitizer`] noted, once the caller has
+    /// zeroed and cleaned them: each goes from [`PageState::Sanitizing`] to host-owned (mapped
+    /// on the host's next access).
+    ///
+    /// # Errors
+    ///
+    /// `Denied` if a page is not `Sanitizing` (nothing is changed then).
+    pub fn sanitized_to_host(&mut self, pages: &[usize]) -> Result<(), OwnershipError> {
+        if pages
+            .iter()
+            .any(|&pa| self.page_state(pa) != Some(PageState::Sanitizing))
+        {
+            return Err(OwnershipError::Denied);
+        }
+        for &pa in pages {
+            self.set_page(pa, PageState::Owned(Owner::Host));
+        }
+        Ok(())
     }
 
     fn set_page(&mut self, pa: usize, state: PageState) {

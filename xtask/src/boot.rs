@@ -43,6 +43,21 @@ pub enum DtbVariant {
     /// With the module nodes, and U-Boot sets GICR_CTLR.EnableLPIs in CPU 0's
     /// redistributor (QEMU virt) before it starts the payload, as a firmware may. U-Boot only.
     LpisLeftOn,
+    /// With the module nodes and `n` `/reserved-memory` children ([`reserved_ranges`]).
+    WithReservedRanges(usize),
+}
+
+/// `n` reserved ranges for QEMU `virt` with 1 GiB: `n - 1` single pages at the bottom of
+/// RAM (below where the payload runs), and last, so that a list that drops the tail drops
+/// it, 4 MiB at 0x4040_0000, where the dynamic carve-out goes when it follows the image.
+pub fn reserved_ranges(n: usize) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = (0..n.saturating_sub(1) as u64)
+        .map(|i| (0x4000_0000 + i * 0x1000, 0x1000))
+        .collect();
+    if n > 0 {
+        ranges.push((0x4040_0000, 0x40_0000));
+    }
+    ranges
 }
 
 /// CPU 0's GICR_CTLR on QEMU virt with GICv3.
@@ -69,6 +84,10 @@ impl DtbVariant {
             },
             uboot_steps: match self {
                 DtbVariant::LpisLeftOn => vec![format!("mw.l {VIRT_GICR0_CTLR:#x} 0x1")],
+                _ => Vec::new(),
+            },
+            reserved: match self {
+                DtbVariant::WithReservedRanges(n) => reserved_ranges(n),
                 _ => Vec::new(),
             },
         }

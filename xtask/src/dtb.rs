@@ -67,6 +67,9 @@ pub struct DtbEdits {
     /// U-Boot commands run just before `booti` (state a firmware leaves behind); U-Boot
     /// boots only.
     pub uboot_steps: Vec<String>,
+    /// `(base, size)` of `/reserved-memory` children to add (tests of the payload keeping
+    /// clear of every reserved range, or refusing more than it can hold).
+    pub reserved: Vec<(u64, u64)>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -81,6 +84,23 @@ pub fn render_boot_dts(base_dts_name: &str, edits: &DtbEdits) -> String {
     let _ = writeln!(s, "/ {{");
     for node in &edits.delete_root_nodes {
         let _ = writeln!(s, "\t/delete-node/ {node};");
+    }
+    if !edits.reserved.is_empty() {
+        let _ = writeln!(s, "\treserved-memory {{");
+        let _ = writeln!(s, "\t\t#address-cells = <0x2>;");
+        let _ = writeln!(s, "\t\t#size-cells = <0x2>;");
+        let _ = writeln!(s, "\t\tranges;");
+        for &(base, size) in &edits.reserved {
+            let _ = writeln!(
+                s,
+                "\t\treserved@{base:x} {{ reg = <{:#x} {:#x} {:#x} {:#x}>; }};",
+                base >> 32,
+                base & 0xffff_ffff,
+                size >> 32,
+                size & 0xffff_ffff
+            );
+        }
+        let _ = writeln!(s, "\t}};");
     }
     if !edits.modules.is_empty() || !edits.chosen_flags.is_empty() {
         let _ = writeln!(s, "\tchosen {{");
@@ -211,6 +231,7 @@ mod tests {
             delete_root_nodes: vec![],
             chosen_flags: vec![],
             uboot_steps: vec![],
+            reserved: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
@@ -234,6 +255,7 @@ mod tests {
             delete_root_nodes: vec!["psci".into()],
             chosen_flags: vec![],
             uboot_steps: vec![],
+            reserved: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
@@ -247,12 +269,28 @@ mod tests {
             delete_root_nodes: vec![],
             chosen_flags: vec!["el2,unconfined-dma".into()],
             uboot_steps: vec![],
+            reserved: vec![],
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(
             dts.contains("\tchosen {\n\t\tel2,unconfined-dma;\n"),
             "{dts}"
         );
+    }
+
+    #[test]
+    fn boot_dts_can_add_reserved_memory_children() {
+        let edits = DtbEdits {
+            reserved: vec![(0x4000_0000, 0x1000), (0x1_4040_0000, 0x40_0000)],
+            ..DtbEdits::default()
+        };
+        let dts = render_boot_dts("base.dts", &edits);
+        assert!(
+            dts.contains("\treserved-memory {\n\t\t#address-cells = <0x2>;"),
+            "{dts}"
+        );
+        assert!(dts.contains("\t\treserved@40000000 { reg = <0x0 0x40000000 0x0 0x1000>; };"));
+        assert!(dts.contains("\t\treserved@140400000 { reg = <0x1 0x40400000 0x0 0x400000>; };"));
     }
 
     #[test]
@@ -264,6 +302,7 @@ mod tests {
                 delete_root_nodes: vec![],
                 chosen_flags: vec![],
                 uboot_steps: vec![],
+                reserved: vec![],
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");

@@ -34,6 +34,11 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
     )];
     match target {
         BootiTarget::Payload { edits } => {
+            if !edits.reserved.is_empty() {
+                bail!(
+                    "added /reserved-memory ranges need --via direct (the U-Boot script does not write them)"
+                );
+            }
             steps.push("fdt addr ${fdtcontroladdr}".into());
             steps.push(format!("fdt resize {FDT_EXTRA}"));
             for node in &edits.delete_root_nodes {
@@ -159,6 +164,7 @@ mod tests {
             delete_root_nodes: vec![],
             chosen_flags: vec!["el2,unconfined-dma".into()],
             uboot_steps: vec!["mw.l 0x80a0000 0x1".into()],
+            reserved: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -191,6 +197,7 @@ mod tests {
             delete_root_nodes: vec!["psci".into()],
             chosen_flags: vec![],
             uboot_steps: vec![],
+            reserved: vec![],
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

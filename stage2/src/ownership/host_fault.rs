@@ -5,6 +5,19 @@ use super::{FaultAction, Owner, Ownership, OwnershipError, PageState, commit_err
 use crate::pgtable::{MemKind, Stage2Error};
 use crate::pool::{PAGE_SIZE, granule_at_level};
 
+/// Whether a host stage-2 abort with fault status code `fsc` (ESR_EL2.ISS[5:0], DFSC or
+/// IFSC) can be fixed by mapping: only a translation fault, 0b0001LL for levels 0-3 or
+/// 0b101011 for level -1 (FEAT_LPA2) (Arm ARM, ISS encoding for an exception from a Data or
+/// Instruction Abort). Every other status (address size, access flag, permission, such as an
+/// instruction fetch from MMIO the host stage-2 maps execute-never; alignment; TLB conflict;
+/// an atomic or exclusive access the memory type does not support, 0b110101; external
+/// aborts) would fault again on the mapping EL2 would make: retrying would keep the CPU in
+/// EL2 forever, so it must become an abort in the host.
+pub fn host_fault_is_fixable_by_mapping(fsc: u64) -> bool {
+    let fsc = fsc & 0x3f;
+    fsc & 0x3c == 0x04 || fsc == 0x2b
+}
+
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// The largest block around `ipa` the host may have mapped: `(start, end, kind)`, or
     /// `None` if the host may not access `ipa`.
@@ -103,5 +116,34 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 .map_err(commit_error)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_fault_is_fixable_by_mapping as fixable;
+
+    #[test]
+    fn only_translation_faults_are_fixed_by_mapping() {
+        for level in 0..4 {
+            assert!(fixable(0x04 | level), "translation fault, level {level}");
+            assert!(!fixable(level), "address size fault, level {level}");
+            assert!(!fixable(0x08 | level), "access flag fault, level {level}");
+            assert!(!fixable(0x0c | level), "permission fault, level {level}");
+        }
+        assert!(fixable(0x2b), "translation fault, level -1");
+        for (fsc, what) in [
+            (0x10, "synchronous external abort"),
+            (0x21, "alignment fault"),
+            (0x30, "TLB conflict abort"),
+            (0x31, "unsupported atomic hardware update"),
+            (0x35, "unsupported exclusive or atomic access"),
+            (0x29, "address size fault, level -1"),
+        ] {
+            assert!(!fixable(fsc), "{what} ({fsc:#x})");
+        }
+        // Only ISS[5:0] counts: WnR and friends above it do not change the answer.
+        assert!(fixable(0x40 | 0x07));
+        assert!(!fixable(0x40 | 0x0f));
     }
 }

@@ -294,9 +294,10 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         for i in 0..nr {
             let pa = self.scratch[i];
             if self.page_state(pa) == Some(owned) {
-                san.zero_and_clean(pa);
+                self.zeroed_to_host(pa, san);
+            } else {
+                self.set_page(pa, PageState::Owned(Owner::Host));
             }
-            self.set_page(pa, PageState::Owned(Owner::Host));
         }
         Ok(())
     }

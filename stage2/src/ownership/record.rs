@@ -15,7 +15,8 @@
 //!   - 2 `HostSharedWith`: the host owns the page (shared-owned) and `id` (hyp or a guest)
 //!     borrows it.
 //!   - 3 `PendingReclaim`: guest `id` was torn down; EL2 holds the page until the host
-//!     reclaims it (it is zeroed then).
+//!     reclaims it (it is zeroed then). With `id` 0 (the host): `Sanitizing`, EL2 zeroes the
+//!     page for the host outside the memory lock (see `PageSanitizer::defers`).
 //! - `pool` (bit 14), only with kind 0 and a guest `id`: EL2 owns the page as part of that
 //!   guest's page-table pool (`HypPool`); it goes to reclaim with the guest, and EL2 can
 //!   never hand it to the host directly.
@@ -90,6 +91,10 @@ pub enum PageState {
     PendingReclaim(VmId),
     /// Owned by EL2 as part of the guest's page-table pool (vm_create, vm_topup).
     HypPool(VmId),
+    /// Held by EL2 while it zeroes the page for the host after the memory lock was released
+    /// (a reclaimed or relinquished page); in no stage-2. Only
+    /// [`Ownership::sanitized_to_host`](super::Ownership::sanitized_to_host) leaves it.
+    Sanitizing,
 }
 
 const ID_HOST: u16 = 0;
@@ -110,16 +115,19 @@ impl PageState {
             PageState::Owned(o) => o,
             PageState::SharedWithHost(vm) => Owner::Guest(vm),
             PageState::HostSharedWith(_) => Owner::Host,
-            PageState::PendingReclaim(_) | PageState::HypPool(_) => Owner::Hyp,
+            PageState::PendingReclaim(_) | PageState::HypPool(_) | PageState::Sanitizing => {
+                Owner::Hyp
+            }
         }
     }
 
     /// The owner's sharing state.
     pub fn owner_state(self) -> OwnerState {
         match self {
-            PageState::Owned(_) | PageState::PendingReclaim(_) | PageState::HypPool(_) => {
-                OwnerState::Exclusive
-            }
+            PageState::Owned(_)
+            | PageState::PendingReclaim(_)
+            | PageState::HypPool(_)
+            | PageState::Sanitizing => OwnerState::Exclusive,
             PageState::SharedWithHost(_) | PageState::HostSharedWith(_) => OwnerState::SharedOwned,
         }
     }
@@ -130,7 +138,10 @@ impl PageState {
             PageState::SharedWithHost(_) => Some(Owner::Host),
             PageState::HostSharedWith(Borrower::Hyp) => Some(Owner::Hyp),
             PageState::HostSharedWith(Borrower::Guest(vm)) => Some(Owner::Guest(vm)),
-            PageState::Owned(_) | PageState::PendingReclaim(_) | PageState::HypPool(_) => None,
+            PageState::Owned(_)
+            | PageState::PendingReclaim(_)
+            | PageState::HypPool(_)
+            | PageState::Sanitizing => None,
         }
     }
 
@@ -161,6 +172,7 @@ impl PageState {
                 | PageState::HostSharedWith(Borrower::Hyp)
                 | PageState::PendingReclaim(_)
                 | PageState::HypPool(_)
+                | PageState::Sanitizing
         )
     }
 
@@ -185,6 +197,7 @@ impl PageState {
             PageState::HostSharedWith(Borrower::Hyp) => (KIND_HOST_SHARED_WITH, ID_HYP),
             PageState::HostSharedWith(Borrower::Guest(vm)) => (KIND_HOST_SHARED_WITH, vm.0),
             PageState::PendingReclaim(vm) => (KIND_PENDING_RECLAIM, vm.0),
+            PageState::Sanitizing => (KIND_PENDING_RECLAIM, ID_HOST),
             PageState::HypPool(vm) => return POOL_BIT | vm.0,
         };
         (kind << KIND_SHIFT) | id
@@ -213,6 +226,7 @@ impl PageState {
             (KIND_HOST_SHARED_WITH, ID_HYP, _) => PageState::HostSharedWith(Borrower::Hyp),
             (KIND_HOST_SHARED_WITH, _, Some(vm)) => PageState::HostSharedWith(Borrower::Guest(vm)),
             (KIND_PENDING_RECLAIM, _, Some(vm)) => PageState::PendingReclaim(vm),
+            (KIND_PENDING_RECLAIM, ID_HOST, _) => PageState::Sanitizing,
             _ => return None,
         })
     }
@@ -232,9 +246,9 @@ mod tests {
             }
         }
         // Owned: host, hyp, 0xffe guests; shared-with-host: guests; host-shared-with: hyp and
-        // guests; pending reclaim: guests; pool: guests.
+        // guests; pending reclaim: guests, and sanitizing; pool: guests.
         let g = usize::from(VmId::MAX);
-        assert_eq!(valid, (2 + g) + g + (1 + g) + g + g);
+        assert_eq!(valid, (2 + g) + g + (1 + g) + (g + 1) + g);
     }
 
     #[test]
@@ -267,6 +281,12 @@ mod tests {
         assert!(PageState::HostSharedWith(Borrower::Hyp).hyp_may_access());
         let s = PageState::HypPool(vm);
         assert_eq!((s.owner(), s.guest()), (Owner::Hyp, None));
+        assert!(!s.host_may_access() && !s.guest_may_access(vm) && s.hyp_may_access());
+        let s = PageState::Sanitizing;
+        assert_eq!(
+            (s.owner(), s.borrower(), s.guest()),
+            (Owner::Hyp, None, None)
+        );
         assert!(!s.host_may_access() && !s.guest_may_access(vm) && s.hyp_may_access());
         assert_eq!(VmId::new(0), None);
         assert_eq!(VmId::new(0xfff), None);

@@ -71,6 +71,12 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// of pages the guest had shared (I6, VMID 0); all TLB entries of the VMID are invalidated
     /// (`invalidate_vmid`), so the VMID can be reused.
     ///
+    /// Work, all under the memory lock: one visit per leaf of the VM's own stage-2 and per
+    /// page it maps (by I2 every page the VM owns or borrows is mapped there exactly once),
+    /// plus one per page of its pool; never a pass over the whole record. So the call is
+    /// bounded by the VM's size (pages donated or lent to it plus pool pages; at most 512 per
+    /// earlier call that gave it memory), not by the machine's RAM.
+    ///
     /// # Errors
     ///
     /// `NotFound` (no such VM), `Busy` (its stage-2 is marked active: a vCPU is loaded).
@@ -83,57 +89,60 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let Some(table) = self.guests[slot].take() else {
             return Err(OwnershipError::NotFound);
         };
-        // Dropping the table frees its pages into its pool, which is dropped with it; they are
-        // marked `HypPool(vm)` and become pending reclaim with the scan below.
-        if let Err(table) = table.release_pages(|_| {}) {
+        if table.active() {
             // A vCPU of the VM is loaded somewhere: keep the VM, change nothing.
             self.guests[slot] = Some(table);
             return Err(OwnershipError::Busy);
         }
-        // The host loses what the guest shared with it, in runs, one stage-1 invalidation.
+        let banks = &self.banks[..self.n_banks];
+        let entry_of = |pa: usize| {
+            banks
+                .iter()
+                .find(|b| b.start <= pa && pa < b.end)
+                .map(|b| b.first_entry + (pa - b.start) / PAGE_SIZE)
+        };
+        let meta = &mut *self.meta;
+        let pending = PageState::PendingReclaim(vm).encode();
+        let mut result = Ok(());
+        // The VM's pages, from its own stage-2. The host loses what the guest shared with
+        // it, in one batch: one stage-1 invalidation.
         {
             let mut batch = self.host.unmap_batch(tlb);
-            for bank in &self.banks[..self.n_banks] {
-                let mut run: Option<usize> = None;
-                let pages = (bank.end - bank.start) / PAGE_SIZE;
-                for i in 0..=pages {
-                    let pa = bank.start + i * PAGE_SIZE;
-                    let shared = i < pages
-                        && PageState::decode(self.meta[bank.first_entry + i])
-                            == Some(PageState::SharedWithHost(vm));
-                    match (shared, run) {
-                        (true, None) => run = Some(pa),
-                        (false, Some(s)) => {
-                            batch.remove_covering(s, pa).map_err(commit_error)?;
-                            run = None;
+            table.for_each_leaf(0, table.ipa_size(), |leaf| {
+                for pa in (leaf.block_pa..leaf.block_pa + leaf.size()).step_by(PAGE_SIZE) {
+                    let Some(i) = entry_of(pa) else { continue };
+                    match PageState::decode(meta[i]) {
+                        Some(PageState::Owned(Owner::Guest(g))) if g == vm => meta[i] = pending,
+                        Some(PageState::SharedWithHost(g)) if g == vm => {
+                            if let Err(e) = batch.remove_covering(pa, pa + PAGE_SIZE) {
+                                result = Err(commit_error(e));
+                            }
+                            meta[i] = pending;
+                        }
+                        Some(PageState::HostSharedWith(Borrower::Guest(g))) if g == vm => {
+                            meta[i] = PageState::Owned(Owner::Host).encode();
                         }
                         _ => {}
                     }
                 }
-            }
+            });
             batch.finish();
         }
-        for entry in self.meta.iter_mut() {
-            match PageState::decode(*entry) {
-                Some(
-                    PageState::Owned(Owner::Guest(g))
-                    | PageState::SharedWithHost(g)
-                    | PageState::HypPool(g),
-                ) if g == vm => {
-                    *entry = PageState::PendingReclaim(vm).encode();
-                }
-                Some(PageState::HostSharedWith(Borrower::Guest(g))) if g == vm => {
-                    *entry = PageState::Owned(Owner::Host).encode();
-                }
-                _ => {}
+        // Its pool (tables in use and free pages alike); dropping the table frees nothing
+        // else.
+        let released = table.release_pages(|pa| {
+            if let Some(i) = entry_of(pa) {
+                meta[i] = pending;
             }
-        }
+        });
+        debug_assert!(released.is_ok(), "checked inactive above");
         tlb.invalidate_vmid(vm.get());
-        Ok(())
+        result
     }
 
     /// The host takes back pages of a torn-down VM: each is zeroed and cleaned to PoC (I5),
-    /// then owned by the host, which maps it on its next access.
+    /// then owned by the host, which maps it on its next access. With a deferring `san` the
+    /// pages stay `Sanitizing` until [`sanitized_to_host`](Self::sanitized_to_host).
     ///
     /// # Errors
     ///
@@ -148,9 +157,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let (start, end) = self.ram_range(pfn, nr)?;
         self.require_pages(start, end, |s| matches!(s, PageState::PendingReclaim(_)))?;
         for pa in (start..end).step_by(PAGE_SIZE) {
-            san.zero_and_clean(pa);
+            self.zeroed_to_host(pa, san);
         }
-        self.set_range(start, end, PageState::Owned(Owner::Host));
         Ok(())
     }
 }

@@ -16,6 +16,7 @@
 
 mod checks;
 mod remote_reader;
+mod reset_test;
 mod runner;
 mod tests;
 
@@ -37,7 +38,15 @@ fn main(dtb_address: usize) -> ! {
     let Ok(pages) = platform.free_pages(TEST_HOST_PAGES_FLOOR) else {
         fail!("too many reserved regions in the DTB to find free pages");
     };
+    let reset_test = platform
+        .board
+        .bootargs()
+        .split(' ')
+        .any(|word| word == reset_test::MODE_WORD);
     let mut ctx = Ctx::new(platform, pages, TEST_GUEST);
+    if reset_test {
+        reset_test::run(&mut ctx);
+    }
     let summary = runner::run_all(&mut ctx, tests::ALL);
     el1_rt::exit::semihosting_exit(if summary.failed == 0 { 0 } else { 1 })
 }

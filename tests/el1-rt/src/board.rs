@@ -68,7 +68,14 @@ pub struct Board {
     /// included), every `/memreserve/` entry and the initrd of `/chosen`. The DTB blob
     /// itself is not described by the DTB; the caller knows where it is.
     pub in_use: RegionList,
+    /// `/chosen/bootargs` (what the payload passed on from the module node), cut at
+    /// `BOOTARGS_MAX` bytes; see [`Board::bootargs`].
+    bootargs: [u8; BOOTARGS_MAX],
+    bootargs_len: usize,
 }
+
+/// Bytes of `/chosen/bootargs` a board keeps: test hosts take a mode word from it.
+pub const BOOTARGS_MAX: usize = 64;
 
 /// Why the DTB could not be used.
 #[derive(Clone, Copy, Debug)]
@@ -104,6 +111,18 @@ impl fmt::Display for BoardError {
 impl Board {
     /// Reads the board description from `fdt`.
     pub fn from_fdt(fdt: &Fdt) -> Result<Self, BoardError> {
+        let mut bootargs = [0u8; BOOTARGS_MAX];
+        let mut bootargs_len = 0;
+        // Not `fdt.chosen()`: it panics on a DTB without `/chosen`.
+        if let Some(args) = fdt
+            .find_node("/chosen")
+            .and_then(|chosen| chosen.property("bootargs"))
+            .and_then(|p| p.as_str())
+            && args.len() <= BOOTARGS_MAX
+        {
+            bootargs[..args.len()].copy_from_slice(args.as_bytes());
+            bootargs_len = args.len();
+        }
         Ok(Self {
             uart: find_console(fdt)?,
             memory: find_memory(fdt)?,
@@ -112,7 +131,14 @@ impl Board {
             psci: find_psci(fdt),
             carve_outs: find_carve_outs(fdt)?,
             in_use: find_in_use(fdt)?,
+            bootargs,
+            bootargs_len,
         })
+    }
+
+    /// `/chosen/bootargs`, or "" (also if it was longer than `BOOTARGS_MAX` bytes).
+    pub fn bootargs(&self) -> &str {
+        core::str::from_utf8(&self.bootargs[..self.bootargs_len]).unwrap_or("")
     }
 }
 

@@ -16,6 +16,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// ESR_ELx.EC for a data abort taken without a change of exception level.
 pub const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
+/// ESR_ELx.EC for an instruction abort taken without a change of exception level.
+pub const EC_INSTRUCTION_ABORT_SAME_EL: u64 = 0x21;
 /// ESR_ELx.ISS.DFSC for a synchronous external abort (not on a translation table walk).
 pub const DFSC_SYNC_EXTERNAL_ABORT: u64 = 0x10;
 
@@ -122,7 +124,8 @@ fn own_slot() -> Option<&'static ProbeSlot> {
         .and_then(|cpu| SLOTS.get(cpu))
 }
 
-/// Arms the handler for one data abort on this CPU's next instructions (see module doc).
+/// Arms the handler for one data abort on this CPU's next instructions (see module doc),
+/// or one instruction abort after a `blr` (the handler then returns to the `blr`'s caller).
 pub fn expect_data_abort() {
     if let Some(slot) = own_slot() {
         slot.recorded.store(false, Ordering::Relaxed);
@@ -155,7 +158,7 @@ extern "C" fn el1_rt_handle_exception(kind: u64, frame: &mut ExceptionFrame) {
     let far = FAR_EL1.get();
     let ec = (esr >> 26) & 0x3f;
     if kind == SYNC_CURRENT_EL_SPX
-        && ec == EC_DATA_ABORT_SAME_EL
+        && (ec == EC_DATA_ABORT_SAME_EL || ec == EC_INSTRUCTION_ABORT_SAME_EL)
         && let Some(slot) = own_slot()
         && slot.armed.load(Ordering::Acquire)
     {
@@ -163,8 +166,13 @@ extern "C" fn el1_rt_handle_exception(kind: u64, frame: &mut ExceptionFrame) {
         slot.esr.store(esr, Ordering::Relaxed);
         slot.far.store(far, Ordering::Relaxed);
         slot.recorded.store(true, Ordering::Release);
-        // Step over the faulting access (A64 instructions are 4 bytes).
-        frame.elr += 4;
+        if ec == EC_INSTRUCTION_ABORT_SAME_EL {
+            // A probe branched with `blr` to code that cannot run: return to its caller.
+            frame.elr = frame.x[30];
+        } else {
+            // Step over the faulting access (A64 instructions are 4 bytes).
+            frame.elr += 4;
+        }
         return;
     }
     let name = usize::try_from(kind)

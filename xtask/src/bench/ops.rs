@@ -115,6 +115,13 @@ pub const OPS: &[OpSpec] = &[
         target: None,
     },
     OpSpec {
+        key: "vm_destroy",
+        label: "VM_DESTROY of the donation VM (all pages above + 128 pool pages)",
+        kind: Kind::HostCall,
+        pages: 0,
+        target: None,
+    },
+    OpSpec {
         key: "vm_reclaim_1",
         label: "VM_RECLAIM, 1 page (zeroed)",
         kind: Kind::HostCall,

@@ -39,6 +39,9 @@ enum HostKind {
     Image(Image),
 }
 
+/// A check of a whole console log: `Err` says why it failed.
+type LogCheck = fn(&str) -> Result<(), String>;
+
 pub struct Case {
     pub name: &'static str,
     host: HostKind,
@@ -50,6 +53,12 @@ pub struct Case {
     dtb: DtbVariant,
     timeout: Duration,
     expect: Expectation,
+    /// A check of the whole log once QEMU has exited, beyond the expectation's lines.
+    log_check: Option<LogCheck>,
+    /// Bootargs of a test image host (its module node's `bootargs`).
+    bootargs: &'static str,
+    /// QEMU resets the machine on a reset request instead of exiting (`-no-reboot` off).
+    reboot: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -66,6 +75,9 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
             forbid: FORBID.to_vec(),
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -89,6 +101,9 @@ fn fatal_case(
             forbid: FORBID_FATAL.to_vec(),
             end: End::KillWhenAllSeen,
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -115,6 +130,9 @@ fn linux_case(name: &'static str, via: Via) -> Case {
             forbid: FORBID_LINUX.to_vec(),
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -134,6 +152,9 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
             forbid: FORBID.to_vec(),
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -157,6 +178,9 @@ fn stress_case(name: &'static str) -> Case {
             forbid,
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -182,6 +206,9 @@ fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -
             forbid,
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
 }
 
@@ -204,7 +231,53 @@ fn conformance_case() -> Case {
             forbid,
             end: End::Exit(0),
         },
+        log_check: None,
+        bootargs: "",
+        reboot: false,
     }
+}
+
+/// Reserved ranges in the "kept clear" case: more than the 13 the payload's memory plan
+/// kept before it held every range discovery accepts.
+const MANY_RESERVED_RANGES: usize = 20;
+/// One more than `platform::fdt_discovery::MAX_RESERVED_RANGES` (32). If that limit grows,
+/// this case boots instead of stopping and fails, loudly.
+const TOO_MANY_RESERVED_RANGES: usize = 33;
+
+/// The payload's carve-outs, from its `carve-out: image A..B, pools C..D` line, overlap
+/// none of the reserved ranges the case's DTB added.
+fn carve_out_avoids_every_reserved_range(log: &str) -> Result<(), String> {
+    let line = log
+        .lines()
+        .find_map(|l| l.split_once("[el2] carve-out: ").map(|(_, rest)| rest))
+        .ok_or("the payload printed no carve-out line")?;
+    let range = |label: &str| -> Result<(u64, u64), String> {
+        let text = line
+            .split_once(label)
+            .and_then(|(_, rest)| rest.split([',', ' ']).next())
+            .ok_or(format!("no `{label}` in the carve-out line: {line}"))?;
+        let (start, end) = text
+            .split_once("..")
+            .ok_or(format!("bad range `{text}` in: {line}"))?;
+        let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16);
+        match (hex(start), hex(end)) {
+            (Ok(s), Ok(e)) => Ok((s, e)),
+            _ => Err(format!("bad range `{text}` in: {line}")),
+        }
+    };
+    for carve in [range("image ")?, range("pools ")?] {
+        for (base, size) in boot::reserved_ranges(MANY_RESERVED_RANGES) {
+            if carve.0 < base + size && base < carve.1 {
+                return Err(format!(
+                    "EL2's carve-out {:#x}..{:#x} overlaps the reserved range {base:#x}..{:#x}",
+                    carve.0,
+                    carve.1,
+                    base + size
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The QEMU tests, in the order they run.
@@ -269,7 +342,43 @@ pub fn cases() -> Vec<Case> {
                 ],
             )
         },
+        fatal_case(
+            "dtb_with_too_many_reserved_ranges_refused",
+            Via::Direct,
+            true,
+            DtbVariant::WithReservedRanges(TOO_MANY_RESERVED_RANGES),
+            "too many reserved memory ranges (max 32)",
+        ),
+        Case {
+            dtb: DtbVariant::WithReservedRanges(MANY_RESERVED_RANGES),
+            log_check: Some(carve_out_avoids_every_reserved_range),
+            ..demo_case(
+                "carve_out_keeps_clear_of_every_reserved_range",
+                Via::Direct,
+                vec!["demo: PASS"],
+            )
+        },
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+        // Two boots in one QEMU run: see tests/abi-host/src/reset_test.rs.
+        Case {
+            bootargs: "reset-test",
+            reboot: true,
+            expect: Expectation {
+                expect: vec![
+                    "reset-test: SYSTEM_RESET with a guest secret",
+                    "reset-test: second boot",
+                    "test guest_data_does_not_survive_a_host_reset ... ok",
+                    "1 passed, 0 failed",
+                ],
+                forbid: FORBID.to_vec(),
+                end: End::Exit(0),
+            },
+            ..image_case(
+                "guest_data_does_not_survive_a_host_reset",
+                Image::AbiHost,
+                DEMO_TIMEOUT,
+            )
+        },
         stress_case("smp_stress_and_adversarial"),
         dma_case(
             "dma_masters_withheld_from_the_host",
@@ -390,7 +499,7 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
         (HostKind::Image(image), _) => Host {
             kernel: image.path(),
             initrd: None,
-            bootargs: String::new(),
+            bootargs: case.bootargs.into(),
         },
         _ => Host {
             kernel: Image::DemoHost.path(),
@@ -413,6 +522,8 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
     let log: PathBuf = paths::qemu_logs().join(format!("{}.log", case.name));
     let started = Instant::now();
     let args = match boot::prepare(&plan) {
+        // QEMU's reset keeps RAM and reloads the images it was given: a second boot.
+        Ok(args) if case.reboot => args.into_iter().filter(|a| a != "-no-reboot").collect(),
         Ok(args) => args,
         Err(e) => {
             report.fail(case.name, &format!("could not prepare the boot: {e}"), &[]);
@@ -435,10 +546,13 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
     };
     let elapsed = started.elapsed().as_secs_f64();
     let verdict = check.verdict(&outcome).and_then(|()| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(log_check) = case.log_check {
+            log_check(&text)?;
+        }
         if case.name != crate::conformance::SUITE_CASE {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
         crate::conformance::check_log(&text)
             .map(drop)
             .map_err(|(reason, _)| reason)

@@ -4,12 +4,14 @@ mod destroy;
 mod discovery;
 mod errors;
 mod guest_calls;
+mod host_faults;
 mod host_state;
 mod irq_exit;
 mod private_memory;
+mod psci_relay;
 mod relinquish;
 mod second_cpu;
-mod sharing;
+pub(crate) mod sharing;
 mod world_switch;
 
 use crate::runner::Test;
@@ -114,5 +116,17 @@ pub const ALL: &[Test] = &[
     Test {
         name: "donate_without_pool_is_no_memory_until_topped_up",
         run: errors::donate_without_pool_is_no_memory_until_topped_up,
+    },
+    Test {
+        name: "host_cpu_suspend_smc32_is_not_supported",
+        run: psci_relay::host_cpu_suspend_smc32_is_not_supported,
+    },
+    Test {
+        name: "host_cannot_switch_mem_protect_and_unsupported_reset2_changes_nothing",
+        run: psci_relay::host_cannot_switch_mem_protect_and_unsupported_reset2_changes_nothing,
+    },
+    Test {
+        name: "host_instruction_fetch_from_mmio_is_an_abort_not_a_retry_loop",
+        run: host_faults::host_instruction_fetch_from_mmio_is_an_abort_not_a_retry_loop,
     },
 ];
