@@ -4,7 +4,10 @@
 //! EL2's inputs); `/chosen/bootargs` is set from the kernel module's command line;
 //! `linux,initrd-start`/`-end` are set for the ramdisk (stale ones removed when there is none);
 //! and every EL2 carve-out becomes a `/reserved-memory/el2@<addr>` child with `no-map`, so the
-//! host neither uses nor maps it. Every other node, property (raw bytes, including
+//! host neither uses nor maps it. EL2 owns the SMMUv3: its `arm,smmu-v3` node is removed, and
+//! so are the masters' `iommu-map`, `iommu-map-mask` and `iommus` properties that name it, so
+//! the host programs its DMA masters with physical addresses (EL2's tables identity-map what
+//! the host may reach). Every other node, property (raw bytes, including
 //! `phandle`s), memory reservation and the header's `boot_cpuid_phys` is copied unchanged.
 //!
 //! Why `vm-fdt` writes the result: it is maintained by rust-vmm, builds `no_std` with `alloc`,
@@ -22,8 +25,8 @@ use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 use crate::fdt_check::{self, FdtFormatError};
 use crate::fdt_discovery::NodeName;
-use crate::fdt_discovery::is_module;
-use crate::fdt_tree::{self, address_cells, base_name, size_cells};
+use crate::fdt_discovery::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, is_module};
+use crate::fdt_tree::{self, Walk, address_cells, base_name, is_compatible, size_cells};
 
 /// What to change in the host's copy of the device tree.
 #[derive(Clone, Copy, Debug, Default)]
@@ -144,7 +147,24 @@ pub fn write_host_dtb(
         .map_err(|error| writer_error("/memreserve/", error))?;
     writer.set_boot_cpuid_phys(checked.boot_cpuid_phys);
 
-    let mut copier = Copier { writer, edits };
+    let mut smmu_phandles = Vec::new();
+    let walked = fdt_tree::walk::<core::convert::Infallible>(&fdt, &mut |node, _| {
+        if is_compatible(node, SMMU_V3_COMPATIBLE)
+            && let Some(p) = node.property("phandle")
+            && let Some(v) = fdt_tree::read_cells(p.value, 1)
+        {
+            smmu_phandles.push(v as u32);
+        }
+        Ok(Walk::Descend)
+    });
+    if let Err(never) = walked {
+        match never {}
+    }
+    let mut copier = Copier {
+        writer,
+        edits,
+        smmu_phandles,
+    };
     copier.copy_node(root, 0)?;
     let blob = copier
         .writer
@@ -207,6 +227,28 @@ enum Role {
 struct Copier<'e> {
     writer: FdtWriter,
     edits: &'e HostDtbEdits<'e>,
+    /// Phandles of the SMMUv3 nodes EL2 takes (left out of the host's tree).
+    smmu_phandles: Vec<u32>,
+}
+
+impl Copier<'_> {
+    /// Whether `node` has an IOMMU reference (`iommu-map` or `iommus`) naming an SMMU EL2
+    /// owns; then all of its IOMMU references go.
+    fn names_owned_smmu(&self, node: FdtNode<'_, '_>) -> bool {
+        let phandle_at = |value: &[u8], offset: usize| {
+            value
+                .get(offset..offset + 4)
+                .and_then(|b| fdt_tree::read_cells(b, 1))
+                .is_some_and(|v| self.smmu_phandles.contains(&(v as u32)))
+        };
+        let map = node
+            .property("iommu-map")
+            .is_some_and(|p| (0..p.value.len() / 16).any(|i| phandle_at(p.value, i * 16 + 4)));
+        let iommus = node
+            .property("iommus")
+            .is_some_and(|p| phandle_at(p.value, 0));
+        map || iommus
+    }
 }
 
 impl Copier<'_> {
@@ -224,7 +266,11 @@ impl Copier<'_> {
         if role == Role::Chosen {
             self.copy_chosen_properties(node).map_err(wr)?;
         } else {
+            let drop_iommu = self.names_owned_smmu(node);
             for prop in node.properties() {
+                if drop_iommu && IOMMU_REFERENCES.contains(&prop.name) {
+                    continue;
+                }
                 self.writer.property(prop.name, prop.value).map_err(wr)?;
             }
         }
@@ -232,6 +278,9 @@ impl Copier<'_> {
         let (mut saw_chosen, mut saw_reserved) = (false, false);
         for child in node.children() {
             if role == Role::Chosen && is_module(child) {
+                continue;
+            }
+            if is_compatible(child, SMMU_V3_COMPATIBLE) {
                 continue;
             }
             if role == Role::ReservedMemory

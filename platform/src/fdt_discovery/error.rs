@@ -116,6 +116,8 @@ pub enum DiscoveryError {
     },
     /// A module node has no `reg`, or its size is zero.
     ModuleWithoutReg { node: NodeName },
+    /// More than one `arm,smmu-v3` node: EL2 drives one SMMU.
+    TooManySmmus { first: NodeName, second: NodeName },
     /// A string property (bootargs, stdout-path, alias) is not UTF-8.
     BadString {
         node: NodeName,
@@ -190,6 +192,10 @@ impl fmt::Display for DiscoveryError {
             Self::ModuleWithoutReg { node } => {
                 write!(f, "module {node} under /chosen has no reg or a zero size")
             }
+            Self::TooManySmmus { first, second } => write!(
+                f,
+                "two arm,smmu-v3 nodes ({first} and {second}): EL2 drives only one SMMU"
+            ),
             Self::BadString { node, property } => {
                 write!(f, "node {node}: property {property} is not a UTF-8 string")
             }
