@@ -3,8 +3,8 @@
 //! Two carve-outs, sized to the page:
 //! - the static one is the image itself (`layout::image`: code, data, .bss, stacks; the
 //!   Image header's `image_size` covers it, so loaders keep clear of it);
-//! - the dynamic one is sized from the RAM the DTB describes: the host stage-2 page-table
-//!   pool, the ownership record (2 bytes per 4 KiB page), EL2's own stage-1 tables and a
+//! - the dynamic one is sized from the RAM the DTB describes: the ownership record (2 bytes
+//!   per 4 KiB page, first), the host stage-2 page-table pool, EL2's own stage-1 tables and a
 //!   small boot heap (the DTB writer needs one). It goes right after the image when that
 //!   memory is free, else as high in RAM as it fits, never over anything the loader left
 //!   there (DTB, modules, reserved memory).
@@ -211,9 +211,12 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
         cursor += size;
         r
     };
+    // The record first: its place is then a fact of the layout (the start of the dynamic
+    // carve-out, which the host DTB's /reserved-memory shows). Hiding it would be no
+    // defence; the DMA attack tests aim at it there.
+    let ownership = take(ownership);
     let stage2_pool = take(pool);
     let el2_tables = take(el2_tables);
-    let ownership = take(ownership);
     let heap = take(heap);
     Ok(MemoryPlan {
         image: input.image.clone(),
@@ -348,7 +351,8 @@ mod tests {
         assert_eq!(plan.dynamic.start, plan.image.end);
         assert_eq!(plan.ownership.end - plan.ownership.start, 512 * 1024);
         // Pool + record + tables + heap exactly fill the dynamic carve-out, in that order.
-        assert_eq!(plan.stage2_pool.start, plan.dynamic.start);
+        assert_eq!(plan.ownership.start, plan.dynamic.start);
+        assert_eq!(plan.stage2_pool.start, plan.ownership.end);
         assert_eq!(plan.heap.end, plan.dynamic.end);
         // The host DTB window is 2 MiB aligned, in RAM, away from everything else.
         assert_eq!(plan.host_dtb.start % BLOCK_2M, 0);

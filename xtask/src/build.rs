@@ -27,6 +27,9 @@ pub enum Image {
     StressHost,
     /// The host that runs the conformance suite of docs/abi.md (`cargo xtask conformance`).
     ConformanceHost,
+    /// The host that aims a PCI DMA engine (QEMU's edu) behind the SMMUv3 at memory it does
+    /// not own.
+    DmaHost,
 }
 
 /// Target of the payload: soft-float, so that EL2's own code never touches the FP/SIMD
@@ -37,7 +40,7 @@ pub const IMAGE_TARGET: &str = "aarch64-unknown-none";
 
 impl Image {
     /// Every image, in an order where each comes after the images it embeds.
-    pub const ALL: [Image; 8] = [
+    pub const ALL: [Image; 9] = [
         Image::El2,
         Image::El2Selftest,
         Image::TestGuest,
@@ -46,6 +49,7 @@ impl Image {
         Image::BenchHost,
         Image::StressHost,
         Image::ConformanceHost,
+        Image::DmaHost,
     ];
 
     /// Cargo package (and binary) name.
@@ -58,6 +62,7 @@ impl Image {
             Image::StressHost => "stress-host",
             Image::BenchHost => "bench-host",
             Image::ConformanceHost => "conformance-host",
+            Image::DmaHost => "dma-host",
         }
     }
 
@@ -74,9 +79,11 @@ impl Image {
     /// names each one's raw file at build time.
     pub fn embeds(self) -> &'static [(Image, &'static str)] {
         match self {
-            Image::DemoHost | Image::AbiHost | Image::BenchHost | Image::StressHost => {
-                &[(Image::TestGuest, "TEST_GUEST_BIN")]
-            }
+            Image::DemoHost
+            | Image::AbiHost
+            | Image::BenchHost
+            | Image::StressHost
+            | Image::DmaHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
             _ => &[],
         }
     }

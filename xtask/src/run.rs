@@ -79,6 +79,8 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             virtualization: !args.no_el2,
             smp: args.smp,
             mem: args.mem,
+            smmu: false,
+            devices: Vec::new(),
         },
         via: args.via,
         payload: if args.no_el2 {

@@ -50,6 +50,8 @@ pub struct Case {
     dtb: DtbVariant,
     timeout: Duration,
     expect: Expectation,
+    /// `-M virt,iommu=smmuv3` and the edu DMA engine on the PCIe bus.
+    dma_devices: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -61,6 +63,7 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect,
             forbid: FORBID.to_vec(),
@@ -84,6 +87,7 @@ fn fatal_case(
         virtualization,
         dtb,
         timeout: DEMO_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2] FATAL:", why],
             forbid: FORBID_FATAL.to_vec(),
@@ -101,6 +105,7 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
@@ -129,6 +134,7 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             forbid: FORBID.to_vec(),
@@ -152,6 +158,7 @@ fn stress_case(name: &'static str) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: STRESS_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
             forbid,
@@ -174,8 +181,40 @@ fn conformance_case() -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: crate::conformance::TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
+            forbid,
+            end: End::Exit(0),
+        },
+    }
+}
+
+/// QEMU's edu PCI device: a DMA engine the host programs. Its default 28-bit DMA mask would
+/// clamp addresses of this machine's RAM (at 1 GiB and up).
+pub const EDU_DEVICE: &str = "edu,dma_mask=0xffffffffffff";
+
+/// The DMA host (tests/dma-host) on `iommu=smmuv3` with an edu device: every attack must be
+/// refused, and EL2 must log the SMMU's fault events for them.
+fn dma_case() -> Case {
+    let mut forbid = FORBID.to_vec();
+    forbid.extend(["dma-host: FAIL", "FAILED"]);
+    Case {
+        name: "dma_is_confined_by_the_smmu",
+        host: HostKind::Image(Image::DmaHost),
+        via: Via::Direct,
+        payload: Image::El2,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: DEMO_TIMEOUT,
+        dma_devices: true,
+        expect: Expectation {
+            expect: vec![
+                "[el2] smmu: SMMUv3",
+                "test a_device_can_dma_into_and_out_of_a_host_page ... ok",
+                "[el2] smmu: event",
+                " passed, 0 failed",
+            ],
             forbid,
             end: End::Exit(0),
         },
@@ -234,6 +273,7 @@ pub fn cases() -> Vec<Case> {
             "EL2",
         ),
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+        dma_case(),
         stress_case("smp_stress_and_adversarial"),
         conformance_case(),
         linux_case("linux_smp4_el1", Via::Direct),
@@ -348,6 +388,12 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             virtualization: case.virtualization,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            smmu: case.dma_devices,
+            devices: if case.dma_devices {
+                vec![EDU_DEVICE.into()]
+            } else {
+                Vec::new()
+            },
         },
         via: case.via,
         payload: Some(case.payload.path()),
