@@ -105,6 +105,10 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                         (true, None) => run = Some(pa),
                         (false, Some(s)) => {
                             batch.remove_covering(s, pa).map_err(commit_error)?;
+                            // The run lies in one bank: the DMA view changes directly.
+                            if let Some(dma) = self.dma.as_deref_mut() {
+                                dma.revoke(s, pa);
+                            }
                             run = None;
                         }
                         _ => {}
@@ -151,6 +155,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             san.zero_and_clean(pa);
         }
         self.set_range(start, end, PageState::Owned(Owner::Host));
+        self.dma_grant(start, end);
         Ok(())
     }
 }
