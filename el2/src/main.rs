@@ -8,7 +8,7 @@
 //! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
 //! `stage2::memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
 //! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
-//! `psci_relay`, `host_abort`, `fatal`.
+//! `psci_relay`, `host_abort`, `smmu` (the SMMUv3 that confines the host's DMA), `fatal`.
 
 #![no_std]
 #![no_main]
@@ -33,6 +33,7 @@ mod psci_relay;
 mod record;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod smmu;
 mod sysreg;
 mod tlb;
 
