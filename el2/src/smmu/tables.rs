@@ -93,8 +93,8 @@ pub fn host_ste(cd: usize) -> [u64; 8] {
 /// faults recorded (R) and terminated with an abort to the device (A), ASID private to the
 /// SMMU (ASET = 1, not matched by broadcast TLBIs), MAIR as `stage2::dma_table` expects.
 pub fn host_cd(ttb0: usize, ips: u64) -> [u64; 8] {
+    // TG0 (bits 7:6) = 0b00: 4 KiB granule.
     let q0 = T0SZ
-        | (0b00 << 6) // TG0: 4 KiB
         | (0b01 << 8) // IR0
         | (0b01 << 10) // OR0
         | (0b11 << 12) // SH0
