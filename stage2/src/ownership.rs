@@ -531,6 +531,9 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
     /// Grants (`grant`) or revokes the pages of `self.scratch[..nr]`, in runs of contiguous
     /// pages.
     fn dma_scratch(&mut self, nr: usize, grant: bool) {
+        if self.dma.is_none() {
+            return;
+        }
         let mut i = 0;
         while i < nr {
             let start = self.scratch[i];

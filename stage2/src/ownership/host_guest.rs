@@ -301,7 +301,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             }
             self.set_page(pa, PageState::Owned(Owner::Host));
             // A page the host had lent never left its DMA view.
-            if was_owned {
+            if was_owned && self.dma.is_some() {
                 self.dma_grant(pa, pa + PAGE_SIZE);
             }
         }
