@@ -15,9 +15,19 @@ use crate::fixed_list::MemRange;
 /// The compatible string of the SMMUv3 binding.
 pub const SMMU_V3_COMPATIBLE: &str = "arm,smmu-v3";
 
-/// Properties of DMA masters that point at an IOMMU; the host DTB drops those naming an
-/// SMMU EL2 owns, so the host does DMA with physical addresses (EL2's identity map).
-pub const IOMMU_REFERENCES: &[&str] = &["iommu-map", "iommu-map-mask", "iommus"];
+/// Properties of DMA masters that point at an IOMMU, or at an MSI controller through it; the
+/// host DTB drops them on a master whose `iommu-map`/`iommus` names an SMMU EL2 owns, so the
+/// host does DMA with physical addresses (EL2's identity map). The MSI properties go too: a
+/// device's MSI write is a DMA write that the SMMU translates, and EL2's table maps RAM
+/// only, never an MSI doorbell; such devices use legacy interrupts (INTx).
+pub const IOMMU_REFERENCES: &[&str] = &[
+    "iommu-map",
+    "iommu-map-mask",
+    "iommus",
+    "msi-map",
+    "msi-map-mask",
+    "msi-parent",
+];
 
 /// An SMMUv3 and the streams of the masters behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -50,7 +50,7 @@ pub struct Case {
     dtb: DtbVariant,
     timeout: Duration,
     expect: Expectation,
-    /// `-M virt,iommu=smmuv3` and the edu DMA engine on the PCIe bus.
+    /// `-M virt,iommu=smmuv3` and the PCI devices (behind the SMMU).
     dma_devices: bool,
 }
 
@@ -105,19 +105,21 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
-        dma_devices: false,
+        dma_devices: true,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
                 "[el2]",
+                "[el2] smmu: on",
                 "Brought up 1 node, 4 CPUs",
                 "CPU: All CPU(s) started at EL1",
                 "init: reached /init",
                 "init: devmem of EL2 carve-out",
                 "init: kernel still alive after carve-out access",
                 "init: HOST-OK",
+                "init: read 32 bytes from /dev/hwrng (virtio_rng",
             ],
-            forbid: FORBID_LINUX.to_vec(),
+            forbid: [FORBID_LINUX, &["[el2] smmu: event", "init: insmod"]].concat(),
             end: End::Exit(0),
         },
     }
@@ -389,10 +391,10 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             smp: 4,
             mem: MemSize::from_bytes(GIB),
             smmu: case.dma_devices,
-            devices: if case.dma_devices {
-                vec![EDU_DEVICE.into()]
-            } else {
-                Vec::new()
+            devices: match (case.dma_devices, case.host) {
+                (false, _) => Vec::new(),
+                (true, HostKind::Linux) => vec![linux::RNG_DEVICE.into()],
+                (true, _) => vec![EDU_DEVICE.into()],
             },
         },
         via: case.via,
