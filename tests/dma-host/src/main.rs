@@ -7,7 +7,8 @@
 //! - the ownership record (the attack of issue 9: zero a guest page's entry, then map it);
 //! - EL2's image;
 //! - a page right after the host donated it (the SMMU's TLB invalidation completed before
-//!   the call returned).
+//!   the call returned);
+//! - and, the other way, a page the host reclaimed is a DMA target when the call returns.
 //!
 //! libtest-style lines, `N passed, M failed`, semihosting exit status 0 only if all passed.
 //! EL2 logs each refused transfer as an SMMU event; xtask's case expects those lines.
@@ -42,6 +43,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "a_page_the_host_donates_is_out_of_dma_reach_when_the_call_returns",
         run: tests::a_page_the_host_donates_is_out_of_dma_reach_when_the_call_returns,
+    },
+    Test {
+        name: "a_page_the_host_reclaims_is_dma_reachable_when_the_call_returns",
+        run: tests::a_page_the_host_reclaims_is_dma_reachable_when_the_call_returns,
     },
     // Last: before EL2 confined DMA this overwrote EL2's code and stopped the machine.
     Test {

@@ -202,6 +202,30 @@ pub fn a_page_the_host_donates_is_out_of_dma_reach_when_the_call_returns(
     Ok(())
 }
 
+/// The DMA view is eager (devices cannot fault and retry): a page the host takes back with
+/// VM_RECLAIM is a DMA target as soon as the call returns.
+pub fn a_page_the_host_reclaims_is_dma_reachable_when_the_call_returns(
+    ctx: &mut TestCtx,
+) -> TestResult {
+    let mut vm = ctx.vm_with_pool()?;
+    let page = vm.donate_zeroed(&mut ctx.pages, 0x300, 1)?.address();
+    vm.destroy()?;
+    host_calls::vm_reclaim((page / PAGE) as u64, 1)?;
+    let src = ctx.page()?;
+    fill(src, pattern);
+    edu()?.read_ram(src, TRANSFER)?;
+    el1_rt::cache::clean_invalidate_to_poc(page, PAGE);
+    edu()?.write_ram(page, TRANSFER)?;
+    let landed = (0..WORDS)
+        .filter(|&i| word_at(page, i) == pattern(i))
+        .count();
+    ensure!(
+        landed == WORDS,
+        "only {landed} of {WORDS} words the device wrote reached the reclaimed page {page:#x}"
+    );
+    Ok(())
+}
+
 /// The device writes zeros over the first 8 KiB of EL2's image (its entry code and
 /// exception vectors, at +0x800); EL2 must still answer a host call afterwards.
 pub fn a_device_cannot_overwrite_el2s_image(ctx: &mut TestCtx) -> TestResult {
