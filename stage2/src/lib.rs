@@ -8,7 +8,8 @@
 //! - [`pgtable`]: stage-2 configuration and tables.
 //! - [`tlb`]: the TLB-maintenance trait.
 //! - [`host_dma`]: the hook that keeps the host's DMA (IOMMU) view in step with the record;
-//!   [`dma_table`]: the stage-1 identity table an SMMUv3 walks for it.
+//!   [`dma_table`]: the stage-1 identity table an SMMUv3 walks for it; [`smmuv3`]: the SMMU's
+//!   descriptors, commands and queue arithmetic.
 //! - [`ownership`]: the per-page ownership record and its transitions (invariants I1-I7).
 //! - [`memory_plan`]: how much memory EL2 carves out for all of it, and where.
 
@@ -20,6 +21,7 @@ pub mod memory_plan;
 pub mod ownership;
 pub mod pgtable;
 pub mod pool;
+pub mod smmuv3;
 pub mod tlb;
 
 pub use dma_table::DmaTable;

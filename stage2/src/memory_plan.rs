@@ -185,7 +185,7 @@ const HEAP_BASE: u64 = 32 << 10;
 
 /// Bytes of the SMMUv3's own structures, at the start of [`MemoryPlan::smmu`]: a level-2
 /// stream table of 256 STEs (16 KiB, which every level-1 descriptor shares, or a linear
-/// table of up to 256 STEs), the level-1 table (up to 4 KiB: 2^20 streams), one context
+/// table of up to 256 STEs), the level-1 table (up to 4 KiB: 2^17 streams), one context
 /// descriptor, a 4 KiB command queue and a 4 KiB event queue, each aligned to its size
 /// inside this block (el2's `smmu::layout`).
 pub const SMMU_STRUCTURE_BYTES: u64 = 64 << 10;

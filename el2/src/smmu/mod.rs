@@ -13,24 +13,20 @@
 //! - Faults land in the event queue, which the next CPU to enter EL2 for a host call drains
 //!   into the log (`[el2] smmu: event ...`), counted.
 //!
-//! Files: `regs` (register frame, ID registers), `queues` (command and event queues),
-//! `tables` (layout, STE and CD).
+//! Files: `regs` (register frame, ID registers), `queues` (command and event queues); the
+//! formats (layout, STE, CD, commands, queue pointers) are `stage2::smmuv3`, tested on x86.
 
 mod queues;
 mod regs;
-mod tables;
 
 use core::ops::Range;
 use platform::fdt_discovery::Smmu;
-use queues::{Command, CommandQueue, EventQueue, QueueError};
+use queues::{CommandQueue, EventQueue, QueueError};
 use regs::{Features, Regs};
 use spin::{Mutex, Once};
+use stage2::smmuv3::commands::{Command, revoke_invalidation};
+use stage2::smmuv3::tables::{self, HOST_ASID, Layout};
 use stage2::{DmaTable, HostDma, PagePool};
-use tables::{HOST_ASID, Layout};
-
-/// Revocations of up to this many pages invalidate page by page; larger ones drop the whole
-/// ASID (one command instead of hundreds; the host's devices refetch what they still use).
-const PER_PAGE_TLBI_MAX: usize = 8;
 
 static REGS: Once<Regs> = Once::new();
 static EVENTS: Once<Mutex<EventQueue>> = Once::new();
@@ -91,17 +87,7 @@ impl HostDma for SmmuDma {
         if let Err(e) = self.table.unmap(start, end) {
             crate::fatal::halt_system(format_args!("smmu: {e}"));
         }
-        let pages = (end - start) / stage2::PAGE_SIZE;
-        let mut cmds = [Command::sync(); PER_PAGE_TLBI_MAX];
-        let n = if pages <= PER_PAGE_TLBI_MAX {
-            for (i, cmd) in cmds.iter_mut().take(pages).enumerate() {
-                *cmd = Command::tlbi_nh_va(HOST_ASID, (start + i * stage2::PAGE_SIZE) as u64);
-            }
-            pages
-        } else {
-            cmds[0] = Command::tlbi_nh_asid(HOST_ASID);
-            1
-        };
+        let (cmds, n) = revoke_invalidation(HOST_ASID, start, end);
         // `run` orders the descriptor writes before the commands (dsb) and returns only when
         // CMD_SYNC has been consumed: the invalidation is complete (IHI 0070 4.7.3).
         if let Err(e) = self.cmdq.run(cmds[..n].iter().copied()) {

@@ -10,48 +10,13 @@ use super::regs::{
     QUEUE_OVERFLOW, Regs,
 };
 use core::ptr::{read_volatile, write_volatile};
+use stage2::smmuv3::commands::Command;
+use stage2::smmuv3::events::event_name;
+use stage2::smmuv3::queue_index::{is_empty, is_full, next};
 
 /// How long a CMD_SYNC (or a full queue) may take before EL2 gives up: far beyond what any
 /// SMMU needs for a few commands.
 const TIMEOUT_MS: u64 = 1000;
-
-/// One 16-byte command.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct Command(pub [u64; 2]);
-
-const CMD_CFGI_ALL: u64 = 0x04;
-const CMD_TLBI_NH_ASID: u64 = 0x11;
-const CMD_TLBI_NH_VA: u64 = 0x12;
-const CMD_TLBI_NSNH_ALL: u64 = 0x30;
-const CMD_SYNC: u64 = 0x46;
-
-impl Command {
-    /// Drop every cached STE (Range = 31: all stream IDs).
-    pub fn cfgi_all() -> Self {
-        Self([CMD_CFGI_ALL, 31])
-    }
-
-    /// Every non-secure, non-hypervisor TLB entry.
-    pub fn tlbi_nsnh_all() -> Self {
-        Self([CMD_TLBI_NSNH_ALL, 0])
-    }
-
-    /// Every TLB entry of `asid` (VMID 0).
-    pub fn tlbi_nh_asid(asid: u16) -> Self {
-        Self([CMD_TLBI_NH_ASID | (u64::from(asid) << 48), 0])
-    }
-
-    /// The last-level entry for the page at `va` of `asid` (Leaf = 1, no range, no TTL hint).
-    pub fn tlbi_nh_va(asid: u16, va: u64) -> Self {
-        Self([CMD_TLBI_NH_VA | (u64::from(asid) << 48), (va & !0xfff) | 1])
-    }
-
-    /// Completes every earlier command; signals nothing (CS = SIG_NONE): it is complete when
-    /// the SMMU has consumed it.
-    pub fn sync() -> Self {
-        Self([CMD_SYNC, 0])
-    }
-}
 
 /// Why the command queue cannot go on: the system must stop.
 #[derive(Clone, Copy, Debug)]
@@ -112,13 +77,8 @@ impl CommandQueue {
         }
     }
 
-    fn wrap_mask(&self) -> u32 {
-        (2 << self.log2) - 1
-    }
-
     fn full(&self, cons: u32) -> bool {
-        let index = (1 << self.log2) - 1;
-        (self.prod & index) == (cons & index) && (self.prod ^ cons) & (1 << self.log2) != 0
+        is_full(self.prod, cons, self.log2)
     }
 
     fn check_error(&self) -> Result<(), QueueError> {
@@ -166,7 +126,7 @@ impl CommandQueue {
             write_volatile(slot, cmd.0[0]);
             write_volatile(slot.add(1), cmd.0[1]);
         }
-        self.prod = (self.prod + 1) & self.wrap_mask();
+        self.prod = next(self.prod, self.log2);
         Ok(())
     }
 
@@ -184,34 +144,10 @@ impl CommandQueue {
             self.push(cmd)?;
         }
         self.push(Command::sync())?;
-        let target = self.prod;
+        let (target, log2) = (self.prod, self.log2);
         self.publish();
-        let mask = self.wrap_mask();
-        // Consumed: CONS has caught up with PROD (index and wrap bit), ignoring the ERR field.
-        self.wait(move |cons| cons & mask == target)
-    }
-}
-
-/// Event IDs (IHI 0070 7.3) and their names.
-fn event_name(id: u8) -> &'static str {
-    match id {
-        0x01 => "F_UUT",
-        0x02 => "C_BAD_STREAMID",
-        0x03 => "F_STE_FETCH",
-        0x04 => "C_BAD_STE",
-        0x06 => "F_STREAM_DISABLED",
-        0x07 => "F_TRANSL_FORBIDDEN",
-        0x08 => "C_BAD_SUBSTREAMID",
-        0x09 => "F_CD_FETCH",
-        0x0a => "C_BAD_CD",
-        0x0b => "F_WALK_EABT",
-        0x10 => "F_TRANSLATION",
-        0x11 => "F_ADDR_SIZE",
-        0x12 => "F_ACCESS",
-        0x13 => "F_PERMISSION",
-        0x20 => "F_TLB_CONFLICT",
-        0x21 => "F_CFG_CONFLICT",
-        _ => "event",
+        // Consumed: CONS has caught up with PROD (index and wrap bit; the ERR field aside).
+        self.wait(move |cons| is_empty(target, cons, log2))
     }
 }
 
@@ -245,12 +181,11 @@ impl EventQueue {
     pub fn drain(&mut self) {
         let prod = self.regs.read32(EVENTQ_PROD);
         let mut cons = self.regs.read32(EVENTQ_CONS);
-        let mask = (2 << self.log2) - 1;
         let index_mask = (1 << self.log2) - 1;
-        if (prod ^ cons) & mask == 0 && (prod ^ cons) & QUEUE_OVERFLOW == 0 {
+        if is_empty(prod, cons, self.log2) && (prod ^ cons) & QUEUE_OVERFLOW == 0 {
             return;
         }
-        while (prod ^ cons) & mask != 0 {
+        while !is_empty(prod, cons, self.log2) {
             let slot = (self.base + (cons & index_mask) as usize * 32) as *const u64;
             // SAFETY: `new`'s contract; the SMMU wrote this record before moving PROD past it.
             let (q0, q2) = unsafe { (read_volatile(slot), read_volatile(slot.add(2))) };
@@ -265,7 +200,7 @@ impl EventQueue {
                     self.count
                 );
             }
-            cons = (cons & QUEUE_OVERFLOW) | ((cons + 1) & mask);
+            cons = next(cons, self.log2);
         }
         if (prod ^ cons) & QUEUE_OVERFLOW != 0 {
             log::warn!("smmu: event queue overflowed; events were lost");

@@ -7,8 +7,8 @@
 //! covers the 65,536 streams of a PCIe segment with 16 KiB + 2 KiB instead of the 4 MiB of a
 //! linear table. SMMUs without 2-level tables get a linear table of up to 256 streams.
 
-use stage2::dma_table::{MAIR, T0SZ};
-use stage2::memory_plan::SMMU_STRUCTURE_BYTES;
+use crate::dma_table::{MAIR, T0SZ};
+use crate::memory_plan::SMMU_STRUCTURE_BYTES;
 
 /// STEs in the shared level-2 table (STRTAB_BASE_CFG.SPLIT = 8).
 pub const SPLIT: u32 = 8;
@@ -109,4 +109,65 @@ pub fn host_cd(ttb0: usize, ips: u64) -> [u64; 8] {
         | (u64::from(HOST_ASID) << 48);
     let q1 = ttb0 as u64 & ((1 << 52) - 1) & !0xf;
     [q0, q1, 0, MAIR, 0, 0, 0, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structures_are_aligned_to_their_size_and_fit_the_planned_block() {
+        for base in [0x4058_9000usize, 0x4000_0000, 0x4000_1000, 0x4000_f000] {
+            let l = Layout::new(base);
+            assert_eq!(l.ste % L2_BYTES, 0);
+            assert_eq!(l.l1 % L1_MAX_BYTES, 0);
+            assert_eq!(l.cd % CD_BYTES, 0);
+            assert_eq!((l.cmdq % QUEUE_BYTES, l.eventq % QUEUE_BYTES), (0, 0));
+            assert!(base <= l.ste && l.eventq + QUEUE_BYTES <= l.end);
+            assert_eq!(l.end - base, SMMU_STRUCTURE_BYTES as usize);
+        }
+    }
+
+    #[test]
+    fn the_ste_translates_stage_1_through_the_cd() {
+        let ste = host_ste(0x4058_9040);
+        assert_eq!(ste[0] & 1, 1, "V");
+        assert_eq!((ste[0] >> 1) & 7, 0b101, "Config: S1 translate, S2 bypass");
+        assert_eq!((ste[0] >> 4) & 3, 0, "S1Fmt linear");
+        assert_eq!(ste[0] & 0x000f_ffff_ffff_ffc0, 0x4058_9040, "S1ContextPtr");
+        assert_eq!(ste[0] >> 59, 0, "S1CDMax: one CD");
+        assert_eq!((ste[1] >> 30) & 3, 0, "STRW: NS-EL1");
+        assert_eq!(ste[2..], [0; 6]);
+    }
+
+    #[test]
+    fn the_cd_matches_the_dma_table() {
+        let cd = host_cd(0x4059_2000, 4);
+        assert_eq!(cd[0] & 0x3f, 16, "T0SZ: 48-bit input");
+        assert_eq!((cd[0] >> 6) & 3, 0, "TG0: 4 KiB");
+        assert_eq!((cd[0] >> 12) & 3, 0b11, "SH0 inner shareable");
+        assert_eq!((cd[0] >> 30) & 3, 0b11, "EPD1 and V");
+        assert_eq!((cd[0] >> 32) & 7, 4, "IPS: 44 bits");
+        assert_eq!((cd[0] >> 41) & 1, 1, "AA64");
+        assert_eq!(
+            (cd[0] >> 45) & 3,
+            0b11,
+            "R and A: faults recorded and aborted"
+        );
+        assert_eq!(cd[0] >> 48, u64::from(HOST_ASID));
+        assert_eq!(cd[1], 0x4059_2000, "TTB0");
+        assert_eq!(cd[3], MAIR);
+    }
+
+    #[test]
+    fn level_1_descriptors_span_the_whole_shared_level_2_table() {
+        let d = l1_descriptor(0x4058_c000);
+        assert_eq!(d & 0x1f, u64::from(SPLIT) + 1);
+        assert_eq!(d & !0x3f, 0x4058_c000);
+        assert_eq!(l1_entries(16), Some(256));
+        assert_eq!(l1_entries(8), Some(1));
+        // 4 KiB of level-1 descriptors: 512 of them, 2^17 streams.
+        assert_eq!(l1_entries(17), Some(512));
+        assert_eq!(l1_entries(18), None);
+    }
 }
