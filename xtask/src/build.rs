@@ -29,7 +29,7 @@ pub enum Image {
     ConformanceHost,
     /// The host that aims a PCI DMA engine (QEMU's edu) behind the SMMUv3 at memory it does
     /// not own.
-    DmaHost,
+    SmmuHost,
 }
 
 /// Target of the payload: soft-float, so that EL2's own code never touches the FP/SIMD
@@ -49,7 +49,7 @@ impl Image {
         Image::BenchHost,
         Image::StressHost,
         Image::ConformanceHost,
-        Image::DmaHost,
+        Image::SmmuHost,
     ];
 
     /// Cargo package (and binary) name.
@@ -62,7 +62,7 @@ impl Image {
             Image::StressHost => "stress-host",
             Image::BenchHost => "bench-host",
             Image::ConformanceHost => "conformance-host",
-            Image::DmaHost => "dma-host",
+            Image::SmmuHost => "smmu-host",
         }
     }
 
@@ -83,7 +83,7 @@ impl Image {
             | Image::AbiHost
             | Image::BenchHost
             | Image::StressHost
-            | Image::DmaHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
+            | Image::SmmuHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
             _ => &[],
         }
     }

@@ -196,14 +196,14 @@ fn conformance_case() -> Case {
 /// clamp addresses of this machine's RAM (at 1 GiB and up).
 pub const EDU_DEVICE: &str = "edu,dma_mask=0xffffffffffff";
 
-/// The DMA host (tests/dma-host) on `iommu=smmuv3` with an edu device: every attack must be
+/// The SMMU host (tests/smmu-host) on `iommu=smmuv3` with an edu device: every attack must be
 /// refused, and EL2 must log the SMMU's fault events for them.
-fn dma_case() -> Case {
+fn smmu_case() -> Case {
     let mut forbid = FORBID.to_vec();
-    forbid.extend(["dma-host: FAIL", "FAILED"]);
+    forbid.extend(["smmu-host: FAIL", "FAILED"]);
     Case {
         name: "dma_is_confined_by_the_smmu",
-        host: HostKind::Image(Image::DmaHost),
+        host: HostKind::Image(Image::SmmuHost),
         via: Via::Direct,
         payload: Image::El2,
         virtualization: true,
@@ -275,7 +275,7 @@ pub fn cases() -> Vec<Case> {
             "EL2",
         ),
         image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
-        dma_case(),
+        smmu_case(),
         stress_case("smp_stress_and_adversarial"),
         conformance_case(),
         linux_case("linux_smp4_el1", Via::Direct),

@@ -1,4 +1,4 @@
-//! The DMA test host: a bare-metal EL1 image the payload starts as its host (loaded at
+//! The SMMU test host: a bare-metal EL1 image the payload starts as its host (loaded at
 //! 0x50000000, x0 = DTB) on `-M virt,iommu=smmuv3` with `-device edu,dma_mask=...`. It
 //! programs the edu device's DMA engine the way a hostile host would program any bus master
 //! and checks that EL2's SMMU tables let it reach host pages and nothing else:
@@ -58,7 +58,7 @@ const TESTS: &[Test] = &[
 el1_rt::entry!(main);
 
 fn main(dtb_address: usize) -> ! {
-    let platform = el1_rt::boot::start(dtb_address, "dma-host: ");
+    let platform = el1_rt::boot::start(dtb_address, "smmu-host: ");
     let Ok(pages) = platform.free_pages(TEST_HOST_PAGES_FLOOR) else {
         fail!("too many reserved regions in the DTB to find free pages");
     };

@@ -19,7 +19,7 @@ mod spin_cell {
 
     pub struct EduCell(UnsafeCell<Option<Edu>>);
 
-    // SAFETY: the DMA host runs on one CPU only; the cell is written once by `main` before
+    // SAFETY: the SMMU host runs on one CPU only; the cell is written once by `main` before
     // any test reads it.
     unsafe impl Sync for EduCell {}
 

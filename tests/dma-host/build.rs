@@ -1,9 +1,0 @@
-//! Links the DMA test host at its fixed load address with `linker/dma-host.ld` and checks
-//! that `TEST_GUEST_BIN` names the raw test guest it embeds.
-
-include!("../image_build.rs");
-
-fn main() {
-    link_with_script("dma-host.ld");
-    require_test_guest("dma-host");
-}
