@@ -7,6 +7,7 @@ use crate::record::{self, RecordSetup};
 use crate::unconfined_dma::{self, Decision};
 use crate::{
     cache, cpu, el2_regs, fatal, heap, host_entry, host_gicr, host_timer, layout, mmu, psci_relay,
+    smmu,
 };
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
 use platform::fdt_discovery::{self, BootInfo, GicVersion, MAX_MMIO_REGIONS};
@@ -101,7 +102,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         Err(e) => fatal!("memory plan: {e}"),
     };
     log::info!(
-        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB)",
+        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB, SMMU {} KiB)",
         plan.image.start,
         plan.image.end,
         plan.dynamic.start,
@@ -110,6 +111,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         kib(&plan.ownership),
         kib(&plan.el2_tables),
         kib(&plan.heap),
+        kib(&plan.smmu),
     );
 
     // EL2 stage-1 with W^X.
@@ -129,7 +131,11 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         .as_slice()
         .iter()
         .map(|r| r.base as usize..(r.base + r.size) as usize);
-    let el2_map = match mmu::El2Map::build(el2_pool, ram, console, redistributors.clone()) {
+    let smmu_regs = info
+        .smmu
+        .map(|s| s.regs.base as usize..(s.regs.base + s.regs.size) as usize);
+    let devices = redistributors.clone().chain(smmu_regs);
+    let el2_map = match mmu::El2Map::build(el2_pool, ram, console, devices) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
     };
@@ -175,6 +181,9 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         ),
         Err(e) => fatal!("ownership record / host stage-2: {e}"),
     }
+    if let Some(smmu) = &info.smmu {
+        take_smmu(smmu, &plan, ram.as_slice());
+    }
 
     let host_dtb_addr = write_host_dtb(blob, &info, &plan, kernel.bootargs, &dma);
     let Some(regs) = record::host_regs() else {
@@ -207,6 +216,26 @@ extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
     cpu::set_power(cpu_index, cpu::PowerState::On);
     let (entry, context) = cpu::host_entry(cpu_index);
     host_entry::enter_host(entry, context, layout::stack_of(cpu_index).end)
+}
+
+/// EL2 takes the SMMU: its tables hold the host's pages (the record grants them), then it
+/// translates. Any failure stops the boot: a host with unconfined DMA is not an option.
+fn take_smmu(smmu: &platform::fdt_discovery::Smmu, plan: &MemoryPlan, ram: &[(usize, usize)]) {
+    let block = plan.smmu.start as usize..plan.smmu.end as usize;
+    // SAFETY: the SMMU's registers are mapped as device memory at EL2 (above); the plan
+    // gave `block` to the SMMU alone, and EL2 maps all RAM read-write.
+    let dma = match unsafe { smmu::init(smmu, block, ram) } {
+        Ok(dma) => dma,
+        Err(e) => fatal!("{e}"),
+    };
+    let Some(mut record) = record::lock() else {
+        fatal!("ownership record missing after build");
+    };
+    record.attach_host_dma(dma);
+    drop(record);
+    if let Err(e) = smmu::enable() {
+        fatal!("{e}");
+    }
 }
 
 fn kib(r: &core::ops::Range<u64>) -> u64 {
@@ -347,6 +376,7 @@ fn plan_memory(
         mmio: &mmio[..host_mmio.len()],
         root_level,
         dtb_size: info.dtb_size as u64,
+        smmu: info.smmu.is_some(),
     })
 }
 

@@ -13,6 +13,8 @@ pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
 pub const NOT_SUPPORTED: u64 = -1i64 as u64;
 
 pub fn handle(frame: &mut TrapFrame) {
+    // EL2 takes no interrupts: the SMMU's fault events are collected on the way in.
+    crate::smmu::poll_events();
     let result = match smccc_call(frame) {
         Some(r) => r,
         #[cfg(feature = "selftest")]

@@ -8,8 +8,9 @@
 //! Where to look: `entry`/`asm` (reset and exception entry), `boot` (the boot sequence),
 //! `stage2::memory_plan` (what is carved out), `mmu` (EL2 stage-1), `host_stage2` (host stage-2),
 //! `el2_regs` (per-CPU EL2 configuration), `traps` (dispatch of host traps), `host_hvc`,
-//! `psci_relay`, `host_abort`, `fatal`, `unconfined_dma` (DMA masters withheld or handed over),
-//! `host_gicr` (the redistributors' RD_base frames, emulated without LPIs).
+//! `psci_relay`, `host_abort`, `fatal`, `smmu` (the SMMUv3 that confines the host's DMA),
+//! `unconfined_dma` (DMA masters withheld or handed over), `host_gicr` (the redistributors'
+//! RD_base frames, emulated without LPIs).
 
 #![no_std]
 #![no_main]
@@ -39,6 +40,7 @@ mod psci_relay;
 mod record;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod smmu;
 mod spectre;
 mod sysreg;
 mod system_reset;

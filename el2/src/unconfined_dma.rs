@@ -12,9 +12,9 @@ use platform::fdt_discovery::dma_masters::{self, DmaMasters, DmaPolicy, UNCONFIN
 use platform::fixed_list::{FixedList, ListFull, MemRange};
 use spin::Once;
 
-/// Compatibles of the IOMMUs EL2 programs itself. None yet: a device behind an IOMMU counts
-/// as unconfined until EL2's own driver for that IOMMU is wired in here.
-pub const EL2_IOMMUS: &[&str] = &[];
+/// Compatibles of the IOMMUs EL2 programs itself (`crate::smmu`): a device behind one of
+/// them is confined; a device behind any other IOMMU counts as unconfined.
+pub const EL2_IOMMUS: &[&str] = &[platform::fdt_discovery::SMMU_V3_COMPATIBLE];
 
 pub const POLICY: DmaPolicy<'static> = DmaPolicy {
     el2_iommus: EL2_IOMMUS,

@@ -4,10 +4,14 @@
 //! EL2's inputs); `/chosen/bootargs` is set from the kernel module's command line;
 //! `linux,initrd-start`/`-end` are set for the ramdisk (stale ones removed when there is none);
 //! and every EL2 carve-out becomes a `/reserved-memory/el2@<addr>` child with `no-map`, so the
-//! host neither uses nor maps it. With [`HostDtbEdits::withhold_dma`] every unconfined DMA
-//! master (`fdt_discovery::dma_masters`) is removed with its subtree, and so is every
-//! reference to one (`msi-parent`, `msi-map`/`msi-map-mask`, `dmas`/`dma-names`), so the
-//! host's OS neither probes them nor routes MSIs to a withheld ITS. Every other node, property (raw bytes, including
+//! host neither uses nor maps it. EL2 owns the SMMUv3: its `arm,smmu-v3` node is removed, and
+//! so are the masters' `iommu-map`, `iommu-map-mask` and `iommus` properties that name it
+//! (with their `msi-map`/`msi-parent`: EL2's DMA table maps no ITS doorbell), so the host
+//! programs its DMA masters with physical addresses (EL2's tables identity-map what the host
+//! may reach). With [`HostDtbEdits::withhold_dma`] every unconfined DMA master
+//! (`fdt_discovery::dma_masters`) is removed with its subtree, and so is every reference to
+//! one (`msi-parent`, `msi-map`/`msi-map-mask`, `dmas`/`dma-names`), so the host's OS neither
+//! probes them nor routes MSIs to a withheld ITS. Every other node, property (raw bytes, including
 //! `phandle`s), memory reservation and the header's `boot_cpuid_phys` is copied unchanged.
 //!
 //! Why `vm-fdt` writes the result: it is maintained by rust-vmm, builds `no_std` with `alloc`,
@@ -26,8 +30,8 @@ use vm_fdt::{FdtReserveEntry, FdtWriter};
 use crate::fdt_check::{self, FdtFormatError};
 use crate::fdt_discovery::NodeName;
 use crate::fdt_discovery::dma_masters::{DmaPolicy, Verdict, classify, for_each_reference};
-use crate::fdt_discovery::is_module;
-use crate::fdt_tree::{self, address_cells, base_name, size_cells};
+use crate::fdt_discovery::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, is_module};
+use crate::fdt_tree::{self, Walk, address_cells, base_name, is_compatible, size_cells};
 
 /// What to change in the host's copy of the device tree.
 #[derive(Clone, Copy, Debug, Default)]
@@ -156,11 +160,25 @@ pub fn write_host_dtb(
         Some(policy) => withheld_phandles(&fdt, policy),
         None => Vec::new(),
     };
+    let mut smmu_phandles = Vec::new();
+    let walked = fdt_tree::walk::<core::convert::Infallible>(&fdt, &mut |node, _| {
+        if is_compatible(node, SMMU_V3_COMPATIBLE)
+            && let Some(p) = node.property("phandle")
+            && let Some(v) = fdt_tree::read_cells(p.value, 1)
+        {
+            smmu_phandles.push(v as u32);
+        }
+        Ok(Walk::Descend)
+    });
+    if let Err(never) = walked {
+        match never {}
+    }
     let mut copier = Copier {
         writer,
         edits,
         fdt: &fdt,
         withheld,
+        smmu_phandles,
     };
     copier.copy_node(root, 0)?;
     let blob = copier
@@ -292,9 +310,29 @@ struct Copier<'e, 'f, 'a> {
     fdt: &'f fdt::Fdt<'a>,
     /// Phandles of withheld nodes (empty unless `edits.withhold_dma`).
     withheld: Vec<u32>,
+    /// Phandles of the SMMUv3 nodes EL2 takes (left out of the host's tree).
+    smmu_phandles: Vec<u32>,
 }
 
 impl Copier<'_, '_, '_> {
+    /// Whether `node` has an IOMMU reference (`iommu-map` or `iommus`) naming an SMMU EL2
+    /// owns; then all of its IOMMU references go.
+    fn names_owned_smmu(&self, node: FdtNode<'_, '_>) -> bool {
+        let phandle_at = |value: &[u8], offset: usize| {
+            value
+                .get(offset..offset + 4)
+                .and_then(|b| fdt_tree::read_cells(b, 1))
+                .is_some_and(|v| self.smmu_phandles.contains(&(v as u32)))
+        };
+        let map = node
+            .property("iommu-map")
+            .is_some_and(|p| (0..p.value.len() / 16).any(|i| phandle_at(p.value, i * 16 + 4)));
+        let iommus = node
+            .property("iommus")
+            .is_some_and(|p| phandle_at(p.value, 0));
+        map || iommus
+    }
+
     /// The properties of `node` that refer to a withheld node, with their companions.
     fn dropped_properties(&self, node: FdtNode<'_, '_>) -> Vec<&'static str> {
         let mut dropped = Vec::new();
@@ -343,7 +381,10 @@ impl Copier<'_, '_, '_> {
         if role == Role::Chosen {
             self.copy_chosen_properties(node).map_err(wr)?;
         } else {
-            let dropped = self.dropped_properties(node);
+            let mut dropped = self.dropped_properties(node);
+            if self.names_owned_smmu(node) {
+                dropped.extend_from_slice(IOMMU_REFERENCES);
+            }
             for prop in node.properties() {
                 if !dropped.contains(&prop.name) {
                     self.writer.property(prop.name, prop.value).map_err(wr)?;
@@ -354,6 +395,9 @@ impl Copier<'_, '_, '_> {
         let (mut saw_chosen, mut saw_reserved) = (false, false);
         for child in node.children() {
             if role == Role::Chosen && is_module(child) {
+                continue;
+            }
+            if is_compatible(child, SMMU_V3_COMPATIBLE) {
                 continue;
             }
             if let Some(policy) = &self.edits.withhold_dma

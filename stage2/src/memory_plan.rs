@@ -3,9 +3,10 @@
 //! Two carve-outs, sized to the page:
 //! - the static one is the image itself (`layout::image`: code, data, .bss, stacks; the
 //!   Image header's `image_size` covers it, so loaders keep clear of it);
-//! - the dynamic one is sized from the RAM the DTB describes: the host stage-2 page-table
-//!   pool, the ownership record (2 bytes per 4 KiB page), EL2's own stage-1 tables and a
-//!   small boot heap (the DTB writer needs one). It goes right after the image when that
+//! - the dynamic one is sized from the RAM the DTB describes: the ownership record (2 bytes
+//!   per 4 KiB page, first), the host stage-2 page-table pool, EL2's own stage-1 tables and a
+//!   small boot heap (the DTB writer needs one), and with an SMMUv3 its structures and the
+//!   host's DMA tables (worst case). It goes right after the image when that
 //!   memory is free, else as high in RAM as it fits, never over anything the loader left
 //!   there (DTB, modules, reserved memory).
 //!
@@ -78,6 +79,9 @@ pub struct PlanInput<'a> {
     pub root_level: usize,
     /// Size of the DTB as received.
     pub dtb_size: u64,
+    /// The board has an SMMUv3 that EL2 drives: reserve its structures and the host's DMA
+    /// tables ([`smmu_bytes`]).
+    pub smmu: bool,
 }
 
 /// Where everything went.
@@ -90,6 +94,8 @@ pub struct MemoryPlan {
     pub el2_tables: Range<u64>,
     pub ownership: Range<u64>,
     pub heap: Range<u64>,
+    /// The SMMUv3's structures, then its DMA table pool; empty without an SMMU.
+    pub smmu: Range<u64>,
 }
 
 #[derive(Debug)]
@@ -180,6 +186,25 @@ pub fn ownership_bytes(ram_bytes: u64) -> u64 {
 const EL2_TABLE_PAGES: u64 = 16;
 const HEAP_BASE: u64 = 32 << 10;
 
+/// Bytes of the SMMUv3's own structures, at the start of [`MemoryPlan::smmu`]: a level-2
+/// stream table of 256 STEs (16 KiB, which every level-1 descriptor shares, or a linear
+/// table of up to 256 STEs), the level-1 table (up to 4 KiB: 2^17 streams), one context
+/// descriptor, a 4 KiB command queue and a 4 KiB event queue, each aligned to its size
+/// inside this block (el2's `smmu::layout`).
+pub const SMMU_STRUCTURE_BYTES: u64 = 64 << 10;
+
+/// Bytes for the SMMUv3: its structures and the worst case of the host's DMA table (every
+/// RAM page mapped with 4 KiB pages, `dma_table::table_pages`), so no change can run out.
+pub fn smmu_bytes(ram: &RangeList) -> u64 {
+    let mut banks = [(0usize, 0usize); MAX_RANGES];
+    let mut n = 0;
+    for r in ram.iter() {
+        banks[n] = (r.start as usize, r.end as usize);
+        n += 1;
+    }
+    SMMU_STRUCTURE_BYTES + crate::dma_table::table_pages(&banks[..n]) as u64 * PAGE
+}
+
 pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ram_bytes: u64 = input.ram.iter().map(|r| r.end - r.start).sum();
     if ram_bytes == 0 {
@@ -189,8 +214,9 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ownership = ownership_bytes(ram_bytes);
     let el2_tables = EL2_TABLE_PAGES * PAGE;
     let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
+    let smmu = if input.smmu { smmu_bytes(input.ram) } else { 0 };
     // Only what is needed, in pages (no rounding to 2 MiB, which would cost up to 2 MiB).
-    let dynamic = pool + ownership + el2_tables + heap;
+    let dynamic = pool + ownership + el2_tables + heap + smmu;
 
     // Preferably right after the image: the two carve-outs then form one range whose start
     // is the (2 MiB-aligned) load address, so the host stage-2 around them needs a single
@@ -214,10 +240,14 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
         cursor += size;
         r
     };
+    // The record first: its place is then a fact of the layout (the start of the dynamic
+    // carve-out, which the host DTB's /reserved-memory shows). Hiding it would be no
+    // defence; the DMA attack tests aim at it there.
+    let ownership = take(ownership);
     let stage2_pool = take(pool);
     let el2_tables = take(el2_tables);
-    let ownership = take(ownership);
     let heap = take(heap);
+    let smmu = take(smmu);
     Ok(MemoryPlan {
         image: input.image.clone(),
         dynamic: dynamic_range,
@@ -226,6 +256,7 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
         el2_tables,
         ownership,
         heap,
+        smmu,
     })
 }
 
@@ -334,6 +365,7 @@ mod tests {
             mmio,
             root_level: 0,
             dtb_size: 0x8e00,
+            smmu: false,
         }
     }
 
@@ -351,7 +383,8 @@ mod tests {
         assert_eq!(plan.dynamic.start, plan.image.end);
         assert_eq!(plan.ownership.end - plan.ownership.start, 512 * 1024);
         // Pool + record + tables + heap exactly fill the dynamic carve-out, in that order.
-        assert_eq!(plan.stage2_pool.start, plan.dynamic.start);
+        assert_eq!(plan.ownership.start, plan.dynamic.start);
+        assert_eq!(plan.stage2_pool.start, plan.ownership.end);
         assert_eq!(plan.heap.end, plan.dynamic.end);
         // The host DTB window is 2 MiB aligned, in RAM, away from everything else.
         assert_eq!(plan.host_dtb.start % BLOCK_2M, 0);
@@ -363,6 +396,36 @@ mod tests {
         }
         // 3.5 MiB at 1 GiB: below half of pKVM's 10 MiB.
         assert!(plan.dynamic.end - plan.image.start < 4 * MIB);
+        assert!(plan.smmu.is_empty());
+    }
+
+    #[test]
+    fn an_smmu_gets_its_structures_and_the_worst_case_dma_table_at_the_end() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let busy = list(&[0x4800_0000..0x4800_9000]);
+        let mut input = qemu_1g(&ram, &busy, &MMIO);
+        let without = plan(&input).unwrap();
+        input.smmu = true;
+        let with = plan(&input).unwrap();
+        // Root, one level-1 and one level-2 table, 512 level-3 tables for 1 GiB of pages.
+        let table = (1 + 1 + 1 + 512) * PAGE;
+        assert_eq!(smmu_bytes(&ram), SMMU_STRUCTURE_BYTES + table);
+        assert_eq!(with.smmu.end - with.smmu.start, smmu_bytes(&ram));
+        assert_eq!(
+            (with.heap.end, with.smmu.end),
+            (with.smmu.start, with.dynamic.end)
+        );
+        assert_eq!(
+            (with.dynamic.end - with.dynamic.start) - (without.dynamic.end - without.dynamic.start),
+            smmu_bytes(&ram)
+        );
+        // Two RAM banks: each counts its own level-1 and level-2 tables (an upper bound:
+        // here they could share the level-1 table).
+        let two = list(&[0x4000_0000..0x8000_0000, 0x1_0000_0000..0x1_4000_0000]);
+        assert_eq!(
+            smmu_bytes(&two),
+            SMMU_STRUCTURE_BYTES + (1 + 2 + 2 + 1024) * PAGE
+        );
     }
 
     #[test]

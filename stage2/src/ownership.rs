@@ -7,7 +7,9 @@
 //! tables ([`Ownership::check_invariants`] checks I1-I4 in one pass).
 //!
 //! - **I1** A page is mapped in the host stage-2 only if the host owns it or a guest shared it
-//!   with the host. Conversely, such a page is either mapped or is mapped by
+//!   with the host. With a [`HostDma`] attached, the same holds for DMA, exactly: a RAM page
+//!   is mapped for the host's devices if and only if the host may access it (devices cannot
+//!   fault and retry, so the DMA view is never lazy). Conversely, such a page is either mapped or is mapped by
 //!   [`Ownership::host_handle_fault`] on the host's next access (the host stage-2 is filled
 //!   lazily, pKVM-style: removing a page from the host removes the whole block around it, and
 //!   the host's other pages in that block come back, with the largest block ownership allows,
@@ -23,6 +25,9 @@
 //! - **I6** When a call that removes a mapping returns, no CPU can still use the old
 //!   translation: it called [`TlbMaintenance::invalidate_ipa`] for every removed leaf, then
 //!   [`TlbMaintenance::invalidate_stage1_for_vmid`] once, with the VMID of the changed table.
+//!   For DMA: it called [`HostDma::revoke`] for every page that left the host (whose
+//!   contract is that the IOMMU's invalidation has completed when it returns), before the
+//!   page was handed to anyone else.
 //! - **I7** All or nothing: a call that fails, for any reason including lack of page-table
 //!   memory, changes nothing. Each transition checks every page and reserves (counts) the
 //!   table pages it needs before it changes anything.
@@ -59,6 +64,8 @@
 mod check;
 #[cfg(test)]
 mod deferred_tests;
+#[cfg(test)]
+mod dma_tests;
 mod host_fault;
 mod host_guest;
 mod host_hyp;
@@ -74,6 +81,7 @@ pub use check::Violation;
 pub use host_fault::host_fault_is_fixable_by_mapping;
 pub use record::{Borrower, Owner, OwnerState, PageState, VmId};
 
+use crate::host_dma::HostDma;
 use crate::pgtable::{Stage2Config, Stage2Error, Stage2Table};
 use crate::pool::{PAGE_SIZE, PagePool};
 use crate::tlb::TlbMaintenance;
@@ -197,6 +205,8 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     /// Record indices of the pages in `scratch`, so that a transition updates each entry
     /// without searching the banks again.
     scratch_index: [usize; MAX_PAGES_PER_CALL],
+    /// The host's DMA view (the SMMU), once attached.
+    dma: Option<&'m mut (dyn HostDma + Send)>,
 }
 
 fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
@@ -280,6 +290,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             guests: core::array::from_fn(|_| None),
             scratch: [0; MAX_PAGES_PER_CALL],
             scratch_index: [0; MAX_PAGES_PER_CALL],
+            dma: None,
         };
         let mut first_entry = 0;
         for (bank, &(start, end)) in own.banks.iter_mut().zip(ram) {
@@ -405,6 +416,11 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             PageState::Owned(Owner::Host)
         };
         self.set_page(pa, state);
+        if !san.defers() {
+            // Zeroed and the host's again: its devices may reach it again (it left their
+            // view when it left the host).
+            self.dma_grant(pa, pa + PAGE_SIZE);
+        }
     }
 
     /// Hands the host the pages a deferring [`PageSanitizer`] noted, once the caller has
@@ -423,6 +439,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         }
         for &pa in pages {
             self.set_page(pa, PageState::Owned(Owner::Host));
+            self.dma_grant(pa, pa + PAGE_SIZE);
         }
         Ok(())
     }
@@ -514,8 +531,87 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         self.hyp_ranges().iter().any(|&h| overlaps(h, (start, end)))
     }
 
+    /// Hands the host's DMA view to the record: every RAM page the host may access now is
+    /// granted, and from now on every transition keeps the view in step (I1, I6).
+    pub fn attach_host_dma(&mut self, dma: &'m mut (dyn HostDma + Send)) {
+        for b in 0..self.n_banks {
+            let bank = self.banks[b];
+            let pages = (bank.end - bank.start) / PAGE_SIZE;
+            let mut run: Option<usize> = None;
+            for i in 0..=pages {
+                let pa = bank.start + i * PAGE_SIZE;
+                let ok = i < pages && self.state_at(bank.first_entry + i).host_may_access();
+                match (ok, run) {
+                    (true, None) => run = Some(pa),
+                    (false, Some(s)) => {
+                        dma.grant(s, pa);
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.dma = Some(dma);
+    }
+
+    /// The host's DMA view, if attached.
+    pub fn host_dma(&self) -> Option<&(dyn HostDma + Send)> {
+        self.dma.as_deref()
+    }
+
+    /// `[start, end)` split at RAM bank boundaries (DMA tables change one bank at a time).
+    fn bank_parts(&self, start: usize, end: usize, mut f: impl FnMut(usize, usize)) {
+        for bank in &self.banks[..self.n_banks] {
+            let (s, e) = (start.max(bank.start), end.min(bank.end));
+            if s < e {
+                f(s, e);
+            }
+        }
+    }
+
+    /// The host's devices lose `[start, end)`; the IOMMU's invalidation is complete when this
+    /// returns (the [`HostDma`] contract).
+    fn dma_revoke(&mut self, start: usize, end: usize) {
+        if let Some(dma) = self.dma.take() {
+            self.bank_parts(start, end, |s, e| dma.revoke(s, e));
+            self.dma = Some(dma);
+        }
+    }
+
+    /// The host's devices may reach `[start, end)` again.
+    fn dma_grant(&mut self, start: usize, end: usize) {
+        if let Some(dma) = self.dma.take() {
+            self.bank_parts(start, end, |s, e| dma.grant(s, e));
+            self.dma = Some(dma);
+        }
+    }
+
+    /// Grants (`grant`) or revokes the pages of `self.scratch[..nr]`, in runs of contiguous
+    /// pages.
+    fn dma_scratch(&mut self, nr: usize, grant: bool) {
+        if self.dma.is_none() {
+            return;
+        }
+        let mut i = 0;
+        while i < nr {
+            let start = self.scratch[i];
+            let mut j = i + 1;
+            while j < nr && self.scratch[j] == start + (j - i) * PAGE_SIZE {
+                j += 1;
+            }
+            let end = start + (j - i) * PAGE_SIZE;
+            if grant {
+                self.dma_grant(start, end);
+            } else {
+                self.dma_revoke(start, end);
+            }
+            i = j;
+        }
+    }
+
     /// Removes `[start, end)` from the host stage-2 with whole blocks (the host's other pages
-    /// in them come back on its next fault), then the TLB sequence for VMID 0.
+    /// in them come back on its next fault), then the TLB sequence for VMID 0; then from the
+    /// host's DMA view (exactly those pages).
     fn host_unmap(
         &mut self,
         start: usize,
@@ -525,6 +621,8 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         self.host
             .unmap_covering(start, end, tlb)
             .map(|_| ())
-            .map_err(commit_error)
+            .map_err(commit_error)?;
+        self.dma_revoke(start, end);
+        Ok(())
     }
 }

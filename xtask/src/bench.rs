@@ -26,7 +26,7 @@ use std::path::Path;
 
 use boots::{HostMode, LinuxEl2};
 use parse::RawOp;
-use report::{LinuxBoot, LinuxReport, MemoryRow, Report};
+use report::{LinuxBoot, LinuxReport, MemoryRow, Report, SmmuRow};
 
 use crate::build::{self, Image};
 use crate::cli::BenchArgs;
@@ -126,7 +126,11 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report> {
 
     let mut memory = vec![memory_row(one_gib, &ops_lines)?];
     let mut linux = None;
+    let mut smmu = None;
     if !quick {
+        progress("payload and bench host with an SMMUv3 (iommu=smmuv3), 1 GiB");
+        let with = results(&boots::bench_host_smmu(&payload, &bench_host, mode)?)?;
+        smmu = Some(smmu_rows(&raws, &with)?);
         for gib in [4, 16] {
             let mem = MemSize::from_bytes(gib * GIB);
             progress(&format!("payload at {mem}: memory"));
@@ -146,7 +150,41 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report> {
         ops: figures(&raws)?,
         memory,
         linux,
+        smmu,
     })
+}
+
+/// The operations whose cost the SMMU changes (the host loses or gets back pages), and
+/// FEATURES as the control that must not change.
+const SMMU_OPS: [&str; 9] = [
+    "features",
+    "vm_donate_1",
+    "vm_donate_512",
+    "mem_unshare_1",
+    "mem_unshare_512",
+    "mem_share_1",
+    "mem_share_512",
+    "vm_reclaim_1",
+    "vm_reclaim_512",
+];
+
+fn smmu_rows(without: &[RawOp], with: &[RawOp]) -> Result<Vec<SmmuRow>> {
+    let per_call = |raws: &[RawOp], key: &str| -> Result<f64> {
+        match raws.iter().find(|r| r.op == key) {
+            Some(r) => Ok(r.el2 as f64 / r.n as f64),
+            None => bail!("the bench host printed no result for {key}"),
+        }
+    };
+    SMMU_OPS
+        .iter()
+        .map(|&key| {
+            Ok(SmmuRow {
+                key,
+                without: per_call(without, key)?,
+                with: per_call(with, key)?,
+            })
+        })
+        .collect()
 }
 
 /// Every `bench: result` line of a boot.

@@ -29,6 +29,9 @@ pub enum Image {
     ConformanceHost,
     /// The host that attacks through the DMA masters EL2 cannot confine (on `El2Selftest`).
     DmaHost,
+    /// The host that aims a PCI DMA engine (QEMU's edu) behind the SMMUv3 at memory it does
+    /// not own.
+    SmmuHost,
 }
 
 /// Target of the payload: soft-float, so that EL2's own code never touches the FP/SIMD
@@ -39,7 +42,7 @@ pub const IMAGE_TARGET: &str = "aarch64-unknown-none";
 
 impl Image {
     /// Every image, in an order where each comes after the images it embeds.
-    pub const ALL: [Image; 9] = [
+    pub const ALL: [Image; 10] = [
         Image::El2,
         Image::El2Selftest,
         Image::TestGuest,
@@ -49,6 +52,7 @@ impl Image {
         Image::StressHost,
         Image::ConformanceHost,
         Image::DmaHost,
+        Image::SmmuHost,
     ];
 
     /// Cargo package (and binary) name.
@@ -62,6 +66,7 @@ impl Image {
             Image::BenchHost => "bench-host",
             Image::ConformanceHost => "conformance-host",
             Image::DmaHost => "dma-host",
+            Image::SmmuHost => "smmu-host",
         }
     }
 
@@ -83,6 +88,7 @@ impl Image {
             | Image::BenchHost
             | Image::StressHost
             | Image::DmaHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
+            Image::SmmuHost => &[(Image::TestGuest, "TEST_GUEST_BIN")],
             _ => &[],
         }
     }

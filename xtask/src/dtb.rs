@@ -325,6 +325,8 @@ mod tests {
             virtualization,
             smp,
             mem: MemSize::from_bytes(GIB),
+            smmu: false,
+            devices: Vec::new(),
         };
         let key = cache_key(&m(true, 4));
         assert_eq!(

@@ -18,6 +18,10 @@ pub struct Machine {
     pub virtualization: bool,
     pub smp: u32,
     pub mem: MemSize,
+    /// Put the PCIe root complex behind an SMMUv3 (`iommu=smmuv3`), which EL2 then owns.
+    pub smmu: bool,
+    /// Extra `-device` values (PCI devices; they do not change QEMU's DTB).
+    pub devices: Vec<String>,
 }
 
 impl Machine {
@@ -26,9 +30,10 @@ impl Machine {
     /// `--no-install-recommends` QEMU does not have).
     pub fn args(&self) -> Vec<String> {
         let virt = if self.virtualization { "on" } else { "off" };
-        vec![
+        let iommu = if self.smmu { ",iommu=smmuv3" } else { "" };
+        let mut args: Vec<String> = vec![
             "-M".into(),
-            format!("virt,virtualization={virt},gic-version=3"),
+            format!("virt,virtualization={virt},gic-version=3{iommu}"),
             "-cpu".into(),
             CPU.into(),
             "-smp".into(),
@@ -37,7 +42,11 @@ impl Machine {
             self.mem.qemu_arg(),
             "-nic".into(),
             "none".into(),
-        ]
+        ];
+        for device in &self.devices {
+            args.extend(["-device".into(), device.clone()]);
+        }
+        args
     }
 
     /// A full QEMU command line: the machine, a serial console on stdio, semihosting (the
@@ -81,6 +90,8 @@ mod tests {
             virtualization: true,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            smmu: false,
+            devices: Vec::new(),
         };
         assert_eq!(
             m.command(&[]).join(" "),

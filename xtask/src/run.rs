@@ -79,6 +79,13 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             virtualization: !args.no_el2,
             smp: args.smp,
             mem: args.mem,
+            // Linux gets an entropy source behind the SMMUv3, which EL2 owns.
+            smmu: args.host == HostKind::Linux,
+            devices: if args.host == HostKind::Linux {
+                vec![linux::RNG_DEVICE.into()]
+            } else {
+                Vec::new()
+            },
         },
         via: args.via,
         payload: if args.no_el2 {

@@ -120,6 +120,8 @@ pub enum DiscoveryError {
     TooManyDmaMasters { max: usize },
     /// An unconfined DMA master has more distinct register ranges than its list holds.
     TooManyDmaMasterRegions { node: NodeName, max: usize },
+    /// More than one `arm,smmu-v3` node: EL2 drives one SMMU.
+    TooManySmmus { first: NodeName, second: NodeName },
     /// A string property (bootargs, stdout-path, alias) is not UTF-8.
     BadString {
         node: NodeName,
@@ -200,6 +202,10 @@ impl fmt::Display for DiscoveryError {
             Self::TooManyDmaMasterRegions { node, max } => write!(
                 f,
                 "DMA master {node} has too many register ranges (max {max})"
+            ),
+            Self::TooManySmmus { first, second } => write!(
+                f,
+                "two arm,smmu-v3 nodes ({first} and {second}): EL2 drives only one SMMU"
             ),
             Self::BadString { node, property } => {
                 write!(f, "node {node}: property {property} is not a UTF-8 string")

@@ -8,6 +8,7 @@
 //!   `device_type = "memory"` nodes (RAM is handled by `memory`);
 //! - children of buses with more than two address cells (PCI) or no size cells (I2C, SPI) are
 //!   not memory-mapped themselves;
+//! - an SMMUv3 (`arm,smmu-v3`) is left out: EL2 drives it, the host never maps it;
 //! - a PCI host bridge (`device_type = "pci"`) contributes the parent side of every `ranges`
 //!   window (I/O, 32-bit and 64-bit memory): device BARs are assigned inside them at run time;
 //! - any other bus with non-empty `ranges` contributes its windows only when none of its
@@ -22,8 +23,8 @@
 use super::reg::{bad_reg, regs};
 use super::{DiscoveryError, MAX_MMIO_REGIONS, NodeName};
 use crate::fdt_tree::{
-    self, CellError, Walk, address_cells, base_name, has_device_type, ranges_windows, size_cells,
-    translate,
+    self, CellError, Walk, address_cells, base_name, has_device_type, is_compatible,
+    ranges_windows, size_cells, translate,
 };
 use crate::fixed_list::{FixedList, MemRange};
 
@@ -61,6 +62,10 @@ pub fn regions(
             return Ok(Walk::SkipChildren);
         }
         if has_device_type(node, "memory") || address_cells(parent) > 2 || size_cells(parent) == 0 {
+            return Ok(Walk::SkipChildren);
+        }
+        // EL2 owns the SMMU: its registers never enter the host stage-2.
+        if is_compatible(node, super::SMMU_V3_COMPATIBLE) {
             return Ok(Walk::SkipChildren);
         }
         for reg in regs(node, chain)? {

@@ -17,11 +17,13 @@ mod memory;
 mod mmio;
 mod modules;
 mod reg;
+mod smmu;
 mod stdout;
 
 pub use error::{DiscoveryError, NodeName};
 pub use gic::{Gic, GicVersion};
 pub use modules::{HostModule, HostModules, MODULE_COMPATIBLES, is_module};
+pub use smmu::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, Smmu};
 
 use crate::fdt_check;
 use crate::fixed_list::{FixedList, MemRange};
@@ -67,10 +69,12 @@ pub struct BootInfo<'a> {
     pub cpus: FixedList<u64, MAX_CPUS>,
     pub psci: Psci,
     /// Device MMIO to identity-map for the host: page-aligned outward, sorted, merged; none of
-    /// it overlaps RAM.
+    /// it overlaps RAM. The SMMUv3's registers are not in it (EL2 owns the SMMU).
     pub mmio: FixedList<MemRange, MAX_MMIO_REGIONS>,
     /// `/memreserve/` entries and statically placed `/reserved-memory` children, sorted.
     pub reserved: FixedList<MemRange, MAX_RESERVED_RANGES>,
+    /// The SMMUv3 EL2 takes for itself, if the board has one.
+    pub smmu: Option<Smmu>,
     /// Host kernel and ramdisk from `/chosen/module@*` nodes.
     pub modules: HostModules<'a>,
     /// The blob's own size (header `totalsize`).
@@ -95,6 +99,7 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
         psci: cpus::psci(&fdt)?,
         mmio: mmio::regions(&fdt, &memory)?,
         reserved: memory::reserved(&fdt)?,
+        smmu: smmu::find(&fdt)?,
         modules: modules::find(&fdt)?,
         dtb_size: checked.bytes.len(),
         memory,

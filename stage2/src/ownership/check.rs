@@ -37,13 +37,15 @@ fn violation(invariant: &'static str, address: usize, what: &'static str) -> Res
 
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// Checks I1 (host stage-2 maps only host-accessible RAM, identity, normal memory, and its
-    /// MMIO ranges as device memory), I2 (each guest maps only pages it owns or borrows, and
+    /// MMIO ranges as device memory; the host's DMA view, if attached, holds exactly the RAM
+    /// the host may access), I2 (each guest maps only pages it owns or borrows, and
     /// every such page once: counts agree), I3 (every record entry is a valid state naming
     /// live VMs) and I4 (EL2's fixed ranges are still EL2's; table and pool pages of every
     /// stage-2 are EL2's, a VM's marked as its pool, and not device memory). Returns the first violation found.
     pub fn check_invariants(&self) -> Result<(), Violation> {
         self.check_record()?;
         self.check_host_stage2()?;
+        self.check_host_dma()?;
         self.check_guest_stage2s()?;
         self.check_hyp_pages()
     }
@@ -69,6 +71,37 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                         pa,
                         "page belongs or is lent to a VM that does not exist",
                     );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// I1 for DMA, exactly (the DMA view is eager): with a [`crate::HostDma`] attached, a RAM
+    /// page is granted to the host's devices if and only if the host may access it.
+    fn check_host_dma(&self) -> Result<(), Violation> {
+        let Some(dma) = self.host_dma() else {
+            return Ok(());
+        };
+        for (start, end) in self.ram_banks() {
+            for pa in (start..end).step_by(PAGE_SIZE) {
+                let may = self.page_state(pa).is_some_and(PageState::host_may_access);
+                match (may, dma.is_granted(pa)) {
+                    (false, true) => {
+                        return violation(
+                            "I1",
+                            pa,
+                            "the host's devices can reach a page the host neither owns nor borrows",
+                        );
+                    }
+                    (true, false) => {
+                        return violation(
+                            "I1",
+                            pa,
+                            "a page the host may access is missing from its DMA view",
+                        );
+                    }
+                    _ => {}
                 }
             }
         }

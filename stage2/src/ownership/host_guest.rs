@@ -206,7 +206,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     /// Guest `vm` shares its pages at frames `gfn..gfn + nr` with the host, which maps them on
-    /// its next access. The guest keeps its mapping.
+    /// its next access (its devices at once). The guest keeps its mapping.
     ///
     /// # Errors
     ///
@@ -222,11 +222,12 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         let slot = self.slot(vm)?;
         self.gather_guest_pages(slot, ipa, nr, &[PageState::Owned(Owner::Guest(vm))])?;
         self.set_gathered(nr, PageState::SharedWithHost(vm));
+        self.dma_scratch(nr, true);
         Ok(())
     }
 
     /// Guest `vm` stops sharing its pages at frames `gfn..gfn + nr`: they leave the host
-    /// stage-2 (I6, VMID 0).
+    /// stage-2 (I6, VMID 0) and its DMA view.
     ///
     /// # Errors
     ///
@@ -259,6 +260,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             }
             batch.finish();
         }
+        self.dma_scratch(nr, false);
         self.set_gathered(nr, PageState::Owned(Owner::Guest(vm)));
         Ok(())
     }

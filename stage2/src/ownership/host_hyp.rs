@@ -33,7 +33,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     /// The host gives pages it owns exclusively to EL2 (for VM state, pools): they leave the
-    /// host stage-2 (I6 sequence, VMID 0).
+    /// host stage-2 (I6 sequence, VMID 0) and its DMA view.
     ///
     /// # Errors
     ///
@@ -66,6 +66,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         }
         self.require_pages(start, end, |s| s == PageState::Owned(Owner::Hyp))?;
         self.set_range(start, end, PageState::Owned(Owner::Host));
+        self.dma_grant(start, end);
         Ok(())
     }
 }

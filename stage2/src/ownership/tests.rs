@@ -7,6 +7,7 @@
 extern crate std;
 
 use super::*;
+use crate::host_dma::HostDma;
 use crate::pgtable::{Leaf, MemKind, stage2_config};
 use crate::pool::pages_needed_to_map;
 use crate::pool::test_memory::Arena;
@@ -43,7 +44,7 @@ pub(super) fn vm(n: u16) -> VmId {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RecordingSanitizer {
+pub(crate) struct RecordingSanitizer {
     pub pages: Vec<usize>,
 }
 
@@ -53,12 +54,62 @@ impl PageSanitizer for RecordingSanitizer {
     }
 }
 
-/// Memory that outlives a [`World`]: the record, real RAM, the host pool.
+/// A [`HostDma`] that keeps its own table (one flag per page of each bank) and logs every
+/// call, standing in for the SMMU: every World has one attached, so the invariant checks
+/// after each step cover DMA (I1 exactly; I6: the log shows what was revoked, in the call).
+#[derive(Debug, Default)]
+pub(super) struct FakeDma {
+    banks: Vec<(usize, Vec<bool>)>,
+    /// Every call: (grant?, start, end).
+    pub log: Vec<(bool, usize, usize)>,
+}
+
+impl FakeDma {
+    fn new(banks: &[(usize, usize)]) -> Self {
+        FakeDma {
+            banks: banks
+                .iter()
+                .map(|&(s, e)| (s, std::vec![false; (e - s) / PAGE_SIZE]))
+                .collect(),
+            log: Vec::new(),
+        }
+    }
+
+    fn set(&mut self, start: usize, end: usize, granted: bool) {
+        let bank = self
+            .banks
+            .iter_mut()
+            .find(|(s, pages)| *s <= start && end <= s + pages.len() * PAGE_SIZE)
+            .unwrap_or_else(|| std::panic!("DMA change {start:#x}..{end:#x} spans banks"));
+        let first = (start - bank.0) / PAGE_SIZE;
+        bank.1[first..first + (end - start) / PAGE_SIZE].fill(granted);
+        self.log.push((granted, start, end));
+    }
+}
+
+impl HostDma for FakeDma {
+    fn grant(&mut self, start: usize, end: usize) {
+        self.set(start, end, true);
+    }
+
+    fn revoke(&mut self, start: usize, end: usize) {
+        self.set(start, end, false);
+    }
+
+    fn is_granted(&self, pa: usize) -> bool {
+        self.banks
+            .iter()
+            .any(|(s, pages)| pa >= *s && pages.get((pa - s) / PAGE_SIZE).copied().unwrap_or(false))
+    }
+}
+
+/// Memory that outlives a [`World`]: the record, real RAM, the host pool, the fake DMA view.
 pub(super) struct Memory {
     meta: Vec<u16>,
     real: Arena,
     host_pool: Arena,
     fake: (usize, usize),
+    dma: FakeDma,
 }
 
 impl Memory {
@@ -78,6 +129,7 @@ impl Memory {
             host_pool: Arena::new(pool_pages * PAGE_SIZE, PAGE_SIZE),
             real,
             fake,
+            dma: FakeDma::new(&[fake, real_range]),
         }
     }
 }
@@ -127,7 +179,7 @@ impl<'m> World<'m> {
         // SAFETY: the real RAM bank is heap memory we own for the world's lifetime; the fake
         // bank is never written (the tests only give real pages to pools, and sanitising is
         // recorded, not done).
-        let own = unsafe {
+        let mut own = unsafe {
             Ownership::new(
                 &stage2_config(5),
                 pool,
@@ -138,6 +190,7 @@ impl<'m> World<'m> {
             )
         }
         .unwrap();
+        own.attach_host_dma(&mut mem.dma);
         World {
             own,
             tlb: RecordingTlb::default(),

@@ -102,6 +102,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 .map(|b| b.first_entry + (pa - b.start) / PAGE_SIZE)
         };
         let meta = &mut *self.meta;
+        let mut dma = self.dma.as_deref_mut();
+        let mut dma_run: Option<(usize, usize)> = None;
         let pending = PageState::PendingReclaim(vm).encode();
         let mut result = Ok(());
         // The VM's pages, from its own stage-2. The host loses what the guest shared with
@@ -117,6 +119,18 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                             if let Err(e) = batch.remove_covering(pa, pa + PAGE_SIZE) {
                                 result = Err(commit_error(e));
                             }
+                            // The host's devices lose it too, in runs of contiguous pages
+                            // (one IOMMU invalidation and sync per run).
+                            dma_run = match dma_run {
+                                Some((s, e)) if e == pa => Some((s, pa + PAGE_SIZE)),
+                                Some((s, e)) => {
+                                    if let Some(dma) = dma.as_deref_mut() {
+                                        dma.revoke(s, e);
+                                    }
+                                    Some((pa, pa + PAGE_SIZE))
+                                }
+                                None => Some((pa, pa + PAGE_SIZE)),
+                            };
                             meta[i] = pending;
                         }
                         Some(PageState::HostSharedWith(Borrower::Guest(g))) if g == vm => {
@@ -126,6 +140,9 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                     }
                 }
             });
+            if let (Some((s, e)), Some(dma)) = (dma_run, dma.as_deref_mut()) {
+                dma.revoke(s, e);
+            }
             batch.finish();
         }
         // Its pool (tables in use and free pages alike); dropping the table frees nothing

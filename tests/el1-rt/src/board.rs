@@ -59,6 +59,8 @@ pub struct Board {
     /// MMIO ranges (`reg`) of the devices directly under the root node.
     pub devices: RegionList,
     pub cpus: CpuList,
+    /// The first PCI host bridge (`device_type = "pci"`, generic ECAM), if any.
+    pub pci: Option<PciHost>,
     /// `None` if there is no `/psci` node or its method is neither "smc" nor "hvc".
     pub psci: Option<Conduit>,
     /// The payload's carve-out: the regions of every `/reserved-memory/el2@...` node
@@ -76,6 +78,15 @@ pub struct Board {
 
 /// Bytes of `/chosen/bootargs` a board keeps: test hosts take a mode word from it.
 pub const BOOTARGS_MAX: usize = 64;
+/// A generic ECAM PCI host bridge: its configuration space and the 32-bit memory window
+/// where BARs can be placed (the window is also in [`Board::devices`], so it is mapped).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct PciHost {
+    pub ecam: Region,
+    /// The CPU address range of the window; PCI bus addresses equal CPU addresses on
+    /// QEMU `virt` (checked when the window is read).
+    pub mem32: Region,
+}
 
 /// Why the DTB could not be used.
 #[derive(Clone, Copy, Debug)]
@@ -127,6 +138,7 @@ impl Board {
             uart: find_console(fdt)?,
             memory: find_memory(fdt)?,
             devices: find_devices(fdt)?,
+            pci: find_pci(fdt),
             cpus: find_cpus(fdt)?,
             psci: find_psci(fdt),
             carve_outs: find_carve_outs(fdt)?,
@@ -196,7 +208,44 @@ fn find_devices(fdt: &Fdt) -> Result<RegionList, BoardError> {
             push(&mut devices, region, "device")?;
         }
     }
+    if let Some(pci) = find_pci(fdt) {
+        push(&mut devices, pci.mem32, "device")?;
+    }
     Ok(devices)
+}
+
+/// The first `device_type = "pci"` node under the root with a `reg` (ECAM) and a 32-bit
+/// memory window in `ranges` (space code 0b10 in the top cell, 3 child address cells, 2
+/// parent address cells, 2 size cells) whose PCI address equals its CPU address.
+fn find_pci(fdt: &Fdt) -> Option<PciHost> {
+    let node = root_children(fdt).find(|node| {
+        node.property("device_type")
+            .and_then(|p| p.as_str())
+            .is_some_and(|t| t == "pci")
+    })?;
+    let ecam = first_reg(node)?;
+    let ranges = node.property("ranges")?.value;
+    let cell = |entry: &[u8], i: usize| {
+        u32::from_be_bytes([
+            entry[4 * i],
+            entry[4 * i + 1],
+            entry[4 * i + 2],
+            entry[4 * i + 3],
+        ])
+    };
+    let wide =
+        |entry: &[u8], i: usize| (u64::from(cell(entry, i)) << 32) | u64::from(cell(entry, i + 1));
+    ranges.chunks_exact(28).find_map(|entry| {
+        let space = (cell(entry, 0) >> 24) & 3;
+        let (pci, cpu, size) = (wide(entry, 1), wide(entry, 3), wide(entry, 5));
+        (space == 0b10 && pci == cpu && size > 0).then_some(PciHost {
+            ecam,
+            mem32: Region {
+                base: cpu as usize,
+                size: size as usize,
+            },
+        })
+    })
 }
 
 fn find_cpus(fdt: &Fdt) -> Result<CpuList, BoardError> {
@@ -363,6 +412,23 @@ mod tests {
         assert_eq!(board.psci, Some(Conduit::Smc));
         assert!(board.carve_outs.is_empty());
         assert!(board.in_use.is_empty());
+        // pcie@10000000: ECAM high, the 32-bit window identity-mapped.
+        let pci = board.pci.unwrap();
+        assert_eq!(
+            pci.ecam,
+            Region {
+                base: 0x40_1000_0000,
+                size: 0x1000_0000
+            }
+        );
+        assert_eq!(
+            pci.mem32,
+            Region {
+                base: 0x1000_0000,
+                size: 0x2eff_0000
+            }
+        );
+        assert!(board.devices.iter().any(|d| *d == pci.mem32));
     }
 
     #[test]

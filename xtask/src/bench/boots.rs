@@ -112,7 +112,30 @@ fn one_cpu(virtualization: bool, mem: MemSize) -> Machine {
         virtualization,
         smp: 1,
         mem,
+        smmu: false,
+        devices: Vec::new(),
     }
+}
+
+/// The payload with the bench host on `iommu=smmuv3`: EL2 then keeps the SMMU's DMA table
+/// in step with every call (`el2/src/smmu`), which is what this boot measures.
+pub fn bench_host_smmu(payload: &Path, bench_host: &Path, mode: HostMode) -> Result<Vec<String>> {
+    let name = format!("ops-{}-smmu", mode.bootargs());
+    let mut machine = one_cpu(true, MemSize::from_bytes(layout::GIB));
+    machine.smmu = true;
+    let plan = Plan {
+        machine,
+        via: Via::Direct,
+        payload: Some(payload.to_path_buf()),
+        host: Host {
+            kernel: bench_host.to_path_buf(),
+            initrd: None,
+            bootargs: mode.bootargs().into(),
+        },
+        dtb: DtbVariant::WithModules,
+        work_dir: paths::qemu().join(format!("bench-{name}")),
+    };
+    run(&name, boot::prepare(&plan)?, BENCH_TIMEOUT, None)
 }
 
 /// The payload with the bench host as its host kernel module.

@@ -76,6 +76,16 @@ pub struct Report {
     pub ops: Vec<Figures>,
     pub memory: Vec<MemoryRow>,
     pub linux: Option<LinuxReport>,
+    /// Full run only: the same operations with an SMMUv3 EL2 keeps in step.
+    pub smmu: Option<Vec<SmmuRow>>,
+}
+
+/// One operation's EL2 instructions per call without and with the SMMU.
+#[derive(Clone, Debug)]
+pub struct SmmuRow {
+    pub key: &'static str,
+    pub without: f64,
+    pub with: f64,
 }
 
 /// A target of the issue and how this run did against it.

@@ -44,7 +44,32 @@ pub fn render(report: &Report) -> String {
     targets(&mut out, report);
     memory(&mut out, report);
     linux(&mut out, report);
+    smmu(&mut out, report);
     out
+}
+
+/// What keeping the SMMU's DMA table in step adds to the calls that change host access.
+fn smmu(out: &mut String, report: &Report) {
+    let Some(rows) = &report.smmu else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\n### With an SMMUv3 (`iommu=smmuv3`), EL2 instructions per call\n"
+    );
+    let _ = writeln!(out, "| Operation | without | with SMMU | added |");
+    let _ = writeln!(out, "|---|--:|--:|--:|");
+    for row in rows {
+        let label = ops::spec(row.key).map(|s| s.label).unwrap_or(row.key);
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {:+.0} ({:+.0} %) |",
+            count(row.without),
+            count(row.with),
+            row.with - row.without,
+            (row.with - row.without) * 100.0 / row.without
+        );
+    }
 }
 
 fn operations(out: &mut String, report: &Report) {

@@ -59,6 +59,8 @@ pub struct Case {
     bootargs: &'static str,
     /// QEMU resets the machine on a reset request instead of exiting (`-no-reboot` off).
     reboot: bool,
+    /// `-M virt,iommu=smmuv3` and the PCI devices (behind the SMMU).
+    dma_devices: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -70,6 +72,7 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect,
             forbid: FORBID.to_vec(),
@@ -96,6 +99,7 @@ fn fatal_case(
         virtualization,
         dtb,
         timeout: DEMO_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2] FATAL:", why],
             forbid: FORBID_FATAL.to_vec(),
@@ -116,18 +120,21 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
+        dma_devices: true,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
                 "[el2]",
+                "[el2] smmu: on",
                 "Brought up 1 node, 4 CPUs",
                 "CPU: All CPU(s) started at EL1",
                 "init: reached /init",
                 "init: devmem of EL2 carve-out",
                 "init: kernel still alive after carve-out access",
                 "init: HOST-OK",
+                "init: read 32 bytes from /dev/hwrng (virtio_rng",
             ],
-            forbid: FORBID_LINUX.to_vec(),
+            forbid: [FORBID_LINUX, &["[el2] smmu: event", "init: insmod"]].concat(),
             end: End::Exit(0),
         },
         log_check: None,
@@ -147,6 +154,7 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             forbid: FORBID.to_vec(),
@@ -173,6 +181,7 @@ fn stress_case(name: &'static str) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: STRESS_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
             forbid,
@@ -201,6 +210,7 @@ fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -
         virtualization: true,
         dtb,
         timeout: DEMO_TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect,
             forbid,
@@ -226,6 +236,7 @@ fn conformance_case() -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: crate::conformance::TIMEOUT,
+        dma_devices: false,
         expect: Expectation {
             expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
             forbid,
@@ -278,6 +289,40 @@ fn carve_out_avoids_every_reserved_range(log: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// QEMU's edu PCI device: a DMA engine the host programs. Its default 28-bit DMA mask would
+/// clamp addresses of this machine's RAM (at 1 GiB and up).
+pub const EDU_DEVICE: &str = "edu,dma_mask=0xffffffffffff";
+
+/// The SMMU host (tests/smmu-host) on `iommu=smmuv3` with an edu device: every attack must be
+/// refused, and EL2 must log the SMMU's fault events for them.
+fn smmu_case() -> Case {
+    let mut forbid = FORBID.to_vec();
+    forbid.extend(["smmu-host: FAIL", "FAILED"]);
+    Case {
+        name: "dma_is_confined_by_the_smmu",
+        host: HostKind::Image(Image::SmmuHost),
+        via: Via::Direct,
+        payload: Image::El2,
+        virtualization: true,
+        dtb: DtbVariant::WithModules,
+        timeout: DEMO_TIMEOUT,
+        dma_devices: true,
+        log_check: None,
+        bootargs: "",
+        reboot: false,
+        expect: Expectation {
+            expect: vec![
+                "[el2] smmu: SMMUv3",
+                "test a_device_can_dma_into_and_out_of_a_host_page ... ok",
+                "[el2] smmu: event",
+                " passed, 0 failed",
+            ],
+            forbid,
+            end: End::Exit(0),
+        },
+    }
 }
 
 /// The QEMU tests, in the order they run.
@@ -379,6 +424,7 @@ pub fn cases() -> Vec<Case> {
                 DEMO_TIMEOUT,
             )
         },
+        smmu_case(),
         stress_case("smp_stress_and_adversarial"),
         dma_case(
             "dma_masters_withheld_from_the_host",
@@ -512,6 +558,12 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             virtualization: case.virtualization,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            smmu: case.dma_devices,
+            devices: match (case.dma_devices, case.host) {
+                (false, _) => Vec::new(),
+                (true, HostKind::Linux) => vec![linux::RNG_DEVICE.into()],
+                (true, _) => vec![EDU_DEVICE.into()],
+            },
         },
         via: case.via,
         payload: Some(case.payload.path()),
