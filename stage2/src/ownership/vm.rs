@@ -140,7 +140,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                     }
                 }
             });
-            if let (Some((s, e)), Some(dma)) = (dma_run, dma.as_deref_mut()) {
+            if let (Some((s, e)), Some(dma)) = (dma_run, dma.as_mut()) {
                 dma.revoke(s, e);
             }
             batch.finish();

@@ -71,11 +71,20 @@ const CYCLES_AT_EL1_AND_EL2: u64 = (1 << 30) | (1 << 27);
 const PMCR_ENABLE_AND_RESET_CYCLES: u64 = (1 << 0) | (1 << 2);
 const CYCLE_COUNTER: u64 = 1 << 31;
 
+/// Guest runs measured; the test judges the quietest one.
+const PMU_RUNS: usize = 5;
+
 /// The host's cycle counter, set to count EL1 and EL2, counts (almost) nothing while a
 /// guest spins through a whole VCPU_RUN: the payload stops the host's counters for the
 /// run. QEMU's cycle counter and generic timer both follow its virtual clock (1 GHz and
 /// CNTFRQ_EL0), so a counter that ran through the guest would count about as many cycles
 /// as nanoseconds passed; the bound is a quarter of that.
+///
+/// Without `-icount` QEMU's virtual clock is the host's clock, so if QEMU's CPU thread is
+/// descheduled while EL2 runs outside the stopped window (on a loaded machine), the counter
+/// gains that whole time slice. The test therefore measures several runs and judges the
+/// one with the fewest cycles per nanosecond: a payload that counts the guest counts it in
+/// every run, so even its quietest run is over the bound.
 pub fn host_pmu_counts_nothing_while_a_guest_runs(ctx: &mut Ctx) -> TestResult {
     let dfr0 = read_sysreg!("id_aa64dfr0_el1");
     let pmuver = (dfr0 >> 8) & 0xf;
@@ -84,27 +93,41 @@ pub fn host_pmu_counts_nothing_while_a_guest_runs(ctx: &mut Ctx) -> TestResult {
     }
     let guest = ctx.guest(Command::Spin, 1)?;
     let handle = guest.vm().handle();
-    let pmcr = read_sysreg!("pmcr_el0");
-    let filter = read_sysreg!("pmccfiltr_el0");
-    write_sysreg!("pmccfiltr_el0", CYCLES_AT_EL1_AND_EL2);
-    write_sysreg!("pmcr_el0", pmcr | PMCR_ENABLE_AND_RESET_CYCLES);
-    write_sysreg!("pmcntenset_el0", CYCLE_COUNTER);
-    let t0 = read_sysreg!("cntvct_el0");
-    let c0 = read_sysreg!("pmccntr_el0");
-    // The spinning guest ends its run with its tick report, milliseconds later.
-    let exit = host_calls::vcpu_run(handle, 0, 0);
-    let c1 = read_sysreg!("pmccntr_el0");
-    let t1 = read_sysreg!("cntvct_el0");
-    write_sysreg!("pmcntenclr_el0", CYCLE_COUNTER);
-    write_sysreg!("pmccfiltr_el0", filter);
-    write_sysreg!("pmcr_el0", pmcr);
-    exit?;
     let freq = read_sysreg!("cntfrq_el0").max(1);
-    let elapsed_ns = (t1 - t0).saturating_mul(1_000_000_000) / freq;
-    let cycles = c1.wrapping_sub(c0);
+    // (cycles, elapsed ns) of the run with the lowest ratio so far.
+    let mut quietest: Option<(u64, u64)> = None;
+    for _ in 0..PMU_RUNS {
+        let pmcr = read_sysreg!("pmcr_el0");
+        let filter = read_sysreg!("pmccfiltr_el0");
+        write_sysreg!("pmccfiltr_el0", CYCLES_AT_EL1_AND_EL2);
+        write_sysreg!("pmcr_el0", pmcr | PMCR_ENABLE_AND_RESET_CYCLES);
+        write_sysreg!("pmcntenset_el0", CYCLE_COUNTER);
+        let t0 = read_sysreg!("cntvct_el0");
+        let c0 = read_sysreg!("pmccntr_el0");
+        // The spinning guest ends its run with its tick report, milliseconds later.
+        let exit = host_calls::vcpu_run(handle, 0, 0);
+        let c1 = read_sysreg!("pmccntr_el0");
+        let t1 = read_sysreg!("cntvct_el0");
+        write_sysreg!("pmcntenclr_el0", CYCLE_COUNTER);
+        write_sysreg!("pmccfiltr_el0", filter);
+        write_sysreg!("pmcr_el0", pmcr);
+        exit?;
+        let elapsed_ns = ((t1 - t0).saturating_mul(1_000_000_000) / freq).max(1);
+        let cycles = c1.wrapping_sub(c0);
+        // cycles / elapsed below the quietest's, compared without division.
+        let quieter = quietest.is_none_or(|(qc, qe)| {
+            u128::from(cycles) * u128::from(qe) < u128::from(qc) * u128::from(elapsed_ns)
+        });
+        if quieter {
+            quietest = Some((cycles, elapsed_ns));
+        }
+    }
+    let Some((cycles, elapsed_ns)) = quietest else {
+        bail!("no guest run was measured");
+    };
     if cycles.saturating_mul(4) > elapsed_ns {
         bail!(
-            "the host's cycle counter counted {cycles} cycles at EL1/EL2 during a VCPU_RUN of {elapsed_ns} ns: it counted the guest"
+            "the host's cycle counter counted {cycles} cycles at EL1/EL2 during a VCPU_RUN of {elapsed_ns} ns (the quietest of {PMU_RUNS} runs): it counted the guest"
         );
     }
     Ok(())
