@@ -6,6 +6,7 @@ mod errors;
 mod guest_calls;
 mod host_state;
 mod irq_exit;
+mod locked_launch;
 mod private_memory;
 mod relinquish;
 mod second_cpu;
@@ -53,6 +54,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "guest_relinquish_returns_page_zeroed",
         run: relinquish::guest_relinquish_returns_page_zeroed,
+    },
+    Test {
+        name: "host_cannot_add_a_vcpu_to_a_launched_vm",
+        run: locked_launch::host_cannot_add_a_vcpu_to_a_launched_vm,
     },
     Test {
         name: "second_run_of_running_vcpu_is_busy",
