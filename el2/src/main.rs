@@ -22,6 +22,7 @@ mod cpu;
 mod el1_state;
 mod el2_regs;
 mod fatal;
+mod guest_psci;
 mod heap;
 mod host_abort;
 mod host_entry;

@@ -336,6 +336,11 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
                 }
             }
         }
+        GuestCall::Psci(call) => {
+            let outcome = crate::guest_psci::handle(call, target.slot);
+            result[0] = outcome.x0;
+            outcome.exit
+        }
         GuestCall::SystemOff => return Some(Exit::SystemOff),
         GuestCall::SystemReset => return Some(Exit::SystemReset),
     };

@@ -10,6 +10,7 @@ use crate::record::{self, MAX_VMS};
 use crate::tlb::{Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa};
+use hvc_abi::psci::{self, PsciError};
 use hvc_abi::{Error, Exit, VmHandle};
 use spin::Mutex;
 use stage2::{Owner, OwnershipError, PageState, VmId};
@@ -20,6 +21,9 @@ const MAX_VCPUS_PER_VM: usize = MAX_VCPUS as usize;
 struct VcpuSlot {
     created: bool,
     running: bool,
+    /// Powered on: vCPU 0 from its creation, the others from the guest's PSCI CPU_ON
+    /// until their own CPU_OFF (docs/abi.md 4.8, 5.5). An off vCPU runs nothing.
+    on: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -36,6 +40,9 @@ struct VmSlot {
     record_vm: Option<VmId>,
     /// Set once a vCPU exits with SYSTEM_OFF or SYSTEM_RESET: the VM is stopped.
     stopped: Option<Exit>,
+    /// Set by the first VCPU_RUN that enters the guest: from then on the host cannot
+    /// create vCPUs (docs/abi.md 4.8).
+    launched: bool,
     vcpus: [VcpuSlot; MAX_VCPUS_PER_VM],
 }
 
@@ -47,9 +54,11 @@ const EMPTY_SLOT: VmSlot = VmSlot {
     ipa_bits: 0,
     record_vm: None,
     stopped: None,
+    launched: false,
     vcpus: [VcpuSlot {
         created: false,
         running: false,
+        on: false,
     }; MAX_VCPUS_PER_VM],
 };
 
@@ -200,13 +209,20 @@ pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Resu
     if vcpu >= slot.nr_vcpus {
         return Err(Error::NotFound);
     }
+    let launched = slot.launched;
     let v = &mut slot.vcpus[vcpu as usize];
     if v.created {
         return Err(Error::Busy);
     }
+    if launched {
+        return Err(Error::Denied);
+    }
+    // Only vCPU 0 starts where the host says (decode made entry_ipa = x0 = 0 for the
+    // others); the others wait, powered off, for the guest's CPU_ON.
     // SAFETY: the vCPU does not exist yet, so no CPU runs it; the VM-table lock is held.
     unsafe { (*vcpu_ptr(index, vcpu as usize)).reset(entry_ipa, x0, vcpu) };
     v.created = true;
+    v.on = vcpu == 0;
     Ok(())
 }
 
@@ -277,7 +293,11 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
         if let Some(exit) = stopped {
             return Ok(exit);
         }
+        if !v.on {
+            return Ok(Exit::VcpuOff);
+        }
         v.running = true;
+        slot.launched = true;
         RunTarget {
             slot: index,
             vcpu: vcpu as usize,
@@ -291,8 +311,57 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
     let mut vms = VMS.lock();
     let slot = &mut vms.slots[target.slot];
     slot.vcpus[target.vcpu].running = false;
-    if matches!(exit, Exit::SystemOff | Exit::SystemReset) {
-        slot.stopped = Some(exit);
+    match exit {
+        Exit::SystemOff | Exit::SystemReset => slot.stopped = Some(exit),
+        // The guest's CPU_OFF: powered off in the same critical section that ends the
+        // run, so a CPU_ON that sees it off also sees it not running.
+        Exit::VcpuOff => slot.vcpus[target.vcpu].on = false,
+        _ => {}
     }
     Ok(exit)
+}
+
+/// The guest's PSCI CPU_ON, made by a vCPU of the VM in table slot `slot` (which cannot
+/// be destroyed meanwhile: that vCPU is running). Errors and their order: docs/abi.md 5.5.
+pub fn guest_cpu_on(
+    slot: usize,
+    target_cpu: u64,
+    entry: u64,
+    context_id: u64,
+) -> Result<u32, PsciError> {
+    let index = psci::vcpu_of_mpidr(target_cpu)?;
+    let mut vms = VMS.lock();
+    let vm = vms
+        .slots
+        .get_mut(slot)
+        .ok_or(PsciError::InvalidParameters)?;
+    if index >= vm.nr_vcpus || !vm.vcpus[index as usize].created {
+        return Err(PsciError::InvalidParameters);
+    }
+    if !entry.is_multiple_of(4) || check_ipa(entry, vm.ipa_bits).is_err() {
+        return Err(PsciError::InvalidAddress);
+    }
+    let target = &mut vm.vcpus[index as usize];
+    if target.on {
+        return Err(PsciError::AlreadyOn);
+    }
+    // PSCI: the target starts at `entry` with x0 = `context_id`, in the reset state of
+    // VCPU_CREATE (EL1h, DAIF masked, MMU and caches off).
+    // SAFETY: the target is off, so no CPU runs it (`running` is cleared in the same
+    // critical section that powers a vCPU off), and the VM-table lock is held.
+    unsafe { (*vcpu_ptr(slot, index as usize)).reset(entry, context_id, index) };
+    target.on = true;
+    Ok(index)
+}
+
+/// The guest's PSCI AFFINITY_INFO for level 0: whether the vCPU `target_affinity` names
+/// is on.
+pub fn guest_affinity_info(slot: usize, target_affinity: u64) -> Result<bool, PsciError> {
+    let index = psci::vcpu_of_mpidr(target_affinity)? as usize;
+    let vms = VMS.lock();
+    let vm = vms.slots.get(slot).ok_or(PsciError::InvalidParameters)?;
+    match vm.vcpus.get(index) {
+        Some(v) if index < vm.nr_vcpus as usize && v.created => Ok(v.on),
+        _ => Err(PsciError::InvalidParameters),
+    }
 }

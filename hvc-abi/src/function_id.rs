@@ -62,6 +62,22 @@ impl FunctionId {
     /// 0x23: give pages back to the host (guest).
     pub const MEM_RELINQUISH: Self = Self(BASE + 0x23);
 
+    /// PSCI PSCI_VERSION; answered for a guest by the payload (docs/abi.md 5.5).
+    pub const PSCI_VERSION: Self = Self(smccc::psci::PSCI_VERSION);
+    /// PSCI CPU_SUSPEND (SMC64), guest.
+    pub const PSCI_CPU_SUSPEND: Self = Self(smccc::psci::PSCI_CPU_SUSPEND_64);
+    /// PSCI CPU_OFF, guest.
+    pub const PSCI_CPU_OFF: Self = Self(smccc::psci::PSCI_CPU_OFF);
+    /// PSCI CPU_ON (SMC64), guest.
+    pub const PSCI_CPU_ON: Self = Self(smccc::psci::PSCI_CPU_ON_64);
+    /// PSCI AFFINITY_INFO (SMC32), guest.
+    pub const PSCI_AFFINITY_INFO_32: Self = Self(smccc::psci::PSCI_AFFINITY_INFO_32);
+    /// PSCI AFFINITY_INFO (SMC64), guest.
+    pub const PSCI_AFFINITY_INFO_64: Self = Self(smccc::psci::PSCI_AFFINITY_INFO_64);
+    /// PSCI MIGRATE_INFO_TYPE, guest.
+    pub const PSCI_MIGRATE_INFO_TYPE: Self = Self(smccc::psci::PSCI_MIGRATE_INFO_TYPE);
+    /// PSCI PSCI_FEATURES, guest.
+    pub const PSCI_FEATURES: Self = Self(smccc::psci::PSCI_FEATURES);
     /// PSCI SYSTEM_OFF (SMC32); from a guest it ends in the SYSTEM_OFF exit.
     pub const PSCI_SYSTEM_OFF: Self = Self(0x8400_0008);
     /// PSCI SYSTEM_RESET (SMC32); from a guest it ends in the SYSTEM_RESET exit.
@@ -118,6 +134,14 @@ impl FunctionId {
             Self::MEM_SHARE => "MEM_SHARE",
             Self::MEM_UNSHARE => "MEM_UNSHARE",
             Self::MEM_RELINQUISH => "MEM_RELINQUISH",
+            Self::PSCI_VERSION => "PSCI_VERSION",
+            Self::PSCI_CPU_SUSPEND => "PSCI_CPU_SUSPEND",
+            Self::PSCI_CPU_OFF => "PSCI_CPU_OFF",
+            Self::PSCI_CPU_ON => "PSCI_CPU_ON",
+            Self::PSCI_AFFINITY_INFO_32 => "PSCI_AFFINITY_INFO_32",
+            Self::PSCI_AFFINITY_INFO_64 => "PSCI_AFFINITY_INFO_64",
+            Self::PSCI_MIGRATE_INFO_TYPE => "PSCI_MIGRATE_INFO_TYPE",
+            Self::PSCI_FEATURES => "PSCI_FEATURES",
             Self::PSCI_SYSTEM_OFF => "PSCI_SYSTEM_OFF",
             Self::PSCI_SYSTEM_RESET => "PSCI_SYSTEM_RESET",
             _ => return None,
@@ -143,16 +167,24 @@ pub const HOST_CALLS: [FunctionId; 13] = [
 ];
 
 /// Calls a guest may make that the payload answers itself (PSCI SYSTEM_OFF/RESET end in
-/// an exit instead of a return).
-pub const GUEST_CALLS: [FunctionId; 8] = [
+/// an exit instead of a return), in the order of docs/abi.md's table.
+pub const GUEST_CALLS: [FunctionId; 16] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HYP_MEMINFO,
     FunctionId::MEM_SHARE,
     FunctionId::MEM_UNSHARE,
     FunctionId::MEM_RELINQUISH,
+    FunctionId::PSCI_VERSION,
+    FunctionId::PSCI_CPU_OFF,
+    FunctionId::PSCI_AFFINITY_INFO_32,
+    FunctionId::PSCI_MIGRATE_INFO_TYPE,
     FunctionId::PSCI_SYSTEM_OFF,
     FunctionId::PSCI_SYSTEM_RESET,
+    FunctionId::PSCI_FEATURES,
+    FunctionId::PSCI_CPU_SUSPEND,
+    FunctionId::PSCI_CPU_ON,
+    FunctionId::PSCI_AFFINITY_INFO_64,
 ];
 
 /// Bit `n` set for every `0xC600_0000 + n` in `calls` (other ids ignored).
@@ -195,7 +227,7 @@ pub const fn is_our_uid(regs: [u64; 4]) -> bool {
 /// An ABI version as FEATURES returns it in x1: `major << 16 | minor`, bits [63:32] zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
-    /// Incompatible changes bump this; callers check it equals 1.
+    /// Incompatible changes bump this; callers check it equals 2.
     pub major: u16,
     /// Compatible additions (new calls, new exit reasons) bump this.
     pub minor: u16,
@@ -203,7 +235,7 @@ pub struct Version {
 
 impl Version {
     /// The version this crate and `docs/abi.md` describe.
-    pub const CURRENT: Version = Version { major: 1, minor: 0 };
+    pub const CURRENT: Version = Version { major: 2, minor: 0 };
 
     /// The FEATURES x1 encoding.
     pub const fn to_x1(self) -> u64 {
@@ -253,9 +285,9 @@ mod tests {
     }
 
     #[test]
-    fn version_1_0_is_0x10000() {
-        assert_eq!(Version::CURRENT.to_x1(), 0x1_0000);
-        assert_eq!(Version::from_x1(0x1_0000), Some(Version::CURRENT));
+    fn version_2_0_is_0x20000() {
+        assert_eq!(Version::CURRENT.to_x1(), 0x2_0000);
+        assert_eq!(Version::from_x1(0x2_0000), Some(Version::CURRENT));
         assert_eq!(Version::from_x1(1 << 32), None);
     }
 

@@ -6,6 +6,7 @@ use crate::exit::Exit;
 use crate::limits::{
     MAX_IPA_BITS, check_ipa_range, check_nr_limit, check_nr_nonzero, check_page_aligned,
 };
+use crate::psci::{GuestPsci, is_psci};
 use crate::{Error, FunctionId};
 
 /// A decoded guest call. `ipa` is a byte address, page aligned; `nr` a page count.
@@ -42,6 +43,8 @@ pub enum GuestCall {
     SystemOff,
     /// PSCI SYSTEM_RESET: the vCPU exits with SYSTEM_RESET. Arguments ignored.
     SystemReset,
+    /// Any other PSCI call the payload serves for guests (docs/abi.md 5.5).
+    Psci(GuestPsci),
 }
 
 impl GuestCall {
@@ -76,6 +79,10 @@ impl GuestCall {
                 let (ipa, nr) = decode_ipa_nr(regs)?;
                 Ok(Self::MemRelinquish { ipa, nr })
             }
+            FunctionId(id) if is_psci(id) => match GuestPsci::decode(id, regs) {
+                Some(psci) => Ok(Self::Psci(psci)),
+                None => Err(Error::NotSupported),
+            },
             _ => Err(Error::NotSupported),
         }
     }
@@ -91,6 +98,7 @@ impl GuestCall {
             Self::MemRelinquish { .. } => FunctionId::MEM_RELINQUISH,
             Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
             Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
+            Self::Psci(psci) => FunctionId(psci.function_id()),
         }
     }
 
@@ -106,6 +114,7 @@ impl GuestCall {
             Self::MemShare { ipa, nr }
             | Self::MemUnshare { ipa, nr }
             | Self::MemRelinquish { ipa, nr } => pack(id, &[ipa, nr.into()]),
+            Self::Psci(psci) => psci.encode(),
         }
     }
 }
@@ -131,14 +140,11 @@ pub enum GuestRoute {
 }
 
 /// Sorts a guest HVC: ids in the Vendor Specific Hypervisor Service range (owner 6, any
-/// call type) and PSCI SYSTEM_OFF/SYSTEM_RESET are the payload's; every other id is
-/// forwarded with the guest's W0 as passed and its x1.
+/// call type) and every PSCI id (owner 4, functions 0x00..=0x1F) are the payload's; every
+/// other id is forwarded with the guest's W0 as passed and its x1.
 pub fn route_guest_hvc(regs: &[u64; 8]) -> GuestRoute {
     let id = FunctionId::from_x0(regs[0]);
-    if id.is_vendor_hyp_service()
-        || id == FunctionId::PSCI_SYSTEM_OFF
-        || id == FunctionId::PSCI_SYSTEM_RESET
-    {
+    if id.is_vendor_hyp_service() || is_psci(id.0) {
         GuestRoute::Payload(GuestCall::decode(regs))
     } else {
         GuestRoute::Forward(Exit::GuestHvc {

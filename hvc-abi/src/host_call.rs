@@ -76,7 +76,8 @@ pub enum HostCall {
         /// Page count.
         nr: u32,
     },
-    /// VCPU_CREATE(handle, vcpu, entry_ipa, x0).
+    /// VCPU_CREATE(handle, vcpu, entry_ipa, x0); `entry_ipa` and `x0` are 0 for every
+    /// vCPU but 0 (the others start powered off).
     VcpuCreate {
         /// The VM.
         handle: VmHandle,
@@ -190,6 +191,11 @@ impl HostCall {
             FunctionId::VCPU_CREATE => {
                 check_mbz(regs, 5)?;
                 if !a3.is_multiple_of(4) {
+                    return Err(Error::InvalidParameter);
+                }
+                // Only the boot vCPU gets a host-chosen entry point and x0; the others are
+                // created powered off and start at the guest's PSCI CPU_ON.
+                if a2 != 0 && (a3 != 0 || a4 != 0) {
                     return Err(Error::InvalidParameter);
                 }
                 let vcpu = check_vcpu_index(a2)?;

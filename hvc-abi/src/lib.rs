@@ -18,6 +18,7 @@ pub mod guest_call;
 pub mod handle;
 pub mod host_call;
 pub mod limits;
+pub mod psci;
 pub mod ret;
 
 pub use error::Error;
@@ -26,6 +27,7 @@ pub use function_id::{FunctionId, Version};
 pub use guest_call::{GuestCall, GuestRoute, route_guest_hvc};
 pub use handle::VmHandle;
 pub use host_call::HostCall;
+pub use psci::{GuestPsci, PsciError};
 pub use ret::{Return, ReturnError};
 
 /// `VENDOR_HYP_CALL_UID` as a raw W0 value, for `match`es on a `u32` function id.

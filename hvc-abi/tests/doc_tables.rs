@@ -115,11 +115,11 @@ fn features_values_in_the_text_match_the_crate() {
     assert!(DOC.contains("Guest: `0xF_0000_0001`"));
     assert_eq!(GUEST_FEATURES_BITMAP, 0xF_0000_0001);
     assert!(DOC.contains(&format!(
-        "Version {}.{} = `0x0001_0000`",
+        "Version {}.{} = `0x0002_0000`",
         Version::CURRENT.major,
         Version::CURRENT.minor
     )));
-    assert_eq!(Version::CURRENT.to_x1(), 0x0001_0000);
+    assert_eq!(Version::CURRENT.to_x1(), 0x0002_0000);
 }
 
 /// N of the first "xN..x7 MBZ" in `text`.

@@ -329,7 +329,31 @@ fn vcpu_index_must_be_below_8() {
         ])
     };
     assert!(create(0).is_ok());
-    assert_eq!(create(8), Err(Error::Range));
+    // Only vCPU 0 takes an entry point: a nonzero one for another vCPU is malformed.
+    assert_eq!(create(1), Err(Error::InvalidParameter));
+    assert_eq!(create(8), Err(Error::InvalidParameter));
+}
+
+#[test]
+fn only_vcpu_0_takes_an_entry_point_and_x0() {
+    let create = |vcpu, entry, x0| {
+        decode([
+            FunctionId::VCPU_CREATE.to_x0(),
+            HANDLE.0,
+            vcpu,
+            entry,
+            x0,
+            0,
+            0,
+            0,
+        ])
+    };
+    assert!(create(0, 0x1000, 5).is_ok());
+    assert!(create(1, 0, 0).is_ok());
+    assert!(create(7, 0, 0).is_ok());
+    assert_eq!(create(1, 0x1000, 0), Err(Error::InvalidParameter));
+    assert_eq!(create(1, 0, 5), Err(Error::InvalidParameter));
+    assert_eq!(create(8, 0, 0), Err(Error::Range));
 }
 
 #[test]

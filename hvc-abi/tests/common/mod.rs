@@ -41,9 +41,15 @@ pub fn host_samples() -> Vec<HostCall> {
         },
         HostCall::VcpuCreate {
             handle: HANDLE,
-            vcpu: 7,
+            vcpu: 0,
             entry_ipa: 0x8000_0000,
             x0: 0xdead_beef_0000_0001,
+        },
+        HostCall::VcpuCreate {
+            handle: HANDLE,
+            vcpu: 7,
+            entry_ipa: 0,
+            x0: 0,
         },
         HostCall::VcpuRun {
             handle: HANDLE,

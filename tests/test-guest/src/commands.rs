@@ -18,9 +18,9 @@ pub struct Failure {
     pub what: &'static str,
 }
 
-type Checked = Result<(), Failure>;
+pub type Checked = Result<(), Failure>;
 
-fn ensure(ok: bool, check: u16, value: u64, what: &'static str) -> Checked {
+pub fn ensure(ok: bool, check: u16, value: u64, what: &'static str) -> Checked {
     if ok {
         Ok(())
     } else {
@@ -75,7 +75,7 @@ pub fn discovery() -> Checked {
         features[1] == Version::CURRENT.to_x1(),
         3,
         features[1],
-        "FEATURES version is not 1.0",
+        "FEATURES version is not 2.0",
     )?;
     ensure(
         features[2] == GUEST_FEATURES_BITMAP && features[3] == 0,

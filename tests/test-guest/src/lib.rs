@@ -61,6 +61,9 @@ pub const REPLY_OFFSET: usize = 0x800;
 /// (the IPA has no page any more), which the host completes with this value.
 pub const RELINQUISHED_READ_VALUE: u64 = 0x7e57_6e57_0000_00aa;
 
+/// The context id the [`Command::CpuOn`] guest passes to CPU_ON: vCPU 1's x0 at entry.
+pub const SECONDARY_CONTEXT: u64 = 0xc0de_0001_5ec0_4d00;
+
 /// Iterations of the [`Command::Spin`] guest's busy loop between two ticks: long enough
 /// that a vCPU is almost always inside VCPU_RUN (milliseconds under QEMU), short enough
 /// that a run ends soon after the host asks it to stop.
@@ -98,16 +101,24 @@ pub enum Command {
     /// Guest calls with bad arguments return the errors of docs/abi.md's tables (no
     /// exits); done.
     CallErrors = 5,
+    /// Needs a VM with vCPU 1 created (powered off). vCPU 0 checks the payload's PSCI
+    /// answers (docs/abi.md 5.5), starts vCPU 1 with CPU_ON at the guest's own
+    /// secondary entry with x0 = [`SECONDARY_CONTEXT`] (exit VCPU_STARTED) and reports
+    /// [`Step::SecondaryOn`]; vCPU 1 checks its x0 and MPIDR, reports
+    /// [`Step::SecondaryRan`] and calls CPU_OFF (exit VCPU_OFF); on its next run vCPU 0
+    /// checks that AFFINITY_INFO says vCPU 1 is off; done.
+    CpuOn = 6,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 6] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
         Command::Spin,
         Command::CallErrors,
+        Command::CpuOn,
     ];
 
     /// The command with x0 value `x0`.
@@ -118,6 +129,7 @@ impl Command {
             3 => Self::Relinquish,
             4 => Self::Spin,
             5 => Self::CallErrors,
+            6 => Self::CpuOn,
             _ => return None,
         })
     }
@@ -142,6 +154,10 @@ pub enum Step {
     Done = 4,
     /// The spinning guest is still alive.
     Tick = 5,
+    /// vCPU 0 started vCPU 1 with PSCI CPU_ON.
+    SecondaryOn = 6,
+    /// vCPU 1 runs at the guest's entry with the guest's context id.
+    SecondaryRan = 7,
 }
 
 impl Step {
@@ -152,6 +168,8 @@ impl Step {
             3 => Self::Relinquished,
             4 => Self::Done,
             5 => Self::Tick,
+            6 => Self::SecondaryOn,
+            7 => Self::SecondaryRan,
             _ => return None,
         })
     }
@@ -226,7 +244,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(6), None);
+        assert_eq!(Command::from_x0(7), None);
     }
 
     #[test]
@@ -237,6 +255,8 @@ mod tests {
             Step::Relinquished,
             Step::Done,
             Step::Tick,
+            Step::SecondaryOn,
+            Step::SecondaryRan,
         ] {
             let report = Report::Reached(step);
             assert_eq!(Report::decode(report.encode()), Some(report));

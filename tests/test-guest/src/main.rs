@@ -21,6 +21,7 @@ mod exception;
 mod hvc;
 mod memory;
 mod mmio;
+mod psci;
 
 use commands::Failure;
 use core::panic::PanicInfo;
@@ -37,6 +38,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::Relinquish) => commands::relinquish(),
         Some(Command::Spin) => commands::spin(),
         Some(Command::CallErrors) => commands::call_errors(),
+        Some(Command::CpuOn) => psci::cpu_on(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

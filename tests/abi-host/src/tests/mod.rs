@@ -16,8 +16,8 @@ use crate::runner::Test;
 
 pub const ALL: &[Test] = &[
     Test {
-        name: "discovery_reports_abi_1_0",
-        run: discovery::discovery_reports_abi_1_0,
+        name: "discovery_reports_abi_2_0",
+        run: discovery::discovery_reports_abi_2_0,
     },
     Test {
         name: "guest_discovery_reports_guest_bitmap_and_granule",
@@ -58,6 +58,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "host_cannot_add_a_vcpu_to_a_launched_vm",
         run: locked_launch::host_cannot_add_a_vcpu_to_a_launched_vm,
+    },
+    Test {
+        name: "guest_cpu_on_starts_vcpu_1_at_the_guest_entry",
+        run: locked_launch::guest_cpu_on_starts_vcpu_1_at_the_guest_entry,
     },
     Test {
         name: "second_run_of_running_vcpu_is_busy",

@@ -121,7 +121,10 @@ impl Driver {
                 self.exit = Some(exit);
                 self.done(GuestOpEnd::Stopped)
             }
-            Exit::Mmio { .. } | Exit::MemFault { .. } => self.done(GuestOpEnd::Unexpected(exit)),
+            Exit::Mmio { .. }
+            | Exit::MemFault { .. }
+            | Exit::VcpuStarted { .. }
+            | Exit::VcpuOff => self.done(GuestOpEnd::Unexpected(exit)),
         }
     }
 }

@@ -201,7 +201,7 @@ pub enum Step {
     Lend(VmRef, PageRef, u64),
     /// The guest of vm (vCPU 0) makes MEM_SHARE(ipa(gfn), 1): exit MEM_SHARED, then 0.
     GuestShare(VmRef, u64),
-    /// VCPU_CREATE(vm, vcpu, ipa(CODE_GFN), CHANNEL_IPA): OK.
+    /// VCPU_CREATE(vm, vcpu, 0, 0) (powered off; vCPU 0 is created with the VM): OK.
     CreateVcpu(VmRef, u32),
     /// The guest of vm (vCPU 0) makes HYP_MEMINFO: it has run, its last exit is MMIO.
     Run(VmRef),

@@ -331,7 +331,12 @@ fn run_step<B: Backend>(backend: &mut B, ledger: &mut Ledger, step: Step) -> Res
         Step::CreateVcpu(vm, vcpu) => must(
             backend,
             FunctionId::VCPU_CREATE,
-            &[handle(ledger, vm), vcpu.into(), ipa(CODE_GFN), CHANNEL_IPA],
+            // Only vCPU 0 takes an entry point and x0 (4.8).
+            &if vcpu == 0 {
+                [handle(ledger, vm), 0, ipa(CODE_GFN), CHANNEL_IPA]
+            } else {
+                [handle(ledger, vm), vcpu.into(), 0, 0]
+            },
         )
         .map(drop),
         Step::Run(vm) => {

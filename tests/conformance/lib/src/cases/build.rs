@@ -7,14 +7,14 @@ use super::doc_state::{Args, DocState};
 use super::{Case, Subject, VmSubject};
 use crate::outcome::{GuestEnd, Ret, Summary};
 use crate::plan::{
-    CHANNEL_IPA, CODE_GFN, Caller, G_CROSS, G0, IPA_BITS, List, MAX_STEPS, MAX_WATCHES, NR_VCPUS,
-    PageRef, Plan, PowerOff, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
+    Caller, G_CROSS, G0, IPA_BITS, List, MAX_STEPS, MAX_WATCHES, NR_VCPUS, PageRef, Plan, PowerOff,
+    Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
 };
 use crate::states::{IpaState, PageState};
 use hvc_abi::{Error, Exit};
 
 /// FEATURES x1: version 1.0 (section 2).
-const VERSION_1_0: u64 = 0x0001_0000;
+const VERSION_2_0: u64 = 0x0002_0000;
 /// FEATURES x2 for the host and for a guest (section 2).
 const HOST_BITMAP: u64 = 0xFFF;
 const GUEST_BITMAP: u64 = 0xF_0000_0001;
@@ -281,12 +281,8 @@ impl Builder<'_> {
                 &[Sym::Handle(target), Sym::Pfn(page), lit(G0), lit(nr)]
             }
             Call::HostUnshareGuest => &[Sym::Handle(VmRef::V0), lit(base), lit(nr)],
-            Call::VcpuCreate => &[
-                Sym::Handle(VmRef::V0),
-                lit(1),
-                lit(ipa(CODE_GFN)),
-                lit(CHANNEL_IPA),
-            ],
+            // vCPU 1 is created powered off: no entry point, no x0 (4.8).
+            Call::VcpuCreate => &[Sym::Handle(VmRef::V0), lit(1), lit(0), lit(0)],
             Call::VcpuRun => &[Sym::Handle(VmRef::V0), lit(0), lit(0)],
             Call::VmDestroy => &[Sym::Handle(VmRef::V0)],
             Call::VmReclaim => &[Sym::Pfn(page), lit(nr)],
@@ -401,8 +397,8 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
     match case.call {
         Call::Uid => Summary::Host(Ret::Uid),
         Call::GuestUid => Summary::guest(Ret::Uid),
-        Call::Features => Summary::Host(Ret::Values([VERSION_1_0, HOST_BITMAP, 0])),
-        Call::GuestFeatures => Summary::guest(Ret::Values([VERSION_1_0, GUEST_BITMAP, 0])),
+        Call::Features => Summary::Host(Ret::Values([VERSION_2_0, HOST_BITMAP, 0])),
+        Call::GuestFeatures => Summary::guest(Ret::Values([VERSION_2_0, GUEST_BITMAP, 0])),
         Call::HypMeminfo => Summary::guest(Ret::Values([GRANULE, 0, 0])),
         Call::VmCreate => Summary::Host(Ret::Handle),
         Call::VcpuRun => {

@@ -32,7 +32,7 @@ pub enum Call {
     MemShare,
     MemUnshare,
     MemRelinquish,
-    /// A guest HVC of another owner (PSCI_VERSION): forwarded to the host.
+    /// A guest HVC of another owner (a SiP call): forwarded to the host.
     GuestHvc,
     PsciSystemOff,
     PsciSystemReset,
@@ -44,8 +44,9 @@ pub enum Call {
 /// the guest calls, the first after them, and the highest function number.
 pub const UNASSIGNED_IDS: [u32; 4] = [0xC600_000C, 0xC600_001F, 0xC600_0024, 0xC600_FFFF];
 
-/// PSCI_VERSION: a guest HVC of another owner than 6.
-const PSCI_VERSION: u32 = 0x8400_0000;
+/// A SiP service call (owner 2): a guest HVC of another owner than 6 or PSCI's, which the
+/// payload forwards (5.4).
+const SIP_CALL: u32 = 0xC200_0000;
 /// x1 of the forwarded guest HVC (it reaches the host in x3 of the exit).
 pub const FORWARDED_X1: u64 = 0x1234_5678_9ABC_DEF0;
 
@@ -140,12 +141,14 @@ const HOST_UNSHARE_GUEST_ROWS: &[Row] = &[
 const VCPU_CREATE_ROWS: &[Row] = &[
     MBZ,
     row(IP, &[C(Unaligned)]),
+    row(IP, &[C(SecondaryEntry)]),
     row(RANGE, &[C(VcpuRange), C(VcpuWide)]),
-    row(RANGE, &[C(BeyondIpa)]),
+    row(RANGE, &[C(BootEntryBeyondIpa)]),
     HANDLE,
-    row(RANGE, &[C(BeyondVmIpa)]),
+    row(RANGE, &[C(BootEntryBeyondVmIpa)]),
     row(NF, &[C(VcpuAbsent)]),
     row(Error::Busy, &[C(VcpuExists)]),
+    row(Error::Denied, &[S(Subject::Vm(VmSubject::Ran))]),
 ];
 const VCPU_RUN_ROWS: &[Row] = &[
     MBZ,
@@ -234,7 +237,7 @@ impl Call {
             Call::MemShare => FunctionId::MEM_SHARE.0,
             Call::MemUnshare => FunctionId::MEM_UNSHARE.0,
             Call::MemRelinquish => FunctionId::MEM_RELINQUISH.0,
-            Call::GuestHvc => PSCI_VERSION,
+            Call::GuestHvc => SIP_CALL,
             Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
             Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
             Call::Unassigned(id) => id,

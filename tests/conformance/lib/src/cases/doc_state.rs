@@ -26,6 +26,8 @@ pub struct VmInfo {
     pub stopped: Option<PowerOff>,
     /// Bit n set: vCPU n exists.
     pub vcpus: u8,
+    /// A vCPU has entered the guest (4.8: VCPU_CREATE is DENIED from then on).
+    pub launched: bool,
 }
 
 impl VmInfo {
@@ -168,6 +170,8 @@ impl DocState {
                     alive: true,
                     stopped: None,
                     vcpus: if kind == VmKind::Bare { 0 } else { 1 },
+                    // The spinner runs on another CPU during the call.
+                    launched: kind == VmKind::Spinner,
                 });
                 return;
             }
@@ -177,8 +181,12 @@ impl DocState {
                 }
                 return;
             }
-            Step::Run(_) => return,
+            Step::Run(vm) => {
+                self.launch(vm);
+                return;
+            }
             Step::Stop(vm, how) => {
+                self.launch(vm);
                 self.stop(vm, how);
                 return;
             }
@@ -248,11 +256,27 @@ impl DocState {
         if call == Call::VmCreate && self.full {
             return Err(Error::Busy);
         }
+        if call == Call::VcpuCreate
+            && let Some(vm) = args.handle
+            && self.vm(vm).is_some_and(|info| info.launched)
+        {
+            return Err(Error::Denied);
+        }
         Ok(())
+    }
+
+    /// A vCPU of `vm` entered the guest.
+    fn launch(&mut self, vm: VmRef) {
+        if let Some(info) = self.vms[vm.index()].as_mut() {
+            info.launched = true;
+        }
     }
 
     /// Applies the effect of `call`, which succeeded.
     pub fn apply(&mut self, call: Call, args: &Args) {
+        if let Caller::Guest(vm) = args.caller {
+            self.launch(vm);
+        }
         match call {
             Call::HostShareHyp
             | Call::HostUnshareHyp
@@ -269,6 +293,7 @@ impl DocState {
                     alive: true,
                     stopped: None,
                     vcpus: 0,
+                    launched: false,
                 });
             }
             Call::VcpuCreate => {

@@ -1,6 +1,6 @@
 //! The guest calls of section 5 and the routing of guest HVCs (1.1, 5.4, 5.5).
 
-use super::host_calls::VERSION_1_0;
+use super::host_calls::VERSION_2_0;
 use super::page_map::{GuestKind, Owner};
 use super::{GuestAnswer, LastExit, Model, Unmodelled, mbz};
 use crate::states::Content;
@@ -32,11 +32,14 @@ impl Model {
         completion: u64,
     ) -> Option<GuestAnswer> {
         let slot = self.vm_slot(handle)?;
+        // The guest runs: the VM is launched (4.8).
+        self.vm_mut(slot).launched = true;
         let w0 = regs[0] as u32;
         let id = FunctionId(w0 & !SMCCC_SVE_HINT);
-        let ours = id.is_vendor_hyp_service()
-            || id == FunctionId::PSCI_SYSTEM_OFF
-            || id == FunctionId::PSCI_SYSTEM_RESET;
+        // Owner 6, and every PSCI id: owner 4, functions 0x00..=0x1F, either convention
+        // (1.1, 5.5).
+        let psci = id.0 & 0xBFFF_FFE0 == 0x8400_0000;
+        let ours = id.is_vendor_hyp_service() || psci;
         if !ours {
             // 5.4: only W0 (as passed) and x1 reach the host; its completion becomes
             // x0 and x1..x3 are set to 0.
@@ -60,14 +63,91 @@ impl Model {
             FunctionId::PSCI_SYSTEM_OFF => Some(self.stop(slot, Exit::SystemOff)),
             FunctionId::PSCI_SYSTEM_RESET => Some(self.stop(slot, Exit::SystemReset)),
             FunctionId::FEATURES if !mbz(&regs, 1) => returned(error(Error::InvalidParameter)),
-            FunctionId::FEATURES => returned([0, VERSION_1_0, GUEST_BITMAP, 0]),
+            FunctionId::FEATURES => returned([0, VERSION_2_0, GUEST_BITMAP, 0]),
             FunctionId::HYP_MEMINFO if !mbz(&regs, 1) => returned(error(Error::InvalidParameter)),
             FunctionId::HYP_MEMINFO => returned([0, PAGE_SIZE, 0, 0]),
             FunctionId::MEM_SHARE => self.mem_call(slot, &regs, MemCall::Share).ok(),
             FunctionId::MEM_UNSHARE => self.mem_call(slot, &regs, MemCall::Unshare).ok(),
             FunctionId::MEM_RELINQUISH => self.mem_call(slot, &regs, MemCall::Relinquish).ok(),
+            _ if psci => Some(self.psci(slot, vcpu, id.0, &regs)),
             // Host calls, other forms of our numbers, unassigned numbers (1.1, 5.4).
             _ => returned(error(Error::NotSupported)),
+        }
+    }
+
+    /// 5.5: the guest's PSCI calls (other than SYSTEM_OFF and SYSTEM_RESET), PSCI return
+    /// codes in x0.
+    fn psci(&mut self, slot: usize, vcpu: u32, id: u32, regs: &[u64; 8]) -> GuestAnswer {
+        const NOT_SUPPORTED: u64 = -1i64 as u64;
+        const INVALID_PARAMETERS: u64 = -2i64 as u64;
+        const ALREADY_ON: u64 = -4i64 as u64;
+        const INVALID_ADDRESS: u64 = -9i64 as u64;
+        const SERVED: [u32; 10] = [
+            0x8400_0000,
+            0xC400_0001,
+            0x8400_0002,
+            0xC400_0003,
+            0x8400_0004,
+            0xC400_0004,
+            0x8400_0006,
+            0x8400_0008,
+            0x8400_0009,
+            0x8400_000A,
+        ];
+        let returned = |x0: u64| GuestAnswer {
+            exit: None,
+            ret: Some([x0, 0, 0, 0]),
+        };
+        let vm = self.vm(slot);
+        // The vCPU an MPIDR names: Aff0 = index, every other bit zero.
+        let target = |mpidr: u64| {
+            (mpidr < u64::from(vm.nr_vcpus) && vm.vcpus[mpidr as usize].created)
+                .then_some(mpidr as usize)
+        };
+        match id {
+            0x8400_0000 => returned(0x0001_0000),
+            0xC400_0001 => returned(0),
+            0x8400_0002 => {
+                let vm = self.vm_mut(slot);
+                vm.vcpus[vcpu as usize].on = false;
+                GuestAnswer {
+                    exit: Some(Exit::VcpuOff),
+                    ret: None,
+                }
+            }
+            0xC400_0003 => {
+                let (entry, ipa_bits) = (regs[2], vm.ipa_bits);
+                let Some(index) = target(regs[1]) else {
+                    return returned(INVALID_PARAMETERS);
+                };
+                if !entry.is_multiple_of(4) || entry >> ipa_bits != 0 {
+                    return returned(INVALID_ADDRESS);
+                }
+                if vm.vcpus[index].on {
+                    return returned(ALREADY_ON);
+                }
+                let state = &mut self.vm_mut(slot).vcpus[index];
+                state.on = true;
+                state.last_exit = LastExit::None;
+                GuestAnswer {
+                    exit: Some(Exit::VcpuStarted { vcpu: index as u32 }),
+                    ret: Some([0; 4]),
+                }
+            }
+            0x8400_0004 | 0xC400_0004 => {
+                let (mut affinity, mut level) = (regs[1], regs[2]);
+                if id == 0x8400_0004 {
+                    affinity &= 0xFFFF_FFFF;
+                    level &= 0xFFFF_FFFF;
+                }
+                match target(affinity) {
+                    Some(index) if level == 0 => returned(u64::from(!vm.vcpus[index].on)),
+                    _ => returned(INVALID_PARAMETERS),
+                }
+            }
+            0x8400_0006 => returned(2),
+            0x8400_000A if SERVED.contains(&(regs[1] as u32)) => returned(0),
+            _ => returned(NOT_SUPPORTED),
         }
     }
 

@@ -11,10 +11,10 @@ use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
 use hvc_abi::limits::{
     MAX_IPA_BITS, MAX_PAGES_PER_CALL, MAX_POOL_PAGES_PER_CALL, MAX_VCPUS, MIN_IPA_BITS,
 };
-use hvc_abi::{Error, FunctionId};
+use hvc_abi::{Error, Exit, FunctionId};
 
-/// FEATURES x1: version 1.0 (section 2).
-pub(super) const VERSION_1_0: u64 = 0x0001_0000;
+/// FEATURES x1: version 2.0 (section 2).
+pub(super) const VERSION_2_0: u64 = 0x0002_0000;
 /// FEATURES x2 for the host: calls 0x00..=0x0B (section 2).
 const HOST_BITMAP: u64 = 0xFFF;
 /// 2^36: one past the highest pfn (48-bit PA).
@@ -130,6 +130,7 @@ impl Model {
             pool_pages: 0,
             mapping_calls: 0,
             stopped: None,
+            launched: false,
         });
         ok(handle, 0, 0)
     }
@@ -252,34 +253,43 @@ impl Model {
 
     /// 4.8.
     fn vcpu_create(&mut self, regs: &[u64; 8]) -> Answer {
-        let (handle, vcpu, entry_ipa) = (regs[1], regs[2], regs[3]);
+        let (handle, vcpu, entry_ipa, x0) = (regs[1], regs[2], regs[3], regs[4]);
         if !mbz(regs, 5) {
             return err(Error::InvalidParameter); // 1
         }
         if !entry_ipa.is_multiple_of(4) {
             return err(Error::InvalidParameter); // 2
         }
-        if vcpu >= u64::from(MAX_VCPUS) {
-            return err(Error::Range); // 3
+        if vcpu != 0 && (entry_ipa != 0 || x0 != 0) {
+            return err(Error::InvalidParameter); // 3
         }
-        if entry_ipa >= IPA_LIMIT {
+        if vcpu >= u64::from(MAX_VCPUS) {
             return err(Error::Range); // 4
         }
+        if entry_ipa >= IPA_LIMIT {
+            return err(Error::Range); // 5
+        }
         let Some(slot) = self.vm_slot(handle) else {
-            return err(Error::NotFound); // 5
+            return err(Error::NotFound); // 6
         };
         let vm = self.vm_mut(slot);
         if entry_ipa >> vm.ipa_bits != 0 {
-            return err(Error::Range); // 6
+            return err(Error::Range); // 7
         }
         if vcpu >= u64::from(vm.nr_vcpus) {
-            return err(Error::NotFound); // 7
+            return err(Error::NotFound); // 8
         }
+        let launched = vm.launched;
         let state = &mut vm.vcpus[vcpu as usize];
         if state.created {
-            return err(Error::Busy); // 8
+            return err(Error::Busy); // 9
+        }
+        if launched {
+            return err(Error::Denied); // 10
         }
         state.created = true;
+        // vCPU 0 is powered on; the others wait for the guest's CPU_ON (5.5).
+        state.on = vcpu == 0;
         ok(0, 0, 0)
     }
 
@@ -312,15 +322,24 @@ impl Model {
     fn vcpu_run(&mut self, regs: &[u64; 8]) -> HostAnswer {
         match self.vcpu_run_checks(regs) {
             Err(error) => HostAnswer::Regs(error_regs(error)),
-            Ok((slot, vcpu)) => match self.vm(slot).stopped {
-                Some(exit) => {
-                    // A completion row 6 allowed is discarded; the exit completes nothing.
-                    self.vm_mut(slot).vcpus[vcpu].last_exit = LastExit::Other;
-                    let [x1, x2, x3] = exit.encode();
-                    HostAnswer::Regs([0, x1, x2, x3])
+            Ok((slot, vcpu)) => {
+                let stop = match self.vm(slot).stopped {
+                    Some(exit) => Some(exit),
+                    // A powered-off vCPU runs nothing (4.9).
+                    None if !self.vm(slot).vcpus[vcpu].on => Some(Exit::VcpuOff),
+                    None => None,
+                };
+                match stop {
+                    Some(exit) => {
+                        // A completion row 6 allowed is discarded; the exit completes
+                        // nothing.
+                        self.vm_mut(slot).vcpus[vcpu].last_exit = LastExit::Other;
+                        let [x1, x2, x3] = exit.encode();
+                        HostAnswer::Regs([0, x1, x2, x3])
+                    }
+                    None => HostAnswer::RunsGuest,
                 }
-                None => HostAnswer::RunsGuest,
-            },
+            }
         }
     }
 
@@ -386,7 +405,7 @@ fn features(regs: &[u64; 8]) -> Answer {
     if !mbz(regs, 1) {
         return err(Error::InvalidParameter);
     }
-    ok(VERSION_1_0, HOST_BITMAP, 0)
+    ok(VERSION_2_0, HOST_BITMAP, 0)
 }
 
 fn error_regs(error: Error) -> [u64; 4] {
