@@ -34,7 +34,7 @@ fn start(target_cpu: u64, entry: u64) -> u64 {
 
 /// Command::CpuOn on vCPU 0.
 pub fn cpu_on() -> Checked {
-    let entry = secondary_entry as usize as u64;
+    let entry = secondary_entry as *const () as u64;
     let version = psci(GuestPsci::Version);
     ensure(
         version == u64::from(GUEST_PSCI_VERSION),

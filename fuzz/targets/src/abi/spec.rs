@@ -104,6 +104,10 @@ pub fn host_call(regs: &[u64; 8]) -> Result<(), Error> {
             if x3 % 4 != 0 {
                 return Err(Error::InvalidParameter);
             }
+            // Only vCPU 0 takes an entry point and x0.
+            if x2 != 0 && (x3 != 0 || x4 != 0) {
+                return Err(Error::InvalidParameter);
+            }
             if x2 >= 8 || u128::from(x3) >= IPA_LIMIT {
                 return Err(Error::Range);
             }
@@ -130,11 +134,14 @@ pub fn host_call(regs: &[u64; 8]) -> Result<(), Error> {
     }
 }
 
-/// The guest call tables of section 5 (and UID, PSCI SYSTEM_OFF/RESET).
+/// The guest call tables of section 5 (and UID, and the PSCI calls of 5.5, whose
+/// arguments decode always; their errors are PSCI codes that depend on the VM).
 pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
     let [_, ipa, nr, _, _, _, _, _] = *regs;
     match function_id(regs[0]) {
-        0x8600_FF01 | 0x8400_0008 | 0x8400_0009 => Ok(()),
+        0x8600_FF01 => Ok(()),
+        0x8400_0000 | 0xC400_0001 | 0x8400_0002 | 0xC400_0003 | 0x8400_0004 | 0xC400_0004
+        | 0x8400_0006 | 0x8400_0008 | 0x8400_0009 | 0x8400_000A => Ok(()),
         0xC600_0000 | 0xC600_0020 => mbz(regs, 1),
         // 5.3
         0xC600_0021..=0xC600_0023 => {
@@ -153,11 +160,13 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
     }
 }
 
-/// Sections 1.1 and 5.4: whether the payload answers a guest HVC (owner 6, or PSCI
-/// SYSTEM_OFF/SYSTEM_RESET); every other one is forwarded as a GUEST_HVC exit.
+/// Sections 1.1, 5.4 and 5.5: whether the payload answers a guest HVC (owner 6, or any
+/// PSCI id: owner 4, functions 0x00..=0x1F, fast call, either convention); every other
+/// one is forwarded as a GUEST_HVC exit.
 pub fn guest_hvc_is_payloads(x0: u64) -> bool {
     let id = function_id(x0);
-    (id >> 24) & 0x3F == 6 || id == 0x8400_0008 || id == 0x8400_0009
+    let psci = id >> 31 == 1 && (id >> 24) & 0x3F == 4 && id & 0xFF_FFE0 == 0;
+    (id >> 24) & 0x3F == 6 || psci
 }
 
 /// Section 6: whether x1..x3 are an exit a successful VCPU_RUN may return.
@@ -166,7 +175,8 @@ pub fn exit_is_valid([x1, x2, x3]: [u64; 3]) -> bool {
     let upper = x1 >> 8;
     let aligned = x2 % PAGE == 0;
     match reason {
-        1 | 8 | 9 => upper == 0 && x2 == 0 && x3 == 0,
+        1 | 8 | 9 | 11 => upper == 0 && x2 == 0 && x3 == 0,
+        10 => upper == 0 && x2 < 8 && x3 == 0,
         2 => {
             // Bits [9:8] size, [12] write, [20:16] register; everything else zero.
             let defined: u64 = 0xFF | (0x3 << 8) | (1 << 12) | (0x1F << 16);
@@ -206,7 +216,10 @@ mod tests {
         regs[0] = 0x8600_0005; // SMC32 form
         assert_eq!(host_call(&regs), Err(Error::NotSupported));
         assert!(guest_hvc_is_payloads(0x4600_0005));
-        assert!(!guest_hvc_is_payloads(0x8400_0000));
+        assert!(guest_hvc_is_payloads(0x8400_0000));
+        assert!(guest_hvc_is_payloads(0xC400_001F));
+        assert!(!guest_hvc_is_payloads(0x8400_0050)); // TRNG: not PSCI
+        assert!(!guest_hvc_is_payloads(0xC200_0000));
         assert!(exit_is_valid([
             2 | (3 << 8) | (1 << 12) | (31 << 16),
             0x900_0000,
