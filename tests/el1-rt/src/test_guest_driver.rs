@@ -171,6 +171,16 @@ impl TestGuest {
         })
     }
 
+    /// The test guest in a VM the caller built itself (its own memory layout, for
+    /// tests of what a host may not do to it); vCPU 0 must be created.
+    pub fn from_vm(vm: GuestVm) -> Self {
+        Self {
+            vm,
+            line: Line::new(),
+            last_line: Line::new(),
+        }
+    }
+
     pub fn vm(&self) -> &GuestVm {
         &self.vm
     }

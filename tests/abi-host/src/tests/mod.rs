@@ -3,6 +3,7 @@
 mod destroy;
 mod discovery;
 mod errors;
+mod guest_address_space;
 mod guest_calls;
 mod host_state;
 mod irq_exit;
@@ -62,6 +63,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "guest_cpu_on_starts_vcpu_1_at_the_guest_entry",
         run: locked_launch::guest_cpu_on_starts_vcpu_1_at_the_guest_entry,
+    },
+    Test {
+        name: "host_cannot_lend_a_page_into_a_protected_vm",
+        run: guest_address_space::host_cannot_lend_a_page_into_a_protected_vm,
     },
     Test {
         name: "second_run_of_running_vcpu_is_busy",
