@@ -149,22 +149,17 @@ pub fn vm_topup(handle: VmHandle, pfn: u64, nr: u32) -> Result<(), Error> {
     }
 }
 
-/// Whether every page `pfn..pfn+nr` is the host's alone (the check VM_DONATE and
-/// HOST_SHARE_GUEST make before they can say NO_MEMORY for a VM that has no pool yet).
+/// Whether every page `pfn..pfn+nr` is the host's alone (the check VM_DONATE makes before
+/// it can say NO_MEMORY for a VM that has no pool yet).
 fn all_host_owned(record: &record::Record, pfn: u64, nr: u32) -> bool {
     (0..u64::from(nr)).all(|i| {
         record.page_state(((pfn + i) << 12) as usize) == Some(PageState::Owned(Owner::Host))
     })
 }
 
-/// VM_DONATE (`lend = false`) and HOST_SHARE_GUEST (`lend = true`).
-pub fn host_give_guest(
-    handle: VmHandle,
-    pfn: u64,
-    gfn: u64,
-    nr: u32,
-    lend: bool,
-) -> Result<(), Error> {
+/// VM_DONATE. (1.0's HOST_SHARE_GUEST, which lent host pages into a guest, is retired:
+/// docs/abi.md 4.6.)
+pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Error> {
     let mut vms = VMS.lock();
     let (_, slot) = vms.find(handle)?;
     check_gfn_range(gfn, nr, slot.ipa_bits)?;
@@ -178,28 +173,11 @@ pub fn host_give_guest(
         });
     };
     let (pfn, gfn, nr) = (pfn as usize, gfn as usize, nr as usize);
-    let result = if lend {
-        record.host_share_guest(vm, pfn, gfn, nr)
-    } else {
-        record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
-    };
+    let result = record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb);
     result.map_err(|e| match e {
         OwnershipError::Range => Error::Denied,
         other => ipa_error(other),
     })
-}
-
-pub fn host_unshare_guest(handle: VmHandle, gfn: u64, nr: u32) -> Result<(), Error> {
-    let mut vms = VMS.lock();
-    let (_, slot) = vms.find(handle)?;
-    check_gfn_range(gfn, nr, slot.ipa_bits)?;
-    let Some(vm) = slot.record_vm else {
-        return Err(Error::NotFound);
-    };
-    let mut record = record::lock().ok_or(Error::NotFound)?;
-    record
-        .host_unshare_guest(vm, gfn as usize, nr as usize, &mut Tlb)
-        .map_err(ipa_error)
 }
 
 pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Result<(), Error> {

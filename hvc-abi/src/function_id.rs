@@ -40,10 +40,8 @@ impl FunctionId {
     pub const VM_TOPUP: Self = Self(BASE + 0x04);
     /// 0x05: donate host pages to a guest as private memory.
     pub const VM_DONATE: Self = Self(BASE + 0x05);
-    /// 0x06: lend host pages to a guest (host keeps access).
-    pub const HOST_SHARE_GUEST: Self = Self(BASE + 0x06);
-    /// 0x07: end a HOST_SHARE_GUEST.
-    pub const HOST_UNSHARE_GUEST: Self = Self(BASE + 0x07);
+    // 0x06 and 0x07 (HOST_SHARE_GUEST, HOST_UNSHARE_GUEST in 1.0) are retired and
+    // reserved: NOT_SUPPORTED (docs/abi.md 4.6).
     /// 0x08: create a vCPU.
     pub const VCPU_CREATE: Self = Self(BASE + 0x08);
     /// 0x09: run a vCPU until it exits.
@@ -124,8 +122,6 @@ impl FunctionId {
             Self::VM_CREATE => "VM_CREATE",
             Self::VM_TOPUP => "VM_TOPUP",
             Self::VM_DONATE => "VM_DONATE",
-            Self::HOST_SHARE_GUEST => "HOST_SHARE_GUEST",
-            Self::HOST_UNSHARE_GUEST => "HOST_UNSHARE_GUEST",
             Self::VCPU_CREATE => "VCPU_CREATE",
             Self::VCPU_RUN => "VCPU_RUN",
             Self::VM_DESTROY => "VM_DESTROY",
@@ -150,7 +146,7 @@ impl FunctionId {
 }
 
 /// Calls the host may make, in function-number order.
-pub const HOST_CALLS: [FunctionId; 13] = [
+pub const HOST_CALLS: [FunctionId; 11] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HOST_SHARE_HYP,
@@ -158,8 +154,6 @@ pub const HOST_CALLS: [FunctionId; 13] = [
     FunctionId::VM_CREATE,
     FunctionId::VM_TOPUP,
     FunctionId::VM_DONATE,
-    FunctionId::HOST_SHARE_GUEST,
-    FunctionId::HOST_UNSHARE_GUEST,
     FunctionId::VCPU_CREATE,
     FunctionId::VCPU_RUN,
     FunctionId::VM_DESTROY,
@@ -202,7 +196,8 @@ const fn bitmap(calls: &[FunctionId]) -> u64 {
     bits
 }
 
-/// FEATURES x2 for the host: bits 0x00..=0x0B.
+/// FEATURES x2 for the host: bits 0x00..=0x05 and 0x08..=0x0B (0x06 and 0x07 are
+/// retired).
 pub const HOST_FEATURES_BITMAP: u64 = bitmap(&HOST_CALLS);
 /// FEATURES x2 for a guest: bits 0x00 and 0x20..=0x23.
 pub const GUEST_FEATURES_BITMAP: u64 = bitmap(&GUEST_CALLS);
@@ -275,8 +270,8 @@ mod tests {
     }
 
     #[test]
-    fn host_bitmap_covers_calls_0_to_0x0b() {
-        assert_eq!(HOST_FEATURES_BITMAP, 0xFFF);
+    fn host_bitmap_covers_calls_0_to_0x0b_but_the_retired_ones() {
+        assert_eq!(HOST_FEATURES_BITMAP, 0xF3F);
     }
 
     #[test]

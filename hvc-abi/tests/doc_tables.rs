@@ -153,7 +153,7 @@ fn mbz_ranges_in_call_sections_match_the_decoders() {
         }
     }
     // Every host and guest call with MBZ registers except FEATURES (documented in section 2).
-    assert_eq!(checked, 11 + 4);
+    assert_eq!(checked, 9 + 4);
 }
 
 #[test]
@@ -183,13 +183,12 @@ fn assert_complete(header: &str, states: &[&str]) {
 #[test]
 fn physical_page_state_table_is_complete() {
     assert_complete(
-        "| State | HOST_SHARE_HYP | HOST_UNSHARE_HYP | VM_TOPUP | VM_DONATE | HOST_SHARE_GUEST | VM_RECLAIM |",
+        "| State | HOST_SHARE_HYP | HOST_UNSHARE_HYP | VM_TOPUP | VM_DONATE | VM_RECLAIM |",
         &[
             "HOST",
             "HOST_SHARED_HYP",
             "GUEST_OWNED",
             "GUEST_SHARED",
-            "GUEST_BORROWED",
             "VM_POOL",
             "RECLAIMABLE",
             "HYP",
@@ -201,13 +200,13 @@ fn physical_page_state_table_is_complete() {
         .into_iter()
         .map(|r| r[0].clone())
         .collect();
-    assert_eq!(defined.len(), 10);
+    assert_eq!(defined.len(), 9);
 }
 
 #[test]
 fn ipa_state_table_is_complete() {
     assert_complete(
-        "| IPA state | VM_DONATE | HOST_SHARE_GUEST | HOST_UNSHARE_GUEST | MEM_SHARE | MEM_UNSHARE | MEM_RELINQUISH |",
-        &["UNMAPPED", "GUEST_OWNED", "GUEST_SHARED", "GUEST_BORROWED"],
+        "| IPA state | VM_DONATE | MEM_SHARE | MEM_UNSHARE | MEM_RELINQUISH |",
+        &["UNMAPPED", "GUEST_OWNED", "GUEST_SHARED"],
     );
 }

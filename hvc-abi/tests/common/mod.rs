@@ -28,17 +28,6 @@ pub fn host_samples() -> Vec<HostCall> {
             gfn: 0x8_0000,
             nr: 512,
         },
-        HostCall::HostShareGuest {
-            handle: HANDLE,
-            pfn: 0x4_3000,
-            gfn: 0x9_0000,
-            nr: 3,
-        },
-        HostCall::HostUnshareGuest {
-            handle: HANDLE,
-            gfn: 0x9_0000,
-            nr: 3,
-        },
         HostCall::VcpuCreate {
             handle: HANDLE,
             vcpu: 0,
@@ -94,8 +83,8 @@ pub fn first_mbz(id: hvc_abi::FunctionId) -> Option<usize> {
         F::FEATURES | F::HYP_MEMINFO => 1,
         F::HOST_SHARE_HYP | F::HOST_UNSHARE_HYP | F::VM_DESTROY => 2,
         F::VM_CREATE | F::VM_RECLAIM | F::MEM_SHARE | F::MEM_UNSHARE | F::MEM_RELINQUISH => 3,
-        F::VM_TOPUP | F::HOST_UNSHARE_GUEST | F::VCPU_RUN => 4,
-        F::VM_DONATE | F::HOST_SHARE_GUEST | F::VCPU_CREATE => 5,
+        F::VM_TOPUP | F::VCPU_RUN => 4,
+        F::VM_DONATE | F::VCPU_CREATE => 5,
         _ => return None,
     })
 }

@@ -83,20 +83,13 @@ pub fn host_call(regs: &[u64; 8]) -> Result<(), Error> {
             nr_limit(x3)?;
             below(x2, x3, PFN_LIMIT)
         }
-        // 4.5, 4.6
-        0xC600_0005 | 0xC600_0006 => {
+        // 4.5 (4.6 and 4.7, 0x06 and 0x07, are retired: NOT_SUPPORTED)
+        0xC600_0005 => {
             mbz(regs, 5)?;
             nr_zero(x4)?;
             nr_limit(x4)?;
             below(x2, x4, PFN_LIMIT)?;
             below(x3, x4, GFN_LIMIT)
-        }
-        // 4.7
-        0xC600_0007 => {
-            mbz(regs, 4)?;
-            nr_zero(x3)?;
-            nr_limit(x3)?;
-            below(x2, x3, GFN_LIMIT)
         }
         // 4.8
         0xC600_0008 => {

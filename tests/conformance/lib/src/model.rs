@@ -109,7 +109,7 @@ struct Vm {
     vcpus: [Vcpu; MAX_VCPUS as usize],
     /// Pages topped up so far.
     pool_pages: u64,
-    /// Successful VM_DONATE and HOST_SHARE_GUEST calls so far (each may take up to
+    /// Successful VM_DONATE calls so far (each may take up to
     /// MAX_POOL_PAGES_PER_CALL pool pages).
     mapping_calls: u64,
     /// The exit that stopped the VM (SYSTEM_OFF or SYSTEM_RESET).
@@ -221,7 +221,6 @@ impl Model {
             Some(Owner::Guest { kind, .. }) => match kind {
                 GuestKind::Owned => PageState::GuestOwned,
                 GuestKind::Shared => PageState::GuestShared,
-                GuestKind::Borrowed => PageState::GuestBorrowed,
             },
             Some(Owner::Pool { .. }) => PageState::VmPool,
             Some(Owner::Reclaimable) => PageState::Reclaimable,
@@ -256,7 +255,6 @@ impl Model {
             None => IpaState::Unmapped,
             Some((_, GuestKind::Owned)) => IpaState::GuestOwned,
             Some((_, GuestKind::Shared)) => IpaState::GuestShared,
-            Some((_, GuestKind::Borrowed)) => IpaState::GuestBorrowed,
         })
     }
 

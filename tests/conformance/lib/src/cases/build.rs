@@ -13,10 +13,10 @@ use crate::plan::{
 use crate::states::{IpaState, PageState};
 use hvc_abi::{Error, Exit};
 
-/// FEATURES x1: version 1.0 (section 2).
+/// FEATURES x1: version 2.0 (section 2).
 const VERSION_2_0: u64 = 0x0002_0000;
 /// FEATURES x2 for the host and for a guest (section 2).
-const HOST_BITMAP: u64 = 0xFFF;
+const HOST_BITMAP: u64 = 0xF3F;
 const GUEST_BITMAP: u64 = 0xF_0000_0001;
 /// HYP_MEMINFO x1 (5.2).
 const GRANULE: u64 = 4096;
@@ -198,10 +198,6 @@ impl Builder<'_> {
                     self.push(Step::GuestShare(VmRef::V0, gfn));
                 }
             }
-            PageState::GuestBorrowed => {
-                self.ensure_v0();
-                self.push(Step::Lend(VmRef::V0, page, gfn));
-            }
             PageState::VmPool => {
                 self.ensure_v0();
                 self.push(Step::Topup(VmRef::V0, page));
@@ -219,7 +215,6 @@ impl Builder<'_> {
                 self.push(Step::Donate(VmRef::V0, page, gfn));
                 self.push(Step::GuestShare(VmRef::V0, gfn));
             }
-            IpaState::GuestBorrowed => self.push(Step::Lend(VmRef::V0, page, gfn)),
         }
     }
 
@@ -271,16 +266,13 @@ impl Builder<'_> {
         let args: &[Sym] = match call {
             Call::HostShareHyp | Call::HostUnshareHyp => &[Sym::Pfn(page)],
             Call::VmTopup => &[Sym::Handle(target), Sym::Pfn(page), lit(nr)],
-            Call::VmDonate | Call::HostShareGuest if maps_from_ipa_subject => &[
+            Call::VmDonate if maps_from_ipa_subject => &[
                 Sym::Handle(VmRef::V0),
                 Sym::Pfn(PageRef::Q0),
                 lit(base),
                 lit(nr),
             ],
-            Call::VmDonate | Call::HostShareGuest => {
-                &[Sym::Handle(target), Sym::Pfn(page), lit(G0), lit(nr)]
-            }
-            Call::HostUnshareGuest => &[Sym::Handle(VmRef::V0), lit(base), lit(nr)],
+            Call::VmDonate => &[Sym::Handle(target), Sym::Pfn(page), lit(G0), lit(nr)],
             // vCPU 1 is created powered off: no entry point, no x0 (4.8).
             Call::VcpuCreate => &[Sym::Handle(VmRef::V0), lit(1), lit(0), lit(0)],
             Call::VcpuRun => &[Sym::Handle(VmRef::V0), lit(0), lit(0)],
@@ -439,11 +431,7 @@ fn watched_pages(
 ) -> List<PageRef, 7> {
     let mut seen = [false; 7];
     for step in steps.iter() {
-        if let Step::ShareHyp(page)
-        | Step::Topup(_, page)
-        | Step::Donate(_, page, _)
-        | Step::Lend(_, page, _) = step
-        {
+        if let Step::ShareHyp(page) | Step::Topup(_, page) | Step::Donate(_, page, _) = step {
             seen[page.index()] = true;
         }
     }
@@ -483,8 +471,7 @@ fn watched_ipas(steps: &List<Step, MAX_STEPS>, args: &Args, case: &Case) -> List
         }
     };
     for step in steps.iter() {
-        if let Step::Donate(vm, _, gfn) | Step::Lend(vm, _, gfn) | Step::GuestShare(vm, gfn) = step
-        {
+        if let Step::Donate(vm, _, gfn) | Step::GuestShare(vm, gfn) = step {
             add(vm, gfn);
         }
     }

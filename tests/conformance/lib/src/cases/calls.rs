@@ -18,8 +18,6 @@ pub enum Call {
     VmCreate,
     VmTopup,
     VmDonate,
-    HostShareGuest,
-    HostUnshareGuest,
     VcpuCreate,
     VcpuRun,
     VmDestroy,
@@ -40,9 +38,17 @@ pub enum Call {
     Unassigned(u32),
 }
 
-/// The ids [`Call::Unassigned`] tries: the first after the host calls, the last before
-/// the guest calls, the first after them, and the highest function number.
-pub const UNASSIGNED_IDS: [u32; 4] = [0xC600_000C, 0xC600_001F, 0xC600_0024, 0xC600_FFFF];
+/// The ids [`Call::Unassigned`] tries: the two retired in 2.0 (1.0's HOST_SHARE_GUEST and
+/// HOST_UNSHARE_GUEST, 4.6), the first after the host calls, the last before the guest
+/// calls, the first after them, and the highest function number.
+pub const UNASSIGNED_IDS: [u32; 6] = [
+    0xC600_0006,
+    0xC600_0007,
+    0xC600_000C,
+    0xC600_001F,
+    0xC600_0024,
+    0xC600_FFFF,
+];
 
 /// A SiP service call (owner 2): a guest HVC of another owner than 6 or PSCI's, which the
 /// payload forwards (5.4).
@@ -128,16 +134,6 @@ const MAP_ROWS: &[Row] = &[
     row(Error::Denied, &[S(Subject::Page(PageState::Hyp))]),
     row(Error::NoMemory, &[C(EmptyPool)]),
 ];
-const HOST_UNSHARE_GUEST_ROWS: &[Row] = &[
-    MBZ,
-    NR_ZERO,
-    NR_LIMIT,
-    row(RANGE, &[C(BeyondIpa), C(GfnWrap)]),
-    HANDLE,
-    row(RANGE, &[C(BeyondVmIpa)]),
-    row(NF, &[S(Subject::Ipa(IpaState::Unmapped))]),
-    row(Error::Denied, &[S(Subject::Ipa(IpaState::GuestOwned))]),
-];
 const VCPU_CREATE_ROWS: &[Row] = &[
     MBZ,
     row(IP, &[C(Unaligned)]),
@@ -196,8 +192,6 @@ impl Call {
         Call::VmCreate,
         Call::VmTopup,
         Call::VmDonate,
-        Call::HostShareGuest,
-        Call::HostUnshareGuest,
         Call::VcpuCreate,
         Call::VcpuRun,
         Call::VmDestroy,
@@ -215,6 +209,8 @@ impl Call {
         Call::Unassigned(UNASSIGNED_IDS[1]),
         Call::Unassigned(UNASSIGNED_IDS[2]),
         Call::Unassigned(UNASSIGNED_IDS[3]),
+        Call::Unassigned(UNASSIGNED_IDS[4]),
+        Call::Unassigned(UNASSIGNED_IDS[5]),
     ];
 
     /// The function id (W0).
@@ -227,8 +223,6 @@ impl Call {
             Call::VmCreate => FunctionId::VM_CREATE.0,
             Call::VmTopup => FunctionId::VM_TOPUP.0,
             Call::VmDonate => FunctionId::VM_DONATE.0,
-            Call::HostShareGuest => FunctionId::HOST_SHARE_GUEST.0,
-            Call::HostUnshareGuest => FunctionId::HOST_UNSHARE_GUEST.0,
             Call::VcpuCreate => FunctionId::VCPU_CREATE.0,
             Call::VcpuRun => FunctionId::VCPU_RUN.0,
             Call::VmDestroy => FunctionId::VM_DESTROY.0,
@@ -308,19 +302,12 @@ impl Call {
                 first_mbz: 4,
                 ..none
             },
-            Call::VmDonate | Call::HostShareGuest => Layout {
+            Call::VmDonate => Layout {
                 handle: Some(1),
                 pfn: Some(2),
                 gfn: Some(3),
                 nr: Some(4),
                 first_mbz: 5,
-                ..none
-            },
-            Call::HostUnshareGuest => Layout {
-                handle: Some(1),
-                gfn: Some(2),
-                nr: Some(3),
-                first_mbz: 4,
                 ..none
             },
             Call::VcpuCreate => Layout {
@@ -370,8 +357,7 @@ impl Call {
             Call::HostShareHyp | Call::HostUnshareHyp => HOST_SHARE_HYP_ROWS,
             Call::VmCreate => VM_CREATE_ROWS,
             Call::VmTopup => VM_TOPUP_ROWS,
-            Call::VmDonate | Call::HostShareGuest => MAP_ROWS,
-            Call::HostUnshareGuest => HOST_UNSHARE_GUEST_ROWS,
+            Call::VmDonate => MAP_ROWS,
             Call::VcpuCreate => VCPU_CREATE_ROWS,
             Call::VcpuRun => VCPU_RUN_ROWS,
             Call::VmDestroy => VM_DESTROY_ROWS,
@@ -395,12 +381,9 @@ impl Call {
             Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => {
                 Subject::Vm(VmSubject::None)
             }
-            Call::HostShareHyp | Call::VmTopup | Call::VmDonate | Call::HostShareGuest => {
-                Subject::Page(PageState::Host)
-            }
+            Call::HostShareHyp | Call::VmTopup | Call::VmDonate => Subject::Page(PageState::Host),
             Call::HostUnshareHyp => Subject::Page(PageState::SharedHyp),
             Call::VmReclaim => Subject::Page(PageState::Reclaimable),
-            Call::HostUnshareGuest => Subject::Ipa(IpaState::GuestBorrowed),
             Call::MemShare | Call::MemRelinquish => Subject::Ipa(IpaState::GuestOwned),
             Call::MemUnshare => Subject::Ipa(IpaState::GuestShared),
             Call::VcpuCreate
@@ -425,9 +408,7 @@ impl Call {
             Call::HostUnshareHyp | Call::VmReclaim => &[Smc32, Yielding],
             Call::VmCreate => &[LimitsMin, LimitsMax, Smc32, Yielding, FromGuest],
             Call::VmTopup | Call::VcpuCreate => &[VcpuRunning, Smc32, Yielding],
-            Call::VmDonate | Call::HostShareGuest | Call::HostUnshareGuest => {
-                &[VcpuRunning, CrossBlock, Smc32, Yielding]
-            }
+            Call::VmDonate => &[VcpuRunning, CrossBlock, Smc32, Yielding],
             Call::VcpuRun => &[Smc32, Yielding],
             Call::VmDestroy => &[Smc32, Yielding, IdBits],
             Call::GuestFeatures => &[Smc32],
@@ -442,12 +423,7 @@ impl Call {
     /// The subject a class is tried in when it is not the call's accepting state.
     pub const fn subject_for(self, class: ArgClass) -> Subject {
         match (self, class) {
-            (Call::VmDonate | Call::HostShareGuest, VcpuRunning) => {
-                Subject::Ipa(IpaState::Unmapped)
-            }
-            (Call::HostUnshareGuest, CrossBlock) => {
-                Subject::IpaRange(IpaState::GuestBorrowed, IpaState::GuestBorrowed)
-            }
+            (Call::VmDonate, VcpuRunning) => Subject::Ipa(IpaState::Unmapped),
             (Call::VmCreate, FromGuest) => Subject::Vm(VmSubject::Vm),
             (Call::VcpuRun, OtherVcpu) => Subject::Vm(VmSubject::Stopped),
             (
@@ -467,8 +443,6 @@ impl Call {
             Call::VmCreate => "### 4.3 ",
             Call::VmTopup => "### 4.4 ",
             Call::VmDonate => "### 4.5 ",
-            Call::HostShareGuest => "### 4.6 ",
-            Call::HostUnshareGuest => "### 4.7 ",
             Call::VcpuCreate => "### 4.8 ",
             Call::VcpuRun => "### 4.9 ",
             Call::VmDestroy => "### 4.10 ",
@@ -490,8 +464,6 @@ impl fmt::Display for Call {
             Call::VmCreate => "VM_CREATE",
             Call::VmTopup => "VM_TOPUP",
             Call::VmDonate => "VM_DONATE",
-            Call::HostShareGuest => "HOST_SHARE_GUEST",
-            Call::HostUnshareGuest => "HOST_UNSHARE_GUEST",
             Call::VcpuCreate => "VCPU_CREATE",
             Call::VcpuRun => "VCPU_RUN",
             Call::VmDestroy => "VM_DESTROY",

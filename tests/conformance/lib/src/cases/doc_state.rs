@@ -201,9 +201,6 @@ impl DocState {
             Step::ShareHyp(page) => (Call::HostShareHyp, host(None, Some(page), None)),
             Step::Topup(vm, page) => (Call::VmTopup, host(Some(vm), Some(page), None)),
             Step::Donate(vm, page, gfn) => (Call::VmDonate, host(Some(vm), Some(page), Some(gfn))),
-            Step::Lend(vm, page, gfn) => {
-                (Call::HostShareGuest, host(Some(vm), Some(page), Some(gfn)))
-            }
             Step::GuestShare(vm, gfn) => (
                 Call::MemShare,
                 Args {
@@ -282,9 +279,8 @@ impl DocState {
             | Call::HostUnshareHyp
             | Call::VmTopup
             | Call::VmDonate
-            | Call::HostShareGuest
             | Call::VmReclaim => self.apply_page_call(call, args),
-            Call::HostUnshareGuest | Call::MemShare | Call::MemUnshare | Call::MemRelinquish => {
+            Call::MemShare | Call::MemUnshare | Call::MemRelinquish => {
                 self.apply_ipa_call(call, args)
             }
             Call::VmCreate => {
@@ -340,10 +336,10 @@ impl DocState {
                 }
             }
             info.owner = match info.state {
-                PageState::VmPool | PageState::GuestOwned | PageState::GuestBorrowed => args.handle,
+                PageState::VmPool | PageState::GuestOwned => args.handle,
                 _ => None,
             };
-            if matches!(call, Call::VmDonate | Call::HostShareGuest)
+            if call == Call::VmDonate
                 && let (Some(vm), Some(gfn)) = (args.handle, args.gfn)
             {
                 self.maps.push((vm, gfn + i, page));
@@ -383,15 +379,14 @@ impl DocState {
         }
     }
 
-    /// 7.1, VM_DESTROY: the VM's guest memory and pool become RECLAIMABLE, its borrowed
-    /// pages HOST; its mappings and handle are gone.
+    /// 7.1, VM_DESTROY: the VM's guest memory and pool become RECLAIMABLE; its mappings
+    /// and handle are gone.
     fn destroy(&mut self, vm: VmRef) {
         for info in self.pages.iter_mut().filter(|p| p.owner == Some(vm)) {
             info.state = match info.state {
                 PageState::GuestOwned | PageState::GuestShared | PageState::VmPool => {
                     PageState::Reclaimable
                 }
-                PageState::GuestBorrowed => PageState::Host,
                 other => other,
             };
             info.owner = None;
@@ -422,7 +417,6 @@ fn page_column(call: Call) -> Option<PageColumn> {
         Call::HostUnshareHyp => PageColumn::HostUnshareHyp,
         Call::VmTopup => PageColumn::VmTopup,
         Call::VmDonate => PageColumn::VmDonate,
-        Call::HostShareGuest => PageColumn::HostShareGuest,
         Call::VmReclaim => PageColumn::VmReclaim,
         _ => return None,
     })
@@ -432,8 +426,6 @@ fn page_column(call: Call) -> Option<PageColumn> {
 fn ipa_column(call: Call) -> Option<IpaColumn> {
     Some(match call {
         Call::VmDonate => IpaColumn::VmDonate,
-        Call::HostShareGuest => IpaColumn::HostShareGuest,
-        Call::HostUnshareGuest => IpaColumn::HostUnshareGuest,
         Call::MemShare => IpaColumn::MemShare,
         Call::MemUnshare => IpaColumn::MemUnshare,
         Call::MemRelinquish => IpaColumn::MemRelinquish,

@@ -49,24 +49,17 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         | Call::HostUnshareHyp
         | Call::VmTopup
         | Call::VmDonate
-        | Call::HostShareGuest
         | Call::VmReclaim => &PageState::ALL,
         // The states VM_DESTROY changes (7.1, last paragraph).
         Call::VmDestroy => &[
             PageState::GuestOwned,
             PageState::GuestShared,
-            PageState::GuestBorrowed,
             PageState::VmPool,
         ],
         _ => &[],
     };
     let ipas: &[IpaState] = match call {
-        Call::VmDonate
-        | Call::HostShareGuest
-        | Call::HostUnshareGuest
-        | Call::MemShare
-        | Call::MemUnshare
-        | Call::MemRelinquish => &IpaState::ALL,
+        Call::VmDonate | Call::MemShare | Call::MemUnshare | Call::MemRelinquish => &IpaState::ALL,
         _ => &[],
     };
     let vms: &[VmSubject] = match call {
@@ -178,22 +171,13 @@ fn mixed_ranges(call: Call) -> &'static [Subject] {
             Subject::Range(P::Host, P::Host),
             Subject::IpaRange(I::Unmapped, I::GuestOwned),
         ],
-        Call::HostShareGuest => &[
-            Subject::Range(P::Host, P::VmPool),
-            Subject::IpaRange(I::Unmapped, I::Unmapped),
-        ],
-        Call::HostUnshareGuest => &[
-            Subject::IpaRange(I::GuestBorrowed, I::GuestOwned),
-            Subject::IpaRange(I::GuestOwned, I::Unmapped),
-            Subject::IpaRange(I::GuestBorrowed, I::GuestBorrowed),
-        ],
         Call::VmReclaim => &[
             Subject::Range(P::Reclaimable, P::Host),
             Subject::Range(P::Reclaimable, P::Reclaimable),
         ],
         Call::MemShare => &[
             Subject::IpaRange(I::GuestOwned, I::Unmapped),
-            Subject::IpaRange(I::GuestOwned, I::GuestBorrowed),
+            Subject::IpaRange(I::GuestOwned, I::GuestShared),
             Subject::IpaRange(I::GuestOwned, I::GuestOwned),
         ],
         Call::MemUnshare => &[
@@ -202,7 +186,6 @@ fn mixed_ranges(call: Call) -> &'static [Subject] {
         ],
         Call::MemRelinquish => &[
             Subject::IpaRange(I::GuestOwned, I::GuestShared),
-            Subject::IpaRange(I::GuestOwned, I::GuestBorrowed),
             Subject::IpaRange(I::GuestShared, I::Unmapped),
         ],
         _ => &[],

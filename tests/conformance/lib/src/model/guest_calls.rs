@@ -203,7 +203,7 @@ impl Model {
         let accepts = |kind: GuestKind| match call {
             MemCall::Share => kind == GuestKind::Owned,
             MemCall::Unshare => kind == GuestKind::Shared,
-            MemCall::Relinquish => matches!(kind, GuestKind::Owned | GuestKind::Borrowed),
+            MemCall::Relinquish => kind == GuestKind::Owned,
         };
         if gfns
             .clone()
@@ -212,7 +212,7 @@ impl Model {
             return failed(Error::Denied); // 8
         }
         for gfn in gfns {
-            let Some((pfn, kind)) = self.mapping(slot, gfn) else {
+            let Some((pfn, _)) = self.mapping(slot, gfn) else {
                 continue;
             };
             let guest = |kind| Owner::Guest {
@@ -220,14 +220,11 @@ impl Model {
                 gfn,
                 kind,
             };
-            match (call, kind) {
-                (MemCall::Share, _) => self.set_owner(pfn, guest(GuestKind::Shared))?,
-                (MemCall::Unshare, _) => self.set_owner(pfn, guest(GuestKind::Owned))?,
-                // Private memory comes back zeroed; a loan ends with its contents.
-                (MemCall::Relinquish, GuestKind::Owned) => {
-                    self.set_page(pfn, Owner::Host, Content::Zero)?
-                }
-                (MemCall::Relinquish, _) => self.set_owner(pfn, Owner::Host)?,
+            match call {
+                MemCall::Share => self.set_owner(pfn, guest(GuestKind::Shared))?,
+                MemCall::Unshare => self.set_owner(pfn, guest(GuestKind::Owned))?,
+                // Private memory comes back zeroed.
+                MemCall::Relinquish => self.set_page(pfn, Owner::Host, Content::Zero)?,
             }
         }
         let nr = nr as u32;

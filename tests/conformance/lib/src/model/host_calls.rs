@@ -15,8 +15,8 @@ use hvc_abi::{Error, Exit, FunctionId};
 
 /// FEATURES x1: version 2.0 (section 2).
 pub(super) const VERSION_2_0: u64 = 0x0002_0000;
-/// FEATURES x2 for the host: calls 0x00..=0x0B (section 2).
-const HOST_BITMAP: u64 = 0xFFF;
+/// FEATURES x2 for the host: calls 0x00..=0x05 and 0x08..=0x0B (section 2).
+const HOST_BITMAP: u64 = 0xF3F;
 /// 2^36: one past the highest pfn (48-bit PA).
 const PFN_LIMIT: u64 = 1 << 36;
 /// 2^40: one past the highest IPA of any VM.
@@ -39,9 +39,7 @@ impl Model {
             FunctionId::HOST_UNSHARE_HYP => self.host_unshare_hyp(&regs),
             FunctionId::VM_CREATE => self.vm_create(&regs),
             FunctionId::VM_TOPUP => self.vm_topup(&regs),
-            FunctionId::VM_DONATE => self.map_into_guest(&regs, GuestKind::Owned),
-            FunctionId::HOST_SHARE_GUEST => self.map_into_guest(&regs, GuestKind::Borrowed),
-            FunctionId::HOST_UNSHARE_GUEST => self.host_unshare_guest(&regs),
+            FunctionId::VM_DONATE => self.vm_donate(&regs),
             FunctionId::VCPU_CREATE => self.vcpu_create(&regs),
             FunctionId::VCPU_RUN => return self.vcpu_run(&regs),
             FunctionId::VM_DESTROY => self.vm_destroy(&regs),
@@ -163,9 +161,8 @@ impl Model {
         ok(0, 0, 0)
     }
 
-    /// 4.5 VM_DONATE (`kind` Owned) and 4.6 HOST_SHARE_GUEST (`kind` Borrowed): the same
-    /// table.
-    fn map_into_guest(&mut self, regs: &[u64; 8], kind: GuestKind) -> Answer {
+    /// 4.5 VM_DONATE.
+    fn vm_donate(&mut self, regs: &[u64; 8]) -> Answer {
         let (handle, pfn, gfn, nr) = (regs[1], regs[2], regs[3], regs[4]);
         if !mbz(regs, 5) {
             return err(Error::InvalidParameter); // 1
@@ -207,47 +204,11 @@ impl Model {
             let owner = Owner::Guest {
                 vm: slot,
                 gfn: gfn + i,
-                kind,
+                kind: GuestKind::Owned,
             };
             self.set_owner(pfn + i, owner)?;
         }
         self.vm_mut(slot).mapping_calls += 1;
-        ok(0, 0, 0)
-    }
-
-    /// 4.7.
-    fn host_unshare_guest(&mut self, regs: &[u64; 8]) -> Answer {
-        let (handle, gfn, nr) = (regs[1], regs[2], regs[3]);
-        if !mbz(regs, 4) {
-            return err(Error::InvalidParameter); // 1
-        }
-        if nr == 0 {
-            return err(Error::InvalidParameter); // 2
-        }
-        if nr > u64::from(MAX_PAGES_PER_CALL) {
-            return err(Error::Range); // 3
-        }
-        if !gfn_range_ok(gfn, nr, MAX_IPA_BITS) {
-            return err(Error::Range); // 4
-        }
-        let Some(slot) = self.vm_slot(handle) else {
-            return err(Error::NotFound); // 5
-        };
-        if !gfn_range_ok(gfn, nr, self.vm(slot).ipa_bits) {
-            return err(Error::Range); // 6
-        }
-        if (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_none()) {
-            return err(Error::NotFound); // 7
-        }
-        if (gfn..gfn + nr).any(|g| !matches!(self.mapping(slot, g), Some((_, GuestKind::Borrowed))))
-        {
-            return err(Error::Denied); // 8
-        }
-        for g in gfn..gfn + nr {
-            if let Some((pfn, _)) = self.mapping(slot, g) {
-                self.set_owner(pfn, Owner::Host)?;
-            }
-        }
         ok(0, 0, 0)
     }
 
@@ -357,10 +318,7 @@ impl Model {
         }
         self.pages.rewrite(|record| {
             let owner = match record.owner {
-                Owner::Guest { vm, kind, .. } if vm == slot => match kind {
-                    GuestKind::Owned | GuestKind::Shared => Owner::Reclaimable,
-                    GuestKind::Borrowed => Owner::Host,
-                },
+                Owner::Guest { vm, .. } if vm == slot => Owner::Reclaimable,
                 Owner::Pool { vm } if vm == slot => Owner::Reclaimable,
                 _ => return None,
             };

@@ -131,12 +131,16 @@ fn guest_share_and_relinquish_follow_table_7_2() {
     assert!(model.host_write(0x50002, marker(0x50002)));
     call(
         &mut model,
-        FunctionId::HOST_SHARE_GUEST,
+        FunctionId::VM_DONATE,
         &[vm, 0x50002, 0x40201, 1],
     );
     let mut share = [0; 8];
-    share[..3].copy_from_slice(&[FunctionId::MEM_SHARE.to_x0(), 0x4020_0000, 2]);
-    // G1 is borrowed: MEM_SHARE accepts only owned pages.
+    share[..3].copy_from_slice(&[FunctionId::MEM_SHARE.to_x0(), 0x4020_1000, 1]);
+    let answer = model.guest_hvc(vm, 0, share, 0).unwrap();
+    assert_eq!(answer.ret, Some([0; 4]));
+    share[1] = 0x4020_0000;
+    share[2] = 2;
+    // G1 is shared already: MEM_SHARE accepts only owned pages.
     let answer = model.guest_hvc(vm, 0, share, 0).unwrap();
     assert_eq!(answer.ret, Some(error(Error::Denied)));
     share[2] = 1;
@@ -151,10 +155,15 @@ fn guest_share_and_relinquish_follow_table_7_2() {
     assert_eq!(model.page_state(0x50000), PageState::GuestShared);
     let mut relinquish = [0; 8];
     relinquish[..3].copy_from_slice(&[FunctionId::MEM_RELINQUISH.to_x0(), 0x4020_1000, 1]);
+    // A shared page cannot be relinquished; unshared, it comes back zeroed.
+    let answer = model.guest_hvc(vm, 0, relinquish, 0).unwrap();
+    assert_eq!(answer.ret, Some(error(Error::Denied)));
+    let mut unshare = share;
+    unshare[..3].copy_from_slice(&[FunctionId::MEM_UNSHARE.to_x0(), 0x4020_1000, 1]);
+    model.guest_hvc(vm, 0, unshare, 0).unwrap();
     let answer = model.guest_hvc(vm, 0, relinquish, 0).unwrap();
     assert_eq!(answer.ret, Some([0; 4]));
-    // A loan ends with its contents.
-    assert_eq!(model.host_read(0x50002), Some(marker(0x50002)));
+    assert_eq!(model.host_read(0x50002), Some(0));
     assert_eq!(model.ipa_state(vm, 0x40201), Some(IpaState::Unmapped));
 }
 
