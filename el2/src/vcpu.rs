@@ -336,6 +336,10 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
                 }
             }
         }
+        GuestCall::MmioGuardMap { .. } | GuestCall::MmioGuardUnmap { .. } => {
+            result[0] = Error::NotSupported.as_x0();
+            None
+        }
         GuestCall::Psci(call) => {
             let outcome = crate::guest_psci::handle(call, target.slot);
             result[0] = outcome.x0;

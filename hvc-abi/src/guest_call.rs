@@ -39,6 +39,16 @@ pub enum GuestCall {
         /// Page count.
         nr: u32,
     },
+    /// MMIO_GUARD_MAP(ipa): a guest access to this page, which has none, may exit as MMIO.
+    MmioGuardMap {
+        /// The page, page aligned.
+        ipa: u64,
+    },
+    /// MMIO_GUARD_UNMAP(ipa): ends an MMIO_GUARD_MAP.
+    MmioGuardUnmap {
+        /// The page, page aligned.
+        ipa: u64,
+    },
     /// PSCI SYSTEM_OFF: the vCPU exits with SYSTEM_OFF. Arguments ignored.
     SystemOff,
     /// PSCI SYSTEM_RESET: the vCPU exits with SYSTEM_RESET. Arguments ignored.
@@ -79,6 +89,12 @@ impl GuestCall {
                 let (ipa, nr) = decode_ipa_nr(regs)?;
                 Ok(Self::MemRelinquish { ipa, nr })
             }
+            FunctionId::MMIO_GUARD_MAP => Ok(Self::MmioGuardMap {
+                ipa: decode_ipa(regs)?,
+            }),
+            FunctionId::MMIO_GUARD_UNMAP => Ok(Self::MmioGuardUnmap {
+                ipa: decode_ipa(regs)?,
+            }),
             FunctionId(id) if is_psci(id) => match GuestPsci::decode(id, regs) {
                 Some(psci) => Ok(Self::Psci(psci)),
                 None => Err(Error::NotSupported),
@@ -96,6 +112,8 @@ impl GuestCall {
             Self::MemShare { .. } => FunctionId::MEM_SHARE,
             Self::MemUnshare { .. } => FunctionId::MEM_UNSHARE,
             Self::MemRelinquish { .. } => FunctionId::MEM_RELINQUISH,
+            Self::MmioGuardMap { .. } => FunctionId::MMIO_GUARD_MAP,
+            Self::MmioGuardUnmap { .. } => FunctionId::MMIO_GUARD_UNMAP,
             Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
             Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
             Self::Psci(psci) => FunctionId(psci.function_id()),
@@ -114,6 +132,7 @@ impl GuestCall {
             Self::MemShare { ipa, nr }
             | Self::MemUnshare { ipa, nr }
             | Self::MemRelinquish { ipa, nr } => pack(id, &[ipa, nr.into()]),
+            Self::MmioGuardMap { ipa } | Self::MmioGuardUnmap { ipa } => pack(id, &[ipa]),
             Self::Psci(psci) => psci.encode(),
         }
     }
@@ -128,6 +147,15 @@ fn decode_ipa_nr(regs: &[u64; 8]) -> Result<(u64, u32), Error> {
     let nr = check_nr_limit(nr)?;
     check_ipa_range(ipa, nr, MAX_IPA_BITS)?;
     Ok((ipa, nr))
+}
+
+/// The argument of MMIO_GUARD_MAP and MMIO_GUARD_UNMAP: one page `ipa`, x2..x7 MBZ.
+fn decode_ipa(regs: &[u64; 8]) -> Result<u64, Error> {
+    let ipa = regs[1];
+    check_mbz(regs, 2)?;
+    check_page_aligned(ipa)?;
+    check_ipa_range(ipa, 1, MAX_IPA_BITS)?;
+    Ok(ipa)
 }
 
 /// Who answers a guest HVC.

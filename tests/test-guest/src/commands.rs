@@ -144,12 +144,33 @@ pub fn relinquish() -> Checked {
     let regs = guest_call(GuestCall::MemRelinquish { ipa: spare, nr: 1 });
     ensure_ok(regs, 1, "MEM_RELINQUISH of the spare page failed")?;
     report(Report::Reached(Step::Relinquished));
+    // The IPA has no page now: only as registered MMIO does a load there reach the host.
+    let regs = guest_call(GuestCall::MmioGuardMap { ipa: spare });
+    ensure(
+        regs[0] == 0 || regs[0] == Error::NotSupported.as_x0(),
+        3,
+        regs[0],
+        "MMIO_GUARD_MAP of the relinquished page failed",
+    )?;
     let value = load_u64(spare);
     ensure(
         value == RELINQUISHED_READ_VALUE,
         2,
         value,
         "a load from the relinquished page did not exit as MMIO",
+    )
+}
+
+/// Command::StoreUnbacked.
+pub fn store_unbacked() -> Checked {
+    // Until the host donates a page here, this store is a MEM_FAULT exit, re-executed.
+    mmio::store_unbacked(UNBACKED_IPA, secret_word(0));
+    let word = memory::read_u64(UNBACKED_IPA);
+    ensure(
+        word == secret_word(0),
+        1,
+        word,
+        "the store to the page the host donated at the unbacked IPA did not land",
     )
 }
 

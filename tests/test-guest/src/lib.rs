@@ -9,7 +9,10 @@
 //!   collects a line up to `\n`. The guest prints only the name of a failed check.
 //! - [`REPORT_IPA`]: an 8-byte store is a [`Report`]: a step reached or a check failed.
 //!
-//! Each exit is completed by the host's next VCPU_RUN (completion 0 for a store).
+//! Each exit is completed by the host's next VCPU_RUN (completion 0 for a store). The guest
+//! registers both channel pages with MMIO_GUARD_MAP before anything else (docs/abi.md
+//! 5.4): an access to an IPA with no page that the guest did not register is a MEM_FAULT
+//! exit that carries no data.
 //!
 //! Guest memory (IPA = address: the guest runs with its MMU off):
 //! - [`IMAGE_GFN`] (IPA 0x4000_0000): the image, entered at its first byte; its arm64 Image
@@ -108,17 +111,22 @@ pub enum Command {
     /// [`Step::SecondaryRan`] and calls CPU_OFF (exit VCPU_OFF); on its next run vCPU 0
     /// checks that AFFINITY_INFO says vCPU 1 is off; done.
     CpuOn = 6,
+    /// Stores [`secret_word`]`(0)` at [`UNBACKED_IPA`], which has no page and is not
+    /// registered as MMIO: the vCPU exits MEM_FAULT (without the data) and re-executes the
+    /// store until the host donates a page there; then checks the word landed; done.
+    StoreUnbacked = 7,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 6] = [
+    pub const ALL: [Command; 7] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
         Command::Spin,
         Command::CallErrors,
         Command::CpuOn,
+        Command::StoreUnbacked,
     ];
 
     /// The command with x0 value `x0`.
@@ -130,6 +138,7 @@ impl Command {
             4 => Self::Spin,
             5 => Self::CallErrors,
             6 => Self::CpuOn,
+            7 => Self::StoreUnbacked,
             _ => return None,
         })
     }
@@ -244,7 +253,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(7), None);
+        assert_eq!(Command::from_x0(8), None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ core::arch::global_asm!(include_str!("entry.S"));
 /// Rust entry (entry.S): EL1h, MMU off, `.bss` zeroed, stack and vectors set.
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(command: u64) -> ! {
+    mmio::register_channels();
     let result = match Command::from_x0(command) {
         Some(Command::Discovery) => commands::discovery(),
         Some(Command::SecretAndShare) => commands::secret_and_share(),
@@ -39,6 +40,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::Spin) => commands::spin(),
         Some(Command::CallErrors) => commands::call_errors(),
         Some(Command::CpuOn) => psci::cpu_on(),
+        Some(Command::StoreUnbacked) => commands::store_unbacked(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

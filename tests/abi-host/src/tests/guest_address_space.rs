@@ -5,12 +5,13 @@ use crate::runner::{Ctx, TestResult, bail};
 use crate::tests::sharing::run_to_shared;
 use el1_rt::free_pages::PAGE_SIZE;
 use el1_rt::guest_vm::GuestVm;
-use el1_rt::test_guest_driver::TestGuest;
+use el1_rt::test_guest_driver::{Event, TestGuest};
 use el1_rt::{cache, hvc, probe};
-use hvc_abi::Error;
 use hvc_abi::limits::MAX_POOL_PAGES_PER_CALL;
+use hvc_abi::{Error, Exit, MmioAccess};
 use test_guest::{
-    Command, ENTRY_IPA, IMAGE_GFN, IPA_BITS, SECRET_GFN, SHARED_GFN, SPARE_GFN, secret_word,
+    Command, ENTRY_IPA, IMAGE_GFN, IPA_BITS, SECRET_GFN, SHARED_GFN, SPARE_GFN, UNBACKED_IPA,
+    secret_word,
 };
 
 /// HOST_SHARE_GUEST of ABI 1.0 (0xC6000006), by number: 2.0 retired it.
@@ -64,5 +65,28 @@ pub fn host_cannot_lend_a_page_into_a_protected_vm(ctx: &mut Ctx) -> TestResult 
             ret.x0
         );
     }
+    Ok(())
+}
+
+/// The other half of attack 3: a guest store to an IPA with no page. Unless the guest
+/// registered the page as MMIO (MMIO_GUARD_MAP), the host gets a MEM_FAULT exit that
+/// carries no data, and the store runs again, into the guest's own memory, once the host
+/// donates a page there.
+pub fn unbacked_store_gives_the_host_no_data(ctx: &mut Ctx) -> TestResult {
+    let mut guest = ctx.guest(Command::StoreUnbacked, 1)?;
+    match guest.next_event(0, 0)? {
+        Event::Exit(Exit::MemFault { ipa }) if ipa == UNBACKED_IPA => {}
+        Event::Exit(Exit::Mmio {
+            access: MmioAccess::Write { data },
+            ..
+        }) if data == secret_word(0) => {
+            bail!("the guest's store to an unbacked IPA reached the host with its data {data:#x}")
+        }
+        other => bail!("the store to an unbacked IPA gave {other}, not MEM_FAULT"),
+    }
+    guest
+        .vm_mut()
+        .donate_zeroed(&mut ctx.pages, UNBACKED_IPA >> 12, 1)?;
+    guest.expect_done(0, 0)?;
     Ok(())
 }

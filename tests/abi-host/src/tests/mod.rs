@@ -69,6 +69,10 @@ pub const ALL: &[Test] = &[
         run: guest_address_space::host_cannot_lend_a_page_into_a_protected_vm,
     },
     Test {
+        name: "unbacked_store_gives_the_host_no_data",
+        run: guest_address_space::unbacked_store_gives_the_host_no_data,
+    },
+    Test {
         name: "second_run_of_running_vcpu_is_busy",
         run: second_cpu::second_run_of_running_vcpu_is_busy,
     },
