@@ -29,6 +29,7 @@ mod host_entry;
 mod host_hvc;
 mod host_timer;
 mod layout;
+mod mmio_guard;
 mod mmu;
 mod psci_relay;
 mod record;

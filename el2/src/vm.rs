@@ -6,10 +6,11 @@
 //! touched only by the CPU that set its `running` flag (under `VMS`), so no lock is held
 //! while a guest runs.
 
+use crate::mmio_guard::MmioGuard;
 use crate::record::{self, MAX_VMS};
 use crate::tlb::{Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
-use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa};
+use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
 use hvc_abi::psci::{self, PsciError};
 use hvc_abi::{Error, Exit, VmHandle};
 use spin::Mutex;
@@ -43,6 +44,8 @@ struct VmSlot {
     /// Set by the first VCPU_RUN that enters the guest: from then on the host cannot
     /// create vCPUs (docs/abi.md 4.8).
     launched: bool,
+    /// The IPA pages the guest registered as MMIO (docs/abi.md 5.6).
+    mmio: MmioGuard,
     vcpus: [VcpuSlot; MAX_VCPUS_PER_VM],
 }
 
@@ -55,6 +58,7 @@ const EMPTY_SLOT: VmSlot = VmSlot {
     record_vm: None,
     stopped: None,
     launched: false,
+    mmio: MmioGuard::EMPTY,
     vcpus: [VcpuSlot {
         created: false,
         running: false,
@@ -163,6 +167,10 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
     let mut vms = VMS.lock();
     let (_, slot) = vms.find(handle)?;
     check_gfn_range(gfn, nr, slot.ipa_bits)?;
+    // An IPA the guest registered as MMIO never gets memory behind the guest's back.
+    if slot.mmio.any_in(gfn, u64::from(nr)) {
+        return Err(Error::Denied);
+    }
     let mut record = record::lock().ok_or(Error::Denied)?;
     let Some(vm) = slot.record_vm else {
         // No pool yet: every IPA is unmapped, so only the pages' states can refuse first.
@@ -330,6 +338,40 @@ pub fn guest_cpu_on(
     unsafe { (*vcpu_ptr(slot, index as usize)).reset(entry, context_id, index) };
     target.on = true;
     Ok(index)
+}
+
+/// MMIO_GUARD_MAP (`map`) or MMIO_GUARD_UNMAP of page `ipa` by a vCPU of the VM in table
+/// slot `slot` (docs/abi.md 5.6; the decoder checked MBZ, alignment and 2^40).
+pub fn guest_mmio_guard(slot: usize, vm: VmId, ipa: u64, map: bool) -> Result<(), Error> {
+    let mut vms = VMS.lock();
+    let guest = vms.slots.get_mut(slot).ok_or(Error::NotFound)?;
+    check_ipa_range(ipa, 1, guest.ipa_bits)?;
+    let gfn = ipa >> 12;
+    if !map {
+        return if guest.mmio.remove(gfn) {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        };
+    }
+    let mapped = record::lock()
+        .and_then(|r| {
+            r.guest_stage2(vm)
+                .map(|t| t.translate(ipa as usize).is_some())
+        })
+        .unwrap_or(true);
+    if mapped {
+        return Err(Error::Denied);
+    }
+    guest.mmio.insert(gfn).map_err(|_| Error::Busy)
+}
+
+/// Whether the guest of the VM in table slot `slot` registered guest frame `gfn` as MMIO.
+pub fn guest_mmio_registered(slot: usize, gfn: u64) -> bool {
+    VMS.lock()
+        .slots
+        .get(slot)
+        .is_some_and(|guest| guest.mmio.contains(gfn))
 }
 
 /// The guest's PSCI AFFINITY_INFO for level 0: whether the vCPU `target_affinity` names

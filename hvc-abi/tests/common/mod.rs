@@ -73,6 +73,10 @@ pub fn guest_samples() -> Vec<GuestCall> {
         },
         GuestCall::SystemOff,
         GuestCall::SystemReset,
+        GuestCall::MmioGuardMap { ipa: 0x900_0000 },
+        GuestCall::MmioGuardUnmap {
+            ipa: 0xFF_FFFF_F000,
+        },
     ]
 }
 
@@ -81,7 +85,11 @@ pub fn first_mbz(id: hvc_abi::FunctionId) -> Option<usize> {
     use hvc_abi::FunctionId as F;
     Some(match id {
         F::FEATURES | F::HYP_MEMINFO => 1,
-        F::HOST_SHARE_HYP | F::HOST_UNSHARE_HYP | F::VM_DESTROY => 2,
+        F::HOST_SHARE_HYP
+        | F::HOST_UNSHARE_HYP
+        | F::VM_DESTROY
+        | F::MMIO_GUARD_MAP
+        | F::MMIO_GUARD_UNMAP => 2,
         F::VM_CREATE | F::VM_RECLAIM | F::MEM_SHARE | F::MEM_UNSHARE | F::MEM_RELINQUISH => 3,
         F::VM_TOPUP | F::VCPU_RUN => 4,
         F::VM_DONATE | F::VCPU_CREATE => 5,

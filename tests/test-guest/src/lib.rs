@@ -11,7 +11,7 @@
 //!
 //! Each exit is completed by the host's next VCPU_RUN (completion 0 for a store). The guest
 //! registers both channel pages with MMIO_GUARD_MAP before anything else (docs/abi.md
-//! 5.4): an access to an IPA with no page that the guest did not register is a MEM_FAULT
+//! 5.6): an access to an IPA with no page that the guest did not register is a MEM_FAULT
 //! exit that carries no data.
 //!
 //! Guest memory (IPA = address: the guest runs with its MMU off):

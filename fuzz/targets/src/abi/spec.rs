@@ -149,6 +149,17 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
             }
             Ok(())
         }
+        // 5.6
+        0xC600_0024 | 0xC600_0025 => {
+            mbz(regs, 2)?;
+            if ipa % PAGE != 0 {
+                return Err(Error::InvalidParameter);
+            }
+            if u128::from(ipa) >= IPA_LIMIT {
+                return Err(Error::Range);
+            }
+            Ok(())
+        }
         _ => Err(Error::NotSupported),
     }
 }

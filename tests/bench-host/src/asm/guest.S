@@ -5,7 +5,9 @@
 //
 //   guest_hvc_exit:     x0 = a function id of another owner; HVC with it forever
 //                       (exit GUEST_HVC each time).
-//   guest_mmio_exit:    x0 = an IPA without a page; store XZR there forever (exit MMIO).
+//   guest_mmio_exit:    x0 = an IPA without a page; registers its page as MMIO
+//                       (MMIO_GUARD_MAP, no exit), then stores XZR there forever (exit
+//                       MMIO).
 //   guest_share_seq:    x0 = ipa | (nr - 1); MEM_SHARE(ipa, nr), then the next nr pages,
 //   guest_unshare_seq:  and so on (exit MEM_SHARED / MEM_UNSHARED each time). On an error
 //                       the guest stores it at 0x0a000000 forever (exit MMIO).
@@ -65,7 +67,14 @@ bench_guest_hvc_exit:
 
 .global bench_guest_mmio_exit
 bench_guest_mmio_exit:
-1:  str     xzr, [x0]
+    mov     x19, x0
+    and     x1, x0, #~0xfff
+    movz    w0, #0x0024             // MMIO_GUARD_MAP = 0xc6000024
+    movk    w0, #0xc600, lsl #16
+    mov     x2, xzr
+    mov     x3, xzr
+    hvc     #0
+1:  str     xzr, [x19]
     b       1b
 
 .global bench_guest_share_seq

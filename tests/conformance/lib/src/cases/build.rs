@@ -17,7 +17,7 @@ use hvc_abi::{Error, Exit};
 const VERSION_2_0: u64 = 0x0002_0000;
 /// FEATURES x2 for the host and for a guest (section 2).
 const HOST_BITMAP: u64 = 0xF3F;
-const GUEST_BITMAP: u64 = 0xF_0000_0001;
+const GUEST_BITMAP: u64 = 0x3F_0000_0001;
 /// HYP_MEMINFO x1 (5.2).
 const GRANULE: u64 = 4096;
 

@@ -46,7 +46,7 @@ pub const UNASSIGNED_IDS: [u32; 6] = [
     0xC600_0007,
     0xC600_000C,
     0xC600_001F,
-    0xC600_0024,
+    0xC600_0026,
     0xC600_FFFF,
 ];
 

@@ -8,8 +8,8 @@ use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
 use hvc_abi::limits::{MAX_IPA_BITS, MAX_PAGES_PER_CALL, PAGE_SIZE};
 use hvc_abi::{Error, Exit, FunctionId};
 
-/// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x23 (section 2).
-const GUEST_BITMAP: u64 = 0xF_0000_0001;
+/// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x25 (section 2).
+const GUEST_BITMAP: u64 = 0x3F_0000_0001;
 
 /// Which of the three memory calls of 5.3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
