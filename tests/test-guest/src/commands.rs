@@ -250,6 +250,24 @@ pub fn call_errors() -> Checked {
         8,
         "HYP_MEMINFO with x1 set is not INVALID_PARAMETER",
     )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardMap { ipa: secret }),
+        Error::Denied,
+        10,
+        "MMIO_GUARD_MAP of a page the guest owns is not DENIED",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardUnmap { ipa: UNBACKED_IPA }),
+        Error::NotFound,
+        11,
+        "MMIO_GUARD_UNMAP of an unregistered page is not NOT_FOUND",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardMap { ipa: 1 << 32 }),
+        Error::Range,
+        12,
+        "MMIO_GUARD_MAP beyond ipa_bits is not RANGE",
+    )?;
     let mut host_call = [0; 8];
     host_call[0] = FunctionId::VM_CREATE.to_x0();
     host_call[1] = 1;

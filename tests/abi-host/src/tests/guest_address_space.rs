@@ -6,12 +6,12 @@ use crate::tests::sharing::run_to_shared;
 use el1_rt::free_pages::PAGE_SIZE;
 use el1_rt::guest_vm::GuestVm;
 use el1_rt::test_guest_driver::{Event, TestGuest};
-use el1_rt::{cache, hvc, probe};
+use el1_rt::{cache, host_calls, hvc, probe};
 use hvc_abi::limits::MAX_POOL_PAGES_PER_CALL;
 use hvc_abi::{Error, Exit, MmioAccess};
 use test_guest::{
-    Command, ENTRY_IPA, IMAGE_GFN, IPA_BITS, SECRET_GFN, SHARED_GFN, SPARE_GFN, UNBACKED_IPA,
-    secret_word,
+    Command, ENTRY_IPA, IMAGE_GFN, IPA_BITS, REPORT_IPA, SECRET_GFN, SHARED_GFN, SPARE_GFN,
+    UNBACKED_IPA, secret_word,
 };
 
 /// HOST_SHARE_GUEST of ABI 1.0 (0xC6000006), by number: 2.0 retired it.
@@ -83,6 +83,17 @@ pub fn unbacked_store_gives_the_host_no_data(ctx: &mut Ctx) -> TestResult {
             bail!("the guest's store to an unbacked IPA reached the host with its data {data:#x}")
         }
         other => bail!("the store to an unbacked IPA gave {other}, not MEM_FAULT"),
+    }
+    // The guest registered its report channel as MMIO: no memory may appear there.
+    let page = ctx.page()?;
+    match host_calls::vm_donate(
+        guest.vm().handle(),
+        (page / PAGE_SIZE) as u64,
+        REPORT_IPA >> 12,
+        1,
+    ) {
+        Err(e) if e.abi_error() == Some(Error::Denied) => {}
+        other => bail!("VM_DONATE at the guest's MMIO-registered page gave {other:?}, not DENIED"),
     }
     guest
         .vm_mut()
