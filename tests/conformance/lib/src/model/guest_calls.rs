@@ -69,6 +69,8 @@ impl Model {
             FunctionId::MEM_SHARE => self.mem_call(slot, &regs, MemCall::Share).ok(),
             FunctionId::MEM_UNSHARE => self.mem_call(slot, &regs, MemCall::Unshare).ok(),
             FunctionId::MEM_RELINQUISH => self.mem_call(slot, &regs, MemCall::Relinquish).ok(),
+            FunctionId::MMIO_GUARD_MAP => returned(self.mmio_guard(slot, &regs, true)),
+            FunctionId::MMIO_GUARD_UNMAP => returned(self.mmio_guard(slot, &regs, false)),
             _ if psci => Some(self.psci(slot, vcpu, id.0, &regs)),
             // Host calls, other forms of our numbers, unassigned numbers (1.1, 5.4).
             _ => returned(error(Error::NotSupported)),
@@ -148,6 +150,47 @@ impl Model {
             0x8400_0006 => returned(2),
             0x8400_000A if SERVED.contains(&(regs[1] as u32)) => returned(0),
             _ => returned(NOT_SUPPORTED),
+        }
+    }
+
+    /// 5.6, checks in the table's order.
+    fn mmio_guard(&mut self, slot: usize, regs: &[u64; 8], map: bool) -> [u64; 4] {
+        let ipa = regs[1];
+        if !mbz(regs, 2) {
+            return error(Error::InvalidParameter); // 1
+        }
+        if !ipa.is_multiple_of(PAGE_SIZE) {
+            return error(Error::InvalidParameter); // 2
+        }
+        if ipa >> MAX_IPA_BITS != 0 {
+            return error(Error::Range); // 3
+        }
+        if ipa >> self.vm(slot).ipa_bits != 0 {
+            return error(Error::Range); // 4
+        }
+        let gfn = ipa >> 12;
+        let registered = self.vm(slot).mmio.iter().position(|&g| g == Some(gfn));
+        if !map {
+            return match registered {
+                None => error(Error::NotFound), // 5
+                Some(index) => {
+                    self.vm_mut(slot).mmio[index] = None;
+                    [0; 4]
+                }
+            };
+        }
+        if self.mapping(slot, gfn).is_some() {
+            return error(Error::Denied); // 6
+        }
+        if registered.is_some() {
+            return [0; 4];
+        }
+        match self.vm(slot).mmio.iter().position(Option::is_none) {
+            None => error(Error::Busy), // 7
+            Some(index) => {
+                self.vm_mut(slot).mmio[index] = Some(gfn);
+                [0; 4]
+            }
         }
     }
 

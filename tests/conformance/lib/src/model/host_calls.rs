@@ -9,7 +9,8 @@ use super::{
 use crate::states::{Content, PageState};
 use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
 use hvc_abi::limits::{
-    MAX_IPA_BITS, MAX_PAGES_PER_CALL, MAX_POOL_PAGES_PER_CALL, MAX_VCPUS, MIN_IPA_BITS,
+    MAX_IPA_BITS, MAX_MMIO_GUARD_PAGES, MAX_PAGES_PER_CALL, MAX_POOL_PAGES_PER_CALL, MAX_VCPUS,
+    MIN_IPA_BITS,
 };
 use hvc_abi::{Error, Exit, FunctionId};
 
@@ -129,6 +130,7 @@ impl Model {
             mapping_calls: 0,
             stopped: None,
             launched: false,
+            mmio: [None; MAX_MMIO_GUARD_PAGES as usize],
         });
         ok(handle, 0, 0)
     }
@@ -187,7 +189,8 @@ impl Model {
             return err(Error::Range); // 7
         }
         let page_refused = (pfn..pfn + nr).any(|p| self.page_state(p) != PageState::Host);
-        let ipa_taken = (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_some());
+        let ipa_taken =
+            (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_some() || vm.mmio.contains(&Some(g)));
         if page_refused || ipa_taken {
             return err(Error::Denied); // 8
         }
