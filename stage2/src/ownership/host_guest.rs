@@ -82,12 +82,46 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         nr: usize,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<(), OwnershipError> {
+        self.donate_to_guest(vm, pfn, gfn, nr, tlb, |_| {})
+    }
+
+    /// As [`host_donate_guest`](Self::host_donate_guest), but every page is zeroed and
+    /// cleaned to the point of coherency after it has left the host stage-2 and before it
+    /// enters the guest's: the guest only ever sees fresh memory, never what the host put
+    /// there (docs/abi.md 4.5: memory a launched VM gets is fresh). Same errors; a refused
+    /// call zeroes nothing.
+    pub fn host_donate_guest_zeroed(
+        &mut self,
+        vm: VmId,
+        pfn: usize,
+        gfn: usize,
+        nr: usize,
+        tlb: &mut impl TlbMaintenance,
+        sanitizer: &mut impl PageSanitizer,
+    ) -> Result<(), OwnershipError> {
+        self.donate_to_guest(vm, pfn, gfn, nr, tlb, |pa| sanitizer.zero_and_clean(pa))
+    }
+
+    fn donate_to_guest(
+        &mut self,
+        vm: VmId,
+        pfn: usize,
+        gfn: usize,
+        nr: usize,
+        tlb: &mut impl TlbMaintenance,
+        mut sanitize: impl FnMut(usize),
+    ) -> Result<(), OwnershipError> {
         let (start, end) = self.ram_range(pfn, nr)?;
         let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
         self.require_pages(start, end, |s| s == PageState::Owned(Owner::Host))?;
         self.check_guest_map(slot, ipa, ipa_end, start)?;
         self.host_unmap(start, end, tlb)?;
+        // The host can no longer write the pages (its TLB entries are gone) and the guest
+        // cannot read them yet: the only moment to sanitise them for the guest.
+        for pa in (start..end).step_by(PAGE_SIZE) {
+            sanitize(pa);
+        }
         self.set_range(start, end, PageState::Owned(Owner::Guest(vm)));
         self.guest_map(slot, ipa, ipa_end, start)
     }

@@ -652,6 +652,31 @@ fn host_donate_guest_moves_pages_from_host_to_guest() {
 }
 
 #[test]
+fn host_donate_guest_zeroed_sanitises_every_page_and_only_when_it_succeeds() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    w.step(|w| w.own.host_map_all()).unwrap();
+    let a = w.create_vm(0, 5);
+    let p = pfn(0x4800_0000);
+    w.step(|w| {
+        w.own
+            .host_donate_guest_zeroed(a, p, 0x100, 3, &mut w.tlb, &mut w.san)
+    })
+    .unwrap();
+    assert_eq!(w.san.pages, [0x4800_0000, 0x4800_1000, 0x4800_2000]);
+    assert_eq!(w.guest_pa(a, 0x102), Some(0x4800_2000));
+    assert_eq!(w.host_level(0x4800_1000), None);
+    // Refused (the frames are mapped): nothing is zeroed.
+    assert_eq!(
+        w.step(|w| w
+            .own
+            .host_donate_guest_zeroed(a, p + 8, 0x101, 1, &mut w.tlb, &mut w.san)),
+        Err(Busy)
+    );
+    assert_eq!(w.san.pages.len(), 3);
+}
+
+#[test]
 fn host_donate_guest_refusals_change_nothing() {
     let mut mem = Memory::new(GIB);
     let mut w = World::new(&mut mem);

@@ -171,7 +171,18 @@ pub fn store_unbacked() -> Checked {
         1,
         word,
         "the store to the page the host donated at the unbacked IPA did not land",
-    )
+    )?;
+    // A page donated after launch is fresh (docs/abi.md 4.5): all zero but the word above.
+    for index in 1..PAGE_WORDS {
+        let word = memory::read_u64(UNBACKED_IPA + 8 * index as u64);
+        ensure(
+            word == 0,
+            2,
+            word,
+            "the page donated after launch holds what the host put there",
+        )?;
+    }
+    Ok(())
 }
 
 /// Command::Spin: never returns.

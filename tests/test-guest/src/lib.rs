@@ -113,7 +113,8 @@ pub enum Command {
     CpuOn = 6,
     /// Stores [`secret_word`]`(0)` at [`UNBACKED_IPA`], which has no page and is not
     /// registered as MMIO: the vCPU exits MEM_FAULT (without the data) and re-executes the
-    /// store until the host donates a page there; then checks the word landed; done.
+    /// store until the host donates a page there; then checks the word landed and that the
+    /// rest of that page is zero (memory donated after launch is fresh); done.
     StoreUnbacked = 7,
 }
 

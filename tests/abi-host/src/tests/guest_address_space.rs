@@ -101,3 +101,20 @@ pub fn unbacked_store_gives_the_host_no_data(ctx: &mut Ctx) -> TestResult {
     guest.expect_done(0, 0)?;
     Ok(())
 }
+
+/// Memory the host donates after launch is fresh (docs/abi.md 4.5): the host fills a page
+/// with its own bytes and donates it where the running guest faulted; the guest finds it
+/// zeroed (but for the word its re-executed store wrote).
+pub fn memory_donated_after_launch_is_fresh(ctx: &mut Ctx) -> TestResult {
+    let mut guest = ctx.guest(Command::StoreUnbacked, 1)?;
+    match guest.next_event(0, 0)? {
+        Event::Exit(Exit::MemFault { ipa }) if ipa == UNBACKED_IPA => {}
+        other => bail!("the store to an unbacked IPA gave {other}, not MEM_FAULT"),
+    }
+    let planted = [0xA5u8; PAGE_SIZE];
+    guest
+        .vm_mut()
+        .load_page(&mut ctx.pages, &planted, UNBACKED_IPA >> 12)?;
+    guest.expect_done(0, 0)?;
+    Ok(())
+}

@@ -73,6 +73,10 @@ pub const ALL: &[Test] = &[
         run: guest_address_space::unbacked_store_gives_the_host_no_data,
     },
     Test {
+        name: "memory_donated_after_launch_is_fresh",
+        run: guest_address_space::memory_donated_after_launch_is_fresh,
+    },
+    Test {
         name: "second_run_of_running_vcpu_is_busy",
         run: second_cpu::second_run_of_running_vcpu_is_busy,
     },
