@@ -181,7 +181,13 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
         });
     };
     let (pfn, gfn, nr) = (pfn as usize, gfn as usize, nr as usize);
-    let result = record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb);
+    // Before launch the host loads the guest's image; after it, a guest only gets fresh
+    // memory, zeroed between leaving the host and entering the guest (docs/abi.md 4.5).
+    let result = if slot.launched {
+        record.host_donate_guest_zeroed(vm, pfn, gfn, nr, &mut Tlb, &mut Sanitizer)
+    } else {
+        record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
+    };
     result.map_err(|e| match e {
         OwnershipError::Range => Error::Denied,
         other => ipa_error(other),

@@ -65,6 +65,16 @@ fn assemble(case: &Case) -> Assembled {
         before.step(step);
     }
     let args = Args::of(&call, &layout);
+    // The observation before the call runs the guest of every VM whose frames it looks
+    // at (a guest load): that launches the VM (4.8), which decides what VM_DONATE gives.
+    for (vm, _) in watched_ipas(&builder.steps, &args, case).iter() {
+        if before
+            .vm(vm)
+            .is_some_and(|info| info.alive && info.guest_can_run())
+        {
+            before.launch(vm);
+        }
+    }
     let mut after = before;
     let error = expected_error(case, &mut after, &args);
     let expect = match error {

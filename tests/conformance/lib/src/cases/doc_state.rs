@@ -276,7 +276,7 @@ impl DocState {
     }
 
     /// A vCPU of `vm` entered the guest.
-    fn launch(&mut self, vm: VmRef) {
+    pub(crate) fn launch(&mut self, vm: VmRef) {
         if let Some(info) = self.vms[vm.index()].as_mut() {
             info.launched = true;
         }
@@ -342,6 +342,15 @@ impl DocState {
             let info = &mut self.pages[page.index()];
             match page_cell(info.state, column) {
                 PageCell::Denied => {}
+                // 4.5: a launched VM only gets fresh memory.
+                PageCell::To(PageState::GuestOwned)
+                    if args
+                        .handle
+                        .is_some_and(|vm| self.vms[vm.index()].is_some_and(|v| v.launched)) =>
+                {
+                    info.state = PageState::GuestOwned;
+                    info.content = Content::Zero;
+                }
                 PageCell::To(state) => info.state = state,
                 PageCell::ToZeroed(state) => {
                     info.state = state;

@@ -209,7 +209,12 @@ impl Model {
                 gfn: gfn + i,
                 kind: GuestKind::Owned,
             };
-            self.set_owner(pfn + i, owner)?;
+            // A launched VM only gets fresh memory (4.5); before launch contents are kept.
+            if vm.launched {
+                self.set_page(pfn + i, owner, Content::Zero)?;
+            } else {
+                self.set_owner(pfn + i, owner)?;
+            }
         }
         self.vm_mut(slot).mapping_calls += 1;
         ok(0, 0, 0)
