@@ -347,6 +347,13 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
             None
         }
+        GuestCall::IpaState { ipa } => {
+            match crate::vm::guest_ipa_state(target.slot, vm, ipa) {
+                Ok(state) => result[1] = state as u64,
+                Err(e) => result[0] = e.as_x0(),
+            }
+            None
+        }
         GuestCall::Psci(call) => {
             let outcome = crate::guest_psci::handle(call, target.slot);
             result[0] = outcome.x0;

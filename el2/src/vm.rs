@@ -12,7 +12,7 @@ use crate::tlb::{Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
 use hvc_abi::psci::{self, PsciError};
-use hvc_abi::{Error, Exit, VmHandle};
+use hvc_abi::{Error, Exit, IpaState, VmHandle};
 use spin::Mutex;
 use stage2::{Owner, OwnershipError, PageState, VmId};
 
@@ -370,6 +370,24 @@ pub fn guest_mmio_guard(slot: usize, vm: VmId, ipa: u64, map: bool) -> Result<()
         return Err(Error::Denied);
     }
     guest.mmio.insert(gfn).map_err(|_| Error::Busy)
+}
+
+/// IPA_STATE of page `ipa` for a vCPU of the VM in table slot `slot` (docs/abi.md 5.7).
+pub fn guest_ipa_state(slot: usize, vm: VmId, ipa: u64) -> Result<IpaState, Error> {
+    let vms = VMS.lock();
+    let guest = vms.slots.get(slot).ok_or(Error::NotFound)?;
+    check_ipa_range(ipa, 1, guest.ipa_bits)?;
+    let record = record::lock().ok_or(Error::NotFound)?;
+    let leaf = record
+        .guest_stage2(vm)
+        .and_then(|t| t.translate(ipa as usize));
+    Ok(match leaf.and_then(|leaf| record.page_state(leaf.pa)) {
+        Some(PageState::SharedWithHost(_)) => IpaState::Shared,
+        // A mapped page is the guest's (I2); only a shared one is also the host's.
+        Some(_) => IpaState::Owned,
+        None if guest.mmio.contains(ipa >> 12) => IpaState::Mmio,
+        None => IpaState::Unmapped,
+    })
 }
 
 /// Whether the guest of the VM in table slot `slot` registered guest frame `gfn` as MMIO.

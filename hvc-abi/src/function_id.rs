@@ -63,6 +63,8 @@ impl FunctionId {
     pub const MMIO_GUARD_MAP: Self = Self(BASE + 0x24);
     /// 0x25: end an MMIO_GUARD_MAP (guest).
     pub const MMIO_GUARD_UNMAP: Self = Self(BASE + 0x25);
+    /// 0x26: the state of one of the guest's IPA pages (guest).
+    pub const IPA_STATE: Self = Self(BASE + 0x26);
 
     /// PSCI PSCI_VERSION; answered for a guest by the payload (docs/abi.md 5.5).
     pub const PSCI_VERSION: Self = Self(smccc::psci::PSCI_VERSION);
@@ -136,6 +138,7 @@ impl FunctionId {
             Self::MEM_RELINQUISH => "MEM_RELINQUISH",
             Self::MMIO_GUARD_MAP => "MMIO_GUARD_MAP",
             Self::MMIO_GUARD_UNMAP => "MMIO_GUARD_UNMAP",
+            Self::IPA_STATE => "IPA_STATE",
             Self::PSCI_VERSION => "PSCI_VERSION",
             Self::PSCI_CPU_SUSPEND => "PSCI_CPU_SUSPEND",
             Self::PSCI_CPU_OFF => "PSCI_CPU_OFF",
@@ -168,7 +171,7 @@ pub const HOST_CALLS: [FunctionId; 11] = [
 
 /// Calls a guest may make that the payload answers itself (PSCI SYSTEM_OFF/RESET end in
 /// an exit instead of a return), in the order of docs/abi.md's table.
-pub const GUEST_CALLS: [FunctionId; 18] = [
+pub const GUEST_CALLS: [FunctionId; 19] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HYP_MEMINFO,
@@ -177,6 +180,7 @@ pub const GUEST_CALLS: [FunctionId; 18] = [
     FunctionId::MEM_RELINQUISH,
     FunctionId::MMIO_GUARD_MAP,
     FunctionId::MMIO_GUARD_UNMAP,
+    FunctionId::IPA_STATE,
     FunctionId::PSCI_VERSION,
     FunctionId::PSCI_CPU_OFF,
     FunctionId::PSCI_AFFINITY_INFO_32,
@@ -207,7 +211,7 @@ const fn bitmap(calls: &[FunctionId]) -> u64 {
 /// FEATURES x2 for the host: bits 0x00..=0x05 and 0x08..=0x0B (0x06 and 0x07 are
 /// retired).
 pub const HOST_FEATURES_BITMAP: u64 = bitmap(&HOST_CALLS);
-/// FEATURES x2 for a guest: bits 0x00 and 0x20..=0x25.
+/// FEATURES x2 for a guest: bits 0x00 and 0x20..=0x26.
 pub const GUEST_FEATURES_BITMAP: u64 = bitmap(&GUEST_CALLS);
 
 /// Our UUID, 6b1d7b6b-e4d5-4208-94d2-bd597c39f2da, in its byte order.
@@ -283,8 +287,8 @@ mod tests {
     }
 
     #[test]
-    fn guest_bitmap_covers_features_and_0x20_to_0x25() {
-        assert_eq!(GUEST_FEATURES_BITMAP, 0x3F_0000_0001);
+    fn guest_bitmap_covers_features_and_0x20_to_0x26() {
+        assert_eq!(GUEST_FEATURES_BITMAP, 0x7F_0000_0001);
     }
 
     #[test]

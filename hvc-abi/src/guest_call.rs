@@ -49,6 +49,11 @@ pub enum GuestCall {
         /// The page, page aligned.
         ipa: u64,
     },
+    /// IPA_STATE(ipa): x1 = the page's [`IpaState`].
+    IpaState {
+        /// The page, page aligned.
+        ipa: u64,
+    },
     /// PSCI SYSTEM_OFF: the vCPU exits with SYSTEM_OFF. Arguments ignored.
     SystemOff,
     /// PSCI SYSTEM_RESET: the vCPU exits with SYSTEM_RESET. Arguments ignored.
@@ -95,6 +100,9 @@ impl GuestCall {
             FunctionId::MMIO_GUARD_UNMAP => Ok(Self::MmioGuardUnmap {
                 ipa: decode_ipa(regs)?,
             }),
+            FunctionId::IPA_STATE => Ok(Self::IpaState {
+                ipa: decode_ipa(regs)?,
+            }),
             FunctionId(id) if is_psci(id) => match GuestPsci::decode(id, regs) {
                 Some(psci) => Ok(Self::Psci(psci)),
                 None => Err(Error::NotSupported),
@@ -114,6 +122,7 @@ impl GuestCall {
             Self::MemRelinquish { .. } => FunctionId::MEM_RELINQUISH,
             Self::MmioGuardMap { .. } => FunctionId::MMIO_GUARD_MAP,
             Self::MmioGuardUnmap { .. } => FunctionId::MMIO_GUARD_UNMAP,
+            Self::IpaState { .. } => FunctionId::IPA_STATE,
             Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
             Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
             Self::Psci(psci) => FunctionId(psci.function_id()),
@@ -132,7 +141,9 @@ impl GuestCall {
             Self::MemShare { ipa, nr }
             | Self::MemUnshare { ipa, nr }
             | Self::MemRelinquish { ipa, nr } => pack(id, &[ipa, nr.into()]),
-            Self::MmioGuardMap { ipa } | Self::MmioGuardUnmap { ipa } => pack(id, &[ipa]),
+            Self::MmioGuardMap { ipa } | Self::MmioGuardUnmap { ipa } | Self::IpaState { ipa } => {
+                pack(id, &[ipa])
+            }
             Self::Psci(psci) => psci.encode(),
         }
     }
@@ -149,7 +160,35 @@ fn decode_ipa_nr(regs: &[u64; 8]) -> Result<(u64, u32), Error> {
     Ok((ipa, nr))
 }
 
-/// The argument of MMIO_GUARD_MAP and MMIO_GUARD_UNMAP: one page `ipa`, x2..x7 MBZ.
+/// The state of a guest IPA page as IPA_STATE returns it in x1 (docs/abi.md 5.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum IpaState {
+    /// No page, not registered as MMIO.
+    Unmapped = 0,
+    /// A page only the guest can access (VM_DONATE).
+    Owned = 1,
+    /// A page of the guest's that the host can access too (MEM_SHARE).
+    Shared = 2,
+    /// No page; registered as MMIO (MMIO_GUARD_MAP).
+    Mmio = 3,
+}
+
+impl IpaState {
+    /// The state x1 holds, if any.
+    pub const fn from_x1(x1: u64) -> Option<Self> {
+        Some(match x1 {
+            0 => Self::Unmapped,
+            1 => Self::Owned,
+            2 => Self::Shared,
+            3 => Self::Mmio,
+            _ => return None,
+        })
+    }
+}
+
+/// The argument of MMIO_GUARD_MAP, MMIO_GUARD_UNMAP and IPA_STATE: one page `ipa`, x2..x7
+/// MBZ.
 fn decode_ipa(regs: &[u64; 8]) -> Result<u64, Error> {
     let ipa = regs[1];
     check_mbz(regs, 2)?;

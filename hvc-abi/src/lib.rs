@@ -24,7 +24,7 @@ pub mod ret;
 pub use error::Error;
 pub use exit::{AccessSize, Exit, ExitReason, MmioAccess};
 pub use function_id::{FunctionId, Version};
-pub use guest_call::{GuestCall, GuestRoute, route_guest_hvc};
+pub use guest_call::{GuestCall, GuestRoute, IpaState, route_guest_hvc};
 pub use handle::VmHandle;
 pub use host_call::HostCall;
 pub use psci::{GuestPsci, PsciError};

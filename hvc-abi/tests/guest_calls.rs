@@ -126,7 +126,7 @@ fn host_calls_are_not_supported_for_guests_and_are_not_forwarded() {
 #[test]
 fn every_owner_6_id_stays_with_the_payload() {
     for id in [
-        0xC600_0026u64,
+        0xC600_0027u64,
         0x8600_0021,
         0x4600_0021,
         0x0600_0021,

@@ -77,6 +77,7 @@ pub fn guest_samples() -> Vec<GuestCall> {
         GuestCall::MmioGuardUnmap {
             ipa: 0xFF_FFFF_F000,
         },
+        GuestCall::IpaState { ipa: 0x4000_0000 },
     ]
 }
 
@@ -89,7 +90,8 @@ pub fn first_mbz(id: hvc_abi::FunctionId) -> Option<usize> {
         | F::HOST_UNSHARE_HYP
         | F::VM_DESTROY
         | F::MMIO_GUARD_MAP
-        | F::MMIO_GUARD_UNMAP => 2,
+        | F::MMIO_GUARD_UNMAP
+        | F::IPA_STATE => 2,
         F::VM_CREATE | F::VM_RECLAIM | F::MEM_SHARE | F::MEM_UNSHARE | F::MEM_RELINQUISH => 3,
         F::VM_TOPUP | F::VCPU_RUN => 4,
         F::VM_DONATE | F::VCPU_CREATE => 5,

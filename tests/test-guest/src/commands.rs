@@ -5,10 +5,10 @@ use crate::hvc::{call, guest_call};
 use crate::memory;
 use crate::mmio::{self, load_u64, report};
 use hvc_abi::function_id::{GUEST_FEATURES_BITMAP, Version, is_our_uid};
-use hvc_abi::{Error, FunctionId, GuestCall};
+use hvc_abi::{Error, FunctionId, GuestCall, IpaState};
 use test_guest::{
-    MESSAGE, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, Report, SECRET_GFN, SHARED_GFN,
-    SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
+    MESSAGE, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, REPORT_IPA, Report, SECRET_GFN,
+    SHARED_GFN, SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
 };
 
 /// A failed check: its number, what the guest saw and its name (printed to the host).
@@ -89,6 +89,43 @@ pub fn discovery() -> Checked {
         5,
         meminfo[0] | meminfo[1],
         "HYP_MEMINFO did not return 4096",
+    )?;
+    // The guest's own view of its address space (IPA_STATE): its private page, a frame the
+    // host never backed, and the report channel it registered as MMIO.
+    ensure_ipa_state(
+        ipa(SECRET_GFN),
+        IpaState::Owned,
+        6,
+        "IPA_STATE of the secret page is not OWNED",
+    )?;
+    ensure_ipa_state(
+        UNBACKED_IPA,
+        IpaState::Unmapped,
+        7,
+        "IPA_STATE of an unbacked frame is not UNMAPPED",
+    )?;
+    ensure_ipa_state(
+        REPORT_IPA & !0xfff,
+        IpaState::Mmio,
+        8,
+        "IPA_STATE of the report channel is not MMIO",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::IpaState { ipa: 1 << 32 }),
+        Error::Range,
+        9,
+        "IPA_STATE beyond ipa_bits is not RANGE",
+    )
+}
+
+/// IPA_STATE of `ipa` returns x0 = 0 and x1 = `state`.
+fn ensure_ipa_state(ipa: u64, state: IpaState, check: u16, what: &'static str) -> Checked {
+    let regs = guest_call(GuestCall::IpaState { ipa });
+    ensure(
+        regs == [0, state as u64, 0, 0],
+        check,
+        regs[0] | regs[1],
+        what,
     )
 }
 
@@ -105,6 +142,12 @@ pub fn secret_and_share() -> Checked {
 
     let regs = guest_call(GuestCall::MemShare { ipa: shared, nr: 1 });
     ensure_ok(regs, 1, "MEM_SHARE of the message page failed")?;
+    ensure_ipa_state(
+        shared,
+        IpaState::Shared,
+        6,
+        "IPA_STATE of the shared page is not SHARED",
+    )?;
     report(Report::Reached(Step::Shared));
 
     ensure(

@@ -149,8 +149,8 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
             }
             Ok(())
         }
-        // 5.6
-        0xC600_0024 | 0xC600_0025 => {
+        // 5.6, 5.7
+        0xC600_0024..=0xC600_0026 => {
             mbz(regs, 2)?;
             if ipa % PAGE != 0 {
                 return Err(Error::InvalidParameter);

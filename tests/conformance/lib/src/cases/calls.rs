@@ -32,6 +32,7 @@ pub enum Call {
     MemRelinquish,
     MmioGuardMap,
     MmioGuardUnmap,
+    IpaState,
     /// A guest HVC of another owner (a SiP call): forwarded to the host.
     GuestHvc,
     PsciSystemOff,
@@ -199,11 +200,17 @@ const fn mmio_guard_rows(not_found: &'static [Trigger], denied: &'static [Trigge
     ]
 }
 const MMIO_GUARD_MAP_ROWS: &[Row] = &mmio_guard_rows(&[], &[S(Subject::Ipa(IpaState::GuestOwned))]);
+const IPA_STATE_ROWS: &[Row] = &[
+    MBZ,
+    row(IP, &[C(Unaligned)]),
+    row(RANGE, &[C(BeyondIpa)]),
+    row(RANGE, &[C(BeyondVmIpa)]),
+];
 const MMIO_GUARD_UNMAP_ROWS: &[Row] = &mmio_guard_rows(&[S(Subject::Ipa(IpaState::Unmapped))], &[]);
 
 impl Call {
     /// Every call the suite tries, in the order of its output.
-    pub const ALL: [Call; 28] = [
+    pub const ALL: [Call; 29] = [
         Call::Uid,
         Call::Features,
         Call::HostShareHyp,
@@ -223,6 +230,7 @@ impl Call {
         Call::MemRelinquish,
         Call::MmioGuardMap,
         Call::MmioGuardUnmap,
+        Call::IpaState,
         Call::GuestHvc,
         Call::PsciSystemOff,
         Call::PsciSystemReset,
@@ -254,6 +262,7 @@ impl Call {
             Call::MemRelinquish => FunctionId::MEM_RELINQUISH.0,
             Call::MmioGuardMap => FunctionId::MMIO_GUARD_MAP.0,
             Call::MmioGuardUnmap => FunctionId::MMIO_GUARD_UNMAP.0,
+            Call::IpaState => FunctionId::IPA_STATE.0,
             Call::GuestHvc => SIP_CALL,
             Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
             Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
@@ -272,6 +281,7 @@ impl Call {
             | Call::MemRelinquish
             | Call::MmioGuardMap
             | Call::MmioGuardUnmap
+            | Call::IpaState
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset => Caller::Guest(crate::plan::VmRef::V0),
@@ -366,7 +376,7 @@ impl Call {
                 first_mbz: 3,
                 ..none
             },
-            Call::MmioGuardMap | Call::MmioGuardUnmap => Layout {
+            Call::MmioGuardMap | Call::MmioGuardUnmap | Call::IpaState => Layout {
                 ipa: Some(1),
                 first_mbz: 2,
                 ..none
@@ -397,6 +407,7 @@ impl Call {
             Call::MemRelinquish => MEM_RELINQUISH_ROWS,
             Call::MmioGuardMap => MMIO_GUARD_MAP_ROWS,
             Call::MmioGuardUnmap => MMIO_GUARD_UNMAP_ROWS,
+            Call::IpaState => IPA_STATE_ROWS,
             Call::Uid
             | Call::GuestUid
             | Call::GuestHvc
@@ -418,7 +429,9 @@ impl Call {
             Call::VmReclaim => Subject::Page(PageState::Reclaimable),
             Call::MemShare | Call::MemRelinquish => Subject::Ipa(IpaState::GuestOwned),
             // No subject says "registered": UNMAP's valid case is the NOT_FOUND one.
-            Call::MmioGuardMap | Call::MmioGuardUnmap => Subject::Ipa(IpaState::Unmapped),
+            Call::MmioGuardMap | Call::MmioGuardUnmap | Call::IpaState => {
+                Subject::Ipa(IpaState::Unmapped)
+            }
             Call::MemUnshare => Subject::Ipa(IpaState::GuestShared),
             Call::VcpuCreate
             | Call::VcpuRun
@@ -447,7 +460,9 @@ impl Call {
             Call::VmDestroy => &[Smc32, Yielding, IdBits],
             Call::GuestFeatures => &[Smc32],
             Call::HypMeminfo | Call::MemShare => &[Smc32, FromHost],
-            Call::MemUnshare | Call::MemRelinquish | Call::MmioGuardUnmap => &[FromHost],
+            Call::MemUnshare | Call::MemRelinquish | Call::MmioGuardUnmap | Call::IpaState => {
+                &[FromHost]
+            }
             Call::MmioGuardMap => &[Smc32, FromHost],
             Call::GuestHvc => &[UpperX0, SveHint],
             Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
@@ -467,7 +482,8 @@ impl Call {
                 | Call::MemRelinquish
                 | Call::HypMeminfo
                 | Call::MmioGuardMap
-                | Call::MmioGuardUnmap,
+                | Call::MmioGuardUnmap
+                | Call::IpaState,
                 FromHost,
             ) => Subject::Vm(VmSubject::None),
             _ => self.accepting(),
@@ -490,6 +506,7 @@ impl Call {
             Call::HypMeminfo => "### 5.2 ",
             Call::MemShare | Call::MemUnshare | Call::MemRelinquish => "### 5.3 ",
             Call::MmioGuardMap | Call::MmioGuardUnmap => "### 5.6 ",
+            Call::IpaState => "### 5.7 ",
             _ => return None,
         })
     }
@@ -515,6 +532,7 @@ impl fmt::Display for Call {
             Call::MemShare => "MEM_SHARE",
             Call::MmioGuardMap => "MMIO_GUARD_MAP",
             Call::MmioGuardUnmap => "MMIO_GUARD_UNMAP",
+            Call::IpaState => "IPA_STATE",
             Call::MemUnshare => "MEM_UNSHARE",
             Call::MemRelinquish => "MEM_RELINQUISH",
             Call::GuestHvc => "GUEST_HVC",

@@ -73,7 +73,7 @@ impl Args {
     }
 
     /// The VM the call's IPAs belong to: the handle, or the calling guest's VM.
-    fn vm(&self) -> Option<VmRef> {
+    pub fn vm(&self) -> Option<VmRef> {
         match self.caller {
             Caller::Guest(vm) => Some(vm),
             Caller::Host => self.handle,

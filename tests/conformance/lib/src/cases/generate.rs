@@ -64,7 +64,8 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         | Call::MemUnshare
         | Call::MemRelinquish
         | Call::MmioGuardMap
-        | Call::MmioGuardUnmap => &IpaState::ALL,
+        | Call::MmioGuardUnmap
+        | Call::IpaState => &IpaState::ALL,
         _ => &[],
     };
     let vms: &[VmSubject] = match call {

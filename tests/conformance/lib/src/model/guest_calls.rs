@@ -8,8 +8,8 @@ use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
 use hvc_abi::limits::{MAX_IPA_BITS, MAX_PAGES_PER_CALL, PAGE_SIZE};
 use hvc_abi::{Error, Exit, FunctionId};
 
-/// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x25 (section 2).
-const GUEST_BITMAP: u64 = 0x3F_0000_0001;
+/// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x26 (section 2).
+const GUEST_BITMAP: u64 = 0x7F_0000_0001;
 
 /// Which of the three memory calls of 5.3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +71,7 @@ impl Model {
             FunctionId::MEM_RELINQUISH => self.mem_call(slot, &regs, MemCall::Relinquish).ok(),
             FunctionId::MMIO_GUARD_MAP => returned(self.mmio_guard(slot, &regs, true)),
             FunctionId::MMIO_GUARD_UNMAP => returned(self.mmio_guard(slot, &regs, false)),
+            FunctionId::IPA_STATE => returned(self.ipa_state_call(slot, &regs)),
             _ if psci => Some(self.psci(slot, vcpu, id.0, &regs)),
             // Host calls, other forms of our numbers, unassigned numbers (1.1, 5.4).
             _ => returned(error(Error::NotSupported)),
@@ -151,6 +152,25 @@ impl Model {
             0x8400_000A if SERVED.contains(&(regs[1] as u32)) => returned(0),
             _ => returned(NOT_SUPPORTED),
         }
+    }
+
+    /// 5.7, checks in the table's order.
+    fn ipa_state_call(&self, slot: usize, regs: &[u64; 8]) -> [u64; 4] {
+        let ipa = regs[1];
+        if !mbz(regs, 2) || !ipa.is_multiple_of(PAGE_SIZE) {
+            return error(Error::InvalidParameter); // 1, 2
+        }
+        if ipa >> MAX_IPA_BITS != 0 || ipa >> self.vm(slot).ipa_bits != 0 {
+            return error(Error::Range); // 3, 4
+        }
+        let gfn = ipa >> 12;
+        let state = match self.mapping(slot, gfn) {
+            Some((_, GuestKind::Owned)) => 1,
+            Some((_, GuestKind::Shared)) => 2,
+            None if self.vm(slot).mmio.contains(&Some(gfn)) => 3,
+            None => 0,
+        };
+        [0, state, 0, 0]
     }
 
     /// 5.6, checks in the table's order.
