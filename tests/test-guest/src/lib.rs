@@ -116,11 +116,15 @@ pub enum Command {
     /// store until the host donates a page there; then checks the word landed and that the
     /// rest of that page is zero (memory donated after launch is fresh); done.
     StoreUnbacked = 7,
+    /// SMCCC_VERSION, SMCCC_ARCH_FEATURES (of itself and of ARCH_WORKAROUND_1/2/3),
+    /// TRNG_VERSION and TRNG_RND64: the payload (or the firmware through it) answers, never
+    /// the host (docs/abi.md 5.8). Checks SMCCC_VERSION is the payload's 1.1; done.
+    SmcccQueries = 8,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 7] = [
+    pub const ALL: [Command; 8] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -128,6 +132,7 @@ impl Command {
         Command::CallErrors,
         Command::CpuOn,
         Command::StoreUnbacked,
+        Command::SmcccQueries,
     ];
 
     /// The command with x0 value `x0`.
@@ -140,6 +145,7 @@ impl Command {
             5 => Self::CallErrors,
             6 => Self::CpuOn,
             7 => Self::StoreUnbacked,
+            8 => Self::SmcccQueries,
             _ => return None,
         })
     }
@@ -254,7 +260,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(8), None);
+        assert_eq!(Command::from_x0(9), None);
     }
 
     #[test]

@@ -41,6 +41,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::CallErrors) => commands::call_errors(),
         Some(Command::CpuOn) => psci::cpu_on(),
         Some(Command::StoreUnbacked) => commands::store_unbacked(),
+        Some(Command::SmcccQueries) => psci::smccc_queries(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

@@ -1,5 +1,7 @@
 //! Command::CpuOn: the guest's own PSCI, answered by the payload (docs/abi.md 5.5). vCPU 0
 //! starts vCPU 1 at `secondary_entry` (entry.S) with a context id the host never sees.
+//! Command::SmcccQueries: the SMCCC architecture and TRNG queries (5.8), which the host
+//! must never get to answer.
 
 use crate::commands::{Checked, Failure, ensure, report_failure};
 use crate::hvc::{self, call};
@@ -142,4 +144,45 @@ fn mpidr_el1() -> u64 {
         core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack, preserves_flags))
     };
     mpidr
+}
+
+/// SMCCC ids the queries use (SMCCC v1.4, Arm DEN 0028; TRNG, Arm DEN 0098).
+const SMCCC_VERSION: u64 = 0x8000_0000;
+const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+const ARCH_WORKAROUNDS: [u64; 3] = [0x8000_8000, 0x8000_7FFF, 0x8000_3FFF];
+const TRNG_VERSION: u64 = 0x8400_0050;
+const TRNG_RND64: u64 = 0xC400_0053;
+
+fn smccc(id: u64, x1: u64) -> [u64; 4] {
+    let mut regs = [0; 8];
+    regs[0] = id;
+    regs[1] = x1;
+    call(regs)
+}
+
+/// Command::SmcccQueries. A payload that forwards any of these to the host shows as a
+/// GUEST_HVC exit (the host test fails on it); the answers themselves depend on the
+/// firmware, except SMCCC_VERSION and ARCH_FEATURES of ARCH_FEATURES, which are the
+/// payload's own.
+pub fn smccc_queries() -> Checked {
+    let version = smccc(SMCCC_VERSION, 0)[0];
+    ensure(
+        version == 0x1_0001,
+        1,
+        version,
+        "SMCCC_VERSION is not the payload's 1.1",
+    )?;
+    let features = smccc(SMCCC_ARCH_FEATURES, SMCCC_ARCH_FEATURES)[0];
+    ensure(
+        features == 0,
+        2,
+        features,
+        "SMCCC_ARCH_FEATURES does not say it is implemented",
+    )?;
+    for workaround in ARCH_WORKAROUNDS {
+        smccc(SMCCC_ARCH_FEATURES, workaround);
+    }
+    smccc(TRNG_VERSION, 0);
+    smccc(TRNG_RND64, 64);
+    Ok(())
 }

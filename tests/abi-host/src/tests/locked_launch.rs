@@ -5,9 +5,9 @@
 use crate::runner::{Ctx, TestResult, bail};
 use crate::tests::sharing::run_to_shared;
 use el1_rt::guest_vm::VmError;
-use el1_rt::test_guest_driver::TestGuest;
+use el1_rt::test_guest_driver::{Event, TestGuest};
 use hvc_abi::{Error, Exit};
-use test_guest::{Command, DATA_GFN, SECRET_GFN, Step, ipa, secret_word};
+use test_guest::{Command, DATA_GFN, Report, SECRET_GFN, Step, ipa, secret_word};
 
 /// Where the attacker's code goes: a guest frame the test guest never uses.
 const INJECTED_GFN: u64 = DATA_GFN + 0x10;
@@ -99,4 +99,21 @@ fn expect_vcpu_off(guest: &mut TestGuest, what: &str) -> TestResult {
         Ok(Exit::VcpuOff) => Ok(()),
         other => bail!("{what} gave {other:?}, not the VCPU_OFF exit"),
     }
+}
+
+/// The guest's SMCCC architecture and TRNG queries (SMCCC_VERSION, ARCH_FEATURES of the
+/// workarounds, TRNG_VERSION, TRNG_RND64) never reach the host, which could lie about
+/// mitigations or hand out chosen "entropy" (docs/abi.md 5.8): the guest runs to its end
+/// without a single GUEST_HVC exit.
+pub fn guest_smccc_and_trng_queries_never_reach_the_host(ctx: &mut Ctx) -> TestResult {
+    let mut guest = ctx.guest(Command::SmcccQueries, 1)?;
+    match guest.next_event(0, 0)? {
+        Event::Exit(Exit::GuestHvc { function_id, .. }) => {
+            bail!("the host was asked to answer the guest's call {function_id:#x} (it could lie)")
+        }
+        Event::Report(Report::Reached(Step::Done)) => {}
+        other => return Err(guest.unexpected("the guest's Done report", other).into()),
+    }
+    guest.expect_exit(0, 0, Exit::SystemOff, "SYSTEM_OFF after Done")?;
+    Ok(())
 }

@@ -77,6 +77,10 @@ pub const ALL: &[Test] = &[
         run: guest_address_space::memory_donated_after_launch_is_fresh,
     },
     Test {
+        name: "guest_smccc_and_trng_queries_never_reach_the_host",
+        run: locked_launch::guest_smccc_and_trng_queries_never_reach_the_host,
+    },
+    Test {
         name: "second_run_of_running_vcpu_is_busy",
         run: second_cpu::second_run_of_running_vcpu_is_busy,
     },
