@@ -23,6 +23,7 @@ mod el1_state;
 mod el2_regs;
 mod fatal;
 mod guest_psci;
+mod guest_smccc;
 mod heap;
 mod host_abort;
 mod host_entry;

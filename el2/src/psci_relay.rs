@@ -31,7 +31,7 @@ pub fn init(conduit: Conduit) {
     FIRMWARE.call_once(|| conduit);
 }
 
-fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
+pub fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
     let mut regs = [0u64; 18];
     regs[0] = function.into();
     regs[1..4].copy_from_slice(&args);

@@ -354,6 +354,10 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             }
             None
         }
+        GuestCall::Smccc(call) => {
+            result = crate::guest_smccc::handle(call);
+            None
+        }
         GuestCall::Psci(call) => {
             let outcome = crate::guest_psci::handle(call, target.slot);
             result[0] = outcome.x0;

@@ -82,6 +82,26 @@ impl FunctionId {
     pub const PSCI_MIGRATE_INFO_TYPE: Self = Self(smccc::psci::PSCI_MIGRATE_INFO_TYPE);
     /// PSCI PSCI_FEATURES, guest.
     pub const PSCI_FEATURES: Self = Self(smccc::psci::PSCI_FEATURES);
+    /// SMCCC_VERSION, guest (docs/abi.md 5.8).
+    pub const SMCCC_VERSION: Self = Self(smccc::arch::SMCCC_VERSION);
+    /// SMCCC_ARCH_FEATURES, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_FEATURES: Self = Self(smccc::arch::SMCCC_ARCH_FEATURES);
+    /// SMCCC_ARCH_WORKAROUND_3, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_3: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_3);
+    /// SMCCC_ARCH_WORKAROUND_2, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_2: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_2);
+    /// SMCCC_ARCH_WORKAROUND_1, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_1: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_1);
+    /// TRNG_VERSION, guest (docs/abi.md 5.8).
+    pub const TRNG_VERSION: Self = Self(crate::smccc::TRNG_VERSION);
+    /// TRNG_FEATURES, guest (docs/abi.md 5.8).
+    pub const TRNG_FEATURES: Self = Self(crate::smccc::TRNG_FEATURES);
+    /// TRNG_GET_UUID, guest (docs/abi.md 5.8).
+    pub const TRNG_GET_UUID: Self = Self(crate::smccc::TRNG_GET_UUID);
+    /// TRNG_RND32, guest (docs/abi.md 5.8).
+    pub const TRNG_RND32: Self = Self(crate::smccc::TRNG_RND32);
+    /// TRNG_RND64, guest (docs/abi.md 5.8).
+    pub const TRNG_RND64: Self = Self(crate::smccc::TRNG_RND64);
     /// PSCI SYSTEM_OFF (SMC32); from a guest it ends in the SYSTEM_OFF exit.
     pub const PSCI_SYSTEM_OFF: Self = Self(0x8400_0008);
     /// PSCI SYSTEM_RESET (SMC32); from a guest it ends in the SYSTEM_RESET exit.
@@ -147,6 +167,16 @@ impl FunctionId {
             Self::PSCI_AFFINITY_INFO_64 => "PSCI_AFFINITY_INFO_64",
             Self::PSCI_MIGRATE_INFO_TYPE => "PSCI_MIGRATE_INFO_TYPE",
             Self::PSCI_FEATURES => "PSCI_FEATURES",
+            Self::SMCCC_VERSION => "SMCCC_VERSION",
+            Self::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
+            Self::SMCCC_ARCH_WORKAROUND_3 => "SMCCC_ARCH_WORKAROUND_3",
+            Self::SMCCC_ARCH_WORKAROUND_2 => "SMCCC_ARCH_WORKAROUND_2",
+            Self::SMCCC_ARCH_WORKAROUND_1 => "SMCCC_ARCH_WORKAROUND_1",
+            Self::TRNG_VERSION => "TRNG_VERSION",
+            Self::TRNG_FEATURES => "TRNG_FEATURES",
+            Self::TRNG_GET_UUID => "TRNG_GET_UUID",
+            Self::TRNG_RND32 => "TRNG_RND32",
+            Self::TRNG_RND64 => "TRNG_RND64",
             Self::PSCI_SYSTEM_OFF => "PSCI_SYSTEM_OFF",
             Self::PSCI_SYSTEM_RESET => "PSCI_SYSTEM_RESET",
             _ => return None,
@@ -171,7 +201,7 @@ pub const HOST_CALLS: [FunctionId; 11] = [
 
 /// Calls a guest may make that the payload answers itself (PSCI SYSTEM_OFF/RESET end in
 /// an exit instead of a return), in the order of docs/abi.md's table.
-pub const GUEST_CALLS: [FunctionId; 19] = [
+pub const GUEST_CALLS: [FunctionId; 29] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HYP_MEMINFO,
@@ -191,6 +221,16 @@ pub const GUEST_CALLS: [FunctionId; 19] = [
     FunctionId::PSCI_CPU_SUSPEND,
     FunctionId::PSCI_CPU_ON,
     FunctionId::PSCI_AFFINITY_INFO_64,
+    FunctionId::SMCCC_VERSION,
+    FunctionId::SMCCC_ARCH_FEATURES,
+    FunctionId::SMCCC_ARCH_WORKAROUND_3,
+    FunctionId::SMCCC_ARCH_WORKAROUND_2,
+    FunctionId::SMCCC_ARCH_WORKAROUND_1,
+    FunctionId::TRNG_VERSION,
+    FunctionId::TRNG_FEATURES,
+    FunctionId::TRNG_GET_UUID,
+    FunctionId::TRNG_RND32,
+    FunctionId::TRNG_RND64,
 ];
 
 /// Bit `n` set for every `0xC600_0000 + n` in `calls` (other ids ignored).

@@ -7,6 +7,7 @@ use crate::limits::{
     MAX_IPA_BITS, check_ipa_range, check_nr_limit, check_nr_nonzero, check_page_aligned,
 };
 use crate::psci::{GuestPsci, is_psci};
+use crate::smccc::{GuestSmccc, is_arch, is_trng};
 use crate::{Error, FunctionId};
 
 /// A decoded guest call. `ipa` is a byte address, page aligned; `nr` a page count.
@@ -60,6 +61,8 @@ pub enum GuestCall {
     SystemReset,
     /// Any other PSCI call the payload serves for guests (docs/abi.md 5.5).
     Psci(GuestPsci),
+    /// An SMCCC architecture or TRNG call (docs/abi.md 5.8).
+    Smccc(GuestSmccc),
 }
 
 impl GuestCall {
@@ -107,6 +110,10 @@ impl GuestCall {
                 Some(psci) => Ok(Self::Psci(psci)),
                 None => Err(Error::NotSupported),
             },
+            FunctionId(id) if is_arch(id) || is_trng(id) => match GuestSmccc::decode(id, regs) {
+                Some(smccc) => Ok(Self::Smccc(smccc)),
+                None => Err(Error::NotSupported),
+            },
             _ => Err(Error::NotSupported),
         }
     }
@@ -126,6 +133,7 @@ impl GuestCall {
             Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
             Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
             Self::Psci(psci) => FunctionId(psci.function_id()),
+            Self::Smccc(smccc) => FunctionId(smccc.function_id()),
         }
     }
 
@@ -145,6 +153,7 @@ impl GuestCall {
                 pack(id, &[ipa])
             }
             Self::Psci(psci) => psci.encode(),
+            Self::Smccc(smccc) => smccc.encode(),
         }
     }
 }
@@ -207,11 +216,12 @@ pub enum GuestRoute {
 }
 
 /// Sorts a guest HVC: ids in the Vendor Specific Hypervisor Service range (owner 6, any
-/// call type) and every PSCI id (owner 4, functions 0x00..=0x1F) are the payload's; every
-/// other id is forwarded with the guest's W0 as passed and its x1.
+/// call type), every PSCI id (owner 4, functions 0x00..=0x1F), every SMCCC architecture
+/// call (owner 0) and every TRNG id (owner 4, functions 0x50..=0x5F) are the payload's;
+/// every other id is forwarded with the guest's W0 as passed and its x1.
 pub fn route_guest_hvc(regs: &[u64; 8]) -> GuestRoute {
     let id = FunctionId::from_x0(regs[0]);
-    if id.is_vendor_hyp_service() || is_psci(id.0) {
+    if id.is_vendor_hyp_service() || is_psci(id.0) || is_arch(id.0) || is_trng(id.0) {
         GuestRoute::Payload(GuestCall::decode(regs))
     } else {
         GuestRoute::Forward(Exit::GuestHvc {

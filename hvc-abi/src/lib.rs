@@ -20,6 +20,7 @@ pub mod host_call;
 pub mod limits;
 pub mod psci;
 pub mod ret;
+pub mod smccc;
 
 pub use error::Error;
 pub use exit::{AccessSize, Exit, ExitReason, MmioAccess};
@@ -29,6 +30,7 @@ pub use handle::VmHandle;
 pub use host_call::HostCall;
 pub use psci::{GuestPsci, PsciError};
 pub use ret::{Return, ReturnError};
+pub use smccc::GuestSmccc;
 
 /// `VENDOR_HYP_CALL_UID` as a raw W0 value, for `match`es on a `u32` function id.
 pub const VENDOR_HYP_CALL_UID: u32 = FunctionId::VENDOR_HYP_CALL_UID.0;

@@ -144,8 +144,8 @@ fn every_owner_6_id_stays_with_the_payload() {
 #[test]
 fn other_ids_are_forwarded_with_w0_as_passed_and_x1() {
     for (x0, w0) in [
-        (0x8000_0000u64, 0x8000_0000u32), // SMCCC_VERSION
-        (0x8400_0050, 0x8400_0050),       // TRNG_VERSION (owner 4, not PSCI)
+        (0x8400_0020u64, 0x8400_0020u32), // owner 4, neither PSCI nor TRNG
+        (0xC300_0000, 0xC300_0000),       // OEM
         (0xC200_0000, 0xC200_0000),       // SiP
         (0xFFFF_FFFF_8501_0000, 0x8501_0000),
         (0, 0),
@@ -177,6 +177,32 @@ fn psci_system_off_and_reset_stay_with_the_payload() {
         route_guest_hvc(&[0xC400_0008, 0, 0, 0, 0, 0, 0, 0]),
         GuestRoute::Payload(Err(Error::NotSupported))
     );
+}
+
+#[test]
+fn smccc_architecture_and_trng_calls_stay_with_the_payload() {
+    for id in [
+        0x8000_0000u64,
+        0x8000_0001,
+        0x8000_8000,
+        0x8400_0050,
+        0xC400_0053,
+    ] {
+        assert!(
+            matches!(
+                route_guest_hvc(&[id, 0, 0, 0, 0, 0, 0, 0]),
+                GuestRoute::Payload(Ok(GuestCall::Smccc(_)))
+            ),
+            "{id:#x}"
+        );
+    }
+    // SOC_ID and unknown architecture ids: NOT_SUPPORTED, not forwarded.
+    for id in [0x8000_0002u64, 0xC000_1234] {
+        assert_eq!(
+            route_guest_hvc(&[id, 0, 0, 0, 0, 0, 0, 0]),
+            GuestRoute::Payload(Err(Error::NotSupported))
+        );
+    }
 }
 
 #[test]

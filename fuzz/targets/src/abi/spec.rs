@@ -135,6 +135,9 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
         0x8600_FF01 => Ok(()),
         0x8400_0000 | 0xC400_0001 | 0x8400_0002 | 0xC400_0003 | 0x8400_0004 | 0xC400_0004
         | 0x8400_0006 | 0x8400_0008 | 0x8400_0009 | 0x8400_000A => Ok(()),
+        // 5.8: SMCCC architecture and TRNG calls.
+        0x8000_0000 | 0x8000_0001 | 0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF => Ok(()),
+        0x8400_0050..=0x8400_0053 | 0xC400_0053 => Ok(()),
         0xC600_0000 | 0xC600_0020 => mbz(regs, 1),
         // 5.3
         0xC600_0021..=0xC600_0023 => {
@@ -169,8 +172,12 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
 /// one is forwarded as a GUEST_HVC exit.
 pub fn guest_hvc_is_payloads(x0: u64) -> bool {
     let id = function_id(x0);
-    let psci = id >> 31 == 1 && (id >> 24) & 0x3F == 4 && id & 0xFF_FFE0 == 0;
-    (id >> 24) & 0x3F == 6 || psci
+    let owner = (id >> 24) & 0x3F;
+    let fast = id >> 31 == 1;
+    let psci = fast && owner == 4 && id & 0xFF_FFE0 == 0;
+    let trng = fast && owner == 4 && id & 0xFF_FFF0 == 0x50;
+    let arch = fast && owner == 0;
+    owner == 6 || psci || trng || arch
 }
 
 /// Section 6: whether x1..x3 are an exit a successful VCPU_RUN may return.
@@ -222,7 +229,9 @@ mod tests {
         assert!(guest_hvc_is_payloads(0x4600_0005));
         assert!(guest_hvc_is_payloads(0x8400_0000));
         assert!(guest_hvc_is_payloads(0xC400_001F));
-        assert!(!guest_hvc_is_payloads(0x8400_0050)); // TRNG: not PSCI
+        assert!(guest_hvc_is_payloads(0x8400_0050)); // TRNG
+        assert!(guest_hvc_is_payloads(0x8000_0000)); // SMCCC_VERSION
+        assert!(!guest_hvc_is_payloads(0x8400_0060));
         assert!(!guest_hvc_is_payloads(0xC200_0000));
         assert!(exit_is_valid([
             2 | (3 << 8) | (1 << 12) | (31 << 16),
