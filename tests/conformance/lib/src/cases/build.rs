@@ -7,8 +7,8 @@ use super::doc_state::{Args, DocState};
 use super::{Case, Subject, VmSubject};
 use crate::outcome::{GuestEnd, Ret, Summary};
 use crate::plan::{
-    Caller, G_CROSS, G0, IPA_BITS, List, MAX_STEPS, MAX_WATCHES, NR_VCPUS, PageRef, Plan, PowerOff,
-    Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
+    CHANNEL_IPA, CODE_GFN, Caller, G_CROSS, G0, IPA_BITS, List, MAX_STEPS, MAX_WATCHES, NR_VCPUS,
+    PageRef, Plan, PowerOff, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
 };
 use crate::states::{IpaState, PageState};
 use hvc_abi::{Error, Exit};
@@ -120,7 +120,7 @@ pub fn plan_problem(case: &Case) -> Option<&'static str> {
     let live_run = case.call == Call::VcpuRun
         && !matches!(
             case.subject,
-            Subject::Vm(VmSubject::Stopped | VmSubject::Reset)
+            Subject::Vm(VmSubject::Stopped | VmSubject::Reset | VmSubject::Secondary)
         );
     if a.success && live_run {
         return Some("a successful VCPU_RUN of a live vCPU depends on the guest");
@@ -237,6 +237,10 @@ impl Builder<'_> {
                 self.ensure_v0();
                 self.push(Step::Run(VmRef::V0));
             }
+            VmSubject::Secondary => {
+                self.ensure_v0();
+                self.push(Step::CreateVcpu(VmRef::V0, 1));
+            }
             VmSubject::Stopped | VmSubject::Reset => {
                 self.ensure_v0();
                 self.push(Step::CreateVcpu(VmRef::V0, 1));
@@ -292,6 +296,8 @@ impl Builder<'_> {
             Call::MemShare | Call::MemUnshare | Call::MemRelinquish => &[lit(ipa(base)), lit(nr)],
             Call::MmioGuardMap | Call::MmioGuardUnmap | Call::IpaState => &[lit(ipa(base))],
             Call::GuestHvc => &[lit(FORWARDED_X1)],
+            // vCPU 1 (MPIDR Aff0 = 1) at the guest's own code.
+            Call::PsciCpuOn => &[lit(1), lit(ipa(CODE_GFN)), lit(CHANNEL_IPA)],
             Call::Uid
             | Call::Features
             | Call::GuestUid
@@ -422,10 +428,13 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
             let stopped = before.vm(VmRef::V0).and_then(|vm| vm.stopped);
             Summary::Host(Ret::Exit(match stopped {
                 Some(PowerOff::Reset) => Exit::SystemReset,
-                _ => Exit::SystemOff,
+                Some(PowerOff::Off) => Exit::SystemOff,
+                // A live VM's run the suite makes: vCPU 1, which only the guest starts.
+                None => Exit::VcpuOff,
             }))
         }
         Call::MemShare => guest_exit(Exit::MemShared { ipa: ipa(gfn), nr }),
+        Call::PsciCpuOn => guest_exit(Exit::VcpuStarted { vcpu: 1 }),
         Call::MemUnshare => guest_exit(Exit::MemUnshared { ipa: ipa(gfn), nr }),
         Call::MemRelinquish => guest_exit(Exit::MemRelinquished { ipa: ipa(gfn), nr }),
         Call::GuestHvc => Summary::Guest {

@@ -37,6 +37,8 @@ pub enum Call {
     GuestHvc,
     PsciSystemOff,
     PsciSystemReset,
+    /// PSCI CPU_ON of vCPU 1 at the guest's code (5.5): exit VCPU_STARTED.
+    PsciCpuOn,
     /// An owner-6 SMC64 fast id with no call (host).
     Unassigned(u32),
 }
@@ -210,7 +212,7 @@ const MMIO_GUARD_UNMAP_ROWS: &[Row] = &mmio_guard_rows(&[S(Subject::Ipa(IpaState
 
 impl Call {
     /// Every call the suite tries, in the order of its output.
-    pub const ALL: [Call; 29] = [
+    pub const ALL: [Call; 30] = [
         Call::Uid,
         Call::Features,
         Call::HostShareHyp,
@@ -234,6 +236,7 @@ impl Call {
         Call::GuestHvc,
         Call::PsciSystemOff,
         Call::PsciSystemReset,
+        Call::PsciCpuOn,
         Call::Unassigned(UNASSIGNED_IDS[0]),
         Call::Unassigned(UNASSIGNED_IDS[1]),
         Call::Unassigned(UNASSIGNED_IDS[2]),
@@ -266,6 +269,7 @@ impl Call {
             Call::GuestHvc => SIP_CALL,
             Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
             Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
+            Call::PsciCpuOn => FunctionId::PSCI_CPU_ON.0,
             Call::Unassigned(id) => id,
         }
     }
@@ -284,7 +288,8 @@ impl Call {
             | Call::IpaState
             | Call::GuestHvc
             | Call::PsciSystemOff
-            | Call::PsciSystemReset => Caller::Guest(crate::plan::VmRef::V0),
+            | Call::PsciSystemReset
+            | Call::PsciCpuOn => Caller::Guest(crate::plan::VmRef::V0),
             _ => Caller::Host,
         }
     }
@@ -386,6 +391,7 @@ impl Call {
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset
+            | Call::PsciCpuOn
             | Call::Unassigned(_) => none,
         }
     }
@@ -413,6 +419,7 @@ impl Call {
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset
+            | Call::PsciCpuOn
             | Call::Unassigned(_) => &[],
         }
     }
@@ -442,6 +449,7 @@ impl Call {
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset => Subject::Vm(VmSubject::Vm),
+            Call::PsciCpuOn => Subject::Vm(VmSubject::Secondary),
         }
     }
 
@@ -464,6 +472,8 @@ impl Call {
                 &[FromHost]
             }
             Call::MmioGuardMap => &[Smc32, FromHost],
+            // CPU_ON's SMC32 form is not served (5.5).
+            Call::PsciCpuOn => &[Smc32],
             Call::GuestHvc => &[UpperX0, SveHint],
             Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
             Call::PsciSystemReset | Call::Unassigned(_) => &[],
@@ -538,6 +548,7 @@ impl fmt::Display for Call {
             Call::GuestHvc => "GUEST_HVC",
             Call::PsciSystemOff => "PSCI_SYSTEM_OFF",
             Call::PsciSystemReset => "PSCI_SYSTEM_RESET",
+            Call::PsciCpuOn => "PSCI_CPU_ON",
             Call::Unassigned(id) => return write!(f, "ID_{id:#X}"),
         };
         f.write_str(name)

@@ -72,6 +72,7 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => &[VmSubject::None],
         Call::VcpuCreate => &[VmSubject::Vm, VmSubject::Bare, VmSubject::Ran],
         Call::VcpuRun => &[VmSubject::Stopped, VmSubject::Reset],
+        Call::PsciCpuOn => &[VmSubject::Secondary],
         Call::VmDestroy => &[VmSubject::Vm, VmSubject::Stopped],
         Call::GuestUid
         | Call::GuestFeatures
@@ -206,6 +207,8 @@ fn state_specific(call: Call) -> &'static [(Subject, ArgClass)] {
             (Subject::Vm(VmSubject::Stopped), ArgClass::Completion),
             // Every vCPU of a stopped VM returns the stop exit at once.
             (Subject::Vm(VmSubject::Stopped), ArgClass::OtherVcpu),
+            // vCPU 1, created powered off, runs nothing: VCPU_OFF (4.8, 4.9).
+            (Subject::Vm(VmSubject::Secondary), ArgClass::OtherVcpu),
             // Row 6 after an MMIO write exit.
             (Subject::Vm(VmSubject::Ran), ArgClass::Completion),
         ],
