@@ -289,7 +289,8 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
             return Ok(Exit::VcpuOff);
         }
         v.running = true;
-        slot.launched = true;
+        // Without a stage-2 (never topped up) the run ends before it enters the guest.
+        slot.launched |= slot.record_vm.is_some();
         RunTarget {
             slot: index,
             vcpu: vcpu as usize,
