@@ -9,9 +9,6 @@
 //!   reused slot is the payload's job, above stage2);
 //! - stage2 answers `Busy` where the ABI says `DENIED` for a guest frame that is already
 //!   mapped (VM_DONATE row 8);
-//! - stage2 still records host pages lent to a guest (`HostSharedWith(Borrower::Guest)`),
-//!   which ABI 2.0 retired (docs/abi.md 4.6): no operation here creates that state, and a
-//!   page found in it is a failure;
 //! - pages stay inside RAM banks (outside RAM stage2 says `Range`, the ABI `DENIED` for
 //!   NO_RAM pages) and guest frames inside a 40-bit IPA space;
 //! - "a vCPU runs" is `mark_active` in stage2 and `set_running` in the model;
@@ -144,9 +141,6 @@ fn abi_state(s: PageState) -> AbiState {
         PageState::Owned(Owner::Guest(_)) => AbiState::GuestOwned,
         PageState::SharedWithHost(_) => AbiState::GuestShared,
         PageState::HostSharedWith(Borrower::Hyp) => AbiState::SharedHyp,
-        PageState::HostSharedWith(Borrower::Guest(vm)) => {
-            panic!("a page lent to {vm:?}: a state ABI 2.0 has no call for")
-        }
         PageState::HypPool(_) => AbiState::VmPool,
         PageState::PendingReclaim(_) => AbiState::Reclaimable,
     }
