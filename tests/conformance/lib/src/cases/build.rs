@@ -11,7 +11,7 @@ use crate::plan::{
     PageRef, Plan, PowerOff, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
 };
 use crate::states::{IpaState, PageState};
-use hvc_abi::{Error, Exit};
+use hvc_abi::{Error, Exit, FunctionId};
 
 /// FEATURES x1: version 2.0 (section 2).
 const VERSION_2_0: u64 = 0x0002_0000;
@@ -298,6 +298,11 @@ impl Builder<'_> {
             Call::GuestHvc => &[lit(FORWARDED_X1)],
             // vCPU 1 (MPIDR Aff0 = 1) at the guest's own code.
             Call::PsciCpuOn => &[lit(1), lit(ipa(CODE_GFN)), lit(CHANNEL_IPA)],
+            Call::PsciFeatures => &[lit(FunctionId::PSCI_CPU_ON.to_x0())],
+            // vCPU 1, lowest affinity level 0.
+            Call::PsciAffinityInfo => &[lit(1), lit(0)],
+            Call::SmcccArchFeatures => &[lit(FunctionId::SMCCC_ARCH_FEATURES.to_x0())],
+            Call::PsciVersion | Call::SmcccVersion => &[],
             Call::Uid
             | Call::Features
             | Call::GuestUid
@@ -435,6 +440,12 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
         }
         Call::MemShare => guest_exit(Exit::MemShared { ipa: ipa(gfn), nr }),
         Call::PsciCpuOn => guest_exit(Exit::VcpuStarted { vcpu: 1 }),
+        // PSCI's and SMCCC's own results: x0 is a value, not this ABI's status (1.2).
+        Call::PsciVersion => Summary::guest(Ret::Raw([0x1_0000, 0, 0, 0])),
+        Call::SmcccVersion => Summary::guest(Ret::Raw([0x1_0001, 0, 0, 0])),
+        // AFFINITY_INFO: 1 = off (vCPU 1 was created powered off).
+        Call::PsciAffinityInfo => Summary::guest(Ret::Raw([1, 0, 0, 0])),
+        Call::PsciFeatures | Call::SmcccArchFeatures => Summary::guest(Ret::Ok),
         Call::MemUnshare => guest_exit(Exit::MemUnshared { ipa: ipa(gfn), nr }),
         Call::MemRelinquish => guest_exit(Exit::MemRelinquished { ipa: ipa(gfn), nr }),
         Call::GuestHvc => Summary::Guest {

@@ -39,6 +39,16 @@ pub enum Call {
     PsciSystemReset,
     /// PSCI CPU_ON of vCPU 1 at the guest's code (5.5): exit VCPU_STARTED.
     PsciCpuOn,
+    /// PSCI_VERSION (5.5): 1.0.
+    PsciVersion,
+    /// PSCI_FEATURES of CPU_ON (5.5): served.
+    PsciFeatures,
+    /// AFFINITY_INFO of vCPU 1 (5.5): off.
+    PsciAffinityInfo,
+    /// SMCCC_VERSION (5.8): the payload's 1.1.
+    SmcccVersion,
+    /// SMCCC_ARCH_FEATURES of SMCCC_ARCH_FEATURES (5.8): implemented.
+    SmcccArchFeatures,
     /// An owner-6 SMC64 fast id with no call (host).
     Unassigned(u32),
 }
@@ -212,7 +222,7 @@ const MMIO_GUARD_UNMAP_ROWS: &[Row] = &mmio_guard_rows(&[S(Subject::Ipa(IpaState
 
 impl Call {
     /// Every call the suite tries, in the order of its output.
-    pub const ALL: [Call; 30] = [
+    pub const ALL: [Call; 35] = [
         Call::Uid,
         Call::Features,
         Call::HostShareHyp,
@@ -237,6 +247,11 @@ impl Call {
         Call::PsciSystemOff,
         Call::PsciSystemReset,
         Call::PsciCpuOn,
+        Call::PsciVersion,
+        Call::PsciFeatures,
+        Call::PsciAffinityInfo,
+        Call::SmcccVersion,
+        Call::SmcccArchFeatures,
         Call::Unassigned(UNASSIGNED_IDS[0]),
         Call::Unassigned(UNASSIGNED_IDS[1]),
         Call::Unassigned(UNASSIGNED_IDS[2]),
@@ -270,6 +285,11 @@ impl Call {
             Call::PsciSystemOff => FunctionId::PSCI_SYSTEM_OFF.0,
             Call::PsciSystemReset => FunctionId::PSCI_SYSTEM_RESET.0,
             Call::PsciCpuOn => FunctionId::PSCI_CPU_ON.0,
+            Call::PsciVersion => FunctionId::PSCI_VERSION.0,
+            Call::PsciFeatures => FunctionId::PSCI_FEATURES.0,
+            Call::PsciAffinityInfo => FunctionId::PSCI_AFFINITY_INFO_64.0,
+            Call::SmcccVersion => FunctionId::SMCCC_VERSION.0,
+            Call::SmcccArchFeatures => FunctionId::SMCCC_ARCH_FEATURES.0,
             Call::Unassigned(id) => id,
         }
     }
@@ -289,7 +309,12 @@ impl Call {
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset
-            | Call::PsciCpuOn => Caller::Guest(crate::plan::VmRef::V0),
+            | Call::PsciCpuOn
+            | Call::PsciVersion
+            | Call::PsciFeatures
+            | Call::PsciAffinityInfo
+            | Call::SmcccVersion
+            | Call::SmcccArchFeatures => Caller::Guest(crate::plan::VmRef::V0),
             _ => Caller::Host,
         }
     }
@@ -392,6 +417,11 @@ impl Call {
             | Call::PsciSystemOff
             | Call::PsciSystemReset
             | Call::PsciCpuOn
+            | Call::PsciVersion
+            | Call::PsciFeatures
+            | Call::PsciAffinityInfo
+            | Call::SmcccVersion
+            | Call::SmcccArchFeatures
             | Call::Unassigned(_) => none,
         }
     }
@@ -420,6 +450,11 @@ impl Call {
             | Call::PsciSystemOff
             | Call::PsciSystemReset
             | Call::PsciCpuOn
+            | Call::PsciVersion
+            | Call::PsciFeatures
+            | Call::PsciAffinityInfo
+            | Call::SmcccVersion
+            | Call::SmcccArchFeatures
             | Call::Unassigned(_) => &[],
         }
     }
@@ -449,7 +484,11 @@ impl Call {
             | Call::GuestHvc
             | Call::PsciSystemOff
             | Call::PsciSystemReset => Subject::Vm(VmSubject::Vm),
-            Call::PsciCpuOn => Subject::Vm(VmSubject::Secondary),
+            Call::PsciCpuOn | Call::PsciAffinityInfo => Subject::Vm(VmSubject::Secondary),
+            Call::PsciVersion
+            | Call::PsciFeatures
+            | Call::SmcccVersion
+            | Call::SmcccArchFeatures => Subject::Vm(VmSubject::Vm),
         }
     }
 
@@ -474,6 +513,9 @@ impl Call {
             Call::MmioGuardMap => &[Smc32, FromHost],
             // CPU_ON's SMC32 form is not served (5.5).
             Call::PsciCpuOn => &[Smc32],
+            // Every argument register set: ignored (1.3).
+            Call::PsciVersion | Call::SmcccVersion => &[ArgsSet],
+            Call::PsciFeatures | Call::PsciAffinityInfo | Call::SmcccArchFeatures => &[],
             Call::GuestHvc => &[UpperX0, SveHint],
             Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
             Call::PsciSystemReset | Call::Unassigned(_) => &[],
@@ -549,6 +591,11 @@ impl fmt::Display for Call {
             Call::PsciSystemOff => "PSCI_SYSTEM_OFF",
             Call::PsciSystemReset => "PSCI_SYSTEM_RESET",
             Call::PsciCpuOn => "PSCI_CPU_ON",
+            Call::PsciVersion => "PSCI_VERSION",
+            Call::PsciFeatures => "PSCI_FEATURES",
+            Call::PsciAffinityInfo => "PSCI_AFFINITY_INFO",
+            Call::SmcccVersion => "SMCCC_VERSION",
+            Call::SmcccArchFeatures => "SMCCC_ARCH_FEATURES",
             Call::Unassigned(id) => return write!(f, "ID_{id:#X}"),
         };
         f.write_str(name)

@@ -72,7 +72,10 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => &[VmSubject::None],
         Call::VcpuCreate => &[VmSubject::Vm, VmSubject::Bare, VmSubject::Ran],
         Call::VcpuRun => &[VmSubject::Stopped, VmSubject::Reset],
-        Call::PsciCpuOn => &[VmSubject::Secondary],
+        Call::PsciCpuOn | Call::PsciAffinityInfo => &[VmSubject::Secondary],
+        Call::PsciVersion | Call::PsciFeatures | Call::SmcccVersion | Call::SmcccArchFeatures => {
+            &[VmSubject::Vm]
+        }
         Call::VmDestroy => &[VmSubject::Vm, VmSubject::Stopped],
         Call::GuestUid
         | Call::GuestFeatures

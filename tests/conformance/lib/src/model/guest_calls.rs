@@ -39,7 +39,10 @@ impl Model {
         // Owner 6, and every PSCI id: owner 4, functions 0x00..=0x1F, either convention
         // (1.1, 5.5).
         let psci = id.0 & 0xBFFF_FFE0 == 0x8400_0000;
-        let ours = id.is_vendor_hyp_service() || psci;
+        // 5.8: SMCCC architecture calls (owner 0) and TRNG (owner 4, 0x50..=0x5F).
+        let arch = id.0 & 0xBF00_0000 == 0x8000_0000;
+        let trng = id.0 & 0xBFFF_FFF0 == 0x8400_0050;
+        let ours = id.is_vendor_hyp_service() || psci || arch || trng;
         if !ours {
             // 5.4: only W0 (as passed) and x1 reach the host; its completion becomes
             // x0 and x1..x3 are set to 0.
@@ -73,6 +76,23 @@ impl Model {
             FunctionId::MMIO_GUARD_UNMAP => returned(self.mmio_guard(slot, &regs, false)),
             FunctionId::IPA_STATE => returned(self.ipa_state_call(slot, &regs)),
             _ if psci => Some(self.psci(slot, vcpu, id.0, &regs)),
+            // SMCCC_VERSION and ARCH_FEATURES of the two discovery calls are the payload's;
+            // what the firmware offers (workarounds, TRNG) the model cannot know.
+            FunctionId(0x8000_0000) => returned([0x1_0001, 0, 0, 0]),
+            FunctionId(0x8000_0001) => match regs[1] as u32 {
+                0x8000_0000 | 0x8000_0001 => returned([0; 4]),
+                0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF => None,
+                _ => returned(error(Error::NotSupported)),
+            },
+            FunctionId(0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF) => None,
+            _ if trng => {
+                let known = matches!(id.0, 0x8400_0050..=0x8400_0053 | 0xC400_0053);
+                if known {
+                    None
+                } else {
+                    returned(error(Error::NotSupported))
+                }
+            }
             // Host calls, other forms of our numbers, unassigned numbers (1.1, 5.4).
             _ => returned(error(Error::NotSupported)),
         }
