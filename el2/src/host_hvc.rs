@@ -52,16 +52,7 @@ fn host_call(regs: &[u64; 8]) -> Return {
             pfn,
             gfn,
             nr,
-        } => done(vm::host_give_guest(handle, pfn, gfn, nr, false)),
-        HostCall::HostShareGuest {
-            handle,
-            pfn,
-            gfn,
-            nr,
-        } => done(vm::host_give_guest(handle, pfn, gfn, nr, true)),
-        HostCall::HostUnshareGuest { handle, gfn, nr } => {
-            done(vm::host_unshare_guest(handle, gfn, nr))
-        }
+        } => done(vm::vm_donate(handle, pfn, gfn, nr)),
         HostCall::VcpuCreate {
             handle,
             vcpu,

@@ -47,7 +47,7 @@ pub fn firmware_conduit() -> Conduit {
 }
 
 /// Calls the firmware's PSCI `function` with x1-x3 = `args`; returns x0-x3.
-pub(crate) fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
+pub fn firmware(function: u32, args: [u64; 3]) -> [u64; 4] {
     let mut regs = [0u64; 18];
     regs[0] = function.into();
     regs[1..4].copy_from_slice(&args);

@@ -23,7 +23,10 @@
 //!   they hand to the host (about 500 instructions per page, 2 MiB per call at most), but
 //!   not under the lock: the pages wait in `Sanitizing`, reachable by nobody, while the
 //!   calling CPU zeroes them, and a second short hold hands them over
-//!   (`tlb::DeferredSanitizer`);
+//!   (`tlb::DeferredSanitizer`). The exception: VM_DONATE after launch zeroes and cleans
+//!   its pages under the lock (about 500 instructions per page, 512 pages at most), because
+//!   the pages go from the host straight into the guest and there is no state yet in which
+//!   they could wait reachable by nobody; a deferred variant is future work;
 //! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
 //!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
 //!   VM's size is the host's choice and the host pays for it on its own call;

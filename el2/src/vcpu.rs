@@ -249,7 +249,7 @@ fn handle_sync(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
             guest_serror::inject(&mut v.el1);
             None
         }
-        EC_DABT_LOW => Some(data_abort(v, esr)),
+        EC_DABT_LOW => Some(data_abort(v, target, esr)),
         EC_IABT_LOW => Some(Exit::MemFault {
             ipa: fault_ipa() & !0xfff,
         }),
@@ -265,14 +265,18 @@ fn fault_ipa() -> u64 {
 }
 
 /// A stage-2 data abort: with a valid instruction syndrome (one load or store of one
-/// general register) it is MMIO; anything else is a MEM_FAULT the host can resolve.
-fn data_abort(v: &mut Vcpu, esr: u64) -> Exit {
+/// general register) on a page the guest registered as MMIO it is MMIO; anything else is a
+/// MEM_FAULT the host can resolve, which carries no guest data (docs/abi.md 5.6, 6).
+fn data_abort(v: &mut Vcpu, target: &RunTarget, esr: u64) -> Exit {
     let ipa = fault_ipa();
     const ISV: u64 = 1 << 24;
     // Translation faults only (DFSC 0b0001xx): an access, address-size or external fault is
     // not something a device model can complete.
     let translation_fault = esr & 0x3c == 0x04;
-    if esr & ISV == 0 || !translation_fault {
+    if esr & ISV == 0
+        || !translation_fault
+        || !crate::vm::guest_mmio_registered(target.slot, ipa >> 12)
+    {
         return Exit::MemFault { ipa: ipa & !0xfff };
     }
     let size = AccessSize::from_log2(((esr >> 22) & 3) as u8).unwrap_or(AccessSize::B8);
@@ -373,6 +377,29 @@ fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
                     None
                 }
             }
+        }
+        GuestCall::MmioGuardMap { ipa } | GuestCall::MmioGuardUnmap { ipa } => {
+            let map = matches!(call, GuestCall::MmioGuardMap { .. });
+            if let Err(e) = crate::vm::guest_mmio_guard(target.slot, vm, ipa, map) {
+                result[0] = e.as_x0();
+            }
+            None
+        }
+        GuestCall::IpaState { ipa } => {
+            match crate::vm::guest_ipa_state(target.slot, vm, ipa) {
+                Ok(state) => result[1] = state as u64,
+                Err(e) => result[0] = e.as_x0(),
+            }
+            None
+        }
+        GuestCall::Smccc(call) => {
+            result = crate::guest_smccc::handle(call);
+            None
+        }
+        GuestCall::Psci(call) => {
+            let outcome = crate::guest_psci::handle(call, target.slot);
+            result[0] = outcome.x0;
+            outcome.exit
         }
         GuestCall::SystemOff => return Some(Exit::SystemOff),
         GuestCall::SystemReset => return Some(Exit::SystemReset),

@@ -6,11 +6,13 @@
 //! touched only by the CPU that set its `running` flag (under `VMS`), so no lock is held
 //! while a guest runs.
 
+use crate::mmio_guard::MmioGuard;
 use crate::record::{self, MAX_VMS};
-use crate::tlb::{DeferredSanitizer, Tlb};
+use crate::tlb::{DeferredSanitizer, Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
-use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa};
-use hvc_abi::{Error, Exit, VmHandle};
+use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
+use hvc_abi::psci::{self, PsciError};
+use hvc_abi::{Error, Exit, IpaState, VmHandle};
 use spin::Mutex;
 use stage2::{Owner, OwnershipError, PageState, VmId};
 
@@ -20,6 +22,9 @@ const MAX_VCPUS_PER_VM: usize = MAX_VCPUS as usize;
 struct VcpuSlot {
     created: bool,
     running: bool,
+    /// Powered on: vCPU 0 from its creation, the others from the guest's PSCI CPU_ON
+    /// until their own CPU_OFF (docs/abi.md 4.8, 5.5). An off vCPU runs nothing.
+    on: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -36,6 +41,11 @@ struct VmSlot {
     record_vm: Option<VmId>,
     /// Set once a vCPU exits with SYSTEM_OFF or SYSTEM_RESET: the VM is stopped.
     stopped: Option<Exit>,
+    /// Set by the first VCPU_RUN that enters the guest: from then on the host cannot
+    /// create vCPUs (docs/abi.md 4.8).
+    launched: bool,
+    /// The IPA pages the guest registered as MMIO (docs/abi.md 5.6).
+    mmio: MmioGuard,
     vcpus: [VcpuSlot; MAX_VCPUS_PER_VM],
 }
 
@@ -47,9 +57,12 @@ const EMPTY_SLOT: VmSlot = VmSlot {
     ipa_bits: 0,
     record_vm: None,
     stopped: None,
+    launched: false,
+    mmio: MmioGuard::EMPTY,
     vcpus: [VcpuSlot {
         created: false,
         running: false,
+        on: false,
     }; MAX_VCPUS_PER_VM],
 };
 
@@ -145,25 +158,24 @@ pub fn vm_topup(handle: VmHandle, pfn: u64, nr: u32) -> Result<(), Error> {
     }
 }
 
-/// Whether every page `pfn..pfn+nr` is the host's alone (the check VM_DONATE and
-/// HOST_SHARE_GUEST make before they can say NO_MEMORY for a VM that has no pool yet).
+/// Whether every page `pfn..pfn+nr` is the host's alone (the check VM_DONATE makes before
+/// it can say NO_MEMORY for a VM that has no pool yet).
 fn all_host_owned(record: &record::Record, pfn: u64, nr: u32) -> bool {
     (0..u64::from(nr)).all(|i| {
         record.page_state(((pfn + i) << 12) as usize) == Some(PageState::Owned(Owner::Host))
     })
 }
 
-/// VM_DONATE (`lend = false`) and HOST_SHARE_GUEST (`lend = true`).
-pub fn host_give_guest(
-    handle: VmHandle,
-    pfn: u64,
-    gfn: u64,
-    nr: u32,
-    lend: bool,
-) -> Result<(), Error> {
+/// VM_DONATE. (1.0's HOST_SHARE_GUEST, which lent host pages into a guest, is retired:
+/// docs/abi.md 4.6.)
+pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Error> {
     let mut vms = VMS.lock();
     let (_, slot) = vms.find(handle)?;
     check_gfn_range(gfn, nr, slot.ipa_bits)?;
+    // An IPA the guest registered as MMIO never gets memory behind the guest's back.
+    if slot.mmio.any_in(gfn, u64::from(nr)) {
+        return Err(Error::Denied);
+    }
     let mut record = record::lock().ok_or(Error::Denied)?;
     let Some(vm) = slot.record_vm else {
         // No pool yet: every IPA is unmapped, so only the pages' states can refuse first.
@@ -174,12 +186,14 @@ pub fn host_give_guest(
         });
     };
     let (pfn, gfn, nr) = (pfn as usize, gfn as usize, nr as usize);
-    let result = if lend {
-        record.host_share_guest(vm, pfn, gfn, nr)
+    // Before launch the host loads the guest's image; after it, a guest only gets fresh
+    // memory, zeroed between leaving the host and entering the guest (docs/abi.md 4.5).
+    let result = if slot.launched {
+        record.host_donate_guest_zeroed(vm, pfn, gfn, nr, &mut Tlb, &mut Sanitizer)
     } else {
         record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
     };
-    if !lend && result.is_ok() {
+    if result.is_ok() {
         // The host has lost the pages: no line of theirs may outlive the donation.
         crate::cache::clean_invalidate_to_poc(pfn << 12, nr << 12);
     }
@@ -189,19 +203,6 @@ pub fn host_give_guest(
     })
 }
 
-pub fn host_unshare_guest(handle: VmHandle, gfn: u64, nr: u32) -> Result<(), Error> {
-    let mut vms = VMS.lock();
-    let (_, slot) = vms.find(handle)?;
-    check_gfn_range(gfn, nr, slot.ipa_bits)?;
-    let Some(vm) = slot.record_vm else {
-        return Err(Error::NotFound);
-    };
-    let mut record = record::lock().ok_or(Error::NotFound)?;
-    record
-        .host_unshare_guest(vm, gfn as usize, nr as usize, &mut Tlb)
-        .map_err(ipa_error)
-}
-
 pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Result<(), Error> {
     let mut vms = VMS.lock();
     let (index, slot) = vms.find(handle)?;
@@ -209,13 +210,20 @@ pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Resu
     if vcpu >= slot.nr_vcpus {
         return Err(Error::NotFound);
     }
+    let launched = slot.launched;
     let v = &mut slot.vcpus[vcpu as usize];
     if v.created {
         return Err(Error::Busy);
     }
+    if launched {
+        return Err(Error::Denied);
+    }
+    // Only vCPU 0 starts where the host says (decode made entry_ipa = x0 = 0 for the
+    // others); the others wait, powered off, for the guest's CPU_ON.
     // SAFETY: the vCPU does not exist yet, so no CPU runs it; the VM-table lock is held.
     unsafe { (*vcpu_ptr(index, vcpu as usize)).reset(entry_ipa, x0, vcpu) };
     v.created = true;
+    v.on = vcpu == 0;
     Ok(())
 }
 
@@ -289,7 +297,12 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
         if let Some(exit) = stopped {
             return Ok(exit);
         }
+        if !v.on {
+            return Ok(Exit::VcpuOff);
+        }
         v.running = true;
+        // Without a stage-2 (never topped up) the run ends before it enters the guest.
+        slot.launched |= slot.record_vm.is_some();
         RunTarget {
             slot: index,
             vcpu: vcpu as usize,
@@ -303,8 +316,12 @@ pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Er
     let mut vms = VMS.lock();
     let slot = &mut vms.slots[target.slot];
     slot.vcpus[target.vcpu].running = false;
-    if matches!(exit, Exit::SystemOff | Exit::SystemReset) {
-        slot.stopped = Some(exit);
+    match exit {
+        Exit::SystemOff | Exit::SystemReset => slot.stopped = Some(exit),
+        // The guest's CPU_OFF: powered off in the same critical section that ends the
+        // run, so a CPU_ON that sees it off also sees it not running.
+        Exit::VcpuOff => slot.vcpus[target.vcpu].on = false,
+        _ => {}
     }
     Ok(exit)
 }
@@ -327,4 +344,101 @@ pub fn wipe_all_vcpus_for_reset() {
         vcpu_ptr(0, 0) as usize,
         core::mem::size_of::<[[Vcpu; MAX_VCPUS_PER_VM]; MAX_VMS]>(),
     );
+}
+
+/// The guest's PSCI CPU_ON, made by a vCPU of the VM in table slot `slot` (which cannot
+/// be destroyed meanwhile: that vCPU is running). Errors and their order: docs/abi.md 5.5.
+pub fn guest_cpu_on(
+    slot: usize,
+    target_cpu: u64,
+    entry: u64,
+    context_id: u64,
+) -> Result<u32, PsciError> {
+    let index = psci::vcpu_of_mpidr(target_cpu)?;
+    let mut vms = VMS.lock();
+    let vm = vms
+        .slots
+        .get_mut(slot)
+        .ok_or(PsciError::InvalidParameters)?;
+    if index >= vm.nr_vcpus || !vm.vcpus[index as usize].created {
+        return Err(PsciError::InvalidParameters);
+    }
+    if !entry.is_multiple_of(4) || check_ipa(entry, vm.ipa_bits).is_err() {
+        return Err(PsciError::InvalidAddress);
+    }
+    let target = &mut vm.vcpus[index as usize];
+    if target.on {
+        return Err(PsciError::AlreadyOn);
+    }
+    // PSCI: the target starts at `entry` with x0 = `context_id`, in the reset state of
+    // VCPU_CREATE (EL1h, DAIF masked, MMU and caches off).
+    // SAFETY: the target is off, so no CPU runs it (`running` is cleared in the same
+    // critical section that powers a vCPU off), and the VM-table lock is held.
+    unsafe { (*vcpu_ptr(slot, index as usize)).reset(entry, context_id, index) };
+    target.on = true;
+    Ok(index)
+}
+
+/// MMIO_GUARD_MAP (`map`) or MMIO_GUARD_UNMAP of page `ipa` by a vCPU of the VM in table
+/// slot `slot` (docs/abi.md 5.6; the decoder checked MBZ, alignment and 2^40).
+pub fn guest_mmio_guard(slot: usize, vm: VmId, ipa: u64, map: bool) -> Result<(), Error> {
+    let mut vms = VMS.lock();
+    let guest = vms.slots.get_mut(slot).ok_or(Error::NotFound)?;
+    check_ipa_range(ipa, 1, guest.ipa_bits)?;
+    let gfn = ipa >> 12;
+    if !map {
+        return if guest.mmio.remove(gfn) {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        };
+    }
+    let mapped = record::lock()
+        .and_then(|r| {
+            r.guest_stage2(vm)
+                .map(|t| t.translate(ipa as usize).is_some())
+        })
+        .unwrap_or(true);
+    if mapped {
+        return Err(Error::Denied);
+    }
+    guest.mmio.insert(gfn).map_err(|_| Error::Busy)
+}
+
+/// IPA_STATE of page `ipa` for a vCPU of the VM in table slot `slot` (docs/abi.md 5.7).
+pub fn guest_ipa_state(slot: usize, vm: VmId, ipa: u64) -> Result<IpaState, Error> {
+    let vms = VMS.lock();
+    let guest = vms.slots.get(slot).ok_or(Error::NotFound)?;
+    check_ipa_range(ipa, 1, guest.ipa_bits)?;
+    let record = record::lock().ok_or(Error::NotFound)?;
+    let leaf = record
+        .guest_stage2(vm)
+        .and_then(|t| t.translate(ipa as usize));
+    Ok(match leaf.and_then(|leaf| record.page_state(leaf.pa)) {
+        Some(PageState::SharedWithHost(_)) => IpaState::Shared,
+        // A mapped page is the guest's (I2); only a shared one is also the host's.
+        Some(_) => IpaState::Owned,
+        None if guest.mmio.contains(ipa >> 12) => IpaState::Mmio,
+        None => IpaState::Unmapped,
+    })
+}
+
+/// Whether the guest of the VM in table slot `slot` registered guest frame `gfn` as MMIO.
+pub fn guest_mmio_registered(slot: usize, gfn: u64) -> bool {
+    VMS.lock()
+        .slots
+        .get(slot)
+        .is_some_and(|guest| guest.mmio.contains(gfn))
+}
+
+/// The guest's PSCI AFFINITY_INFO for level 0: whether the vCPU `target_affinity` names
+/// is on.
+pub fn guest_affinity_info(slot: usize, target_affinity: u64) -> Result<bool, PsciError> {
+    let index = psci::vcpu_of_mpidr(target_affinity)? as usize;
+    let vms = VMS.lock();
+    let vm = vms.slots.get(slot).ok_or(PsciError::InvalidParameters)?;
+    match vm.vcpus.get(index) {
+        Some(v) if index < vm.nr_vcpus as usize && v.created => Ok(v.on),
+        _ => Err(PsciError::InvalidParameters),
+    }
 }

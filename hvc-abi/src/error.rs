@@ -18,7 +18,7 @@ pub enum Error {
     InvalidParameter = -3,
     /// Wrong owner or page state.
     Denied = -4,
-    /// In use: the vCPU is running, the VM has running vCPUs, the vCPU already exists, or every VM slot is taken.
+    /// In use: the vCPU is running, the VM has running vCPUs, the vCPU already exists, every VM slot is taken, or every MMIO-guard slot of the VM is taken.
     Busy = -5,
     /// The VM's page-table memory is used up; top it up and retry.
     NoMemory = -6,
@@ -89,7 +89,7 @@ impl Error {
             Error::Denied => "Wrong owner or page state.",
             Error::Busy => {
                 "In use: the vCPU is running, the VM has running vCPUs, the vCPU already \
-                 exists, or every VM slot is taken."
+                 exists, every VM slot is taken, or every MMIO-guard slot of the VM is taken."
             }
             Error::NoMemory => "The VM's page-table memory is used up; top it up and retry.",
             Error::NotFound => "No such VM, vCPU or mapping.",

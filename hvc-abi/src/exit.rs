@@ -5,7 +5,8 @@
 
 use crate::Error;
 use crate::limits::{
-    MAX_IPA_BITS, check_ipa, check_ipa_range, check_nr_limit, check_nr_nonzero, check_page_aligned,
+    MAX_IPA_BITS, MAX_VCPUS, check_ipa, check_ipa_range, check_nr_limit, check_nr_nonzero,
+    check_page_aligned,
 };
 
 /// x1 bits [7:0] of a successful VCPU_RUN.
@@ -30,11 +31,15 @@ pub enum ExitReason {
     SystemOff = 8,
     /// The guest called PSCI SYSTEM_RESET.
     SystemReset = 9,
+    /// The guest started another of its vCPUs with PSCI CPU_ON.
+    VcpuStarted = 10,
+    /// The vCPU is powered off (never started by the guest, or its PSCI CPU_OFF).
+    VcpuOff = 11,
 }
 
 impl ExitReason {
     /// Every reason, in value order.
-    pub const ALL: [ExitReason; 9] = [
+    pub const ALL: [ExitReason; 11] = [
         ExitReason::Irq,
         ExitReason::Mmio,
         ExitReason::GuestHvc,
@@ -44,6 +49,8 @@ impl ExitReason {
         ExitReason::MemFault,
         ExitReason::SystemOff,
         ExitReason::SystemReset,
+        ExitReason::VcpuStarted,
+        ExitReason::VcpuOff,
     ];
 
     /// The reason with value `v`, if there is one.
@@ -58,6 +65,8 @@ impl ExitReason {
             7 => Self::MemFault,
             8 => Self::SystemOff,
             9 => Self::SystemReset,
+            10 => Self::VcpuStarted,
+            11 => Self::VcpuOff,
             _ => return None,
         })
     }
@@ -74,6 +83,8 @@ impl ExitReason {
             Self::MemFault => "MEM_FAULT",
             Self::SystemOff => "SYSTEM_OFF",
             Self::SystemReset => "SYSTEM_RESET",
+            Self::VcpuStarted => "VCPU_STARTED",
+            Self::VcpuOff => "VCPU_OFF",
         }
     }
 }
@@ -191,6 +202,13 @@ pub enum Exit {
     SystemOff,
     /// SYSTEM_RESET: x2 = x3 = 0.
     SystemReset,
+    /// VCPU_STARTED: x2 = the index of the vCPU the guest started, x3 = 0.
+    VcpuStarted {
+        /// The started vCPU, below MAX_VCPUS.
+        vcpu: u32,
+    },
+    /// VCPU_OFF: x2 = x3 = 0.
+    VcpuOff,
 }
 
 /// x1 bits [7:0]: the reason.
@@ -218,6 +236,8 @@ impl Exit {
             Self::MemFault { .. } => ExitReason::MemFault,
             Self::SystemOff => ExitReason::SystemOff,
             Self::SystemReset => ExitReason::SystemReset,
+            Self::VcpuStarted { .. } => ExitReason::VcpuStarted,
+            Self::VcpuOff => ExitReason::VcpuOff,
         }
     }
 
@@ -226,7 +246,8 @@ impl Exit {
     pub const fn encode(&self) -> [u64; 3] {
         let reason = self.reason() as u64;
         match *self {
-            Self::Irq | Self::SystemOff | Self::SystemReset => [reason, 0, 0],
+            Self::Irq | Self::SystemOff | Self::SystemReset | Self::VcpuOff => [reason, 0, 0],
+            Self::VcpuStarted { vcpu } => [reason, vcpu as u64, 0],
             Self::Mmio {
                 ipa,
                 size,
@@ -263,15 +284,25 @@ impl Exit {
             return Err(Error::InvalidParameter);
         }
         match reason {
-            ExitReason::Irq | ExitReason::SystemOff | ExitReason::SystemReset => {
+            ExitReason::Irq
+            | ExitReason::SystemOff
+            | ExitReason::SystemReset
+            | ExitReason::VcpuOff => {
                 if x2 != 0 || x3 != 0 {
                     return Err(Error::InvalidParameter);
                 }
                 Ok(match reason {
                     ExitReason::Irq => Self::Irq,
                     ExitReason::SystemOff => Self::SystemOff,
+                    ExitReason::VcpuOff => Self::VcpuOff,
                     _ => Self::SystemReset,
                 })
+            }
+            ExitReason::VcpuStarted => {
+                if x2 >= u64::from(MAX_VCPUS) || x3 != 0 {
+                    return Err(Error::InvalidParameter);
+                }
+                Ok(Self::VcpuStarted { vcpu: x2 as u32 })
             }
             ExitReason::Mmio => decode_mmio(x1, x2, x3),
             ExitReason::GuestHvc => {

@@ -40,10 +40,8 @@ impl FunctionId {
     pub const VM_TOPUP: Self = Self(BASE + 0x04);
     /// 0x05: donate host pages to a guest as private memory.
     pub const VM_DONATE: Self = Self(BASE + 0x05);
-    /// 0x06: lend host pages to a guest (host keeps access).
-    pub const HOST_SHARE_GUEST: Self = Self(BASE + 0x06);
-    /// 0x07: end a HOST_SHARE_GUEST.
-    pub const HOST_UNSHARE_GUEST: Self = Self(BASE + 0x07);
+    // 0x06 and 0x07 (HOST_SHARE_GUEST, HOST_UNSHARE_GUEST in 1.0) are retired and
+    // reserved: NOT_SUPPORTED (docs/abi.md 4.6).
     /// 0x08: create a vCPU.
     pub const VCPU_CREATE: Self = Self(BASE + 0x08);
     /// 0x09: run a vCPU until it exits.
@@ -61,7 +59,49 @@ impl FunctionId {
     pub const MEM_UNSHARE: Self = Self(BASE + 0x22);
     /// 0x23: give pages back to the host (guest).
     pub const MEM_RELINQUISH: Self = Self(BASE + 0x23);
+    /// 0x24: register an IPA page as MMIO (guest).
+    pub const MMIO_GUARD_MAP: Self = Self(BASE + 0x24);
+    /// 0x25: end an MMIO_GUARD_MAP (guest).
+    pub const MMIO_GUARD_UNMAP: Self = Self(BASE + 0x25);
+    /// 0x26: the state of one of the guest's IPA pages (guest).
+    pub const IPA_STATE: Self = Self(BASE + 0x26);
 
+    /// PSCI PSCI_VERSION; answered for a guest by the payload (docs/abi.md 5.5).
+    pub const PSCI_VERSION: Self = Self(smccc::psci::PSCI_VERSION);
+    /// PSCI CPU_SUSPEND (SMC64), guest.
+    pub const PSCI_CPU_SUSPEND: Self = Self(smccc::psci::PSCI_CPU_SUSPEND_64);
+    /// PSCI CPU_OFF, guest.
+    pub const PSCI_CPU_OFF: Self = Self(smccc::psci::PSCI_CPU_OFF);
+    /// PSCI CPU_ON (SMC64), guest.
+    pub const PSCI_CPU_ON: Self = Self(smccc::psci::PSCI_CPU_ON_64);
+    /// PSCI AFFINITY_INFO (SMC32), guest.
+    pub const PSCI_AFFINITY_INFO_32: Self = Self(smccc::psci::PSCI_AFFINITY_INFO_32);
+    /// PSCI AFFINITY_INFO (SMC64), guest.
+    pub const PSCI_AFFINITY_INFO_64: Self = Self(smccc::psci::PSCI_AFFINITY_INFO_64);
+    /// PSCI MIGRATE_INFO_TYPE, guest.
+    pub const PSCI_MIGRATE_INFO_TYPE: Self = Self(smccc::psci::PSCI_MIGRATE_INFO_TYPE);
+    /// PSCI PSCI_FEATURES, guest.
+    pub const PSCI_FEATURES: Self = Self(smccc::psci::PSCI_FEATURES);
+    /// SMCCC_VERSION, guest (docs/abi.md 5.8).
+    pub const SMCCC_VERSION: Self = Self(smccc::arch::SMCCC_VERSION);
+    /// SMCCC_ARCH_FEATURES, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_FEATURES: Self = Self(smccc::arch::SMCCC_ARCH_FEATURES);
+    /// SMCCC_ARCH_WORKAROUND_3, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_3: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_3);
+    /// SMCCC_ARCH_WORKAROUND_2, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_2: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_2);
+    /// SMCCC_ARCH_WORKAROUND_1, guest (docs/abi.md 5.8).
+    pub const SMCCC_ARCH_WORKAROUND_1: Self = Self(smccc::arch::SMCCC_ARCH_WORKAROUND_1);
+    /// TRNG_VERSION, guest (docs/abi.md 5.8).
+    pub const TRNG_VERSION: Self = Self(crate::smccc::TRNG_VERSION);
+    /// TRNG_FEATURES, guest (docs/abi.md 5.8).
+    pub const TRNG_FEATURES: Self = Self(crate::smccc::TRNG_FEATURES);
+    /// TRNG_GET_UUID, guest (docs/abi.md 5.8).
+    pub const TRNG_GET_UUID: Self = Self(crate::smccc::TRNG_GET_UUID);
+    /// TRNG_RND32, guest (docs/abi.md 5.8).
+    pub const TRNG_RND32: Self = Self(crate::smccc::TRNG_RND32);
+    /// TRNG_RND64, guest (docs/abi.md 5.8).
+    pub const TRNG_RND64: Self = Self(crate::smccc::TRNG_RND64);
     /// PSCI SYSTEM_OFF (SMC32); from a guest it ends in the SYSTEM_OFF exit.
     pub const PSCI_SYSTEM_OFF: Self = Self(0x8400_0008);
     /// PSCI SYSTEM_RESET (SMC32); from a guest it ends in the SYSTEM_RESET exit.
@@ -108,8 +148,6 @@ impl FunctionId {
             Self::VM_CREATE => "VM_CREATE",
             Self::VM_TOPUP => "VM_TOPUP",
             Self::VM_DONATE => "VM_DONATE",
-            Self::HOST_SHARE_GUEST => "HOST_SHARE_GUEST",
-            Self::HOST_UNSHARE_GUEST => "HOST_UNSHARE_GUEST",
             Self::VCPU_CREATE => "VCPU_CREATE",
             Self::VCPU_RUN => "VCPU_RUN",
             Self::VM_DESTROY => "VM_DESTROY",
@@ -118,6 +156,27 @@ impl FunctionId {
             Self::MEM_SHARE => "MEM_SHARE",
             Self::MEM_UNSHARE => "MEM_UNSHARE",
             Self::MEM_RELINQUISH => "MEM_RELINQUISH",
+            Self::MMIO_GUARD_MAP => "MMIO_GUARD_MAP",
+            Self::MMIO_GUARD_UNMAP => "MMIO_GUARD_UNMAP",
+            Self::IPA_STATE => "IPA_STATE",
+            Self::PSCI_VERSION => "PSCI_VERSION",
+            Self::PSCI_CPU_SUSPEND => "PSCI_CPU_SUSPEND",
+            Self::PSCI_CPU_OFF => "PSCI_CPU_OFF",
+            Self::PSCI_CPU_ON => "PSCI_CPU_ON",
+            Self::PSCI_AFFINITY_INFO_32 => "PSCI_AFFINITY_INFO_32",
+            Self::PSCI_AFFINITY_INFO_64 => "PSCI_AFFINITY_INFO_64",
+            Self::PSCI_MIGRATE_INFO_TYPE => "PSCI_MIGRATE_INFO_TYPE",
+            Self::PSCI_FEATURES => "PSCI_FEATURES",
+            Self::SMCCC_VERSION => "SMCCC_VERSION",
+            Self::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
+            Self::SMCCC_ARCH_WORKAROUND_3 => "SMCCC_ARCH_WORKAROUND_3",
+            Self::SMCCC_ARCH_WORKAROUND_2 => "SMCCC_ARCH_WORKAROUND_2",
+            Self::SMCCC_ARCH_WORKAROUND_1 => "SMCCC_ARCH_WORKAROUND_1",
+            Self::TRNG_VERSION => "TRNG_VERSION",
+            Self::TRNG_FEATURES => "TRNG_FEATURES",
+            Self::TRNG_GET_UUID => "TRNG_GET_UUID",
+            Self::TRNG_RND32 => "TRNG_RND32",
+            Self::TRNG_RND64 => "TRNG_RND64",
             Self::PSCI_SYSTEM_OFF => "PSCI_SYSTEM_OFF",
             Self::PSCI_SYSTEM_RESET => "PSCI_SYSTEM_RESET",
             _ => return None,
@@ -126,7 +185,7 @@ impl FunctionId {
 }
 
 /// Calls the host may make, in function-number order.
-pub const HOST_CALLS: [FunctionId; 13] = [
+pub const HOST_CALLS: [FunctionId; 11] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HOST_SHARE_HYP,
@@ -134,8 +193,6 @@ pub const HOST_CALLS: [FunctionId; 13] = [
     FunctionId::VM_CREATE,
     FunctionId::VM_TOPUP,
     FunctionId::VM_DONATE,
-    FunctionId::HOST_SHARE_GUEST,
-    FunctionId::HOST_UNSHARE_GUEST,
     FunctionId::VCPU_CREATE,
     FunctionId::VCPU_RUN,
     FunctionId::VM_DESTROY,
@@ -143,16 +200,37 @@ pub const HOST_CALLS: [FunctionId; 13] = [
 ];
 
 /// Calls a guest may make that the payload answers itself (PSCI SYSTEM_OFF/RESET end in
-/// an exit instead of a return).
-pub const GUEST_CALLS: [FunctionId; 8] = [
+/// an exit instead of a return), in the order of docs/abi.md's table.
+pub const GUEST_CALLS: [FunctionId; 29] = [
     FunctionId::VENDOR_HYP_CALL_UID,
     FunctionId::FEATURES,
     FunctionId::HYP_MEMINFO,
     FunctionId::MEM_SHARE,
     FunctionId::MEM_UNSHARE,
     FunctionId::MEM_RELINQUISH,
+    FunctionId::MMIO_GUARD_MAP,
+    FunctionId::MMIO_GUARD_UNMAP,
+    FunctionId::IPA_STATE,
+    FunctionId::PSCI_VERSION,
+    FunctionId::PSCI_CPU_OFF,
+    FunctionId::PSCI_AFFINITY_INFO_32,
+    FunctionId::PSCI_MIGRATE_INFO_TYPE,
     FunctionId::PSCI_SYSTEM_OFF,
     FunctionId::PSCI_SYSTEM_RESET,
+    FunctionId::PSCI_FEATURES,
+    FunctionId::PSCI_CPU_SUSPEND,
+    FunctionId::PSCI_CPU_ON,
+    FunctionId::PSCI_AFFINITY_INFO_64,
+    FunctionId::SMCCC_VERSION,
+    FunctionId::SMCCC_ARCH_FEATURES,
+    FunctionId::SMCCC_ARCH_WORKAROUND_3,
+    FunctionId::SMCCC_ARCH_WORKAROUND_2,
+    FunctionId::SMCCC_ARCH_WORKAROUND_1,
+    FunctionId::TRNG_VERSION,
+    FunctionId::TRNG_FEATURES,
+    FunctionId::TRNG_GET_UUID,
+    FunctionId::TRNG_RND32,
+    FunctionId::TRNG_RND64,
 ];
 
 /// Bit `n` set for every `0xC600_0000 + n` in `calls` (other ids ignored).
@@ -170,9 +248,10 @@ const fn bitmap(calls: &[FunctionId]) -> u64 {
     bits
 }
 
-/// FEATURES x2 for the host: bits 0x00..=0x0B.
+/// FEATURES x2 for the host: bits 0x00..=0x05 and 0x08..=0x0B (0x06 and 0x07 are
+/// retired).
 pub const HOST_FEATURES_BITMAP: u64 = bitmap(&HOST_CALLS);
-/// FEATURES x2 for a guest: bits 0x00 and 0x20..=0x23.
+/// FEATURES x2 for a guest: bits 0x00 and 0x20..=0x26.
 pub const GUEST_FEATURES_BITMAP: u64 = bitmap(&GUEST_CALLS);
 
 /// Our UUID, 6b1d7b6b-e4d5-4208-94d2-bd597c39f2da, in its byte order.
@@ -195,7 +274,7 @@ pub const fn is_our_uid(regs: [u64; 4]) -> bool {
 /// An ABI version as FEATURES returns it in x1: `major << 16 | minor`, bits [63:32] zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
-    /// Incompatible changes bump this; callers check it equals 1.
+    /// Incompatible changes bump this; callers check it equals 2.
     pub major: u16,
     /// Compatible additions (new calls, new exit reasons) bump this.
     pub minor: u16,
@@ -203,7 +282,7 @@ pub struct Version {
 
 impl Version {
     /// The version this crate and `docs/abi.md` describe.
-    pub const CURRENT: Version = Version { major: 1, minor: 0 };
+    pub const CURRENT: Version = Version { major: 2, minor: 0 };
 
     /// The FEATURES x1 encoding.
     pub const fn to_x1(self) -> u64 {
@@ -243,19 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn host_bitmap_covers_calls_0_to_0x0b() {
-        assert_eq!(HOST_FEATURES_BITMAP, 0xFFF);
+    fn host_bitmap_covers_calls_0_to_0x0b_but_the_retired_ones() {
+        assert_eq!(HOST_FEATURES_BITMAP, 0xF3F);
     }
 
     #[test]
-    fn guest_bitmap_covers_features_and_0x20_to_0x23() {
-        assert_eq!(GUEST_FEATURES_BITMAP, 0xF_0000_0001);
+    fn guest_bitmap_covers_features_and_0x20_to_0x26() {
+        assert_eq!(GUEST_FEATURES_BITMAP, 0x7F_0000_0001);
     }
 
     #[test]
-    fn version_1_0_is_0x10000() {
-        assert_eq!(Version::CURRENT.to_x1(), 0x1_0000);
-        assert_eq!(Version::from_x1(0x1_0000), Some(Version::CURRENT));
+    fn version_2_0_is_0x20000() {
+        assert_eq!(Version::CURRENT.to_x1(), 0x2_0000);
+        assert_eq!(Version::from_x1(0x2_0000), Some(Version::CURRENT));
         assert_eq!(Version::from_x1(1 << 32), None);
     }
 

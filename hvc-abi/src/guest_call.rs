@@ -6,6 +6,8 @@ use crate::exit::Exit;
 use crate::limits::{
     MAX_IPA_BITS, check_ipa_range, check_nr_limit, check_nr_nonzero, check_page_aligned,
 };
+use crate::psci::{GuestPsci, is_psci};
+use crate::smccc::{GuestSmccc, is_arch, is_trng};
 use crate::{Error, FunctionId};
 
 /// A decoded guest call. `ipa` is a byte address, page aligned; `nr` a page count.
@@ -38,10 +40,29 @@ pub enum GuestCall {
         /// Page count.
         nr: u32,
     },
+    /// MMIO_GUARD_MAP(ipa): a guest access to this page, which has none, may exit as MMIO.
+    MmioGuardMap {
+        /// The page, page aligned.
+        ipa: u64,
+    },
+    /// MMIO_GUARD_UNMAP(ipa): ends an MMIO_GUARD_MAP.
+    MmioGuardUnmap {
+        /// The page, page aligned.
+        ipa: u64,
+    },
+    /// IPA_STATE(ipa): x1 = the page's [`IpaState`].
+    IpaState {
+        /// The page, page aligned.
+        ipa: u64,
+    },
     /// PSCI SYSTEM_OFF: the vCPU exits with SYSTEM_OFF. Arguments ignored.
     SystemOff,
     /// PSCI SYSTEM_RESET: the vCPU exits with SYSTEM_RESET. Arguments ignored.
     SystemReset,
+    /// Any other PSCI call the payload serves for guests (docs/abi.md 5.5).
+    Psci(GuestPsci),
+    /// An SMCCC architecture or TRNG call (docs/abi.md 5.8).
+    Smccc(GuestSmccc),
 }
 
 impl GuestCall {
@@ -76,6 +97,23 @@ impl GuestCall {
                 let (ipa, nr) = decode_ipa_nr(regs)?;
                 Ok(Self::MemRelinquish { ipa, nr })
             }
+            FunctionId::MMIO_GUARD_MAP => Ok(Self::MmioGuardMap {
+                ipa: decode_ipa(regs)?,
+            }),
+            FunctionId::MMIO_GUARD_UNMAP => Ok(Self::MmioGuardUnmap {
+                ipa: decode_ipa(regs)?,
+            }),
+            FunctionId::IPA_STATE => Ok(Self::IpaState {
+                ipa: decode_ipa(regs)?,
+            }),
+            FunctionId(id) if is_psci(id) => match GuestPsci::decode(id, regs) {
+                Some(psci) => Ok(Self::Psci(psci)),
+                None => Err(Error::NotSupported),
+            },
+            FunctionId(id) if is_arch(id) || is_trng(id) => match GuestSmccc::decode(id, regs) {
+                Some(smccc) => Ok(Self::Smccc(smccc)),
+                None => Err(Error::NotSupported),
+            },
             _ => Err(Error::NotSupported),
         }
     }
@@ -89,8 +127,13 @@ impl GuestCall {
             Self::MemShare { .. } => FunctionId::MEM_SHARE,
             Self::MemUnshare { .. } => FunctionId::MEM_UNSHARE,
             Self::MemRelinquish { .. } => FunctionId::MEM_RELINQUISH,
+            Self::MmioGuardMap { .. } => FunctionId::MMIO_GUARD_MAP,
+            Self::MmioGuardUnmap { .. } => FunctionId::MMIO_GUARD_UNMAP,
+            Self::IpaState { .. } => FunctionId::IPA_STATE,
             Self::SystemOff => FunctionId::PSCI_SYSTEM_OFF,
             Self::SystemReset => FunctionId::PSCI_SYSTEM_RESET,
+            Self::Psci(psci) => FunctionId(psci.function_id()),
+            Self::Smccc(smccc) => FunctionId(smccc.function_id()),
         }
     }
 
@@ -106,6 +149,11 @@ impl GuestCall {
             Self::MemShare { ipa, nr }
             | Self::MemUnshare { ipa, nr }
             | Self::MemRelinquish { ipa, nr } => pack(id, &[ipa, nr.into()]),
+            Self::MmioGuardMap { ipa } | Self::MmioGuardUnmap { ipa } | Self::IpaState { ipa } => {
+                pack(id, &[ipa])
+            }
+            Self::Psci(psci) => psci.encode(),
+            Self::Smccc(smccc) => smccc.encode(),
         }
     }
 }
@@ -121,6 +169,43 @@ fn decode_ipa_nr(regs: &[u64; 8]) -> Result<(u64, u32), Error> {
     Ok((ipa, nr))
 }
 
+/// The state of a guest IPA page as IPA_STATE returns it in x1 (docs/abi.md 5.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum IpaState {
+    /// No page, not registered as MMIO.
+    Unmapped = 0,
+    /// A page only the guest can access (VM_DONATE).
+    Owned = 1,
+    /// A page of the guest's that the host can access too (MEM_SHARE).
+    Shared = 2,
+    /// No page; registered as MMIO (MMIO_GUARD_MAP).
+    Mmio = 3,
+}
+
+impl IpaState {
+    /// The state x1 holds, if any.
+    pub const fn from_x1(x1: u64) -> Option<Self> {
+        Some(match x1 {
+            0 => Self::Unmapped,
+            1 => Self::Owned,
+            2 => Self::Shared,
+            3 => Self::Mmio,
+            _ => return None,
+        })
+    }
+}
+
+/// The argument of MMIO_GUARD_MAP, MMIO_GUARD_UNMAP and IPA_STATE: one page `ipa`, x2..x7
+/// MBZ.
+fn decode_ipa(regs: &[u64; 8]) -> Result<u64, Error> {
+    let ipa = regs[1];
+    check_mbz(regs, 2)?;
+    check_page_aligned(ipa)?;
+    check_ipa_range(ipa, 1, MAX_IPA_BITS)?;
+    Ok(ipa)
+}
+
 /// Who answers a guest HVC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestRoute {
@@ -131,14 +216,12 @@ pub enum GuestRoute {
 }
 
 /// Sorts a guest HVC: ids in the Vendor Specific Hypervisor Service range (owner 6, any
-/// call type) and PSCI SYSTEM_OFF/SYSTEM_RESET are the payload's; every other id is
-/// forwarded with the guest's W0 as passed and its x1.
+/// call type), every PSCI id (owner 4, functions 0x00..=0x1F), every SMCCC architecture
+/// call (owner 0) and every TRNG id (owner 4, functions 0x50..=0x5F) are the payload's;
+/// every other id is forwarded with the guest's W0 as passed and its x1.
 pub fn route_guest_hvc(regs: &[u64; 8]) -> GuestRoute {
     let id = FunctionId::from_x0(regs[0]);
-    if id.is_vendor_hyp_service()
-        || id == FunctionId::PSCI_SYSTEM_OFF
-        || id == FunctionId::PSCI_SYSTEM_RESET
-    {
+    if id.is_vendor_hyp_service() || is_psci(id.0) || is_arch(id.0) || is_trng(id.0) {
         GuestRoute::Payload(GuestCall::decode(regs))
     } else {
         GuestRoute::Forward(Exit::GuestHvc {

@@ -56,27 +56,8 @@ pub enum HostCall {
         /// Page count.
         nr: u32,
     },
-    /// HOST_SHARE_GUEST(handle, pfn, gfn, nr).
-    HostShareGuest {
-        /// The VM.
-        handle: VmHandle,
-        /// First host page.
-        pfn: u64,
-        /// First guest frame.
-        gfn: u64,
-        /// Page count.
-        nr: u32,
-    },
-    /// HOST_UNSHARE_GUEST(handle, gfn, nr).
-    HostUnshareGuest {
-        /// The VM.
-        handle: VmHandle,
-        /// First guest frame.
-        gfn: u64,
-        /// Page count.
-        nr: u32,
-    },
-    /// VCPU_CREATE(handle, vcpu, entry_ipa, x0).
+    /// VCPU_CREATE(handle, vcpu, entry_ipa, x0); `entry_ipa` and `x0` are 0 for every
+    /// vCPU but 0 (the others start powered off).
     VcpuCreate {
         /// The VM.
         handle: VmHandle,
@@ -167,29 +148,14 @@ impl HostCall {
                     nr,
                 })
             }
-            FunctionId::HOST_SHARE_GUEST => {
-                let (handle, pfn, gfn, nr) = decode_pfn_gfn_nr(regs)?;
-                Ok(Self::HostShareGuest {
-                    handle,
-                    pfn,
-                    gfn,
-                    nr,
-                })
-            }
-            FunctionId::HOST_UNSHARE_GUEST => {
-                check_mbz(regs, 4)?;
-                check_nr_nonzero(a3)?;
-                let nr = check_nr_limit(a3)?;
-                check_gfn_range(a2, nr, MAX_IPA_BITS)?;
-                Ok(Self::HostUnshareGuest {
-                    handle: VmHandle(a1),
-                    gfn: a2,
-                    nr,
-                })
-            }
             FunctionId::VCPU_CREATE => {
                 check_mbz(regs, 5)?;
                 if !a3.is_multiple_of(4) {
+                    return Err(Error::InvalidParameter);
+                }
+                // Only the boot vCPU gets a host-chosen entry point and x0; the others are
+                // created powered off and start at the guest's PSCI CPU_ON.
+                if a2 != 0 && (a3 != 0 || a4 != 0) {
                     return Err(Error::InvalidParameter);
                 }
                 let vcpu = check_vcpu_index(a2)?;
@@ -237,8 +203,6 @@ impl HostCall {
             Self::VmCreate { .. } => FunctionId::VM_CREATE,
             Self::VmTopup { .. } => FunctionId::VM_TOPUP,
             Self::VmDonate { .. } => FunctionId::VM_DONATE,
-            Self::HostShareGuest { .. } => FunctionId::HOST_SHARE_GUEST,
-            Self::HostUnshareGuest { .. } => FunctionId::HOST_UNSHARE_GUEST,
             Self::VcpuCreate { .. } => FunctionId::VCPU_CREATE,
             Self::VcpuRun { .. } => FunctionId::VCPU_RUN,
             Self::VmDestroy { .. } => FunctionId::VM_DESTROY,
@@ -260,14 +224,7 @@ impl HostCall {
                 pfn,
                 gfn,
                 nr,
-            }
-            | Self::HostShareGuest {
-                handle,
-                pfn,
-                gfn,
-                nr,
             } => pack(id, &[handle.raw(), pfn, gfn, nr.into()]),
-            Self::HostUnshareGuest { handle, gfn, nr } => pack(id, &[handle.raw(), gfn, nr.into()]),
             Self::VcpuCreate {
                 handle,
                 vcpu,
@@ -285,7 +242,7 @@ impl HostCall {
     }
 }
 
-/// The arguments of VM_DONATE and HOST_SHARE_GUEST: (handle, pfn, gfn, nr), x5..x7 MBZ.
+/// The arguments of VM_DONATE: (handle, pfn, gfn, nr), x5..x7 MBZ.
 fn decode_pfn_gfn_nr(regs: &[u64; 8]) -> Result<(VmHandle, u64, u64, u32), Error> {
     let [_, handle, pfn, gfn, nr, _, _, _] = *regs;
     check_mbz(regs, 5)?;

@@ -18,15 +18,19 @@ pub mod guest_call;
 pub mod handle;
 pub mod host_call;
 pub mod limits;
+pub mod psci;
 pub mod ret;
+pub mod smccc;
 
 pub use error::Error;
 pub use exit::{AccessSize, Exit, ExitReason, MmioAccess};
 pub use function_id::{FunctionId, Version};
-pub use guest_call::{GuestCall, GuestRoute, route_guest_hvc};
+pub use guest_call::{GuestCall, GuestRoute, IpaState, route_guest_hvc};
 pub use handle::VmHandle;
 pub use host_call::HostCall;
+pub use psci::{GuestPsci, PsciError};
 pub use ret::{Return, ReturnError};
+pub use smccc::GuestSmccc;
 
 /// `VENDOR_HYP_CALL_UID` as a raw W0 value, for `match`es on a `u32` function id.
 pub const VENDOR_HYP_CALL_UID: u32 = FunctionId::VENDOR_HYP_CALL_UID.0;

@@ -23,6 +23,8 @@ pub const MAX_VCPUS: u32 = 8;
 pub const MAX_VMS: u32 = 16;
 /// No single call takes more pages than this from a VM's topped-up pool.
 pub const MAX_POOL_PAGES_PER_CALL: u32 = 8;
+/// How many IPA pages one VM's guest may have registered as MMIO at once.
+pub const MAX_MMIO_GUARD_PAGES: u32 = 32;
 
 /// One past the highest pfn: pfns are `0..PFN_LIMIT`.
 pub const PFN_LIMIT: u64 = 1 << (PA_BITS - PAGE_SHIFT);

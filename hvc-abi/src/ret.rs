@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn features_carries_version_and_bitmap() {
         let r = Return::features(Version::CURRENT, 0xFFF);
-        assert_eq!(r.to_regs(), [0, 0x1_0000, 0xFFF, 0]);
+        assert_eq!(r.to_regs(), [0, 0x2_0000, 0xFFF, 0]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ fn samples() -> Vec<Exit> {
         Exit::MemFault { ipa: 0x4000_0000 },
         Exit::SystemOff,
         Exit::SystemReset,
+        Exit::VcpuStarted { vcpu: 0 },
+        Exit::VcpuStarted { vcpu: 7 },
+        Exit::VcpuOff,
     ];
     for size in AccessSize::ALL {
         for register in 0..32 {
@@ -52,17 +55,25 @@ fn every_exit_round_trips() {
 }
 
 #[test]
-fn reason_values_are_1_to_9() {
+fn reason_values_are_1_to_11() {
     for (i, r) in ExitReason::ALL.iter().enumerate() {
         assert_eq!(*r as u8 as usize, i + 1);
         assert_eq!(ExitReason::from_u8(*r as u8), Some(*r));
     }
     assert_eq!(ExitReason::from_u8(0), None);
-    for v in 10..=255 {
+    for v in 12..=255 {
         assert_eq!(ExitReason::from_u8(v), None);
         assert_eq!(Exit::decode([v.into(), 0, 0]), Err(Error::InvalidParameter));
     }
     assert_eq!(Exit::decode([0, 0, 0]), Err(Error::InvalidParameter));
+}
+
+#[test]
+fn vcpu_started_names_a_vcpu_below_8() {
+    assert_eq!(Exit::VcpuStarted { vcpu: 3 }.encode(), [10, 3, 0]);
+    assert_eq!(Exit::decode([10, 8, 0]), Err(Error::InvalidParameter));
+    assert_eq!(Exit::decode([10, 1, 1]), Err(Error::InvalidParameter));
+    assert_eq!(Exit::decode([11, 1, 0]), Err(Error::InvalidParameter));
 }
 
 #[test]

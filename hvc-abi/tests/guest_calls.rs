@@ -4,7 +4,7 @@ mod common;
 
 use common::{Rng, first_mbz, guest_samples};
 use hvc_abi::limits::MAX_IPA_BITS;
-use hvc_abi::{Error, Exit, FunctionId, GuestCall, GuestRoute, route_guest_hvc};
+use hvc_abi::{Error, Exit, FunctionId, GuestCall, GuestPsci, GuestRoute, route_guest_hvc};
 
 fn decode(regs: [u64; 8]) -> Result<GuestCall, Error> {
     GuestCall::decode(&regs)
@@ -126,7 +126,7 @@ fn host_calls_are_not_supported_for_guests_and_are_not_forwarded() {
 #[test]
 fn every_owner_6_id_stays_with_the_payload() {
     for id in [
-        0xC600_0024u64,
+        0xC600_0027u64,
         0x8600_0021,
         0x4600_0021,
         0x0600_0021,
@@ -144,10 +144,10 @@ fn every_owner_6_id_stays_with_the_payload() {
 #[test]
 fn other_ids_are_forwarded_with_w0_as_passed_and_x1() {
     for (x0, w0) in [
-        (0x8400_0000u64, 0x8400_0000u32), // PSCI_VERSION
-        (0xC400_0003, 0xC400_0003),       // PSCI CPU_ON (64-bit)
-        (0x8000_0000, 0x8000_0000),       // SMCCC_VERSION
-        (0xFFFF_FFFF_8401_0000, 0x8401_0000),
+        (0x8400_0020u64, 0x8400_0020u32), // owner 4, neither PSCI nor TRNG
+        (0xC300_0000, 0xC300_0000),       // OEM
+        (0xC200_0000, 0xC200_0000),       // SiP
+        (0xFFFF_FFFF_8501_0000, 0x8501_0000),
         (0, 0),
     ] {
         let regs = [x0, 0xABCD, 2, 3, 4, 5, 6, 7];
@@ -171,11 +171,65 @@ fn psci_system_off_and_reset_stay_with_the_payload() {
         route_guest_hvc(&[0x8400_0009, 0, 0, 0, 0, 0, 0, 0]),
         GuestRoute::Payload(Ok(GuestCall::SystemReset))
     );
-    // The SMC64 id 0xC4000008 is not PSCI SYSTEM_OFF: forwarded.
-    assert!(matches!(
+    // The SMC64 id 0xC4000008 is not PSCI SYSTEM_OFF: a PSCI id the payload does not
+    // serve, NOT_SUPPORTED, never forwarded.
+    assert_eq!(
         route_guest_hvc(&[0xC400_0008, 0, 0, 0, 0, 0, 0, 0]),
-        GuestRoute::Forward(_)
-    ));
+        GuestRoute::Payload(Err(Error::NotSupported))
+    );
+}
+
+#[test]
+fn smccc_architecture_and_trng_calls_stay_with_the_payload() {
+    for id in [
+        0x8000_0000u64,
+        0x8000_0001,
+        0x8000_8000,
+        0x8400_0050,
+        0xC400_0053,
+    ] {
+        assert!(
+            matches!(
+                route_guest_hvc(&[id, 0, 0, 0, 0, 0, 0, 0]),
+                GuestRoute::Payload(Ok(GuestCall::Smccc(_)))
+            ),
+            "{id:#x}"
+        );
+    }
+    // SOC_ID and unknown architecture ids: NOT_SUPPORTED, not forwarded.
+    for id in [0x8000_0002u64, 0xC000_1234] {
+        assert_eq!(
+            route_guest_hvc(&[id, 0, 0, 0, 0, 0, 0, 0]),
+            GuestRoute::Payload(Err(Error::NotSupported))
+        );
+    }
+}
+
+#[test]
+fn every_psci_id_stays_with_the_payload() {
+    for function in 0..0x20u64 {
+        for base in [0x8400_0000u64, 0xC400_0000] {
+            let regs = [base + function, 1, 0x4000_0000, 3, 0, 0, 0, 0];
+            assert!(
+                matches!(route_guest_hvc(&regs), GuestRoute::Payload(_)),
+                "{:#x}",
+                base + function
+            );
+        }
+    }
+    assert_eq!(
+        route_guest_hvc(&[0xC400_0003, 1, 0x4000_0000, 3, 0, 0, 0, 0]),
+        GuestRoute::Payload(Ok(GuestCall::Psci(GuestPsci::CpuOn {
+            target_cpu: 1,
+            entry: 0x4000_0000,
+            context_id: 3
+        })))
+    );
+    // CPU_ON's SMC32 form keeps only 32 bits of the entry point: not served.
+    assert_eq!(
+        route_guest_hvc(&[0x8400_0003, 1, 0x4000_0000, 3, 0, 0, 0, 0]),
+        GuestRoute::Payload(Err(Error::NotSupported))
+    );
 }
 
 #[test]

@@ -145,34 +145,14 @@ fn counted_calls() -> Vec<[u64; 8]> {
             0,
             0,
         ],
-        [
-            FunctionId::HOST_SHARE_GUEST.to_x0(),
-            HANDLE.0,
-            0x1000,
-            0x100,
-            1,
-            0,
-            0,
-            0,
-        ],
-        [
-            FunctionId::HOST_UNSHARE_GUEST.to_x0(),
-            HANDLE.0,
-            0x100,
-            1,
-            0,
-            0,
-            0,
-            0,
-        ],
         [FunctionId::VM_RECLAIM.to_x0(), 0x1000, 1, 0, 0, 0, 0, 0],
     ]
 }
 
 fn nr_register(regs: &[u64; 8]) -> usize {
     match FunctionId::from_x0(regs[0]) {
-        FunctionId::VM_TOPUP | FunctionId::HOST_UNSHARE_GUEST => 3,
-        FunctionId::VM_DONATE | FunctionId::HOST_SHARE_GUEST => 4,
+        FunctionId::VM_TOPUP => 3,
+        FunctionId::VM_DONATE => 4,
         _ => 2,
     }
 }
@@ -246,27 +226,32 @@ fn pfn_ranges_must_stay_below_the_48_bit_pa_space() {
 #[test]
 fn gfn_ranges_must_stay_below_the_40_bit_ipa_space() {
     let gfn_limit = 1u64 << (MAX_IPA_BITS - 12);
-    for id in [FunctionId::VM_DONATE, FunctionId::HOST_SHARE_GUEST] {
-        let call = |gfn, nr| decode([id.to_x0(), HANDLE.0, 0x1000, gfn, nr, 0, 0, 0]);
-        assert!(call(gfn_limit - 512, 512).is_ok());
-        assert_eq!(call(gfn_limit - 511, 512), Err(Error::Range));
-        assert_eq!(call(u64::MAX, 1), Err(Error::Range));
-    }
-    let unshare = |gfn, nr| {
+    let call = |gfn, nr| {
         decode([
-            FunctionId::HOST_UNSHARE_GUEST.to_x0(),
+            FunctionId::VM_DONATE.to_x0(),
             HANDLE.0,
+            0x1000,
             gfn,
             nr,
             0,
             0,
             0,
-            0,
         ])
     };
-    assert!(unshare(gfn_limit - 1, 1).is_ok());
-    assert_eq!(unshare(gfn_limit, 1), Err(Error::Range));
-    assert_eq!(unshare(u64::MAX - 1, 2), Err(Error::Range));
+    assert!(call(gfn_limit - 512, 512).is_ok());
+    assert_eq!(call(gfn_limit - 511, 512), Err(Error::Range));
+    assert_eq!(call(u64::MAX, 1), Err(Error::Range));
+}
+
+#[test]
+fn retired_host_share_guest_ids_are_not_supported() {
+    // 1.0's HOST_SHARE_GUEST and HOST_UNSHARE_GUEST, with arguments that were valid then.
+    for regs in [
+        [0xC600_0006, HANDLE.0, 0x1000, 0x100, 1, 0, 0, 0],
+        [0xC600_0007, HANDLE.0, 0x100, 1, 0, 0, 0, 0],
+    ] {
+        assert_eq!(decode(regs), Err(Error::NotSupported));
+    }
 }
 
 #[test]
@@ -329,7 +314,31 @@ fn vcpu_index_must_be_below_8() {
         ])
     };
     assert!(create(0).is_ok());
-    assert_eq!(create(8), Err(Error::Range));
+    // Only vCPU 0 takes an entry point: a nonzero one for another vCPU is malformed.
+    assert_eq!(create(1), Err(Error::InvalidParameter));
+    assert_eq!(create(8), Err(Error::InvalidParameter));
+}
+
+#[test]
+fn only_vcpu_0_takes_an_entry_point_and_x0() {
+    let create = |vcpu, entry, x0| {
+        decode([
+            FunctionId::VCPU_CREATE.to_x0(),
+            HANDLE.0,
+            vcpu,
+            entry,
+            x0,
+            0,
+            0,
+            0,
+        ])
+    };
+    assert!(create(0, 0x1000, 5).is_ok());
+    assert!(create(1, 0, 0).is_ok());
+    assert!(create(7, 0, 0).is_ok());
+    assert_eq!(create(1, 0x1000, 0), Err(Error::InvalidParameter));
+    assert_eq!(create(1, 0, 5), Err(Error::InvalidParameter));
+    assert_eq!(create(8, 0, 0), Err(Error::Range));
 }
 
 #[test]

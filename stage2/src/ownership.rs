@@ -14,8 +14,9 @@
 //!   lazily, pKVM-style: removing a page from the host removes the whole block around it, and
 //!   the host's other pages in that block come back, with the largest block ownership allows,
 //!   when it touches them).
-//! - **I2** A page is mapped in a guest's stage-2 only if that guest owns it or borrows it; a
-//!   page a guest owns or borrows is mapped in its stage-2 exactly once.
+//! - **I2** A page is mapped in a guest's stage-2 only if that guest owns it (exclusively,
+//!   or shared with the host); a page a guest owns is mapped in its stage-2 exactly once. A
+//!   guest never borrows a host page (docs/abi.md 4.6).
 //! - **I3** Every page has exactly one owner; a borrower exists only while the owner's state is
 //!   shared-owned (guaranteed by the entry encoding, see the `record` module).
 //! - **I4** EL2's own pages (image, stacks, pools, page tables, VM state, pages held for

@@ -8,7 +8,7 @@
 //!   pages in stage2; handles of destroyed VMs are not used (telling a dead handle from a
 //!   reused slot is the payload's job, above stage2);
 //! - stage2 answers `Busy` where the ABI says `DENIED` for a guest frame that is already
-//!   mapped (VM_DONATE / HOST_SHARE_GUEST row 8);
+//!   mapped (VM_DONATE row 8);
 //! - pages stay inside RAM banks (outside RAM stage2 says `Range`, the ABI `DENIED` for
 //!   NO_RAM pages) and guest frames inside a 40-bit IPA space;
 //! - "a vCPU runs" is `mark_active` in stage2 and `set_running` in the model;
@@ -38,8 +38,6 @@ enum Op {
     ShareHyp(Page),
     UnshareHyp(Page),
     Donate(usize, Page, u64, u64),
-    ShareGuest(usize, Page, u64, u64),
-    UnshareGuest(usize, Frame, u64),
     MemShare(usize, Frame, u64),
     MemUnshare(usize, Frame, u64),
     MemRelinquish(usize, Frame, u64),
@@ -105,8 +103,6 @@ fn op() -> impl Strategy<Value = Op> {
         2 => page().prop_map(Op::ShareHyp),
         2 => page().prop_map(Op::UnshareHyp),
         6 => (vm.clone(), page(), gfn(), nr()).prop_map(|(v, p, g, n)| Op::Donate(v, p, g, n)),
-        4 => (vm.clone(), page(), gfn(), nr()).prop_map(|(v, p, g, n)| Op::ShareGuest(v, p, g, n)),
-        4 => (vm.clone(), frame(), frame_nr()).prop_map(|(v, g, n)| Op::UnshareGuest(v, g, n)),
         4 => (vm.clone(), frame(), frame_nr()).prop_map(|(v, g, n)| Op::MemShare(v, g, n)),
         4 => (vm.clone(), frame(), frame_nr()).prop_map(|(v, g, n)| Op::MemUnshare(v, g, n)),
         4 => (vm.clone(), frame(), frame_nr()).prop_map(|(v, g, n)| Op::MemRelinquish(v, g, n)),
@@ -145,7 +141,6 @@ fn abi_state(s: PageState) -> AbiState {
         PageState::Owned(Owner::Guest(_)) => AbiState::GuestOwned,
         PageState::SharedWithHost(_) => AbiState::GuestShared,
         PageState::HostSharedWith(Borrower::Hyp) => AbiState::SharedHyp,
-        PageState::HostSharedWith(Borrower::Guest(_)) => AbiState::GuestBorrowed,
         PageState::HypPool(_) => AbiState::VmPool,
         PageState::PendingReclaim(_) => AbiState::Reclaimable,
         // EL2's while it zeroes the page outside the lock, inside one call; never seen
@@ -313,40 +308,21 @@ impl<'m> Pair<'m> {
                 let got = self.w.step(|w| w.own.host_unshare_hyp(pfn as usize, 1));
                 (want, x0_of(got), "HOST_UNSHARE_HYP")
             }
-            Op::Donate(v, p, gfn, nr) | Op::ShareGuest(v, p, gfn, nr) => {
+            Op::Donate(v, p, gfn, nr) => {
                 let Some(vm) = self.vm(v) else { return Ok(()) };
                 let pfn = self.pfn(p, nr);
-                let donate = matches!(op, Op::Donate(..));
-                let id = if donate {
-                    F::VM_DONATE
-                } else {
-                    F::HOST_SHARE_GUEST
-                };
+                let id = F::VM_DONATE;
                 let want = self.host(regs(id, &[vm.handle, pfn, gfn, nr]))?;
                 let (p, g, n) = (pfn as usize, gfn as usize, nr as usize);
-                let got = self.w.step(|w| {
-                    if donate {
-                        w.own.host_donate_guest(vm.id, p, g, n, &mut w.tlb)
-                    } else {
-                        w.own.host_share_guest(vm.id, p, g, n)
-                    }
-                });
+                let got = self
+                    .w
+                    .step(|w| w.own.host_donate_guest(vm.id, p, g, n, &mut w.tlb));
                 // A mapped frame: Busy in stage2, DENIED in the ABI.
                 let got = got.map_err(|e| match e {
                     OwnershipError::Busy => OwnershipError::Denied,
                     e => e,
                 });
                 (want, x0_of(got), id.name().unwrap_or("?"))
-            }
-            Op::UnshareGuest(v, f, nr) => {
-                let Some(vm) = self.vm(v) else { return Ok(()) };
-                let gfn = self.gfn(vm, f);
-                let want = self.host(regs(F::HOST_UNSHARE_GUEST, &[vm.handle, gfn, nr]))?;
-                let (g, n) = (gfn as usize, nr as usize);
-                let got = self
-                    .w
-                    .step(|w| w.own.host_unshare_guest(vm.id, g, n, &mut w.tlb));
-                (want, x0_of(got), "HOST_UNSHARE_GUEST")
             }
             Op::MemShare(v, f, nr) | Op::MemUnshare(v, f, nr) | Op::MemRelinquish(v, f, nr) => {
                 let Some(vm) = self.vm(v) else { return Ok(()) };
@@ -438,9 +414,6 @@ impl<'m> Pair<'m> {
                     Some(&pa) => match self.w.own.page_state(pa) {
                         Some(PageState::Owned(Owner::Guest(_))) => IpaState::GuestOwned,
                         Some(PageState::SharedWithHost(_)) => IpaState::GuestShared,
-                        Some(PageState::HostSharedWith(Borrower::Guest(_))) => {
-                            IpaState::GuestBorrowed
-                        }
                         other => panic!("{vm:?} maps gfn {gfn:#x} to a page in state {other:?}"),
                     },
                 };

@@ -28,22 +28,17 @@ pub fn host_samples() -> Vec<HostCall> {
             gfn: 0x8_0000,
             nr: 512,
         },
-        HostCall::HostShareGuest {
+        HostCall::VcpuCreate {
             handle: HANDLE,
-            pfn: 0x4_3000,
-            gfn: 0x9_0000,
-            nr: 3,
-        },
-        HostCall::HostUnshareGuest {
-            handle: HANDLE,
-            gfn: 0x9_0000,
-            nr: 3,
+            vcpu: 0,
+            entry_ipa: 0x8000_0000,
+            x0: 0xdead_beef_0000_0001,
         },
         HostCall::VcpuCreate {
             handle: HANDLE,
             vcpu: 7,
-            entry_ipa: 0x8000_0000,
-            x0: 0xdead_beef_0000_0001,
+            entry_ipa: 0,
+            x0: 0,
         },
         HostCall::VcpuRun {
             handle: HANDLE,
@@ -78,6 +73,11 @@ pub fn guest_samples() -> Vec<GuestCall> {
         },
         GuestCall::SystemOff,
         GuestCall::SystemReset,
+        GuestCall::MmioGuardMap { ipa: 0x900_0000 },
+        GuestCall::MmioGuardUnmap {
+            ipa: 0xFF_FFFF_F000,
+        },
+        GuestCall::IpaState { ipa: 0x4000_0000 },
     ]
 }
 
@@ -86,10 +86,15 @@ pub fn first_mbz(id: hvc_abi::FunctionId) -> Option<usize> {
     use hvc_abi::FunctionId as F;
     Some(match id {
         F::FEATURES | F::HYP_MEMINFO => 1,
-        F::HOST_SHARE_HYP | F::HOST_UNSHARE_HYP | F::VM_DESTROY => 2,
+        F::HOST_SHARE_HYP
+        | F::HOST_UNSHARE_HYP
+        | F::VM_DESTROY
+        | F::MMIO_GUARD_MAP
+        | F::MMIO_GUARD_UNMAP
+        | F::IPA_STATE => 2,
         F::VM_CREATE | F::VM_RECLAIM | F::MEM_SHARE | F::MEM_UNSHARE | F::MEM_RELINQUISH => 3,
-        F::VM_TOPUP | F::HOST_UNSHARE_GUEST | F::VCPU_RUN => 4,
-        F::VM_DONATE | F::HOST_SHARE_GUEST | F::VCPU_CREATE => 5,
+        F::VM_TOPUP | F::VCPU_RUN => 4,
+        F::VM_DONATE | F::VCPU_CREATE => 5,
         _ => return None,
     })
 }

@@ -38,7 +38,7 @@ fn violation(invariant: &'static str, address: usize, what: &'static str) -> Res
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// Checks I1 (host stage-2 maps only host-accessible RAM, identity, normal memory, and its
     /// MMIO ranges as device memory; the host's DMA view, if attached, holds exactly the RAM
-    /// the host may access), I2 (each guest maps only pages it owns or borrows, and
+    /// the host may access), I2 (each guest maps only pages it owns, and
     /// every such page once: counts agree), I3 (every record entry is a valid state naming
     /// live VMs) and I4 (EL2's fixed ranges are still EL2's; table and pool pages of every
     /// stage-2 are EL2's, a VM's marked as its pool, and not device memory). Returns the first violation found.
@@ -185,11 +185,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 for off in (0..leaf.size()).step_by(PAGE_SIZE) {
                     let pa = leaf.block_pa + off;
                     if !self.page_state(pa).is_some_and(|s| s.guest_may_access(vm)) {
-                        result = violation(
-                            "I2",
-                            pa,
-                            "guest stage-2 maps a page the guest neither owns nor borrows",
-                        );
+                        result =
+                            violation("I2", pa, "guest stage-2 maps a page the guest does not own");
                         return;
                     }
                     mapped += 1;
@@ -200,7 +197,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 return violation(
                     "I2",
                     guest.root_pa(),
-                    "pages the guest owns or borrows and pages its stage-2 maps differ in number",
+                    "pages the guest owns and pages its stage-2 maps differ in number",
                 );
             }
         }

@@ -1,8 +1,7 @@
-//! Transitions between the host and a guest: donating, lending, sharing back, giving back.
+//! Transitions between the host and a guest: donating, sharing back, giving back. (The host
+//! never lends its own pages to a guest: docs/abi.md 4.6.)
 
-use super::{
-    Borrower, Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId, commit_error,
-};
+use super::{Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId, commit_error};
 use crate::pgtable::MemKind;
 use crate::pool::PAGE_SIZE;
 use crate::tlb::TlbMaintenance;
@@ -82,46 +81,58 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         nr: usize,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<(), OwnershipError> {
-        let (start, end) = self.ram_range(pfn, nr)?;
-        let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
-        let slot = self.slot(vm)?;
-        self.require_pages(start, end, |s| s == PageState::Owned(Owner::Host))?;
-        self.check_guest_map(slot, ipa, ipa_end, start)?;
-        self.host_unmap(start, end, tlb)?;
-        self.set_range(start, end, PageState::Owned(Owner::Guest(vm)));
-        self.guest_map(slot, ipa, ipa_end, start)
+        self.donate_to_guest(vm, pfn, gfn, nr, tlb, |_| {})
     }
 
-    /// The host lends pages it owns exclusively to `vm` at guest frames `gfn..gfn + nr`; the
-    /// host keeps its mapping.
-    ///
-    /// # Errors
-    ///
-    /// As [`host_donate_guest`](Self::host_donate_guest).
-    pub fn host_share_guest(
+    /// As [`host_donate_guest`](Self::host_donate_guest), but every page is zeroed and
+    /// cleaned to the point of coherency after it has left the host stage-2 and before it
+    /// enters the guest's: the guest only ever sees fresh memory, never what the host put
+    /// there (docs/abi.md 4.5: memory a launched VM gets is fresh). Same errors; a refused
+    /// call zeroes nothing.
+    pub fn host_donate_guest_zeroed(
         &mut self,
         vm: VmId,
         pfn: usize,
         gfn: usize,
         nr: usize,
+        tlb: &mut impl TlbMaintenance,
+        sanitizer: &mut impl PageSanitizer,
+    ) -> Result<(), OwnershipError> {
+        self.donate_to_guest(vm, pfn, gfn, nr, tlb, |pa| sanitizer.zero_and_clean(pa))
+    }
+
+    fn donate_to_guest(
+        &mut self,
+        vm: VmId,
+        pfn: usize,
+        gfn: usize,
+        nr: usize,
+        tlb: &mut impl TlbMaintenance,
+        mut sanitize: impl FnMut(usize),
     ) -> Result<(), OwnershipError> {
         let (start, end) = self.ram_range(pfn, nr)?;
         let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
         self.require_pages(start, end, |s| s == PageState::Owned(Owner::Host))?;
         self.check_guest_map(slot, ipa, ipa_end, start)?;
-        self.set_range(start, end, PageState::HostSharedWith(Borrower::Guest(vm)));
+        self.host_unmap(start, end, tlb)?;
+        // The host can no longer write the pages (its TLB entries are gone) and the guest
+        // cannot read them yet: the only moment to sanitise them for the guest.
+        for pa in (start..end).step_by(PAGE_SIZE) {
+            sanitize(pa);
+        }
+        self.set_range(start, end, PageState::Owned(Owner::Guest(vm)));
         self.guest_map(slot, ipa, ipa_end, start)
     }
 
     /// Translates guest frames `gfn..gfn + nr` of the VM in `slot` into `self.scratch`,
-    /// checking that each page's state is one of `allowed` (one or two states).
+    /// checking that each page is in state `allowed`.
     fn gather_guest_pages(
         &mut self,
         slot: usize,
         ipa: usize,
         nr: usize,
-        allowed: &[PageState],
+        allowed: PageState,
     ) -> Result<(), OwnershipError> {
         // Every frame must have a page (NOT_FOUND) before any page's state is judged
         // (DENIED): docs/abi.md 1.6 orders the two over the whole range.
@@ -129,19 +140,14 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         guest
             .translate_pages(ipa, &mut self.scratch[..nr])
             .map_err(|_| OwnershipError::NotFound)?;
-        // Compare raw record entries with the allowed states' encodings: no decoding on
-        // this per-page path.
-        debug_assert!((1..=2).contains(&allowed.len()));
-        let mut codes = [0u16; 2];
-        let n = allowed.len().min(2);
-        for (c, s) in codes.iter_mut().zip(allowed) {
-            *c = s.encode();
-        }
+        // Compare raw record entries with the allowed state's encoding: no decoding on this
+        // per-page path.
+        let code = allowed.encode();
         for i in 0..nr {
             let Some(index) = self.entry_index(self.scratch[i]) else {
                 return Err(OwnershipError::Denied);
             };
-            if !codes[..n].contains(&self.meta[index]) {
+            if self.meta[index] != code {
                 return Err(OwnershipError::Denied);
             }
             self.scratch_index[i] = index;
@@ -174,37 +180,6 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         Ok(())
     }
 
-    /// The host takes back pages it lent to `vm` at guest frames `gfn..gfn + nr`: they leave
-    /// the guest's stage-2 (I6, VMID `vm`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidParameter`, `Range`, `NotFound` (no such VM, or a frame is not mapped),
-    /// `Denied` (a frame maps a page that is not lent by the host to this VM). Never
-    /// `NoMemory`: guest memory is mapped page by page, so no block is ever split.
-    pub fn host_unshare_guest(
-        &mut self,
-        vm: VmId,
-        gfn: usize,
-        nr: usize,
-        tlb: &mut impl TlbMaintenance,
-    ) -> Result<(), OwnershipError> {
-        let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
-        let slot = self.slot(vm)?;
-        self.gather_guest_pages(
-            slot,
-            ipa,
-            nr,
-            &[PageState::HostSharedWith(Borrower::Guest(vm))],
-        )?;
-        self.check_guest_unmap(slot, ipa, ipa_end)?;
-        self.guest(slot)?
-            .unmap(ipa, ipa_end, tlb)
-            .map_err(commit_error)?;
-        self.set_gathered(nr, PageState::Owned(Owner::Host));
-        Ok(())
-    }
-
     /// Guest `vm` shares its pages at frames `gfn..gfn + nr` with the host, which maps them on
     /// its next access (its devices at once). The guest keeps its mapping.
     ///
@@ -220,7 +195,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, _) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, &[PageState::Owned(Owner::Guest(vm))])?;
+        self.gather_guest_pages(slot, ipa, nr, PageState::Owned(Owner::Guest(vm)))?;
         self.set_gathered(nr, PageState::SharedWithHost(vm));
         self.dma_scratch(nr, true);
         Ok(())
@@ -242,7 +217,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, _) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        self.gather_guest_pages(slot, ipa, nr, &[PageState::SharedWithHost(vm)])?;
+        self.gather_guest_pages(slot, ipa, nr, PageState::SharedWithHost(vm))?;
         {
             let mut batch = self.host.unmap_batch(tlb);
             let mut i = 0;
@@ -284,22 +259,15 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ) -> Result<(), OwnershipError> {
         let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
         let slot = self.slot(vm)?;
-        let owned = PageState::Owned(Owner::Guest(vm));
-        let borrowed = PageState::HostSharedWith(Borrower::Guest(vm));
-        self.gather_guest_pages(slot, ipa, nr, &[owned, borrowed])?;
+        self.gather_guest_pages(slot, ipa, nr, PageState::Owned(Owner::Guest(vm)))?;
         self.check_guest_unmap(slot, ipa, ipa_end)?;
         self.guest(slot)?
             .unmap(ipa, ipa_end, tlb)
             .map_err(commit_error)?;
-        // A page the guest owned is zeroed before the host gets it (I5); a page the host had
-        // lent goes back with its contents (the loan ends).
+        // Every page is zeroed before the host gets it (I5).
         for i in 0..nr {
             let pa = self.scratch[i];
-            if self.page_state(pa) == Some(owned) {
-                self.zeroed_to_host(pa, san);
-            } else {
-                self.set_page(pa, PageState::Owned(Owner::Host));
-            }
+            self.zeroed_to_host(pa, san);
         }
         Ok(())
     }

@@ -19,8 +19,6 @@ enum Op {
     VmCreate(usize, usize),
     VmTopup(u16, usize, usize),
     HostDonateGuest(u16, usize, usize, usize),
-    HostShareGuest(u16, usize, usize, usize),
-    HostUnshareGuest(u16, Addr, usize),
     GuestShareHost(u16, Addr, usize),
     GuestUnshareHost(u16, Addr, usize),
     GuestRelinquish(u16, Addr, usize),
@@ -140,8 +138,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (real_index(), 1usize..4).prop_map(|(i, n)| Op::VmCreate(i, n)),
         1 => (vm_id(), real_index(), 1usize..6).prop_map(|(v, i, n)| Op::VmTopup(v, i, n)),
         3 => (vm_id(), host_pfn(), gfn(), count()).prop_map(|(v, p, g, n)| Op::HostDonateGuest(v, p, g, n)),
-        2 => (vm_id(), host_pfn(), gfn(), count()).prop_map(|(v, p, g, n)| Op::HostShareGuest(v, p, g, n)),
-        1 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::HostUnshareGuest(v, g, n)),
         2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestShareHost(v, g, n)),
         1 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestUnshareHost(v, g, n)),
         2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestRelinquish(v, g, n)),
@@ -189,18 +185,6 @@ fn run(w: &mut World<'_>, op: &Op) {
             record(
                 op,
                 w.step(|w| w.own.host_donate_guest(vm(v), p, g, n, &mut w.tlb)),
-            );
-        }
-        Op::HostShareGuest(v, p, g, n) => {
-            record(op, w.step(|w| w.own.host_share_guest(vm(v), p, g, n)))
-        }
-        Op::HostUnshareGuest(v, a, n) => {
-            let g = guest_frame(w, v, a, |s| {
-                s == PageState::HostSharedWith(Borrower::Guest(vm(v)))
-            });
-            record(
-                op,
-                w.step(|w| w.own.host_unshare_guest(vm(v), g, n, &mut w.tlb)),
             );
         }
         Op::GuestShareHost(v, a, n) => {

@@ -12,8 +12,9 @@
 //! - `kind` (2 bits) says how to read `id`:
 //!   - 0 `Owned`: `id` owns the page exclusively.
 //!   - 1 `SharedWithHost`: guest `id` owns the page (shared-owned) and the host borrows it.
-//!   - 2 `HostSharedWith`: the host owns the page (shared-owned) and `id` (hyp or a guest)
-//!     borrows it.
+//!   - 2 `HostSharedWith`: the host owns the page (shared-owned) and `id` (hyp) borrows it.
+//!     (ABI 1.0 also let a guest borrow a host page; 2.0 retired that, docs/abi.md 4.6, so
+//!     an entry of kind 2 with a guest `id` is invalid.)
 //!   - 3 `PendingReclaim`: guest `id` was torn down; EL2 holds the page until the host
 //!     reclaims it (it is zeroed then). With `id` 0 (the host): `Sanitizing`, EL2 zeroes the
 //!     page for the host outside the memory lock (see `PageSanitizer::defers`).
@@ -69,13 +70,12 @@ pub enum OwnerState {
     SharedOwned,
 }
 
-/// A component that borrows a page the host shares.
+/// A component that borrows a page the host shares: only EL2 (the host never lends a page
+/// to a guest, docs/abi.md 4.6).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Borrower {
     /// EL2.
     Hyp,
-    /// A guest.
-    Guest(VmId),
 }
 
 /// Everything the record says about one page.
@@ -85,7 +85,7 @@ pub enum PageState {
     Owned(Owner),
     /// Owned by the guest, shared with the host (guest_share_host).
     SharedWithHost(VmId),
-    /// Owned by the host, shared with a borrower (host_share_hyp, host_share_guest).
+    /// Owned by the host, shared with a borrower (host_share_hyp).
     HostSharedWith(Borrower),
     /// Held by EL2 after the guest's teardown until host_reclaim zeroes it for the host.
     PendingReclaim(VmId),
@@ -137,7 +137,6 @@ impl PageState {
         match self {
             PageState::SharedWithHost(_) => Some(Owner::Host),
             PageState::HostSharedWith(Borrower::Hyp) => Some(Owner::Hyp),
-            PageState::HostSharedWith(Borrower::Guest(vm)) => Some(Owner::Guest(vm)),
             PageState::Owned(_)
             | PageState::PendingReclaim(_)
             | PageState::HypPool(_)
@@ -159,7 +158,6 @@ impl PageState {
     pub fn guest_may_access(self, vm: VmId) -> bool {
         match self {
             PageState::Owned(Owner::Guest(g)) | PageState::SharedWithHost(g) => g == vm,
-            PageState::HostSharedWith(Borrower::Guest(g)) => g == vm,
             _ => false,
         }
     }
@@ -176,13 +174,11 @@ impl PageState {
         )
     }
 
-    /// The guest this page belongs to or is lent to, if any (its pool pages, and pages
-    /// pending reclaim, excluded).
+    /// The guest this page belongs to, if any (its pool pages, and pages pending reclaim,
+    /// excluded).
     pub fn guest(self) -> Option<VmId> {
         match self {
-            PageState::Owned(Owner::Guest(g))
-            | PageState::SharedWithHost(g)
-            | PageState::HostSharedWith(Borrower::Guest(g)) => Some(g),
+            PageState::Owned(Owner::Guest(g)) | PageState::SharedWithHost(g) => Some(g),
             _ => None,
         }
     }
@@ -195,7 +191,6 @@ impl PageState {
             PageState::Owned(Owner::Guest(vm)) => (KIND_OWNED, vm.0),
             PageState::SharedWithHost(vm) => (KIND_SHARED_WITH_HOST, vm.0),
             PageState::HostSharedWith(Borrower::Hyp) => (KIND_HOST_SHARED_WITH, ID_HYP),
-            PageState::HostSharedWith(Borrower::Guest(vm)) => (KIND_HOST_SHARED_WITH, vm.0),
             PageState::PendingReclaim(vm) => (KIND_PENDING_RECLAIM, vm.0),
             PageState::Sanitizing => (KIND_PENDING_RECLAIM, ID_HOST),
             PageState::HypPool(vm) => return POOL_BIT | vm.0,
@@ -224,7 +219,6 @@ impl PageState {
             (KIND_OWNED, _, Some(vm)) => PageState::Owned(Owner::Guest(vm)),
             (KIND_SHARED_WITH_HOST, _, Some(vm)) => PageState::SharedWithHost(vm),
             (KIND_HOST_SHARED_WITH, ID_HYP, _) => PageState::HostSharedWith(Borrower::Hyp),
-            (KIND_HOST_SHARED_WITH, _, Some(vm)) => PageState::HostSharedWith(Borrower::Guest(vm)),
             (KIND_PENDING_RECLAIM, _, Some(vm)) => PageState::PendingReclaim(vm),
             (KIND_PENDING_RECLAIM, ID_HOST, _) => PageState::Sanitizing,
             _ => return None,
@@ -245,10 +239,10 @@ mod tests {
                 valid += 1;
             }
         }
-        // Owned: host, hyp, 0xffe guests; shared-with-host: guests; host-shared-with: hyp and
-        // guests; pending reclaim: guests, and sanitizing; pool: guests.
+        // Owned: host, hyp, 0xffe guests; shared-with-host: guests; host-shared-with: hyp;
+        // pending reclaim: guests, and sanitizing; pool: guests.
         let g = usize::from(VmId::MAX);
-        assert_eq!(valid, (2 + g) + g + (1 + g) + (g + 1) + g);
+        assert_eq!(valid, (2 + g) + g + 1 + (g + 1) + g);
     }
 
     #[test]
@@ -266,12 +260,9 @@ mod tests {
             (Owner::Guest(vm), OwnerState::SharedOwned, Some(Owner::Host))
         );
         assert!(s.host_may_access() && s.guest_may_access(vm) && !s.guest_may_access(other));
-        let s = PageState::HostSharedWith(Borrower::Guest(vm));
-        assert_eq!(
-            (s.owner(), s.borrower()),
-            (Owner::Host, Some(Owner::Guest(vm)))
-        );
-        assert!(s.host_may_access() && s.guest_may_access(vm) && !s.hyp_may_access());
+        let s = PageState::HostSharedWith(Borrower::Hyp);
+        assert_eq!((s.owner(), s.borrower()), (Owner::Host, Some(Owner::Hyp)));
+        assert!(s.host_may_access() && !s.guest_may_access(vm) && s.hyp_may_access());
         let s = PageState::PendingReclaim(vm);
         assert_eq!(
             (s.owner(), s.owner_state(), s.borrower()),

@@ -1,9 +1,7 @@
 //! A VM's life: creation and top-up of its page-table pool, teardown, and the host's
 //! reclaim of what the VM left behind.
 
-use super::{
-    Borrower, Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId, commit_error,
-};
+use super::{Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId, commit_error};
 use crate::pgtable::Stage2Table;
 use crate::pool::{PAGE_SIZE, PagePool};
 use crate::tlb::TlbMaintenance;
@@ -132,9 +130,6 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                                 None => Some((pa, pa + PAGE_SIZE)),
                             };
                             meta[i] = pending;
-                        }
-                        Some(PageState::HostSharedWith(Borrower::Guest(g))) if g == vm => {
-                            meta[i] = PageState::Owned(Owner::Host).encode();
                         }
                         _ => {}
                     }

@@ -14,6 +14,7 @@ pub const MMIO_IPA: u64 = 0x0900_0000;
 
 unsafe extern "C" {
     static bench_guest_start: u8;
+    static bench_guest_boot: u8;
     static bench_guest_hvc_exit: u8;
     static bench_guest_mmio_exit: u8;
     static bench_guest_share_seq: u8;
@@ -24,6 +25,8 @@ unsafe extern "C" {
 /// Where a vCPU starts: one of the guest's loops.
 #[derive(Clone, Copy, Debug)]
 pub enum Entry {
+    /// vCPU 0: x0 = the IPA of the (entry, x0) table; starts vCPUs 1..5 with CPU_ON.
+    Boot,
     /// x0 = a function id of another owner: exit GUEST_HVC on every run.
     HvcExit,
     /// x0 = an IPA without a page: exit MMIO (8-byte write of XZR) on every run.
@@ -46,6 +49,7 @@ pub fn image() -> &'static [u8] {
 /// The IPA of `entry` once the image is at [`IMAGE_GFN`].
 pub fn entry_ipa(entry: Entry) -> u64 {
     let label = match entry {
+        Entry::Boot => &raw const bench_guest_boot,
         Entry::HvcExit => &raw const bench_guest_hvc_exit,
         Entry::MmioExit => &raw const bench_guest_mmio_exit,
         Entry::ShareSeq => &raw const bench_guest_share_seq,

@@ -168,6 +168,26 @@ impl GuestVm {
         self.donate(pages, address, gfn, nr)
     }
 
+    /// Copies `bytes` (at most one page: code the host wants a guest to run, or data)
+    /// into a fresh zeroed page, cleans it to the point of coherency and donates it at
+    /// `gfn`.
+    pub fn load_page(
+        &mut self,
+        pages: &mut FreePages,
+        bytes: &[u8],
+        gfn: u64,
+    ) -> Result<PageRange, VmError> {
+        let address = alloc(pages, 1)?;
+        let len = bytes.len().min(PAGE_SIZE);
+        // SAFETY: as in `load_image`: a fresh page of host RAM nothing else uses.
+        unsafe {
+            core::ptr::write_bytes(address as *mut u8, 0, PAGE_SIZE);
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, len);
+        }
+        cache::clean_invalidate_to_poc(address, PAGE_SIZE);
+        self.donate(pages, address, gfn, 1)
+    }
+
     /// Donates `nr` fresh zeroed pages at `gfn`.
     pub fn donate_zeroed(
         &mut self,

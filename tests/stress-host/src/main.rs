@@ -80,8 +80,8 @@ const TESTS: &[Test] = &[
         run: adversarial::one_vcpu_on_two_cpus,
     },
     Test {
-        name: "lend_and_unlend_while_another_cpu_reads",
-        run: adversarial::lend_and_unlend_while_another_cpu_reads,
+        name: "share_hyp_and_unshare_while_another_cpu_reads",
+        run: adversarial::share_hyp_and_unshare_while_another_cpu_reads,
     },
     Test {
         name: "guest_unshare_while_another_cpu_reads",

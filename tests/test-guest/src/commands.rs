@@ -5,10 +5,10 @@ use crate::hvc::{call, guest_call};
 use crate::memory;
 use crate::mmio::{self, load_u64, report};
 use hvc_abi::function_id::{GUEST_FEATURES_BITMAP, Version, is_our_uid};
-use hvc_abi::{Error, FunctionId, GuestCall};
+use hvc_abi::{Error, FunctionId, GuestCall, IpaState};
 use test_guest::{
-    MESSAGE, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, Report, SECRET_GFN, SHARED_GFN,
-    SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
+    MESSAGE, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, REPORT_IPA, Report, SECRET_GFN,
+    SHARED_GFN, SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
 };
 
 /// A failed check: its number, what the guest saw and its name (printed to the host).
@@ -18,9 +18,9 @@ pub struct Failure {
     pub what: &'static str,
 }
 
-type Checked = Result<(), Failure>;
+pub type Checked = Result<(), Failure>;
 
-fn ensure(ok: bool, check: u16, value: u64, what: &'static str) -> Checked {
+pub fn ensure(ok: bool, check: u16, value: u64, what: &'static str) -> Checked {
     if ok {
         Ok(())
     } else {
@@ -75,7 +75,7 @@ pub fn discovery() -> Checked {
         features[1] == Version::CURRENT.to_x1(),
         3,
         features[1],
-        "FEATURES version is not 1.0",
+        "FEATURES version is not 2.0",
     )?;
     ensure(
         features[2] == GUEST_FEATURES_BITMAP && features[3] == 0,
@@ -89,6 +89,43 @@ pub fn discovery() -> Checked {
         5,
         meminfo[0] | meminfo[1],
         "HYP_MEMINFO did not return 4096",
+    )?;
+    // The guest's own view of its address space (IPA_STATE): its private page, a frame the
+    // host never backed, and the report channel it registered as MMIO.
+    ensure_ipa_state(
+        ipa(SECRET_GFN),
+        IpaState::Owned,
+        6,
+        "IPA_STATE of the secret page is not OWNED",
+    )?;
+    ensure_ipa_state(
+        UNBACKED_IPA,
+        IpaState::Unmapped,
+        7,
+        "IPA_STATE of an unbacked frame is not UNMAPPED",
+    )?;
+    ensure_ipa_state(
+        REPORT_IPA & !0xfff,
+        IpaState::Mmio,
+        8,
+        "IPA_STATE of the report channel is not MMIO",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::IpaState { ipa: 1 << 32 }),
+        Error::Range,
+        9,
+        "IPA_STATE beyond ipa_bits is not RANGE",
+    )
+}
+
+/// IPA_STATE of `ipa` returns x0 = 0 and x1 = `state`.
+fn ensure_ipa_state(ipa: u64, state: IpaState, check: u16, what: &'static str) -> Checked {
+    let regs = guest_call(GuestCall::IpaState { ipa });
+    ensure(
+        regs == [0, state as u64, 0, 0],
+        check,
+        regs[0] | regs[1],
+        what,
     )
 }
 
@@ -105,6 +142,12 @@ pub fn secret_and_share() -> Checked {
 
     let regs = guest_call(GuestCall::MemShare { ipa: shared, nr: 1 });
     ensure_ok(regs, 1, "MEM_SHARE of the message page failed")?;
+    ensure_ipa_state(
+        shared,
+        IpaState::Shared,
+        6,
+        "IPA_STATE of the shared page is not SHARED",
+    )?;
     report(Report::Reached(Step::Shared));
 
     ensure(
@@ -144,6 +187,14 @@ pub fn relinquish() -> Checked {
     let regs = guest_call(GuestCall::MemRelinquish { ipa: spare, nr: 1 });
     ensure_ok(regs, 1, "MEM_RELINQUISH of the spare page failed")?;
     report(Report::Reached(Step::Relinquished));
+    // The IPA has no page now: only as registered MMIO does a load there reach the host.
+    let regs = guest_call(GuestCall::MmioGuardMap { ipa: spare });
+    ensure(
+        regs[0] == 0 || regs[0] == Error::NotSupported.as_x0(),
+        3,
+        regs[0],
+        "MMIO_GUARD_MAP of the relinquished page failed",
+    )?;
     let value = load_u64(spare);
     ensure(
         value == RELINQUISHED_READ_VALUE,
@@ -151,6 +202,30 @@ pub fn relinquish() -> Checked {
         value,
         "a load from the relinquished page did not exit as MMIO",
     )
+}
+
+/// Command::StoreUnbacked.
+pub fn store_unbacked() -> Checked {
+    // Until the host donates a page here, this store is a MEM_FAULT exit, re-executed.
+    mmio::store_unbacked(UNBACKED_IPA, secret_word(0));
+    let word = memory::read_u64(UNBACKED_IPA);
+    ensure(
+        word == secret_word(0),
+        1,
+        word,
+        "the store to the page the host donated at the unbacked IPA did not land",
+    )?;
+    // A page donated after launch is fresh (docs/abi.md 4.5): all zero but the word above.
+    for index in 1..PAGE_WORDS {
+        let word = memory::read_u64(UNBACKED_IPA + 8 * index as u64);
+        ensure(
+            word == 0,
+            2,
+            word,
+            "the page donated after launch holds what the host put there",
+        )?;
+    }
+    Ok(())
 }
 
 /// Command::Spin: never returns.
@@ -228,6 +303,24 @@ pub fn call_errors() -> Checked {
         Error::InvalidParameter,
         8,
         "HYP_MEMINFO with x1 set is not INVALID_PARAMETER",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardMap { ipa: secret }),
+        Error::Denied,
+        10,
+        "MMIO_GUARD_MAP of a page the guest owns is not DENIED",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardUnmap { ipa: UNBACKED_IPA }),
+        Error::NotFound,
+        11,
+        "MMIO_GUARD_UNMAP of an unregistered page is not NOT_FOUND",
+    )?;
+    ensure_error(
+        guest_call(GuestCall::MmioGuardMap { ipa: 1 << 32 }),
+        Error::Range,
+        12,
+        "MMIO_GUARD_MAP beyond ipa_bits is not RANGE",
     )?;
     let mut host_call = [0; 8];
     host_call[0] = FunctionId::VM_CREATE.to_x0();

@@ -59,6 +59,31 @@ guest_entry:
 3:  wfe
     b       3b
 
+// vCPU 1's entry, given to PSCI CPU_ON by Command::CpuOn: the payload starts it here in
+// the same state as vCPU 0 (EL1h, DAIF masked, MMU off), x0 = the context id. .bss was
+// zeroed by vCPU 0 long before; vCPU 1 gets its own stack.
+.section .text.entry, "ax"
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0                 // x19 = context id
+    adr_l   x0, __secondary_stack_end
+    mov     sp, x0
+    mov     x0, #CPACR_EL1_FPEN
+    msr     cpacr_el1, x0
+    adr_l   x0, guest_vectors
+    msr     vbar_el1, x0
+    isb
+    mov     x0, x19                 // secondary_main(context_id: u64) -> !
+    bl      secondary_main
+4:  wfe
+    b       4b
+
+.section .bss.secondary_stack, "aw", %nobits
+.balign 16
+__secondary_stack:
+    .space  4096
+__secondary_stack_end:
+
 // Every vector calls guest_exception(vector index 0..16), which reports the exception to
 // the host and stops the VM; nothing returns.
 .macro guest_vector index

@@ -9,7 +9,10 @@
 //!   collects a line up to `\n`. The guest prints only the name of a failed check.
 //! - [`REPORT_IPA`]: an 8-byte store is a [`Report`]: a step reached or a check failed.
 //!
-//! Each exit is completed by the host's next VCPU_RUN (completion 0 for a store).
+//! Each exit is completed by the host's next VCPU_RUN (completion 0 for a store). The guest
+//! registers both channel pages with MMIO_GUARD_MAP before anything else (docs/abi.md
+//! 5.6): an access to an IPA with no page that the guest did not register is a MEM_FAULT
+//! exit that carries no data.
 //!
 //! Guest memory (IPA = address: the guest runs with its MMU off):
 //! - [`IMAGE_GFN`] (IPA 0x4000_0000): the image, entered at its first byte; its arm64 Image
@@ -61,6 +64,9 @@ pub const REPLY_OFFSET: usize = 0x800;
 /// (the IPA has no page any more), which the host completes with this value.
 pub const RELINQUISHED_READ_VALUE: u64 = 0x7e57_6e57_0000_00aa;
 
+/// The context id the [`Command::CpuOn`] guest passes to CPU_ON: vCPU 1's x0 at entry.
+pub const SECONDARY_CONTEXT: u64 = 0xc0de_0001_5ec0_4d00;
+
 /// Iterations of the [`Command::Spin`] guest's busy loop between two ticks: long enough
 /// that a vCPU is almost always inside VCPU_RUN (milliseconds under QEMU), short enough
 /// that a run ends soon after the host asks it to stop.
@@ -98,6 +104,22 @@ pub enum Command {
     /// Guest calls with bad arguments return the errors of docs/abi.md's tables (no
     /// exits); done.
     CallErrors = 5,
+    /// Needs a VM with vCPU 1 created (powered off). vCPU 0 checks the payload's PSCI
+    /// answers (docs/abi.md 5.5), starts vCPU 1 with CPU_ON at the guest's own
+    /// secondary entry with x0 = [`SECONDARY_CONTEXT`] (exit VCPU_STARTED) and reports
+    /// [`Step::SecondaryOn`]; vCPU 1 checks its x0 and MPIDR, reports
+    /// [`Step::SecondaryRan`] and calls CPU_OFF (exit VCPU_OFF); on its next run vCPU 0
+    /// checks that AFFINITY_INFO says vCPU 1 is off; done.
+    CpuOn = 6,
+    /// Stores [`secret_word`]`(0)` at [`UNBACKED_IPA`], which has no page and is not
+    /// registered as MMIO: the vCPU exits MEM_FAULT (without the data) and re-executes the
+    /// store until the host donates a page there; then checks the word landed and that the
+    /// rest of that page is zero (memory donated after launch is fresh); done.
+    StoreUnbacked = 7,
+    /// SMCCC_VERSION, SMCCC_ARCH_FEATURES (of itself and of ARCH_WORKAROUND_1/2/3),
+    /// TRNG_VERSION and TRNG_RND64: the payload (or the firmware through it) answers, never
+    /// the host (docs/abi.md 5.8). Checks SMCCC_VERSION is the payload's 1.1; done.
+    SmcccQueries = 8,
     /// The ID registers show none of what the payload does not give guests: no SVE, SME,
     /// PMU, SPE, trace, MTE, RAS, AMU, GIC system registers, EL2 or EL3; an IPA size of
     /// [`IPA_BITS`] at most; done. (Numbered apart from the ABI's commands.)
@@ -116,12 +138,15 @@ pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 8] = [
+    pub const ALL: [Command; 11] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
         Command::Spin,
         Command::CallErrors,
+        Command::CpuOn,
+        Command::StoreUnbacked,
+        Command::SmcccQueries,
         Command::IdRegisters,
         Command::AuxControl,
         Command::TrappedRegisters,
@@ -135,6 +160,9 @@ impl Command {
             3 => Self::Relinquish,
             4 => Self::Spin,
             5 => Self::CallErrors,
+            6 => Self::CpuOn,
+            7 => Self::StoreUnbacked,
+            8 => Self::SmcccQueries,
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
             0x22 => Self::TrappedRegisters,
@@ -162,6 +190,10 @@ pub enum Step {
     Done = 4,
     /// The spinning guest is still alive.
     Tick = 5,
+    /// vCPU 0 started vCPU 1 with PSCI CPU_ON.
+    SecondaryOn = 6,
+    /// vCPU 1 runs at the guest's entry with the guest's context id.
+    SecondaryRan = 7,
 }
 
 impl Step {
@@ -172,6 +204,8 @@ impl Step {
             3 => Self::Relinquished,
             4 => Self::Done,
             5 => Self::Tick,
+            6 => Self::SecondaryOn,
+            7 => Self::SecondaryRan,
             _ => return None,
         })
     }
@@ -246,7 +280,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(6), None);
+        assert_eq!(Command::from_x0(9), None);
     }
 
     #[test]
@@ -257,6 +291,8 @@ mod tests {
             Step::Relinquished,
             Step::Done,
             Step::Tick,
+            Step::SecondaryOn,
+            Step::SecondaryRan,
         ] {
             let report = Report::Reached(step);
             assert_eq!(Report::decode(report.encode()), Some(report));

@@ -21,6 +21,7 @@ mod exception;
 mod hvc;
 mod memory;
 mod mmio;
+mod psci;
 mod sysregs;
 
 use commands::Failure;
@@ -32,12 +33,16 @@ core::arch::global_asm!(include_str!("entry.S"));
 /// Rust entry (entry.S): EL1h, MMU off, `.bss` zeroed, stack and vectors set.
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(command: u64) -> ! {
+    mmio::register_channels();
     let result = match Command::from_x0(command) {
         Some(Command::Discovery) => commands::discovery(),
         Some(Command::SecretAndShare) => commands::secret_and_share(),
         Some(Command::Relinquish) => commands::relinquish(),
         Some(Command::Spin) => commands::spin(),
         Some(Command::CallErrors) => commands::call_errors(),
+        Some(Command::CpuOn) => psci::cpu_on(),
+        Some(Command::StoreUnbacked) => commands::store_unbacked(),
+        Some(Command::SmcccQueries) => psci::smccc_queries(),
         Some(Command::IdRegisters) => sysregs::id_registers(),
         Some(Command::AuxControl) => sysregs::aux_control(),
         Some(Command::TrappedRegisters) => sysregs::trapped_registers(),

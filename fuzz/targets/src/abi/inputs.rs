@@ -7,7 +7,7 @@ use hvc_abi::{AccessSize, Exit, MmioAccess};
 
 /// Every id `docs/abi.md` names, and neighbours that must be refused or forwarded: other
 /// numbers of our range, the SMC32 and yielding forms, bits [23:16] set, other owners.
-const IDS: [u32; 36] = [
+const IDS: [u32; 38] = [
     0x8600_FF01,
     0xC600_0000,
     0xC600_0001,
@@ -28,6 +28,8 @@ const IDS: [u32; 36] = [
     0xC600_0022,
     0xC600_0023,
     0xC600_0024,
+    0xC600_0025,
+    0xC600_0026,
     0x8400_0008,
     0x8400_0009,
     0x8400_0000,

@@ -83,25 +83,22 @@ pub fn host_call(regs: &[u64; 8]) -> Result<(), Error> {
             nr_limit(x3)?;
             below(x2, x3, PFN_LIMIT)
         }
-        // 4.5, 4.6
-        0xC600_0005 | 0xC600_0006 => {
+        // 4.5 (4.6 and 4.7, 0x06 and 0x07, are retired: NOT_SUPPORTED)
+        0xC600_0005 => {
             mbz(regs, 5)?;
             nr_zero(x4)?;
             nr_limit(x4)?;
             below(x2, x4, PFN_LIMIT)?;
             below(x3, x4, GFN_LIMIT)
         }
-        // 4.7
-        0xC600_0007 => {
-            mbz(regs, 4)?;
-            nr_zero(x3)?;
-            nr_limit(x3)?;
-            below(x2, x3, GFN_LIMIT)
-        }
         // 4.8
         0xC600_0008 => {
             mbz(regs, 5)?;
             if x3 % 4 != 0 {
+                return Err(Error::InvalidParameter);
+            }
+            // Only vCPU 0 takes an entry point and x0.
+            if x2 != 0 && (x3 != 0 || x4 != 0) {
                 return Err(Error::InvalidParameter);
             }
             if x2 >= 8 || u128::from(x3) >= IPA_LIMIT {
@@ -130,11 +127,17 @@ pub fn host_call(regs: &[u64; 8]) -> Result<(), Error> {
     }
 }
 
-/// The guest call tables of section 5 (and UID, PSCI SYSTEM_OFF/RESET).
+/// The guest call tables of section 5 (and UID, and the PSCI calls of 5.5, whose
+/// arguments decode always; their errors are PSCI codes that depend on the VM).
 pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
     let [_, ipa, nr, _, _, _, _, _] = *regs;
     match function_id(regs[0]) {
-        0x8600_FF01 | 0x8400_0008 | 0x8400_0009 => Ok(()),
+        0x8600_FF01 => Ok(()),
+        0x8400_0000 | 0xC400_0001 | 0x8400_0002 | 0xC400_0003 | 0x8400_0004 | 0xC400_0004
+        | 0x8400_0006 | 0x8400_0008 | 0x8400_0009 | 0x8400_000A => Ok(()),
+        // 5.8: SMCCC architecture and TRNG calls.
+        0x8000_0000 | 0x8000_0001 | 0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF => Ok(()),
+        0x8400_0050..=0x8400_0053 | 0xC400_0053 => Ok(()),
         0xC600_0000 | 0xC600_0020 => mbz(regs, 1),
         // 5.3
         0xC600_0021..=0xC600_0023 => {
@@ -149,15 +152,32 @@ pub fn guest_call(regs: &[u64; 8]) -> Result<(), Error> {
             }
             Ok(())
         }
+        // 5.6, 5.7
+        0xC600_0024..=0xC600_0026 => {
+            mbz(regs, 2)?;
+            if ipa % PAGE != 0 {
+                return Err(Error::InvalidParameter);
+            }
+            if u128::from(ipa) >= IPA_LIMIT {
+                return Err(Error::Range);
+            }
+            Ok(())
+        }
         _ => Err(Error::NotSupported),
     }
 }
 
-/// Sections 1.1 and 5.4: whether the payload answers a guest HVC (owner 6, or PSCI
-/// SYSTEM_OFF/SYSTEM_RESET); every other one is forwarded as a GUEST_HVC exit.
+/// Sections 1.1, 5.4 and 5.5: whether the payload answers a guest HVC (owner 6, or any
+/// PSCI id: owner 4, functions 0x00..=0x1F, fast call, either convention); every other
+/// one is forwarded as a GUEST_HVC exit.
 pub fn guest_hvc_is_payloads(x0: u64) -> bool {
     let id = function_id(x0);
-    (id >> 24) & 0x3F == 6 || id == 0x8400_0008 || id == 0x8400_0009
+    let owner = (id >> 24) & 0x3F;
+    let fast = id >> 31 == 1;
+    let psci = fast && owner == 4 && id & 0xFF_FFE0 == 0;
+    let trng = fast && owner == 4 && id & 0xFF_FFF0 == 0x50;
+    let arch = fast && owner == 0;
+    owner == 6 || psci || trng || arch
 }
 
 /// Section 6: whether x1..x3 are an exit a successful VCPU_RUN may return.
@@ -166,7 +186,8 @@ pub fn exit_is_valid([x1, x2, x3]: [u64; 3]) -> bool {
     let upper = x1 >> 8;
     let aligned = x2 % PAGE == 0;
     match reason {
-        1 | 8 | 9 => upper == 0 && x2 == 0 && x3 == 0,
+        1 | 8 | 9 | 11 => upper == 0 && x2 == 0 && x3 == 0,
+        10 => upper == 0 && x2 < 8 && x3 == 0,
         2 => {
             // Bits [9:8] size, [12] write, [20:16] register; everything else zero.
             let defined: u64 = 0xFF | (0x3 << 8) | (1 << 12) | (0x1F << 16);
@@ -206,7 +227,12 @@ mod tests {
         regs[0] = 0x8600_0005; // SMC32 form
         assert_eq!(host_call(&regs), Err(Error::NotSupported));
         assert!(guest_hvc_is_payloads(0x4600_0005));
-        assert!(!guest_hvc_is_payloads(0x8400_0000));
+        assert!(guest_hvc_is_payloads(0x8400_0000));
+        assert!(guest_hvc_is_payloads(0xC400_001F));
+        assert!(guest_hvc_is_payloads(0x8400_0050)); // TRNG
+        assert!(guest_hvc_is_payloads(0x8000_0000)); // SMCCC_VERSION
+        assert!(!guest_hvc_is_payloads(0x8400_0060));
+        assert!(!guest_hvc_is_payloads(0xC200_0000));
         assert!(exit_is_valid([
             2 | (3 << 8) | (1 << 12) | (31 << 16),
             0x900_0000,

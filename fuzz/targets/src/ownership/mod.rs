@@ -155,15 +155,15 @@ fn run(w: &mut World<'_>, call: Call) -> Result<Answer, OwnershipError> {
             gfn,
             nr,
         } => done(w.step(|w| w.own.host_donate_guest(vm(v), pfn, gfn, nr, &mut w.tlb))),
-        Call::HostShareGuest {
+        Call::HostDonateGuestZeroed {
             vm: v,
             pfn,
             gfn,
             nr,
-        } => done(w.step(|w| w.own.host_share_guest(vm(v), pfn, gfn, nr))),
-        Call::HostUnshareGuest { vm: v, gfn, nr } => {
-            done(w.step(|w| w.own.host_unshare_guest(vm(v), gfn, nr, &mut w.tlb)))
-        }
+        } => done(w.step(|w| {
+            w.own
+                .host_donate_guest_zeroed(vm(v), pfn, gfn, nr, &mut w.tlb, &mut w.san)
+        })),
         Call::GuestShareHost { vm: v, gfn, nr } => {
             done(w.step(|w| w.own.guest_share_host(vm(v), gfn, nr)))
         }

@@ -4,7 +4,7 @@
 //!
 //! The harness runs every call on the model and on the real record and requires the same
 //! outcome and, afterwards, the same page states and guest mappings. The model does not
-//! count table pages, so where the real record may answer `NoMemory` (donating or lending
+//! count table pages, so where the real record may answer `NoMemory` (donating
 //! pages into a guest stage-2, docs/abi.md 7.3) the model accepts that answer in place of
 //! success, and then expects nothing to have changed; the harness bounds the pool use
 //! separately (at most `MAX_POOL_PAGES_PER_CALL` per call).
@@ -55,14 +55,11 @@ pub enum Call {
         gfn: usize,
         nr: usize,
     },
-    HostShareGuest {
+    /// `host_donate_guest_zeroed` (a donation after launch, docs/abi.md 4.5): the same
+    /// states as `HostDonateGuest`.
+    HostDonateGuestZeroed {
         vm: u16,
         pfn: usize,
-        gfn: usize,
-        nr: usize,
-    },
-    HostUnshareGuest {
-        vm: u16,
         gfn: usize,
         nr: usize,
     },
@@ -100,18 +97,18 @@ pub enum Call {
 impl Call {
     /// Whether the real record may answer `NoMemory` where the model succeeds: the call
     /// adds to a guest stage-2 and may need table pages from the VM's pool. Only donating
-    /// and lending do (docs/abi.md 7.3); removing a guest mapping never needs memory.
+    /// does (docs/abi.md 7.3); removing a guest mapping never needs memory.
     pub fn may_need_tables(&self) -> bool {
         matches!(
             self,
-            Call::HostDonateGuest { .. } | Call::HostShareGuest { .. }
+            Call::HostDonateGuest { .. } | Call::HostDonateGuestZeroed { .. }
         )
     }
 
     /// The VM whose pool the call may take table pages from.
     pub fn pool_vm(&self) -> Option<u16> {
         match *self {
-            Call::HostDonateGuest { vm, .. } | Call::HostShareGuest { vm, .. } => Some(vm),
+            Call::HostDonateGuest { vm, .. } | Call::HostDonateGuestZeroed { vm, .. } => Some(vm),
             _ => None,
         }
     }
@@ -351,7 +348,7 @@ impl Model {
                 Answer::Done
             }
             Call::HostDonateGuest { vm, pfn, gfn, nr }
-            | Call::HostShareGuest { vm, pfn, gfn, nr } => {
+            | Call::HostDonateGuestZeroed { vm, pfn, gfn, nr } => {
                 let pages = self.ram_pages(pfn, nr)?;
                 let frames = Self::frames(gfn, nr)?;
                 let slot = self.slot(vm)?;
@@ -360,12 +357,7 @@ impl Model {
                 if frames.clone().any(|f| g.map.contains_key(&f)) {
                     return Err(Busy);
                 }
-                let id = Self::vm_id(vm);
-                let state = if matches!(call, Call::HostDonateGuest { .. }) {
-                    PageState::Owned(Owner::Guest(id))
-                } else {
-                    PageState::HostSharedWith(Borrower::Guest(id))
-                };
+                let state = PageState::Owned(Owner::Guest(Self::vm_id(vm)));
                 for (f, &pa) in frames.zip(&pages) {
                     g.map.insert(f, pa);
                 }
@@ -374,26 +366,23 @@ impl Model {
                 }
                 Answer::Done
             }
-            Call::HostUnshareGuest { vm, gfn, nr }
-            | Call::GuestShareHost { vm, gfn, nr }
+            Call::GuestShareHost { vm, gfn, nr }
             | Call::GuestUnshareHost { vm, gfn, nr }
             | Call::GuestRelinquish { vm, gfn, nr } => {
                 let frames = Self::frames(gfn, nr)?;
                 let slot = self.slot(vm)?;
                 let id = Self::vm_id(vm);
                 let owned = PageState::Owned(Owner::Guest(id));
-                let borrowed = PageState::HostSharedWith(Borrower::Guest(id));
                 let shared = PageState::SharedWithHost(id);
-                // docs/abi.md 7.2: the states each call accepts, the state the page ends in,
+                // docs/abi.md 7.2: the state each call accepts, the state the page ends in,
                 // and whether the IPA becomes UNMAPPED.
-                let (from, also, to, unmap) = match call {
-                    Call::HostUnshareGuest { .. } => (borrowed, borrowed, host, true),
-                    Call::GuestShareHost { .. } => (owned, owned, shared, false),
-                    Call::GuestUnshareHost { .. } => (shared, shared, owned, false),
-                    // A page the guest owned goes back zeroed, a borrowed one as it is.
-                    _ => (owned, borrowed, host, true),
+                let (from, to, unmap) = match call {
+                    Call::GuestShareHost { .. } => (owned, shared, false),
+                    Call::GuestUnshareHost { .. } => (shared, owned, false),
+                    // Relinquish: the page goes back to the host, zeroed.
+                    _ => (owned, host, true),
                 };
-                let pages = self.gather(slot, frames, |s| s == from || s == also)?;
+                let pages = self.gather(slot, frames, |s| s == from)?;
                 for (f, pa) in pages {
                     m.set(pa, to);
                     if unmap && let Some(g) = m.guests[slot].as_mut() {
@@ -417,7 +406,6 @@ impl Model {
                         {
                             PageState::PendingReclaim(id)
                         }
-                        PageState::HostSharedWith(Borrower::Guest(g)) if g == id => host,
                         other => other,
                     };
                 }

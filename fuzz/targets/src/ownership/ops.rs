@@ -245,18 +245,15 @@ impl Decoder {
                 if b.u8() & 1 == 0 {
                     Call::HostDonateGuest { vm, pfn, gfn, nr }
                 } else {
-                    Call::HostShareGuest { vm, pfn, gfn, nr }
+                    Call::HostDonateGuestZeroed { vm, pfn, gfn, nr }
                 }
             }
             op @ 8..=11 => {
-                let want = move |id: VmId, s: PageState| {
-                    let borrowed = PageState::HostSharedWith(Borrower::Guest(id));
-                    match op {
-                        8 => s == borrowed,
-                        9 => s == PageState::Owned(Owner::Guest(id)),
-                        10 => s == PageState::SharedWithHost(id),
-                        _ => s == PageState::Owned(Owner::Guest(id)) || s == borrowed,
-                    }
+                // (Op 8 was HOST_UNSHARE_GUEST, retired with lending in ABI 2.0; it now
+                // shares like op 9, so that committed corpora keep their meaning elsewhere.)
+                let want = move |id: VmId, s: PageState| match op {
+                    10 => s == PageState::SharedWithHost(id),
+                    _ => s == PageState::Owned(Owner::Guest(id)),
                 };
                 let first = self.vm(b, model);
                 let (vm, gfn) = self.guest_frame(b, model, first, want);
@@ -267,8 +264,7 @@ impl Decoder {
                     _ => 0,
                 };
                 match op {
-                    8 => Call::HostUnshareGuest { vm, gfn, nr },
-                    9 => Call::GuestShareHost { vm, gfn, nr },
+                    8 | 9 => Call::GuestShareHost { vm, gfn, nr },
                     10 => Call::GuestUnshareHost { vm, gfn, nr },
                     _ => Call::GuestRelinquish { vm, gfn, nr },
                 }

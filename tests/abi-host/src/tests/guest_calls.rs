@@ -4,7 +4,7 @@
 use crate::runner::{Ctx, TestResult};
 use test_guest::Command;
 
-/// The guest's UID, FEATURES (1.0, 0xF_0000_0001) and HYP_MEMINFO (4096) are right.
+/// The guest's UID, FEATURES (2.0, 0x7F_0000_0001) and HYP_MEMINFO (4096) are right.
 pub fn guest_discovery_reports_guest_bitmap_and_granule(ctx: &mut Ctx) -> TestResult {
     let mut guest = ctx.guest(Command::Discovery, 1)?;
     guest.expect_done(0, 0)?;

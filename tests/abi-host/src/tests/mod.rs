@@ -3,10 +3,12 @@
 mod destroy;
 mod discovery;
 mod errors;
+mod guest_address_space;
 mod guest_calls;
 mod host_faults;
 mod host_state;
 mod irq_exit;
+mod locked_launch;
 mod private_memory;
 mod psci_relay;
 mod relinquish;
@@ -18,8 +20,8 @@ use crate::runner::Test;
 
 pub const ALL: &[Test] = &[
     Test {
-        name: "discovery_reports_abi_1_0",
-        run: discovery::discovery_reports_abi_1_0,
+        name: "discovery_reports_abi_2_0",
+        run: discovery::discovery_reports_abi_2_0,
     },
     Test {
         name: "guest_discovery_reports_guest_bitmap_and_granule",
@@ -56,6 +58,30 @@ pub const ALL: &[Test] = &[
     Test {
         name: "guest_relinquish_returns_page_zeroed",
         run: relinquish::guest_relinquish_returns_page_zeroed,
+    },
+    Test {
+        name: "host_cannot_add_a_vcpu_to_a_launched_vm",
+        run: locked_launch::host_cannot_add_a_vcpu_to_a_launched_vm,
+    },
+    Test {
+        name: "guest_cpu_on_starts_vcpu_1_at_the_guest_entry",
+        run: locked_launch::guest_cpu_on_starts_vcpu_1_at_the_guest_entry,
+    },
+    Test {
+        name: "host_cannot_lend_a_page_into_a_protected_vm",
+        run: guest_address_space::host_cannot_lend_a_page_into_a_protected_vm,
+    },
+    Test {
+        name: "unbacked_store_gives_the_host_no_data",
+        run: guest_address_space::unbacked_store_gives_the_host_no_data,
+    },
+    Test {
+        name: "memory_donated_after_launch_is_fresh",
+        run: guest_address_space::memory_donated_after_launch_is_fresh,
+    },
+    Test {
+        name: "guest_smccc_and_trng_queries_never_reach_the_host",
+        run: locked_launch::guest_smccc_and_trng_queries_never_reach_the_host,
     },
     Test {
         name: "second_run_of_running_vcpu_is_busy",

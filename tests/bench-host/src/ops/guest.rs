@@ -3,7 +3,9 @@
 //! guest owns.
 //!
 //! One VM, one vCPU per loop, each started once before it is measured so that every
-//! measured run resumes the guest after its previous exit:
+//! measured run resumes the guest after its previous exit. Only vCPU 0 gets a host entry
+//! point (ABI 2.0): a boot stub that starts the others with PSCI CPU_ON from a table the
+//! host donates before launch (at `TABLE_GFN`), then runs its own loop:
 //! - vCPU 0 exits GUEST_HVC on every run (a forwarded HVC: the cheapest exit that goes
 //!   through the guest-HVC path the memory calls take too), vCPU 1 exits MMIO;
 //! - vCPUs 2 and 3 share, then unshare, consecutive single pages; vCPUs 4 and 5 do the
@@ -33,6 +35,8 @@ const _: () = assert!(
     SINGLE_GFN + Counts::FULL.guest_pages < BLOCK_GFN
         && SINGLE_GFN + Counts::QUICK.guest_pages < BLOCK_GFN
 );
+/// The boot table: (entry IPA, x0) for vCPUs 0..5, 16 bytes each.
+const TABLE_GFN: u64 = IMAGE_GFN + 1;
 /// Pool pages topped up first (tables of the ranges below, split reserves).
 const POOL_PAGES: u32 = 64;
 
@@ -82,10 +86,31 @@ pub fn run(counts: &Counts, pages: &mut Pages) {
         (SHARE_512_VCPU, Entry::ShareSeq, blocks_x0),
         (UNSHARE_512_VCPU, Entry::UnshareSeq, blocks_x0),
     ];
-    for (vcpu, entry, x0) in vcpus {
-        if let Err(e) = vm.vcpu_create(vcpu, guest_blob::entry_ipa(entry), x0) {
+    let mut table = [0u8; 16 * VCPUS as usize];
+    for ((_, entry, x0), slot) in vcpus.iter().zip(table.chunks_exact_mut(16)) {
+        slot[..8].copy_from_slice(&guest_blob::entry_ipa(*entry).to_le_bytes());
+        slot[8..].copy_from_slice(&x0.to_le_bytes());
+    }
+    if let Err(e) = vm.load_page(pages.free_pages(), &table, TABLE_GFN) {
+        fail!("donating the bench guest's boot table: {e}");
+    }
+    let boot = guest_blob::entry_ipa(Entry::Boot);
+    if let Err(e) = vm.vcpu_create(HVC_VCPU, boot, TABLE_GFN << 12) {
+        fail!("VCPU_CREATE {HVC_VCPU}: {e}");
+    }
+    for vcpu in 1..VCPUS {
+        if let Err(e) = vm.vcpu_create(vcpu, 0, 0) {
             fail!("VCPU_CREATE {vcpu}: {e}");
         }
+    }
+    for vcpu in 1..VCPUS {
+        match vm.run(HVC_VCPU, 0) {
+            Ok(Exit::VcpuStarted { vcpu: started }) if started == vcpu => {}
+            Ok(exit) => fail!("the bench guest's boot stub exited with {exit:?}"),
+            Err(e) => fail!("running the bench guest's boot stub: {e}"),
+        }
+    }
+    for (vcpu, _, _) in vcpus {
         // First run: the guest starts and makes its first exit (the sequences share or
         // unshare their first range), so every measured run resumes the guest.
         first_run(&vm, vcpu, exit_x1(vcpu));

@@ -9,14 +9,19 @@
 //! | 0x80 + 8 n | 8-byte write | result register xn, n = 0..3; 0x98 ends the operation |
 //!
 //! - `OP_HVC`: `HVC #0` with x0..x7 = the arguments; reports x0..x3 after it.
-//! - `OP_LOAD`: x1 = an IPA; `ldr x1, [x1]` (an MMIO read exit if the IPA has no page,
-//!   completed by the host), then reports x0 = 0 and x1 = the word.
+//! - `OP_LOAD`: x1 = an IPA; registers its page as MMIO (MMIO_GUARD_MAP: DENIED if the page
+//!   is mapped), `ldr x1, [x1]` (an MMIO read exit if the IPA has no page, completed by
+//!   the host), unregisters the page if it registered it, then reports x0 = 0 and x1 = the
+//!   word. Net effect on the VM: none.
 //! - `OP_SPIN`: x1 = the IPA of the control page; stores 1 at x1 + 8 ("spinning"), loads
 //!   x1 + 0 until it is nonzero ("stop"), then reports zeros. No exit happens meanwhile,
 //!   so the vCPU stays inside VCPU_RUN.
 //!
-//! Only x20 (the channel) must survive an HVC; the ABI preserves x4..x30 (1.2), so a
-//! payload that clobbers it makes every later operation fail.
+//! The guest first registers the channel's page as MMIO (MMIO_GUARD_MAP, 5.6): without
+//! that its channel accesses would be MEM_FAULT exits.
+//!
+//! x20 (the channel) and x21..x23 (the load's state) must survive an HVC; the ABI
+//! preserves x4..x30 (1.2), so a payload that clobbers them makes later operations fail.
 
 use core::arch::global_asm;
 
@@ -41,6 +46,10 @@ global_asm!(
     ".global conformance_guest_start",
     "conformance_guest_start:",
     "    mov x20, x0",
+    "    and x1, x20, #~0xfff",
+    "    movz w0, #0x0024",
+    "    movk w0, #0xc600, lsl #16",
+    "    hvc #0",
     "10: ldr x9, [x20, #0x00]",
     "    ldr x0, [x20, #0x08]",
     "    ldr x1, [x20, #0x10]",
@@ -60,8 +69,27 @@ global_asm!(
     "    str x2, [x20, #0x90]",
     "    str x3, [x20, #0x98]",
     "    b 10b",
-    "30: ldr x1, [x1]",
-    "    mov x0, #0",
+    "30: mov x21, x1",
+    "    and x1, x21, #~0xfff",
+    "    movz w0, #0x0024",
+    "    movk w0, #0xc600, lsl #16",
+    "    mov x2, xzr",
+    "    mov x3, xzr",
+    "    mov x4, xzr",
+    "    mov x5, xzr",
+    "    mov x6, xzr",
+    "    mov x7, xzr",
+    "    hvc #0",
+    "    mov x22, x0",
+    "    ldr x1, [x21]",
+    "    cbnz x22, 31f",
+    "    mov x23, x1",
+    "    and x1, x21, #~0xfff",
+    "    movz w0, #0x0025",
+    "    movk w0, #0xc600, lsl #16",
+    "    hvc #0",
+    "    mov x1, x23",
+    "31: mov x0, #0",
     "    b 20b",
     "40: mov x9, #1",
     "    str x9, [x1, #8]",

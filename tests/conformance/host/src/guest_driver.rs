@@ -113,7 +113,10 @@ impl Driver {
                 self.exit = Some(exit);
                 Next::Run(FORWARD_REPLY)
             }
-            Exit::MemShared { .. } | Exit::MemUnshared { .. } | Exit::MemRelinquished { .. } => {
+            Exit::MemShared { .. }
+            | Exit::MemUnshared { .. }
+            | Exit::MemRelinquished { .. }
+            | Exit::VcpuStarted { .. } => {
                 self.exit = Some(exit);
                 Next::Run(0)
             }
@@ -121,7 +124,9 @@ impl Driver {
                 self.exit = Some(exit);
                 self.done(GuestOpEnd::Stopped)
             }
-            Exit::Mmio { .. } | Exit::MemFault { .. } => self.done(GuestOpEnd::Unexpected(exit)),
+            Exit::Mmio { .. } | Exit::MemFault { .. } | Exit::VcpuOff => {
+                self.done(GuestOpEnd::Unexpected(exit))
+            }
         }
     }
 }

@@ -73,17 +73,17 @@ fn main(dtb_address: usize) -> ! {
     el1_rt::exit::semihosting_exit(u64::from(totals.failed != 0))
 }
 
-/// The suite speaks ABI 1.x only: the UID and FEATURES must say so.
+/// The suite speaks ABI 2.x only: the UID and FEATURES must say so.
 fn check_payload() {
     if !host_calls::uid_matches() {
         fail!("VENDOR_HYP_CALL_UID does not name the payload: not the ABI this suite tests");
     }
     match host_calls::features() {
-        Ok((version, _)) if version.major == 1 => {
+        Ok((version, _)) if version.major == 2 => {
             say!("ABI version {}.{}", version.major, version.minor)
         }
         Ok((version, _)) => fail!(
-            "ABI version {}.{}: this suite tests 1.x",
+            "ABI version {}.{}: this suite tests 2.x",
             version.major,
             version.minor
         ),

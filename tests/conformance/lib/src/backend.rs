@@ -97,7 +97,7 @@ pub trait Backend {
     ) -> Result<GuestOutcome, BackendError>;
 
     /// Makes vCPU `vcpu` of VM `handle` spin inside VCPU_RUN on another CPU, watching the
-    /// first word of the control page `ctrl_pfn` (lent at [`crate::plan::CTRL_GFN`]).
+    /// first word of the control page `ctrl_pfn` (donated at [`crate::plan::CTRL_GFN`] and shared by the guest).
     /// Returns once the guest is known to be running.
     fn start_spinning(&mut self, handle: u64, vcpu: u32, ctrl_pfn: u64)
     -> Result<(), BackendError>;

@@ -65,6 +65,8 @@ pub enum VmSubject {
     Stopped,
     /// As `Stopped`, with SYSTEM_RESET.
     Reset,
+    /// V0 built with vCPU 1 created too (powered off, 4.8), never run.
+    Secondary,
     /// MAX_VMS VMs exist.
     Full,
 }
@@ -87,6 +89,7 @@ impl fmt::Display for Subject {
                 VmSubject::Ran => "vcpu_ran",
                 VmSubject::Stopped => "stopped",
                 VmSubject::Reset => "reset",
+                VmSubject::Secondary => "vcpu1_off",
                 VmSubject::Full => "vms_full",
             }),
         }

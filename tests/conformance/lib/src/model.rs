@@ -21,7 +21,7 @@ mod host_calls;
 pub mod page_map;
 
 use crate::states::{Content, IpaState, PageState, marker};
-use hvc_abi::limits::{MAX_VCPUS, MAX_VMS};
+use hvc_abi::limits::{MAX_MMIO_GUARD_PAGES, MAX_VCPUS, MAX_VMS};
 use hvc_abi::{Error, Exit};
 use page_map::{GuestKind, Owner, PageMap, Record};
 
@@ -89,12 +89,15 @@ pub enum LastExit {
 struct Vcpu {
     created: bool,
     running: bool,
+    /// Powered on (4.8: vCPU 0 from its creation, the others only by the guest's CPU_ON).
+    on: bool,
     last_exit: LastExit,
 }
 
 const NO_VCPU: Vcpu = Vcpu {
     created: false,
     running: false,
+    on: false,
     last_exit: LastExit::None,
 };
 
@@ -106,11 +109,15 @@ struct Vm {
     vcpus: [Vcpu; MAX_VCPUS as usize],
     /// Pages topped up so far.
     pool_pages: u64,
-    /// Successful VM_DONATE and HOST_SHARE_GUEST calls so far (each may take up to
+    /// Successful VM_DONATE calls so far (each may take up to
     /// MAX_POOL_PAGES_PER_CALL pool pages).
     mapping_calls: u64,
     /// The exit that stopped the VM (SYSTEM_OFF or SYSTEM_RESET).
     stopped: Option<Exit>,
+    /// A vCPU has entered the guest: VCPU_CREATE is DENIED (4.8).
+    launched: bool,
+    /// Guest frames the guest registered as MMIO (5.6).
+    mmio: [Option<u64>; MAX_MMIO_GUARD_PAGES as usize],
 }
 
 /// What the model answers a host HVC.
@@ -216,7 +223,6 @@ impl Model {
             Some(Owner::Guest { kind, .. }) => match kind {
                 GuestKind::Owned => PageState::GuestOwned,
                 GuestKind::Shared => PageState::GuestShared,
-                GuestKind::Borrowed => PageState::GuestBorrowed,
             },
             Some(Owner::Pool { .. }) => PageState::VmPool,
             Some(Owner::Reclaimable) => PageState::Reclaimable,
@@ -251,7 +257,6 @@ impl Model {
             None => IpaState::Unmapped,
             Some((_, GuestKind::Owned)) => IpaState::GuestOwned,
             Some((_, GuestKind::Shared)) => IpaState::GuestShared,
-            Some((_, GuestKind::Borrowed)) => IpaState::GuestBorrowed,
         })
     }
 
@@ -316,8 +321,9 @@ impl Model {
         ];
         match self.vcpu_run_checks(&regs) {
             Err(error) => Err(error),
-            Ok((slot, _)) => Ok(match self.vm(slot).stopped {
+            Ok((slot, vcpu)) => Ok(match self.vm(slot).stopped {
                 Some(exit) => RunCheck::Stopped(exit),
+                None if !self.vm(slot).vcpus[vcpu].on => RunCheck::Stopped(Exit::VcpuOff),
                 None => RunCheck::Runs,
             }),
         }
@@ -325,10 +331,12 @@ impl Model {
 
     /// Records how vCPU `vcpu`'s last exit was completed (the backend's guest runs).
     pub fn note_exit(&mut self, handle: u64, vcpu: u32, last_exit: LastExit) {
-        if let Some(slot) = self.vm_slot(handle)
-            && let Some(state) = self.vm_mut(slot).vcpus.get_mut(vcpu as usize)
-        {
-            state.last_exit = last_exit;
+        if let Some(slot) = self.vm_slot(handle) {
+            // The guest ran: the VM is launched (4.8).
+            self.vm_mut(slot).launched = true;
+            if let Some(state) = self.vm_mut(slot).vcpus.get_mut(vcpu as usize) {
+                state.last_exit = last_exit;
+            }
         }
     }
 
@@ -337,7 +345,9 @@ impl Model {
         let Some(slot) = self.vm_slot(handle) else {
             return false;
         };
-        match self.vm_mut(slot).vcpus.get_mut(vcpu as usize) {
+        let vm = self.vm_mut(slot);
+        vm.launched |= running;
+        match vm.vcpus.get_mut(vcpu as usize) {
             Some(state) if state.created => {
                 state.running = running;
                 true

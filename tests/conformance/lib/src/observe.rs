@@ -6,10 +6,10 @@
 //!   HOST_UNSHARE_HYP at once (succeeds only for HOST), else HOST_UNSHARE_HYP then, if
 //!   that succeeded, HOST_SHARE_HYP at once (succeeds only for HOST_SHARED_HYP). Net
 //!   effect none.
-//! - A guest frame, from the host: HOST_UNSHARE_GUEST of that one frame (NOT_FOUND if
-//!   unmapped, DENIED if mapped but not lent, success if lent, which is undone at once by
-//!   HOST_SHARE_GUEST of the same page); from the guest: a load by vCPU 0 (the word, or an
-//!   MMIO exit if the frame has no page).
+//! - A guest frame, from the guest: a load by vCPU 0 (the word, or an MMIO exit if the
+//!   frame has no page). Since 2.0 the host has no call that names a guest frame without
+//!   changing it (1.0's HOST_UNSHARE_GUEST probe is retired with the call, 4.6); the page
+//!   behind the frame is watched as a page.
 //! - A VM: VM_TOPUP of a carve-out page (DENIED for a live VM, NOT_FOUND for a dead
 //!   handle; never changes anything).
 //! - A vCPU: VCPU_RUN with completion 1 while its last exit takes none (INVALID_PARAMETER
@@ -47,19 +47,6 @@ pub enum HypView {
     Odd(Ret, Ret),
 }
 
-/// What HOST_UNSHARE_GUEST of one frame says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IpaView {
-    Unmapped,
-    /// Mapped, not lent (DENIED).
-    Mapped,
-    /// Lent: unshared and lent again.
-    Lent,
-    Odd(Ret),
-    /// The unshare worked but lending the page again failed.
-    RelendFailed(Ret),
-}
-
 /// What the guest's own load of the frame did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GuestView {
@@ -94,7 +81,7 @@ pub enum VcpuView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum View {
     Page { host: HostView, hyp: HypView },
-    Ipa { host: IpaView, guest: GuestView },
+    Ipa { guest: GuestView },
     Vm(VmView),
     Vcpu(VcpuView),
 }
@@ -126,17 +113,12 @@ pub fn expected(watch: &Watch) -> View {
             guest_looks,
             ..
         } => {
-            let host = match state {
-                IpaState::Unmapped => IpaView::Unmapped,
-                IpaState::GuestOwned | IpaState::GuestShared => IpaView::Mapped,
-                IpaState::GuestBorrowed => IpaView::Lent,
-            };
             let guest = match (guest_looks, state) {
                 (false, _) => GuestView::NotLooked,
                 (true, IpaState::Unmapped) => GuestView::NoPage,
                 (true, _) => GuestView::Reads(content),
             };
-            View::Ipa { host, guest }
+            View::Ipa { guest }
         }
         Watch::Vm { alive, .. } => View::Vm(if alive { VmView::Alive } else { VmView::Dead }),
         Watch::Vcpu { exists, .. } => View::Vcpu(if exists {
@@ -171,20 +153,13 @@ pub fn observe<B: Backend>(backend: &mut B, ledger: &Ledger, watch: &Watch) -> V
             guest_looks,
             ..
         } => {
-            let Some(handle) = ledger.handle(vm) else {
-                return View::Ipa {
-                    host: IpaView::Odd(Ret::Error(Error::NotFound)),
-                    guest: GuestView::NotLooked,
-                };
+            let guest = match ledger.handle(vm) {
+                Some(handle) if guest_looks => {
+                    guest_probe(backend, handle, gfn, page.map(|p| ledger.pfn(p)))
+                }
+                _ => GuestView::NotLooked,
             };
-            let pfn = page.map(|p| ledger.pfn(p));
-            let host = ipa_probe(backend, handle, gfn, pfn);
-            let guest = if guest_looks {
-                guest_probe(backend, handle, gfn, pfn)
-            } else {
-                GuestView::NotLooked
-            };
-            View::Ipa { host, guest }
+            View::Ipa { guest }
         }
         Watch::Vm { vm, .. } => View::Vm(match ledger.handle(vm) {
             None => VmView::NoHandle,
@@ -248,27 +223,6 @@ fn hyp_probe<B: Backend>(backend: &mut B, pfn: u64) -> HypView {
     }
 }
 
-fn ipa_probe<B: Backend>(backend: &mut B, handle: u64, gfn: u64, pfn: Option<u64>) -> IpaView {
-    match call(backend, FunctionId::HOST_UNSHARE_GUEST, &[handle, gfn, 1]) {
-        Ret::Error(Error::NotFound) => IpaView::Unmapped,
-        Ret::Error(Error::Denied) => IpaView::Mapped,
-        Ret::Ok => {
-            let Some(pfn) = pfn else {
-                return IpaView::RelendFailed(Ret::Error(Error::NotFound));
-            };
-            match call(
-                backend,
-                FunctionId::HOST_SHARE_GUEST,
-                &[handle, pfn, gfn, 1],
-            ) {
-                Ret::Ok => IpaView::Lent,
-                other => IpaView::RelendFailed(other),
-            }
-        }
-        other => IpaView::Odd(other),
-    }
-}
-
 fn guest_probe<B: Backend>(backend: &mut B, handle: u64, gfn: u64, pfn: Option<u64>) -> GuestView {
     let address = ipa(gfn);
     let outcome = match backend.guest_op(handle, 0, GuestOp::Load(address)) {
@@ -323,27 +277,18 @@ impl fmt::Display for View {
                     HypView::Odd(a, b) => write!(f, ", hyp probes gave {a} and {b}"),
                 }
             }
-            View::Ipa { host, guest } => {
-                match host {
-                    IpaView::Unmapped => f.write_str("HOST_UNSHARE_GUEST NOT_FOUND")?,
-                    IpaView::Mapped => f.write_str("HOST_UNSHARE_GUEST DENIED")?,
-                    IpaView::Lent => f.write_str("lent (unshared and lent again)")?,
-                    IpaView::Odd(ret) => write!(f, "HOST_UNSHARE_GUEST gave {ret}")?,
-                    IpaView::RelendFailed(ret) => write!(f, "lent, but lending again gave {ret}")?,
-                }
-                match guest {
-                    GuestView::Reads(content) => write!(f, ", guest reads {content}"),
-                    GuestView::NoPage => f.write_str(", guest load exits MMIO"),
-                    GuestView::NotLooked => Ok(()),
-                    GuestView::Odd(exit, end) => {
-                        f.write_str(", guest load: ")?;
-                        if let Some(exit) = exit {
-                            write!(f, "exit {}, ", ExitText(exit))?;
-                        }
-                        write!(f, "{end:x?}")
+            View::Ipa { guest } => match guest {
+                GuestView::Reads(content) => write!(f, "guest reads {content}"),
+                GuestView::NoPage => f.write_str("guest load exits MMIO"),
+                GuestView::NotLooked => f.write_str("guest load not tried"),
+                GuestView::Odd(exit, end) => {
+                    f.write_str("guest load: ")?;
+                    if let Some(exit) = exit {
+                        write!(f, "exit {}, ", ExitText(exit))?;
                     }
+                    write!(f, "{end:x?}")
                 }
-            }
+            },
             View::Vm(view) => match view {
                 VmView::Alive => f.write_str("alive"),
                 VmView::Dead => f.write_str("dead (NOT_FOUND)"),

@@ -90,7 +90,8 @@ impl fmt::Display for ExitText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.0.reason().name();
         match *self.0 {
-            Exit::Irq | Exit::SystemOff | Exit::SystemReset => f.write_str(name),
+            Exit::Irq | Exit::SystemOff | Exit::SystemReset | Exit::VcpuOff => f.write_str(name),
+            Exit::VcpuStarted { vcpu } => write!(f, "{name} vcpu={vcpu}"),
             Exit::Mmio {
                 ipa,
                 size,

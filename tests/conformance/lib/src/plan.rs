@@ -84,7 +84,8 @@ pub enum VmKind {
     /// VM_CREATE(NR_VCPUS, IPA_BITS); VM_TOPUP of POOL_PAGES; the conformance guest's code
     /// donated at CODE_GFN; VCPU_CREATE of vCPU 0 at it with x0 = CHANNEL_IPA.
     Full,
-    /// Full, plus a host page lent at CTRL_GFN through which the host stops vCPU 0 when
+    /// Full, plus a page donated at CTRL_GFN and shared back by the guest (MEM_SHARE),
+    /// through which the host stops vCPU 0 when
     /// it spins on another CPU.
     Spinner,
 }
@@ -197,11 +198,9 @@ pub enum Step {
     Topup(VmRef, PageRef),
     /// VM_DONATE(vm, page, gfn, 1): OK.
     Donate(VmRef, PageRef, u64),
-    /// HOST_SHARE_GUEST(vm, page, gfn, 1): OK.
-    Lend(VmRef, PageRef, u64),
     /// The guest of vm (vCPU 0) makes MEM_SHARE(ipa(gfn), 1): exit MEM_SHARED, then 0.
     GuestShare(VmRef, u64),
-    /// VCPU_CREATE(vm, vcpu, ipa(CODE_GFN), CHANNEL_IPA): OK.
+    /// VCPU_CREATE(vm, vcpu, 0, 0) (powered off; vCPU 0 is created with the VM): OK.
     CreateVcpu(VmRef, u32),
     /// The guest of vm (vCPU 0) makes HYP_MEMINFO: it has run, its last exit is MMIO.
     Run(VmRef),
@@ -222,12 +221,6 @@ impl fmt::Display for Step {
             Step::Donate(vm, page, gfn) => {
                 write!(f, "VM_DONATE({}, {}, {gfn:#x}, 1)", vm.name(), page.name())
             }
-            Step::Lend(vm, page, gfn) => write!(
-                f,
-                "HOST_SHARE_GUEST({}, {}, {gfn:#x}, 1)",
-                vm.name(),
-                page.name()
-            ),
             Step::GuestShare(vm, gfn) => {
                 write!(f, "guest of {} MEM_SHARE({:#x}, 1)", vm.name(), ipa(gfn))
             }
@@ -311,8 +304,9 @@ pub enum Watch {
         state: PageState,
         content: Content,
     },
-    /// A guest frame: HOST_UNSHARE_GUEST probe (undone at once) and, if `guest_looks`,
-    /// a load by the guest itself. `page` is the page mapped there, if any.
+    /// A guest frame: if `guest_looks`, a load by the guest itself (the host has no
+    /// call that names a guest frame without changing it, since 2.0). `page` is the
+    /// page mapped there, if any.
     Ipa {
         vm: VmRef,
         gfn: u64,

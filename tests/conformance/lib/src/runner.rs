@@ -311,27 +311,16 @@ fn run_step<B: Backend>(backend: &mut B, ledger: &mut Ledger, step: Step) -> Res
             &[handle(ledger, vm), ledger.pfn(page), gfn, 1],
         )
         .map(drop),
-        Step::Lend(vm, page, gfn) => must(
-            backend,
-            FunctionId::HOST_SHARE_GUEST,
-            &[handle(ledger, vm), ledger.pfn(page), gfn, 1],
-        )
-        .map(drop),
-        Step::GuestShare(vm, gfn) => {
-            let regs = guest_regs(FunctionId::MEM_SHARE, &[ipa(gfn), 1]);
-            let expected = Summary::Guest {
-                exit: Some(Exit::MemShared {
-                    ipa: ipa(gfn),
-                    nr: 1,
-                }),
-                end: GuestEnd::Returned(Ret::Ok),
-            };
-            guest_must(backend, handle(ledger, vm), regs, expected)
-        }
+        Step::GuestShare(vm, gfn) => guest_share(backend, handle(ledger, vm), gfn),
         Step::CreateVcpu(vm, vcpu) => must(
             backend,
             FunctionId::VCPU_CREATE,
-            &[handle(ledger, vm), vcpu.into(), ipa(CODE_GFN), CHANNEL_IPA],
+            // Only vCPU 0 takes an entry point and x0 (4.8).
+            &if vcpu == 0 {
+                [handle(ledger, vm), 0, ipa(CODE_GFN), CHANNEL_IPA]
+            } else {
+                [handle(ledger, vm), vcpu.into(), 0, 0]
+            },
         )
         .map(drop),
         Step::Run(vm) => {
@@ -406,15 +395,27 @@ fn create_vm<B: Backend>(
         &[handle, 0, ipa(CODE_GFN), CHANNEL_IPA],
     )?;
     if kind == VmKind::Spinner {
+        // The control page is the guest's, shared with the host by the guest itself (2.0
+        // has no host-to-guest sharing, 4.6).
         let ctrl = alloc(backend, 1)?;
         ledger.pages[vm.index()].ctrl = Some(ctrl);
-        must(
-            backend,
-            FunctionId::HOST_SHARE_GUEST,
-            &[handle, ctrl, CTRL_GFN, 1],
-        )?;
+        must(backend, FunctionId::VM_DONATE, &[handle, ctrl, CTRL_GFN, 1])?;
+        guest_share(backend, handle, CTRL_GFN)?;
     }
     Ok(())
+}
+
+/// The guest of VM `handle` shares its frame `gfn` with the host (MEM_SHARE).
+fn guest_share<B: Backend>(backend: &mut B, handle: u64, gfn: u64) -> Result<(), Summary> {
+    let regs = guest_regs(FunctionId::MEM_SHARE, &[ipa(gfn), 1]);
+    let expected = Summary::Guest {
+        exit: Some(Exit::MemShared {
+            ipa: ipa(gfn),
+            nr: 1,
+        }),
+        end: GuestEnd::Returned(Ret::Ok),
+    };
+    guest_must(backend, handle, regs, expected)
 }
 
 fn start_spinning<B: Backend>(backend: &mut B, ledger: &Ledger) -> Result<(), BackendError> {

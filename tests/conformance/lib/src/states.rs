@@ -14,8 +14,6 @@ pub enum PageState {
     GuestOwned,
     /// Owned by a live guest, shared with the host (MEM_SHARE).
     GuestShared,
-    /// Owned by the host, lent to a live guest (HOST_SHARE_GUEST).
-    GuestBorrowed,
     /// Topped up to a live VM (VM_TOPUP).
     VmPool,
     /// Was guest memory or pool of a VM now destroyed.
@@ -30,12 +28,11 @@ pub enum PageState {
 
 impl PageState {
     /// Every state, in the order of the document's table 7.1.
-    pub const ALL: [PageState; 10] = [
+    pub const ALL: [PageState; 9] = [
         PageState::Host,
         PageState::SharedHyp,
         PageState::GuestOwned,
         PageState::GuestShared,
-        PageState::GuestBorrowed,
         PageState::VmPool,
         PageState::Reclaimable,
         PageState::Hyp,
@@ -50,7 +47,6 @@ impl PageState {
             PageState::SharedHyp => "shared_hyp",
             PageState::GuestOwned => "guest_owned",
             PageState::GuestShared => "guest_shared",
-            PageState::GuestBorrowed => "guest_borrowed",
             PageState::VmPool => "vm_pool",
             PageState::Reclaimable => "reclaimable",
             PageState::Hyp => "hyp",
@@ -66,7 +62,6 @@ impl PageState {
             PageState::SharedHyp => "HOST_SHARED_HYP",
             PageState::GuestOwned => "GUEST_OWNED",
             PageState::GuestShared => "GUEST_SHARED",
-            PageState::GuestBorrowed => "GUEST_BORROWED",
             PageState::VmPool => "VM_POOL",
             PageState::Reclaimable => "RECLAIMABLE",
             PageState::Hyp => "HYP",
@@ -79,10 +74,7 @@ impl PageState {
     /// for MMIO, which the host accesses "as the platform maps it".
     pub const fn host_access(self) -> Option<bool> {
         match self {
-            PageState::Host
-            | PageState::SharedHyp
-            | PageState::GuestShared
-            | PageState::GuestBorrowed => Some(true),
+            PageState::Host | PageState::SharedHyp | PageState::GuestShared => Some(true),
             PageState::GuestOwned
             | PageState::VmPool
             | PageState::Reclaimable
@@ -97,7 +89,6 @@ impl PageState {
         match self {
             PageState::GuestOwned => Some(IpaState::GuestOwned),
             PageState::GuestShared => Some(IpaState::GuestShared),
-            PageState::GuestBorrowed => Some(IpaState::GuestBorrowed),
             _ => None,
         }
     }
@@ -115,16 +106,14 @@ pub enum IpaState {
     Unmapped,
     GuestOwned,
     GuestShared,
-    GuestBorrowed,
 }
 
 impl IpaState {
     /// Every state, in the order of the document's table 7.2.
-    pub const ALL: [IpaState; 4] = [
+    pub const ALL: [IpaState; 3] = [
         IpaState::Unmapped,
         IpaState::GuestOwned,
         IpaState::GuestShared,
-        IpaState::GuestBorrowed,
     ];
 
     /// The name in case names (`ipa_unmapped`, ...).
@@ -133,7 +122,6 @@ impl IpaState {
             IpaState::Unmapped => "ipa_unmapped",
             IpaState::GuestOwned => "ipa_guest_owned",
             IpaState::GuestShared => "ipa_guest_shared",
-            IpaState::GuestBorrowed => "ipa_guest_borrowed",
         }
     }
 
@@ -143,7 +131,6 @@ impl IpaState {
             IpaState::Unmapped => "UNMAPPED",
             IpaState::GuestOwned => "GUEST_OWNED",
             IpaState::GuestShared => "GUEST_SHARED",
-            IpaState::GuestBorrowed => "GUEST_BORROWED",
         }
     }
 
@@ -153,7 +140,6 @@ impl IpaState {
             IpaState::Unmapped => None,
             IpaState::GuestOwned => Some(PageState::GuestOwned),
             IpaState::GuestShared => Some(PageState::GuestShared),
-            IpaState::GuestBorrowed => Some(PageState::GuestBorrowed),
         }
     }
 }

@@ -16,7 +16,7 @@ pub use owned_pages::{
 pub use refused_pages::{carve_out_refused, mmio_and_no_ram_refused};
 pub use two_cpus::one_vcpu_on_two_cpus;
 pub use unshare_reads::{
-    guest_unshare_while_another_cpu_reads, lend_and_unlend_while_another_cpu_reads,
+    guest_unshare_while_another_cpu_reads, share_hyp_and_unshare_while_another_cpu_reads,
 };
 
 /// `expect_err!(result, Denied, "what {}", x)`: the call must have failed with that error.

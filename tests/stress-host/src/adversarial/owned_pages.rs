@@ -1,8 +1,8 @@
-//! Pages that belong to a VM: donated, topped up or lent. No other VM can get them, the
+//! Pages that belong to a VM: donated or topped up. No other VM can get them, the
 //! host can neither give them again nor take them back while the VM lives, and a range
 //! that includes one is refused as a whole (docs/abi.md 1.7, 7.1, 7.2).
 
-use super::host_calls::{share_guest, share_hyp, unshare_guest, unshare_hyp};
+use super::host_calls::{share_hyp, unshare_hyp};
 use super::{GFN, expect_err, expect_ok, retire};
 use crate::msg::{TestResult, bail, ensure};
 use crate::pages::{address, expect_host_page, expect_read_aborts, pfn};
@@ -31,7 +31,7 @@ fn fill(at: usize) -> TestResult {
     Ok(())
 }
 
-/// A page donated to VM A: no second donation or loan (to A or B), no top-up, no share
+/// A page donated to VM A: no second donation (to A or B), no top-up, no share
 /// with EL2, no reclaim; its IPA takes no other page; a range that includes it is refused
 /// whole. After A is destroyed it comes back, zeroed.
 pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
@@ -53,16 +53,6 @@ pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
         vm_donate(hb, donated, GFN, 1),
         Denied,
         "VM_DONATE of A's page to B"
-    );
-    expect_err!(
-        share_guest(ha, donated, GFN + 1, 1),
-        Denied,
-        "HOST_SHARE_GUEST to A"
-    );
-    expect_err!(
-        share_guest(hb, donated, GFN, 1),
-        Denied,
-        "HOST_SHARE_GUEST of A's page to B"
     );
     expect_err!(
         vm_topup(ha, donated, 1),
@@ -97,11 +87,6 @@ pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
         Denied,
         "VM_DONATE to a mapped IPA"
     );
-    expect_err!(
-        share_guest(ha, after, GFN, 1),
-        Denied,
-        "HOST_SHARE_GUEST to a mapped IPA"
-    );
     // Ranges with the donated page second or first: refused whole, nothing changes.
     expect_err!(
         vm_donate(hb, before, GFN, 2),
@@ -109,19 +94,9 @@ pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
         "VM_DONATE of [host, donated] to B"
     );
     expect_err!(
-        share_guest(hb, before, GFN, 2),
-        Denied,
-        "HOST_SHARE_GUEST of [host, donated]"
-    );
-    expect_err!(
         vm_topup(hb, donated, 2),
         Denied,
         "VM_TOPUP of [donated, host] to B"
-    );
-    expect_err!(
-        unshare_guest(hb, GFN, 1),
-        NotFound,
-        "B's IPA after refused calls"
     );
     expect_host_page(before)?;
     expect_host_page(after)?;
@@ -140,8 +115,7 @@ pub fn donated_page_refused(ctx: &mut Ctx) -> TestResult {
     expect_host_page(donated)
 }
 
-/// A page of another VM (A's pool page, a page lent to A): B cannot get it, and neither can
-/// A a second time; HOST_UNSHARE_GUEST only ends a loan of the VM named.
+/// A page of another VM (A's pool page): B cannot get it, and neither can A a second time.
 pub fn page_of_another_vm_refused(ctx: &mut Ctx) -> TestResult {
     let mut a = ctx.vm_with_pool()?;
     let mut b = ctx.vm_with_pool()?;
@@ -152,11 +126,6 @@ pub fn page_of_another_vm_refused(ctx: &mut Ctx) -> TestResult {
         vm_donate(hb, pool, GFN, 1),
         Denied,
         "VM_DONATE of A's pool page to B"
-    );
-    expect_err!(
-        share_guest(hb, pool, GFN, 1),
-        Denied,
-        "HOST_SHARE_GUEST of A's pool page"
     );
     expect_err!(
         vm_topup(hb, pool, 1),
@@ -176,80 +145,20 @@ pub fn page_of_another_vm_refused(ctx: &mut Ctx) -> TestResult {
     );
     expect_read_aborts(address(pool), "a VM's pool page")?;
 
-    let lent_at = ctx.page()?;
-    let lent = pfn(lent_at);
-    fill(lent_at)?;
-    expect_ok!(share_guest(ha, lent, GFN, 1), "HOST_SHARE_GUEST to A");
-    expect_err!(
-        vm_donate(hb, lent, GFN, 1),
-        Denied,
-        "VM_DONATE of a page lent to A, to B"
-    );
-    expect_err!(
-        share_guest(hb, lent, GFN, 1),
-        Denied,
-        "HOST_SHARE_GUEST of A's loan to B"
-    );
-    expect_err!(
-        vm_donate(ha, lent, GFN + 1, 1),
-        Denied,
-        "VM_DONATE of A's loan to A"
-    );
-    expect_err!(
-        share_guest(ha, lent, GFN + 1, 1),
-        Denied,
-        "second HOST_SHARE_GUEST to A"
-    );
-    expect_err!(vm_topup(hb, lent, 1), Denied, "VM_TOPUP of a lent page");
-    expect_err!(share_hyp(lent), Denied, "HOST_SHARE_HYP of a lent page");
-    expect_err!(vm_reclaim(lent, 1), Denied, "VM_RECLAIM of a lent page");
-    expect_err!(
-        unshare_guest(hb, GFN, 1),
-        NotFound,
-        "HOST_UNSHARE_GUEST of A's loan via B"
-    );
-    // The host keeps access to what it lends.
-    match probe::read_u64(lent_at) {
-        Ok(PATTERN) => {}
-        Ok(value) => bail!("lent page reads {value:#x}, expected {PATTERN:#x}"),
-        Err(abort) => bail!(
-            "host read of its lent page aborted (ESR_EL1={:#x})",
-            abort.esr
-        ),
-    }
-
     let donated = pfn(ctx.page()?);
     expect_ok!(vm_donate(ha, donated, GFN + 1, 1), "VM_DONATE to A");
     expect_err!(
-        unshare_guest(ha, GFN + 1, 1),
+        vm_donate(hb, donated, GFN, 1),
         Denied,
-        "HOST_UNSHARE_GUEST of a donated page"
+        "VM_DONATE of A's page to B"
     );
-    expect_err!(
-        unshare_guest(hb, GFN + 1, 1),
-        NotFound,
-        "HOST_UNSHARE_GUEST via B"
-    );
-    expect_err!(
-        unshare_guest(ha, GFN, 2),
-        Denied,
-        "HOST_UNSHARE_GUEST of [lent, donated]"
-    );
-
-    expect_ok!(unshare_guest(ha, GFN, 1), "HOST_UNSHARE_GUEST of A's loan");
-    expect_host_page(lent)?;
-    match probe::read_u64(lent_at) {
-        Ok(PATTERN) => {}
-        Ok(value) => bail!("page back from a loan reads {value:#x}, expected {PATTERN:#x}"),
-        Err(abort) => bail!("page back from a loan aborts (ESR_EL1={:#x})", abort.esr),
-    }
     retire(&mut b)?;
     retire(&mut a)?;
     expect_ok!(vm_reclaim(donated, 1), "VM_RECLAIM of A's donated page");
     expect_host_page(donated)
 }
 
-/// VM_RECLAIM of a live VM's pages (donated, pool, lent) is DENIED; a range with one page
+/// VM_RECLAIM of a live VM's pages (donated, pool) is DENIED; a range with one page
 /// of a destroyed VM and one of a live VM is refused whole; once a VM is destroyed its
 /// pages come back zeroed and the other VM's stay put.
 pub fn reclaim_from_live_vm_refused(ctx: &mut Ctx) -> TestResult {
@@ -262,8 +171,6 @@ pub fn reclaim_from_live_vm_refused(ctx: &mut Ctx) -> TestResult {
     fill(address(of_a))?;
     expect_ok!(vm_donate(hc, of_c, GFN, 1), "VM_DONATE to C");
     expect_ok!(vm_donate(ha, of_a, GFN, 1), "VM_DONATE to A");
-    let lent = pfn(ctx.page()?);
-    expect_ok!(share_guest(ha, lent, GFN + 1, 1), "HOST_SHARE_GUEST to A");
 
     expect_err!(
         vm_reclaim(pool_page(&a)?, 1),
@@ -276,11 +183,6 @@ pub fn reclaim_from_live_vm_refused(ctx: &mut Ctx) -> TestResult {
         vm_reclaim(of_c, 2),
         Denied,
         "VM_RECLAIM of live C's and A's pages"
-    );
-    expect_err!(
-        vm_reclaim(lent, 1),
-        Denied,
-        "VM_RECLAIM of a page lent to A"
     );
 
     expect_ok!(c.destroy(), "VM_DESTROY of C");
@@ -309,7 +211,6 @@ pub fn reclaim_from_live_vm_refused(ctx: &mut Ctx) -> TestResult {
     // A is alive and well: its page still refuses the host.
     expect_read_aborts(address(of_a), "live A's page")?;
     retire(&mut a)?;
-    expect_host_page(lent)?;
     expect_ok!(vm_reclaim(of_a, 1), "VM_RECLAIM of A's page after A's end");
     expect_host_page(of_a)
 }

@@ -2,7 +2,7 @@
 //! with no RAM. Every call that names a host page refuses them with DENIED (docs/abi.md
 //! 7.1), and a refused call changes nothing (1.7).
 
-use super::host_calls::{share_guest, share_hyp, unshare_guest, unshare_hyp};
+use super::host_calls::{share_hyp, unshare_hyp};
 use super::{GFN, expect_err, retire};
 use crate::msg::{TestResult, bail};
 use crate::pages::{address, expect_host_page, expect_read_aborts, pfn};
@@ -14,7 +14,7 @@ use el1_rt::region::Region;
 use el1_rt::say;
 use hvc_abi::limits::MAX_PAGES_PER_CALL;
 
-/// Every page call on `pfn` is DENIED, and the VM's IPA GFN is still unmapped after.
+/// Every page call on `pfn` is DENIED.
 fn expect_all_refused(vm: &GuestVm, pfn: u64, what: &str) -> TestResult {
     let handle = vm.handle();
     let at = address(pfn);
@@ -34,17 +34,7 @@ fn expect_all_refused(vm: &GuestVm, pfn: u64, what: &str) -> TestResult {
         Denied,
         "VM_DONATE of {what} {at:#x}"
     );
-    expect_err!(
-        share_guest(handle, pfn, GFN, 1),
-        Denied,
-        "HOST_SHARE_GUEST of {what} {at:#x}"
-    );
     expect_err!(vm_reclaim(pfn, 1), Denied, "VM_RECLAIM of {what} {at:#x}");
-    expect_err!(
-        unshare_guest(handle, GFN, 1),
-        NotFound,
-        "HOST_UNSHARE_GUEST of the IPA a refused call named ({what})"
-    );
     Ok(())
 }
 
@@ -108,11 +98,6 @@ pub fn carve_out_refused(ctx: &mut Ctx) -> TestResult {
             "VM_TOPUP of a host page and the carve-out's first"
         );
         expect_host_page(pfn(before))?;
-        expect_err!(
-            unshare_guest(handle, GFN, 1),
-            NotFound,
-            "HOST_UNSHARE_GUEST after a refused VM_DONATE"
-        );
     } else {
         say!("the page below the carve-out is not spare host RAM: range case skipped");
     }

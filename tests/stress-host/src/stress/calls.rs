@@ -16,15 +16,13 @@ pub enum Call {
     UnshareHyp,
     Topup,
     Donate,
-    ShareGuest,
-    UnshareGuest,
     VcpuCreate,
     VcpuRun,
     Destroy,
     Reclaim,
 }
 
-const CALLS: usize = 10;
+const CALLS: usize = 8;
 
 impl Call {
     const ALL: [Call; CALLS] = [
@@ -32,8 +30,6 @@ impl Call {
         Call::UnshareHyp,
         Call::Topup,
         Call::Donate,
-        Call::ShareGuest,
-        Call::UnshareGuest,
         Call::VcpuCreate,
         Call::VcpuRun,
         Call::Destroy,
@@ -46,8 +42,6 @@ impl Call {
             Call::UnshareHyp => "HOST_UNSHARE_HYP",
             Call::Topup => "VM_TOPUP",
             Call::Donate => "VM_DONATE",
-            Call::ShareGuest => "HOST_SHARE_GUEST",
-            Call::UnshareGuest => "HOST_UNSHARE_GUEST",
             Call::VcpuCreate => "VCPU_CREATE",
             Call::VcpuRun => "VCPU_RUN",
             Call::Destroy => "VM_DESTROY",
@@ -59,7 +53,7 @@ impl Call {
     /// other CPUs do meanwhile (success is always allowed):
     /// - a handle may have been destroyed by another CPU: NOT_FOUND;
     /// - a page may be in any state: DENIED (section 7.1);
-    /// - an IPA may be mapped or not: DENIED, or NOT_FOUND for HOST_UNSHARE_GUEST;
+    /// - an IPA may be mapped already: DENIED;
     /// - the VM's pool may be used up by other CPUs' mappings: NO_MEMORY (section 7.3);
     /// - a vCPU may run on another CPU: BUSY for VCPU_RUN and VM_DESTROY (section 8);
     /// - VCPU_CREATE is only made for vCPU 0, which every stress VM has: BUSY.
@@ -70,8 +64,7 @@ impl Call {
         match self {
             Call::ShareHyp | Call::UnshareHyp | Call::Reclaim => &[Denied],
             Call::Topup => &[NotFound, Denied],
-            Call::Donate | Call::ShareGuest => &[NotFound, Denied, NoMemory],
-            Call::UnshareGuest => &[NotFound, Denied],
+            Call::Donate => &[NotFound, Denied, NoMemory],
             Call::VcpuCreate => &[NotFound, Busy],
             Call::VcpuRun | Call::Destroy => &[NotFound, Busy],
         }
@@ -89,8 +82,6 @@ impl Call {
                 | (Call::UnshareHyp, HostCall::HostUnshareHyp { .. })
                 | (Call::Topup, HostCall::VmTopup { .. })
                 | (Call::Donate, HostCall::VmDonate { .. })
-                | (Call::ShareGuest, HostCall::HostShareGuest { .. })
-                | (Call::UnshareGuest, HostCall::HostUnshareGuest { .. })
                 | (Call::VcpuCreate, HostCall::VcpuCreate { .. })
                 | (Call::VcpuRun, HostCall::VcpuRun { .. })
                 | (Call::Destroy, HostCall::VmDestroy { .. })

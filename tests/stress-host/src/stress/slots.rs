@@ -4,7 +4,7 @@
 //! A slot's VM gets its guest image, data pages and first pool pages from the slot's own
 //! page region, which no other operation names: building and reclaiming a slot's VM must
 //! therefore always succeed, and reclaimed pages must read zero. Other CPUs only reach a
-//! VM through its handle (topping it up with, donating and lending shared-set pages, running
+//! VM through its handle (topping it up with and donating shared-set pages, running
 //! it, destroying it).
 //!
 //! `state` is the slot's life cycle: `EMPTY`, `TRANSIT` (one CPU is building or retiring

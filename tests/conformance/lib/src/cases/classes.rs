@@ -34,6 +34,12 @@ pub enum ArgClass {
     BeyondVmIpa,
     /// `ipa` 8 bytes past a page boundary, `entry_ipa` 2 bytes past a word.
     Unaligned,
+    /// VCPU_CREATE of vCPU 1 with an entry point (only vCPU 0 takes one).
+    SecondaryEntry,
+    /// VCPU_CREATE of vCPU 0 with `entry_ipa = 2^40`.
+    BootEntryBeyondIpa,
+    /// VCPU_CREATE of vCPU 0 with `entry_ipa` beyond the VM's IPA space (32 bits).
+    BootEntryBeyondVmIpa,
     /// The range is two pages and crosses a 2 MiB boundary in the guest (allowed: no
     /// alignment beyond the page, 1.4).
     CrossBlock,
@@ -116,6 +122,9 @@ impl ArgClass {
             ArgClass::NrWide => "nr_wide",
             ArgClass::Wrap => "wrap",
             ArgClass::BeyondPa => "beyond_pa",
+            ArgClass::SecondaryEntry => "secondary_entry",
+            ArgClass::BootEntryBeyondIpa => "boot_entry_beyond_ipa",
+            ArgClass::BootEntryBeyondVmIpa => "boot_entry_beyond_vm_ipa",
             ArgClass::GfnWrap => "gfn_wrap",
             ArgClass::IpaWrap => "wrap",
             ArgClass::BeyondIpa => "beyond_ipa",
@@ -161,6 +170,7 @@ impl ArgClass {
             | ArgClass::BeyondIpa
             | ArgClass::BeyondVmIpa
             | ArgClass::Unaligned
+            | ArgClass::SecondaryEntry
             | ArgClass::CrossBlock => Aspect::Address,
             ArgClass::HandleZero | ArgClass::HandleDead | ArgClass::EmptyPool => Aspect::Vm,
             ArgClass::VcpuRange
@@ -168,7 +178,9 @@ impl ArgClass {
             | ArgClass::VcpuAbsent
             | ArgClass::VcpuUncreated
             | ArgClass::VcpuExists
-            | ArgClass::OtherVcpu => Aspect::Vcpu,
+            | ArgClass::OtherVcpu
+            | ArgClass::BootEntryBeyondIpa
+            | ArgClass::BootEntryBeyondVmIpa => Aspect::Vcpu,
             ArgClass::VcpuRunning => Aspect::Running,
             ArgClass::Completion => Aspect::Completion,
             ArgClass::VcpusZero
@@ -241,6 +253,15 @@ impl ArgClass {
             ArgClass::Unaligned => {
                 add(call, layout.ipa, 8);
                 add(call, layout.entry, 2);
+            }
+            ArgClass::SecondaryEntry => set(call, layout.entry, 0x4000_0000),
+            ArgClass::BootEntryBeyondIpa => {
+                set(call, layout.vcpu, 0);
+                set(call, layout.entry, 1 << MAX_IPA_BITS);
+            }
+            ArgClass::BootEntryBeyondVmIpa => {
+                set(call, layout.vcpu, 0);
+                set(call, layout.entry, 1 << IPA_BITS);
             }
             ArgClass::CrossBlock => {
                 set(call, layout.gfn, G_CROSS);

@@ -26,6 +26,8 @@ pub struct VmInfo {
     pub stopped: Option<PowerOff>,
     /// Bit n set: vCPU n exists.
     pub vcpus: u8,
+    /// A vCPU has entered the guest (4.8: VCPU_CREATE is DENIED from then on).
+    pub launched: bool,
 }
 
 impl VmInfo {
@@ -71,7 +73,7 @@ impl Args {
     }
 
     /// The VM the call's IPAs belong to: the handle, or the calling guest's VM.
-    fn vm(&self) -> Option<VmRef> {
+    pub fn vm(&self) -> Option<VmRef> {
         match self.caller {
             Caller::Guest(vm) => Some(vm),
             Caller::Host => self.handle,
@@ -168,6 +170,8 @@ impl DocState {
                     alive: true,
                     stopped: None,
                     vcpus: if kind == VmKind::Bare { 0 } else { 1 },
+                    // The spinner runs on another CPU during the call.
+                    launched: kind == VmKind::Spinner,
                 });
                 return;
             }
@@ -177,8 +181,12 @@ impl DocState {
                 }
                 return;
             }
-            Step::Run(_) => return,
+            Step::Run(vm) => {
+                self.launch(vm);
+                return;
+            }
             Step::Stop(vm, how) => {
+                self.launch(vm);
                 self.stop(vm, how);
                 return;
             }
@@ -193,9 +201,6 @@ impl DocState {
             Step::ShareHyp(page) => (Call::HostShareHyp, host(None, Some(page), None)),
             Step::Topup(vm, page) => (Call::VmTopup, host(Some(vm), Some(page), None)),
             Step::Donate(vm, page, gfn) => (Call::VmDonate, host(Some(vm), Some(page), Some(gfn))),
-            Step::Lend(vm, page, gfn) => {
-                (Call::HostShareGuest, host(Some(vm), Some(page), Some(gfn)))
-            }
             Step::GuestShare(vm, gfn) => (
                 Call::MemShare,
                 Args {
@@ -248,19 +253,47 @@ impl DocState {
         if call == Call::VmCreate && self.full {
             return Err(Error::Busy);
         }
+        // 5.6: MMIO_GUARD_MAP needs an IPA with no page; the suite never registers a page
+        // for a case (its load probe registers and unregisters around the load), so
+        // MMIO_GUARD_UNMAP finds none registered.
+        if let (Call::MmioGuardMap | Call::MmioGuardUnmap, Some(vm), Some(gfn)) =
+            (call, args.vm(), args.gfn)
+        {
+            let unmapped = self.ipa(vm, gfn).0 == IpaState::Unmapped;
+            return match call {
+                Call::MmioGuardMap if !unmapped => Err(Error::Denied),
+                Call::MmioGuardMap => Ok(()),
+                _ => Err(Error::NotFound),
+            };
+        }
+        if call == Call::VcpuCreate
+            && let Some(vm) = args.handle
+            && self.vm(vm).is_some_and(|info| info.launched)
+        {
+            return Err(Error::Denied);
+        }
         Ok(())
+    }
+
+    /// A vCPU of `vm` entered the guest.
+    pub(crate) fn launch(&mut self, vm: VmRef) {
+        if let Some(info) = self.vms[vm.index()].as_mut() {
+            info.launched = true;
+        }
     }
 
     /// Applies the effect of `call`, which succeeded.
     pub fn apply(&mut self, call: Call, args: &Args) {
+        if let Caller::Guest(vm) = args.caller {
+            self.launch(vm);
+        }
         match call {
             Call::HostShareHyp
             | Call::HostUnshareHyp
             | Call::VmTopup
             | Call::VmDonate
-            | Call::HostShareGuest
             | Call::VmReclaim => self.apply_page_call(call, args),
-            Call::HostUnshareGuest | Call::MemShare | Call::MemUnshare | Call::MemRelinquish => {
+            Call::MemShare | Call::MemUnshare | Call::MemRelinquish => {
                 self.apply_ipa_call(call, args)
             }
             Call::VmCreate => {
@@ -269,6 +302,7 @@ impl DocState {
                     alive: true,
                     stopped: None,
                     vcpus: 0,
+                    launched: false,
                 });
             }
             Call::VcpuCreate => {
@@ -308,6 +342,15 @@ impl DocState {
             let info = &mut self.pages[page.index()];
             match page_cell(info.state, column) {
                 PageCell::Denied => {}
+                // 4.5: a launched VM only gets fresh memory.
+                PageCell::To(PageState::GuestOwned)
+                    if args
+                        .handle
+                        .is_some_and(|vm| self.vms[vm.index()].is_some_and(|v| v.launched)) =>
+                {
+                    info.state = PageState::GuestOwned;
+                    info.content = Content::Zero;
+                }
                 PageCell::To(state) => info.state = state,
                 PageCell::ToZeroed(state) => {
                     info.state = state;
@@ -315,10 +358,10 @@ impl DocState {
                 }
             }
             info.owner = match info.state {
-                PageState::VmPool | PageState::GuestOwned | PageState::GuestBorrowed => args.handle,
+                PageState::VmPool | PageState::GuestOwned => args.handle,
                 _ => None,
             };
-            if matches!(call, Call::VmDonate | Call::HostShareGuest)
+            if call == Call::VmDonate
                 && let (Some(vm), Some(gfn)) = (args.handle, args.gfn)
             {
                 self.maps.push((vm, gfn + i, page));
@@ -358,15 +401,14 @@ impl DocState {
         }
     }
 
-    /// 7.1, VM_DESTROY: the VM's guest memory and pool become RECLAIMABLE, its borrowed
-    /// pages HOST; its mappings and handle are gone.
+    /// 7.1, VM_DESTROY: the VM's guest memory and pool become RECLAIMABLE; its mappings
+    /// and handle are gone.
     fn destroy(&mut self, vm: VmRef) {
         for info in self.pages.iter_mut().filter(|p| p.owner == Some(vm)) {
             info.state = match info.state {
                 PageState::GuestOwned | PageState::GuestShared | PageState::VmPool => {
                     PageState::Reclaimable
                 }
-                PageState::GuestBorrowed => PageState::Host,
                 other => other,
             };
             info.owner = None;
@@ -397,7 +439,6 @@ fn page_column(call: Call) -> Option<PageColumn> {
         Call::HostUnshareHyp => PageColumn::HostUnshareHyp,
         Call::VmTopup => PageColumn::VmTopup,
         Call::VmDonate => PageColumn::VmDonate,
-        Call::HostShareGuest => PageColumn::HostShareGuest,
         Call::VmReclaim => PageColumn::VmReclaim,
         _ => return None,
     })
@@ -407,8 +448,6 @@ fn page_column(call: Call) -> Option<PageColumn> {
 fn ipa_column(call: Call) -> Option<IpaColumn> {
     Some(match call {
         Call::VmDonate => IpaColumn::VmDonate,
-        Call::HostShareGuest => IpaColumn::HostShareGuest,
-        Call::HostUnshareGuest => IpaColumn::HostUnshareGuest,
         Call::MemShare => IpaColumn::MemShare,
         Call::MemUnshare => IpaColumn::MemUnshare,
         Call::MemRelinquish => IpaColumn::MemRelinquish,

@@ -49,30 +49,33 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         | Call::HostUnshareHyp
         | Call::VmTopup
         | Call::VmDonate
-        | Call::HostShareGuest
         | Call::VmReclaim => &PageState::ALL,
         // The states VM_DESTROY changes (7.1, last paragraph).
         Call::VmDestroy => &[
             PageState::GuestOwned,
             PageState::GuestShared,
-            PageState::GuestBorrowed,
             PageState::VmPool,
         ],
         _ => &[],
     };
     let ipas: &[IpaState] = match call {
         Call::VmDonate
-        | Call::HostShareGuest
-        | Call::HostUnshareGuest
         | Call::MemShare
         | Call::MemUnshare
-        | Call::MemRelinquish => &IpaState::ALL,
+        | Call::MemRelinquish
+        | Call::MmioGuardMap
+        | Call::MmioGuardUnmap
+        | Call::IpaState => &IpaState::ALL,
         _ => &[],
     };
     let vms: &[VmSubject] = match call {
         Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => &[VmSubject::None],
         Call::VcpuCreate => &[VmSubject::Vm, VmSubject::Bare, VmSubject::Ran],
         Call::VcpuRun => &[VmSubject::Stopped, VmSubject::Reset],
+        Call::PsciCpuOn | Call::PsciAffinityInfo => &[VmSubject::Secondary],
+        Call::PsciVersion | Call::PsciFeatures | Call::SmcccVersion | Call::SmcccArchFeatures => {
+            &[VmSubject::Vm]
+        }
         Call::VmDestroy => &[VmSubject::Vm, VmSubject::Stopped],
         Call::GuestUid
         | Call::GuestFeatures
@@ -178,22 +181,13 @@ fn mixed_ranges(call: Call) -> &'static [Subject] {
             Subject::Range(P::Host, P::Host),
             Subject::IpaRange(I::Unmapped, I::GuestOwned),
         ],
-        Call::HostShareGuest => &[
-            Subject::Range(P::Host, P::VmPool),
-            Subject::IpaRange(I::Unmapped, I::Unmapped),
-        ],
-        Call::HostUnshareGuest => &[
-            Subject::IpaRange(I::GuestBorrowed, I::GuestOwned),
-            Subject::IpaRange(I::GuestOwned, I::Unmapped),
-            Subject::IpaRange(I::GuestBorrowed, I::GuestBorrowed),
-        ],
         Call::VmReclaim => &[
             Subject::Range(P::Reclaimable, P::Host),
             Subject::Range(P::Reclaimable, P::Reclaimable),
         ],
         Call::MemShare => &[
             Subject::IpaRange(I::GuestOwned, I::Unmapped),
-            Subject::IpaRange(I::GuestOwned, I::GuestBorrowed),
+            Subject::IpaRange(I::GuestOwned, I::GuestShared),
             Subject::IpaRange(I::GuestOwned, I::GuestOwned),
         ],
         Call::MemUnshare => &[
@@ -202,7 +196,6 @@ fn mixed_ranges(call: Call) -> &'static [Subject] {
         ],
         Call::MemRelinquish => &[
             Subject::IpaRange(I::GuestOwned, I::GuestShared),
-            Subject::IpaRange(I::GuestOwned, I::GuestBorrowed),
             Subject::IpaRange(I::GuestShared, I::Unmapped),
         ],
         _ => &[],
@@ -217,6 +210,8 @@ fn state_specific(call: Call) -> &'static [(Subject, ArgClass)] {
             (Subject::Vm(VmSubject::Stopped), ArgClass::Completion),
             // Every vCPU of a stopped VM returns the stop exit at once.
             (Subject::Vm(VmSubject::Stopped), ArgClass::OtherVcpu),
+            // vCPU 1, created powered off, runs nothing: VCPU_OFF (4.8, 4.9).
+            (Subject::Vm(VmSubject::Secondary), ArgClass::OtherVcpu),
             // Row 6 after an MMIO write exit.
             (Subject::Vm(VmSubject::Ran), ArgClass::Completion),
         ],

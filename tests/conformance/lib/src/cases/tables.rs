@@ -20,17 +20,15 @@ pub enum PageColumn {
     HostUnshareHyp,
     VmTopup,
     VmDonate,
-    HostShareGuest,
     VmReclaim,
 }
 
 impl PageColumn {
-    pub const ALL: [PageColumn; 6] = [
+    pub const ALL: [PageColumn; 5] = [
         PageColumn::HostShareHyp,
         PageColumn::HostUnshareHyp,
         PageColumn::VmTopup,
         PageColumn::VmDonate,
-        PageColumn::HostShareGuest,
         PageColumn::VmReclaim,
     ];
 
@@ -41,7 +39,6 @@ impl PageColumn {
             PageColumn::HostUnshareHyp => "HOST_UNSHARE_HYP",
             PageColumn::VmTopup => "VM_TOPUP",
             PageColumn::VmDonate => "VM_DONATE",
-            PageColumn::HostShareGuest => "HOST_SHARE_GUEST",
             PageColumn::VmReclaim => "VM_RECLAIM",
         }
     }
@@ -51,34 +48,31 @@ use PageCell::{Denied as D, To, ToZeroed};
 
 /// Table 7.1: rows in the order of [`PageState::ALL`], columns in the order of
 /// [`PageColumn::ALL`].
-pub const TABLE_7_1: [[PageCell; 6]; 10] = [
+pub const TABLE_7_1: [[PageCell; 5]; 9] = [
     // HOST
     [
         To(PageState::SharedHyp),
         D,
         To(PageState::VmPool),
         To(PageState::GuestOwned),
-        To(PageState::GuestBorrowed),
         D,
     ],
     // HOST_SHARED_HYP
-    [D, To(PageState::Host), D, D, D, D],
+    [D, To(PageState::Host), D, D, D],
     // GUEST_OWNED
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
     // GUEST_SHARED
-    [D, D, D, D, D, D],
-    // GUEST_BORROWED
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
     // VM_POOL
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
     // RECLAIMABLE
-    [D, D, D, D, D, ToZeroed(PageState::Host)],
+    [D, D, D, D, ToZeroed(PageState::Host)],
     // HYP
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
     // MMIO
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
     // NO_RAM
-    [D, D, D, D, D, D],
+    [D, D, D, D, D],
 ];
 
 /// The cell of table 7.1 for `state` and `column`.
@@ -107,18 +101,14 @@ pub enum IpaCell {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpaColumn {
     VmDonate,
-    HostShareGuest,
-    HostUnshareGuest,
     MemShare,
     MemUnshare,
     MemRelinquish,
 }
 
 impl IpaColumn {
-    pub const ALL: [IpaColumn; 6] = [
+    pub const ALL: [IpaColumn; 4] = [
         IpaColumn::VmDonate,
-        IpaColumn::HostShareGuest,
-        IpaColumn::HostUnshareGuest,
         IpaColumn::MemShare,
         IpaColumn::MemUnshare,
         IpaColumn::MemRelinquish,
@@ -127,8 +117,6 @@ impl IpaColumn {
     pub const fn doc_name(self) -> &'static str {
         match self {
             IpaColumn::VmDonate => "VM_DONATE",
-            IpaColumn::HostShareGuest => "HOST_SHARE_GUEST",
-            IpaColumn::HostUnshareGuest => "HOST_UNSHARE_GUEST",
             IpaColumn::MemShare => "MEM_SHARE",
             IpaColumn::MemUnshare => "MEM_UNSHARE",
             IpaColumn::MemRelinquish => "MEM_RELINQUISH",
@@ -141,36 +129,18 @@ const NF: IpaCell = IpaCell::NotFound;
 
 /// Table 7.2: rows in the order of [`IpaState::ALL`], columns in the order of
 /// [`IpaColumn::ALL`].
-pub const TABLE_7_2: [[IpaCell; 6]; 4] = [
+pub const TABLE_7_2: [[IpaCell; 4]; 3] = [
     // UNMAPPED
-    [
-        IpaCell::To(IpaState::GuestOwned),
-        IpaCell::To(IpaState::GuestBorrowed),
-        NF,
-        NF,
-        NF,
-        NF,
-    ],
+    [IpaCell::To(IpaState::GuestOwned), NF, NF, NF],
     // GUEST_OWNED
     [
-        ID,
-        ID,
         ID,
         IpaCell::To(IpaState::GuestShared),
         ID,
         IpaCell::Unmapped { zeroed: true },
     ],
     // GUEST_SHARED
-    [ID, ID, ID, ID, IpaCell::To(IpaState::GuestOwned), ID],
-    // GUEST_BORROWED
-    [
-        ID,
-        ID,
-        IpaCell::Unmapped { zeroed: false },
-        ID,
-        ID,
-        IpaCell::Unmapped { zeroed: false },
-    ],
+    [ID, ID, IpaCell::To(IpaState::GuestOwned), ID],
 ];
 
 /// The cell of table 7.2 for `state` and `column`.

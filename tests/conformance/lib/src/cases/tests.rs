@@ -173,7 +173,6 @@ fn every_cell_of_tables_7_1_and_7_2_is_tried() {
         Call::HostUnshareHyp,
         Call::VmTopup,
         Call::VmDonate,
-        Call::HostShareGuest,
         Call::VmReclaim,
     ];
     for call in page_calls {
@@ -184,8 +183,6 @@ fn every_cell_of_tables_7_1_and_7_2_is_tried() {
     }
     let ipa_calls = [
         Call::VmDonate,
-        Call::HostShareGuest,
-        Call::HostUnshareGuest,
         Call::MemShare,
         Call::MemUnshare,
         Call::MemRelinquish,

@@ -9,14 +9,15 @@ use super::{
 use crate::states::{Content, PageState};
 use hvc_abi::function_id::{SMCCC_SVE_HINT, UID};
 use hvc_abi::limits::{
-    MAX_IPA_BITS, MAX_PAGES_PER_CALL, MAX_POOL_PAGES_PER_CALL, MAX_VCPUS, MIN_IPA_BITS,
+    MAX_IPA_BITS, MAX_MMIO_GUARD_PAGES, MAX_PAGES_PER_CALL, MAX_POOL_PAGES_PER_CALL, MAX_VCPUS,
+    MIN_IPA_BITS,
 };
-use hvc_abi::{Error, FunctionId};
+use hvc_abi::{Error, Exit, FunctionId};
 
-/// FEATURES x1: version 1.0 (section 2).
-pub(super) const VERSION_1_0: u64 = 0x0001_0000;
-/// FEATURES x2 for the host: calls 0x00..=0x0B (section 2).
-const HOST_BITMAP: u64 = 0xFFF;
+/// FEATURES x1: version 2.0 (section 2).
+pub(super) const VERSION_2_0: u64 = 0x0002_0000;
+/// FEATURES x2 for the host: calls 0x00..=0x05 and 0x08..=0x0B (section 2).
+const HOST_BITMAP: u64 = 0xF3F;
 /// 2^36: one past the highest pfn (48-bit PA).
 const PFN_LIMIT: u64 = 1 << 36;
 /// 2^40: one past the highest IPA of any VM.
@@ -39,9 +40,7 @@ impl Model {
             FunctionId::HOST_UNSHARE_HYP => self.host_unshare_hyp(&regs),
             FunctionId::VM_CREATE => self.vm_create(&regs),
             FunctionId::VM_TOPUP => self.vm_topup(&regs),
-            FunctionId::VM_DONATE => self.map_into_guest(&regs, GuestKind::Owned),
-            FunctionId::HOST_SHARE_GUEST => self.map_into_guest(&regs, GuestKind::Borrowed),
-            FunctionId::HOST_UNSHARE_GUEST => self.host_unshare_guest(&regs),
+            FunctionId::VM_DONATE => self.vm_donate(&regs),
             FunctionId::VCPU_CREATE => self.vcpu_create(&regs),
             FunctionId::VCPU_RUN => return self.vcpu_run(&regs),
             FunctionId::VM_DESTROY => self.vm_destroy(&regs),
@@ -130,6 +129,8 @@ impl Model {
             pool_pages: 0,
             mapping_calls: 0,
             stopped: None,
+            launched: false,
+            mmio: [None; MAX_MMIO_GUARD_PAGES as usize],
         });
         ok(handle, 0, 0)
     }
@@ -162,9 +163,8 @@ impl Model {
         ok(0, 0, 0)
     }
 
-    /// 4.5 VM_DONATE (`kind` Owned) and 4.6 HOST_SHARE_GUEST (`kind` Borrowed): the same
-    /// table.
-    fn map_into_guest(&mut self, regs: &[u64; 8], kind: GuestKind) -> Answer {
+    /// 4.5 VM_DONATE.
+    fn vm_donate(&mut self, regs: &[u64; 8]) -> Answer {
         let (handle, pfn, gfn, nr) = (regs[1], regs[2], regs[3], regs[4]);
         if !mbz(regs, 5) {
             return err(Error::InvalidParameter); // 1
@@ -189,7 +189,8 @@ impl Model {
             return err(Error::Range); // 7
         }
         let page_refused = (pfn..pfn + nr).any(|p| self.page_state(p) != PageState::Host);
-        let ipa_taken = (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_some());
+        let ipa_taken =
+            (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_some() || vm.mmio.contains(&Some(g)));
         if page_refused || ipa_taken {
             return err(Error::Denied); // 8
         }
@@ -206,80 +207,58 @@ impl Model {
             let owner = Owner::Guest {
                 vm: slot,
                 gfn: gfn + i,
-                kind,
+                kind: GuestKind::Owned,
             };
-            self.set_owner(pfn + i, owner)?;
+            // A launched VM only gets fresh memory (4.5); before launch contents are kept.
+            if vm.launched {
+                self.set_page(pfn + i, owner, Content::Zero)?;
+            } else {
+                self.set_owner(pfn + i, owner)?;
+            }
         }
         self.vm_mut(slot).mapping_calls += 1;
         ok(0, 0, 0)
     }
 
-    /// 4.7.
-    fn host_unshare_guest(&mut self, regs: &[u64; 8]) -> Answer {
-        let (handle, gfn, nr) = (regs[1], regs[2], regs[3]);
-        if !mbz(regs, 4) {
-            return err(Error::InvalidParameter); // 1
-        }
-        if nr == 0 {
-            return err(Error::InvalidParameter); // 2
-        }
-        if nr > u64::from(MAX_PAGES_PER_CALL) {
-            return err(Error::Range); // 3
-        }
-        if !gfn_range_ok(gfn, nr, MAX_IPA_BITS) {
-            return err(Error::Range); // 4
-        }
-        let Some(slot) = self.vm_slot(handle) else {
-            return err(Error::NotFound); // 5
-        };
-        if !gfn_range_ok(gfn, nr, self.vm(slot).ipa_bits) {
-            return err(Error::Range); // 6
-        }
-        if (gfn..gfn + nr).any(|g| self.mapping(slot, g).is_none()) {
-            return err(Error::NotFound); // 7
-        }
-        if (gfn..gfn + nr).any(|g| !matches!(self.mapping(slot, g), Some((_, GuestKind::Borrowed))))
-        {
-            return err(Error::Denied); // 8
-        }
-        for g in gfn..gfn + nr {
-            if let Some((pfn, _)) = self.mapping(slot, g) {
-                self.set_owner(pfn, Owner::Host)?;
-            }
-        }
-        ok(0, 0, 0)
-    }
-
     /// 4.8.
     fn vcpu_create(&mut self, regs: &[u64; 8]) -> Answer {
-        let (handle, vcpu, entry_ipa) = (regs[1], regs[2], regs[3]);
+        let (handle, vcpu, entry_ipa, x0) = (regs[1], regs[2], regs[3], regs[4]);
         if !mbz(regs, 5) {
             return err(Error::InvalidParameter); // 1
         }
         if !entry_ipa.is_multiple_of(4) {
             return err(Error::InvalidParameter); // 2
         }
-        if vcpu >= u64::from(MAX_VCPUS) {
-            return err(Error::Range); // 3
+        if vcpu != 0 && (entry_ipa != 0 || x0 != 0) {
+            return err(Error::InvalidParameter); // 3
         }
-        if entry_ipa >= IPA_LIMIT {
+        if vcpu >= u64::from(MAX_VCPUS) {
             return err(Error::Range); // 4
         }
+        if entry_ipa >= IPA_LIMIT {
+            return err(Error::Range); // 5
+        }
         let Some(slot) = self.vm_slot(handle) else {
-            return err(Error::NotFound); // 5
+            return err(Error::NotFound); // 6
         };
         let vm = self.vm_mut(slot);
         if entry_ipa >> vm.ipa_bits != 0 {
-            return err(Error::Range); // 6
+            return err(Error::Range); // 7
         }
         if vcpu >= u64::from(vm.nr_vcpus) {
-            return err(Error::NotFound); // 7
+            return err(Error::NotFound); // 8
         }
+        let launched = vm.launched;
         let state = &mut vm.vcpus[vcpu as usize];
         if state.created {
-            return err(Error::Busy); // 8
+            return err(Error::Busy); // 9
+        }
+        if launched {
+            return err(Error::Denied); // 10
         }
         state.created = true;
+        // vCPU 0 is powered on; the others wait for the guest's CPU_ON (5.5).
+        state.on = vcpu == 0;
         ok(0, 0, 0)
     }
 
@@ -312,15 +291,24 @@ impl Model {
     fn vcpu_run(&mut self, regs: &[u64; 8]) -> HostAnswer {
         match self.vcpu_run_checks(regs) {
             Err(error) => HostAnswer::Regs(error_regs(error)),
-            Ok((slot, vcpu)) => match self.vm(slot).stopped {
-                Some(exit) => {
-                    // A completion row 6 allowed is discarded; the exit completes nothing.
-                    self.vm_mut(slot).vcpus[vcpu].last_exit = LastExit::Other;
-                    let [x1, x2, x3] = exit.encode();
-                    HostAnswer::Regs([0, x1, x2, x3])
+            Ok((slot, vcpu)) => {
+                let stop = match self.vm(slot).stopped {
+                    Some(exit) => Some(exit),
+                    // A powered-off vCPU runs nothing (4.9).
+                    None if !self.vm(slot).vcpus[vcpu].on => Some(Exit::VcpuOff),
+                    None => None,
+                };
+                match stop {
+                    Some(exit) => {
+                        // A completion row 6 allowed is discarded; the exit completes
+                        // nothing.
+                        self.vm_mut(slot).vcpus[vcpu].last_exit = LastExit::Other;
+                        let [x1, x2, x3] = exit.encode();
+                        HostAnswer::Regs([0, x1, x2, x3])
+                    }
+                    None => HostAnswer::RunsGuest,
                 }
-                None => HostAnswer::RunsGuest,
-            },
+            }
         }
     }
 
@@ -338,10 +326,7 @@ impl Model {
         }
         self.pages.rewrite(|record| {
             let owner = match record.owner {
-                Owner::Guest { vm, kind, .. } if vm == slot => match kind {
-                    GuestKind::Owned | GuestKind::Shared => Owner::Reclaimable,
-                    GuestKind::Borrowed => Owner::Host,
-                },
+                Owner::Guest { vm, .. } if vm == slot => Owner::Reclaimable,
                 Owner::Pool { vm } if vm == slot => Owner::Reclaimable,
                 _ => return None,
             };
@@ -386,7 +371,7 @@ fn features(regs: &[u64; 8]) -> Answer {
     if !mbz(regs, 1) {
         return err(Error::InvalidParameter);
     }
-    ok(VERSION_1_0, HOST_BITMAP, 0)
+    ok(VERSION_2_0, HOST_BITMAP, 0)
 }
 
 fn error_regs(error: Error) -> [u64; 4] {

@@ -31,7 +31,6 @@ pub enum Owner {
 pub enum GuestKind {
     Owned,
     Shared,
-    Borrowed,
 }
 
 /// A tracked page's record.

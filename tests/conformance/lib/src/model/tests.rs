@@ -131,12 +131,16 @@ fn guest_share_and_relinquish_follow_table_7_2() {
     assert!(model.host_write(0x50002, marker(0x50002)));
     call(
         &mut model,
-        FunctionId::HOST_SHARE_GUEST,
+        FunctionId::VM_DONATE,
         &[vm, 0x50002, 0x40201, 1],
     );
     let mut share = [0; 8];
-    share[..3].copy_from_slice(&[FunctionId::MEM_SHARE.to_x0(), 0x4020_0000, 2]);
-    // G1 is borrowed: MEM_SHARE accepts only owned pages.
+    share[..3].copy_from_slice(&[FunctionId::MEM_SHARE.to_x0(), 0x4020_1000, 1]);
+    let answer = model.guest_hvc(vm, 0, share, 0).unwrap();
+    assert_eq!(answer.ret, Some([0; 4]));
+    share[1] = 0x4020_0000;
+    share[2] = 2;
+    // G1 is shared already: MEM_SHARE accepts only owned pages.
     let answer = model.guest_hvc(vm, 0, share, 0).unwrap();
     assert_eq!(answer.ret, Some(error(Error::Denied)));
     share[2] = 1;
@@ -151,10 +155,15 @@ fn guest_share_and_relinquish_follow_table_7_2() {
     assert_eq!(model.page_state(0x50000), PageState::GuestShared);
     let mut relinquish = [0; 8];
     relinquish[..3].copy_from_slice(&[FunctionId::MEM_RELINQUISH.to_x0(), 0x4020_1000, 1]);
+    // A shared page cannot be relinquished; unshared, it comes back zeroed.
+    let answer = model.guest_hvc(vm, 0, relinquish, 0).unwrap();
+    assert_eq!(answer.ret, Some(error(Error::Denied)));
+    let mut unshare = share;
+    unshare[..3].copy_from_slice(&[FunctionId::MEM_UNSHARE.to_x0(), 0x4020_1000, 1]);
+    model.guest_hvc(vm, 0, unshare, 0).unwrap();
     let answer = model.guest_hvc(vm, 0, relinquish, 0).unwrap();
     assert_eq!(answer.ret, Some([0; 4]));
-    // A loan ends with its contents.
-    assert_eq!(model.host_read(0x50002), Some(marker(0x50002)));
+    assert_eq!(model.host_read(0x50002), Some(0));
     assert_eq!(model.ipa_state(vm, 0x40201), Some(IpaState::Unmapped));
 }
 
@@ -167,11 +176,7 @@ fn a_stopped_vm_answers_every_run_with_its_stop_exit() {
         FunctionId::VCPU_CREATE,
         &[vm, 0, 0x4000_0000, 0],
     );
-    call(
-        &mut model,
-        FunctionId::VCPU_CREATE,
-        &[vm, 1, 0x4000_0000, 0],
-    );
+    call(&mut model, FunctionId::VCPU_CREATE, &[vm, 1, 0, 0]);
     let mut off = [0; 8];
     off[0] = FunctionId::PSCI_SYSTEM_OFF.to_x0();
     let answer = model.guest_hvc(vm, 0, off, 0).unwrap();
@@ -196,16 +201,59 @@ fn forwarded_guest_calls_carry_w0_as_passed_and_x1() {
         &[vm, 0, 0x4000_0000, 0],
     );
     let mut regs = [0; 8];
-    regs[0] = 0xFFFF_0000_8401_0000;
+    regs[0] = 0xFFFF_0000_C201_0000;
     regs[1] = 7;
     regs[2] = 9;
     let answer = model.guest_hvc(vm, 0, regs, 42).unwrap();
     assert_eq!(
         answer.exit,
         Some(Exit::GuestHvc {
-            function_id: 0x8401_0000,
+            function_id: 0xC201_0000,
             x1: 7
         })
     );
     assert_eq!(answer.ret, Some([42, 0, 0, 0]));
+}
+
+#[test]
+fn a_launched_vm_takes_no_new_vcpu_and_secondaries_wait_for_cpu_on() {
+    let mut model = Model::new(world());
+    let regs = call(&mut model, FunctionId::VM_CREATE, &[3, 32]);
+    let vm = regs[1];
+    call(
+        &mut model,
+        FunctionId::VCPU_CREATE,
+        &[vm, 0, 0x4000_0000, 0],
+    );
+    // Only vCPU 0 takes an entry point.
+    assert_eq!(
+        call(
+            &mut model,
+            FunctionId::VCPU_CREATE,
+            &[vm, 1, 0x4000_0000, 0]
+        ),
+        error(Error::InvalidParameter)
+    );
+    call(&mut model, FunctionId::VCPU_CREATE, &[vm, 1, 0, 0]);
+    // Powered off: VCPU_OFF at once.
+    assert_eq!(
+        call(&mut model, FunctionId::VCPU_RUN, &[vm, 1, 0]),
+        [0, 11, 0, 0]
+    );
+    let mut cpu_on = [0; 8];
+    cpu_on[..4].copy_from_slice(&[0xC400_0003, 1, 0x4000_1000, 9]);
+    let answer = model.guest_hvc(vm, 0, cpu_on, 0).unwrap();
+    assert_eq!(answer.exit, Some(Exit::VcpuStarted { vcpu: 1 }));
+    assert_eq!(answer.ret, Some([0; 4]));
+    let again = model.guest_hvc(vm, 0, cpu_on, 0).unwrap();
+    assert_eq!(again.ret, Some([-4i64 as u64, 0, 0, 0]));
+    // The guest ran: the VM is launched.
+    assert_eq!(
+        call(&mut model, FunctionId::VCPU_CREATE, &[vm, 1, 0, 0]),
+        error(Error::Busy)
+    );
+    assert_eq!(
+        call(&mut model, FunctionId::VCPU_CREATE, &[vm, 2, 0, 0]),
+        error(Error::Denied)
+    );
 }
