@@ -440,7 +440,19 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         }
         for &pa in pages {
             self.set_page(pa, PageState::Owned(Owner::Host));
-            self.dma_grant(pa, pa + PAGE_SIZE);
+        }
+        // The host's devices may reach them again: one grant per run of contiguous pages
+        // (a reclaimed range is one run; a relinquished one may be scattered).
+        let mut i = 0;
+        while i < pages.len() {
+            let start = pages[i];
+            let mut end = start + PAGE_SIZE;
+            i += 1;
+            while i < pages.len() && pages[i] == end {
+                end += PAGE_SIZE;
+                i += 1;
+            }
+            self.dma_grant(start, end);
         }
         Ok(())
     }

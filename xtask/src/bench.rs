@@ -169,9 +169,14 @@ const SMMU_OPS: [&str; 9] = [
 ];
 
 fn smmu_rows(without: &[RawOp], with: &[RawOp]) -> Result<Vec<SmmuRow>> {
+    // The same per-call EL2 figure as the main table's: for a call that runs a guest the
+    // host's PMU stops for the run, so its figure comes from virtual time (ops::figures).
     let per_call = |raws: &[RawOp], key: &str| -> Result<f64> {
+        let Some(spec) = ops::spec(key) else {
+            bail!("no operation {key} to compare with and without the SMMU");
+        };
         match raws.iter().find(|r| r.op == key) {
-            Some(r) => Ok(r.el2 as f64 / r.n as f64),
+            Some(r) => Ok(ops::figures(spec, r, None, None).el2),
             None => bail!("the bench host printed no result for {key}"),
         }
     };
