@@ -28,17 +28,7 @@ fn run_to_shared(guest: &mut test_guest_driver::TestGuest) -> TestResult {
 /// Lets the guest finish: it unshares its page and checks every word of its secret (a
 /// changed word is a failed check in its report).
 fn finish(guest: &mut test_guest_driver::TestGuest) -> TestResult {
-    test_guest_driver::write_reply(guest.vm().host_address(SHARED_GFN)?);
-    guest.expect_exit(
-        0,
-        0,
-        Exit::MemUnshared {
-            ipa: ipa(SHARED_GFN),
-            nr: 1,
-        },
-        "exit MEM_UNSHARED of the message page",
-    )?;
-    guest.expect_step(0, 0, Step::Unshared, "the guest's Unshared report")?;
+    guest.reply_and_expect_unshared()?;
     guest.expect_done(0, 0)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use hvc_abi::limits::MAX_POOL_PAGES_PER_CALL;
 use hvc_abi::{AccessSize, Exit, MmioAccess};
 use test_guest::{
     Command, DATA_GFN, DATA_PAGES, ENTRY_IPA, IMAGE_GFN, IPA_BITS, PRINT_IPA, REPLY, REPLY_OFFSET,
-    REPORT_IPA, Report, Step,
+    REPORT_IPA, Report, SHARED_GFN, Step, ipa,
 };
 
 /// Longest guest print line kept (longer lines are cut); small, so errors that carry a
@@ -257,6 +257,24 @@ impl TestGuest {
             Event::Exit(got) if got == exit => Ok(()),
             other => Err(self.unexpected(expected, other)),
         }
+    }
+
+    /// Runs until the guest unshares its message page (exit MEM_UNSHARED of
+    /// [`SHARED_GFN`], which `SecretAndShare` makes once it has the host's reply).
+    pub fn expect_message_unshared(&mut self) -> Result<(), GuestError> {
+        let exit = Exit::MemUnshared {
+            ipa: ipa(SHARED_GFN),
+            nr: 1,
+        };
+        self.expect_exit(0, 0, exit, "exit MEM_UNSHARED of the message page")
+    }
+
+    /// The end of `SecretAndShare`'s sharing: writes the host's reply into the shared
+    /// page, runs until the guest unshares it and reports `Unshared`.
+    pub fn reply_and_expect_unshared(&mut self) -> Result<(), GuestError> {
+        write_reply(self.vm().host_address(SHARED_GFN)?);
+        self.expect_message_unshared()?;
+        self.expect_step(0, 0, Step::Unshared, "the guest's Unshared report")
     }
 
     /// Runs to the end of a command: the `Done` report, then SYSTEM_OFF.

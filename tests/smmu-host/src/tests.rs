@@ -3,7 +3,7 @@
 
 use crate::edu::{Edu, TRANSFER};
 use el1_rt::testing::{Failure, TestCtx, TestResult};
-use el1_rt::{bail, ensure, host_calls, probe, test_guest_driver};
+use el1_rt::{bail, ensure, host_calls, probe};
 use hvc_abi::Exit;
 use spin_cell::EduCell;
 use test_guest::{Command, SECRET_GFN, SHARED_GFN, Step, ipa, secret_word};
@@ -135,17 +135,7 @@ pub fn a_device_can_neither_read_nor_write_a_guest_private_page(ctx: &mut TestCt
     );
     load_zeros(ctx)?;
     edu()?.write_ram(secret, TRANSFER)?;
-    test_guest_driver::write_reply(guest.vm().host_address(SHARED_GFN)?);
-    guest.expect_exit(
-        0,
-        0,
-        Exit::MemUnshared {
-            ipa: ipa(SHARED_GFN),
-            nr: 1,
-        },
-        "exit MEM_UNSHARED of the message page",
-    )?;
-    guest.expect_step(0, 0, Step::Unshared, "the guest's Unshared report")?;
+    guest.reply_and_expect_unshared()?;
     // The guest compares every word of its secret now (check 5 on a mismatch).
     guest
         .expect_done(0, 0)

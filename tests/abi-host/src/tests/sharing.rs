@@ -84,15 +84,7 @@ pub fn run_to_shared(guest: &mut TestGuest) -> TestResult {
 
 /// Runs the guest (which checks the host's reply) until its MEM_UNSHARED exit.
 pub fn unshare(guest: &mut TestGuest) -> TestResult {
-    guest.expect_exit(
-        0,
-        0,
-        Exit::MemUnshared {
-            ipa: ipa(SHARED_GFN),
-            nr: 1,
-        },
-        "exit MEM_UNSHARED of the message page",
-    )?;
+    guest.expect_message_unshared()?;
     Ok(())
 }
 
