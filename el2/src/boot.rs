@@ -86,7 +86,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     psci_relay::init(info.psci.conduit);
 
     let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
-    let plan = match plan_memory(dtb as u64, &info, config.root_level) {
+    let plan = match plan_memory(dtb as u64, &info, &config) {
         Ok(plan) => plan,
         Err(e) => fatal!("memory plan: {e}"),
     };
@@ -246,7 +246,7 @@ fn log_discovery(info: &BootInfo) {
 fn plan_memory(
     dtb: u64,
     info: &BootInfo,
-    root_level: usize,
+    config: &stage2::Stage2Config,
 ) -> Result<MemoryPlan, memory_plan::PlanError> {
     let mut ram = RangeList::new();
     for r in info.memory.as_slice() {
@@ -276,7 +276,8 @@ fn plan_memory(
         busy: &busy,
         image: image.start as u64..image.end as u64,
         mmio: &mmio[..info.mmio.as_slice().len()],
-        root_level,
+        root_level: config.tree_root_level(),
+        root_pages: config.root_pages_worst_case() as u64,
         dtb_size: info.dtb_size as u64,
     })
 }

@@ -135,6 +135,52 @@ impl PagePool {
         unsafe { self.push(pa) };
     }
 
+    /// Allocates `n` (a power of two) zeroed pages that are physically contiguous and aligned
+    /// to `n` pages, as concatenated stage-2 root tables must be, and returns the first one's
+    /// address; `None` if no such run exists (nothing is taken then).
+    ///
+    /// Only runs whose pages follow each other on the free list are found: one pass, no
+    /// memory. A pool filled from one range by [`add_pages`](Self::add_pages) lists its pages
+    /// in ascending order, so every aligned run of such a range is found. The pages count as
+    /// allocated: give each back with [`free`](Self::free).
+    pub fn take_aligned_run(&mut self, n: usize) -> Option<usize> {
+        if !n.is_power_of_two() || self.free < n {
+            return None;
+        }
+        let align = n * PAGE_SIZE;
+        // `before`: the page whose link points to the run's first page (0: the list head).
+        let (mut before, mut prev, mut start, mut len) = (0, 0, 0, 0);
+        let mut pa = self.head;
+        while pa != 0 {
+            // SAFETY: `pa` is a free page of the pool; its first word holds the next link.
+            let next = unsafe { (pa as *const usize).read() };
+            if len > 0 && pa == start + len * PAGE_SIZE {
+                len += 1;
+            } else if pa.is_multiple_of(align) {
+                (before, start, len) = (prev, pa, 1);
+            } else {
+                len = 0;
+            }
+            if len == n {
+                if before == 0 {
+                    self.head = next;
+                } else {
+                    // SAFETY: `before` is a free page of the pool (it precedes the run on the
+                    // list); its first word is its link, which now skips the run.
+                    unsafe { (before as *mut usize).write(next) };
+                }
+                self.free -= n;
+                // SAFETY: the run's pages belonged to the pool and were free; they are mapped
+                // writable at their address.
+                unsafe { core::ptr::write_bytes(start as *mut u8, 0, align) };
+                return Some(start);
+            }
+            prev = pa;
+            pa = next;
+        }
+        None
+    }
+
     /// Number of pages that can still be allocated.
     pub fn free_pages(&self) -> usize {
         self.free
