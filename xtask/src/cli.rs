@@ -73,6 +73,12 @@ pub struct RunArgs {
     /// Kill QEMU after this many seconds (exit status 124).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// QEMU CPU model and options (`-cpu`), e.g. cortex-a53, cortex-a72, a64fx.
+    #[arg(long, value_name = "MODEL", default_value = crate::qemu::DEFAULT_CPU)]
+    pub cpu: String,
+    /// Give the machine MTE (`-M virt,mte=on`; needs a CPU with MTE, such as the default).
+    #[arg(long)]
+    pub mte: bool,
     /// Boot this image as the payload instead of building target/images/el2.bin.
     #[arg(long, value_name = "PATH")]
     pub payload: Option<PathBuf>,

@@ -72,6 +72,8 @@ pub fn plan(name: &str) -> Plan {
             virtualization: true,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            cpu: crate::qemu::DEFAULT_CPU.into(),
+            mte: false,
         },
         via: Via::Direct,
         payload: Some(Image::El2.path()),

@@ -256,6 +256,8 @@ mod tests {
             virtualization,
             smp,
             mem: MemSize::from_bytes(GIB),
+            cpu: crate::qemu::DEFAULT_CPU.into(),
+            mte: false,
         };
         let key = cache_key(&m(true, 4));
         assert_eq!(

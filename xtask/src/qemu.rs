@@ -9,7 +9,7 @@ use crate::layout::MemSize;
 pub const QEMU: &str = "qemu-system-aarch64";
 /// `pauth-impdef=on`: the default QARMA pointer authentication makes Linux 3-5x slower
 /// under TCG.
-const CPU: &str = "max,pauth-impdef=on";
+pub const DEFAULT_CPU: &str = "max,pauth-impdef=on";
 
 /// The emulated board: everything that shapes QEMU's own DTB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub struct Machine {
     pub virtualization: bool,
     pub smp: u32,
     pub mem: MemSize,
+    /// `-cpu` (a model and its options, e.g. `cortex-a53`).
+    pub cpu: String,
+    /// `mte=on`: tag memory and MTE for the CPU (needs a CPU model with MTE, like `max`).
+    pub mte: bool,
 }
 
 impl Machine {
@@ -26,11 +30,12 @@ impl Machine {
     /// `--no-install-recommends` QEMU does not have).
     pub fn args(&self) -> Vec<String> {
         let virt = if self.virtualization { "on" } else { "off" };
+        let mte = if self.mte { ",mte=on" } else { "" };
         vec![
             "-M".into(),
-            format!("virt,virtualization={virt},gic-version=3"),
+            format!("virt,virtualization={virt},gic-version=3{mte}"),
             "-cpu".into(),
-            CPU.into(),
+            self.cpu.clone(),
             "-smp".into(),
             self.smp.to_string(),
             "-m".into(),
@@ -81,11 +86,28 @@ mod tests {
             virtualization: true,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            cpu: DEFAULT_CPU.into(),
+            mte: false,
         };
         assert_eq!(
             m.command(&[]).join(" "),
             "-M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -smp 4 -m 1G \
              -nic none -nographic -semihosting -no-reboot"
+        );
+    }
+
+    #[test]
+    fn cpu_model_and_mte_reach_the_command_line() {
+        let m = Machine {
+            virtualization: true,
+            smp: 2,
+            mem: MemSize::from_bytes(GIB),
+            cpu: "cortex-a53".into(),
+            mte: true,
+        };
+        assert_eq!(
+            m.args()[..4].join(" "),
+            "-M virt,virtualization=on,gic-version=3,mte=on -cpu cortex-a53"
         );
     }
 

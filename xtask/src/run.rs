@@ -79,6 +79,8 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             virtualization: !args.no_el2,
             smp: args.smp,
             mem: args.mem,
+            cpu: args.cpu.clone(),
+            mte: args.mte,
         },
         via: args.via,
         payload: if args.no_el2 {

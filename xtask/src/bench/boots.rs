@@ -112,6 +112,8 @@ fn one_cpu(virtualization: bool, mem: MemSize) -> Machine {
         virtualization,
         smp: 1,
         mem,
+        cpu: crate::qemu::DEFAULT_CPU.into(),
+        mte: false,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::expect::{ConsoleCheck, End, Expectation};
 use crate::layout::{GIB, MemSize};
 use crate::linux::{self, LinuxHost};
 use crate::paths;
-use crate::qemu::Machine;
+use crate::qemu::{DEFAULT_CPU, Machine};
 
 /// Steps the boots depend on, reported as checks of their own.
 pub const STEP_NAMES: [&str; 2] = ["build_images", "linux_host_assets"];
@@ -50,6 +50,10 @@ pub struct Case {
     dtb: DtbVariant,
     timeout: Duration,
     expect: Expectation,
+    /// QEMU `-cpu`.
+    cpu: &'static str,
+    /// QEMU `-M ...,mte=on`.
+    mte: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -61,6 +65,8 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect,
             forbid: FORBID.to_vec(),
@@ -84,6 +90,8 @@ fn fatal_case(
         virtualization,
         dtb,
         timeout: DEMO_TIMEOUT,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2] FATAL:", why],
             forbid: FORBID_FATAL.to_vec(),
@@ -101,6 +109,8 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
@@ -129,6 +139,8 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             forbid: FORBID.to_vec(),
@@ -152,6 +164,8 @@ fn stress_case(name: &'static str) -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: STRESS_TIMEOUT,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
             forbid,
@@ -174,12 +188,44 @@ fn conformance_case() -> Case {
         virtualization: true,
         dtb: DtbVariant::WithModules,
         timeout: crate::conformance::TIMEOUT,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
             forbid,
             end: End::Exit(0),
         },
     }
+}
+
+/// QEMU's 64-bit CPU models with EL2 other than `max`, and the demo boot case for each.
+/// `cortex-a35`, `cortex-a53`, `cortex-a76` and `a64fx` have a 40-bit PARange (a stage 2
+/// starting at level 1 in two concatenated tables), the others 44 or 48 bits. None needs
+/// options beyond `-cpu MODEL` on `virt,virtualization=on,gic-version=3`.
+const CPU_MODELS: [(&str, &str); 7] = [
+    ("demo_host_runs_on_cortex_a35", "cortex-a35"),
+    ("demo_host_runs_on_cortex_a53", "cortex-a53"),
+    ("demo_host_runs_on_cortex_a57", "cortex-a57"),
+    ("demo_host_runs_on_cortex_a72", "cortex-a72"),
+    ("demo_host_runs_on_cortex_a76", "cortex-a76"),
+    ("demo_host_runs_on_neoverse_n1", "neoverse-n1"),
+    ("demo_host_runs_on_a64fx", "a64fx"),
+];
+
+fn on_cpu(mut case: Case, cpu: &'static str) -> Case {
+    case.cpu = cpu;
+    case
+}
+
+/// Debian's Linux under the payload on a CPU with MTE2 (`-M virt,mte=on`, `-cpu max`): the
+/// host's MTE registers must not trap (HCR_EL2.ATA), and Linux must find and enable MTE.
+fn linux_mte_case() -> Case {
+    let mut case = linux_case("linux_with_mte_boots_under_the_payload", Via::Direct);
+    case.mte = true;
+    case.expect
+        .expect
+        .insert(1, "CPU features: detected: Memory Tagging Extension");
+    case
 }
 
 /// The QEMU tests, in the order they run.
@@ -239,6 +285,16 @@ pub fn cases() -> Vec<Case> {
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
     ]
+    .into_iter()
+    .chain(CPU_MODELS.map(|(name, cpu)| on_cpu(demo_case(name, Via::Direct, demo_boot()), cpu)))
+    .chain([
+        on_cpu(
+            linux_case("linux_runs_on_cortex_a53", Via::Direct),
+            "cortex-a53",
+        ),
+        linux_mte_case(),
+    ])
+    .collect()
 }
 
 pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
@@ -350,6 +406,8 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
             virtualization: case.virtualization,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
+            cpu: case.cpu.into(),
+            mte: case.mte,
         },
         via: case.via,
         payload: Some(case.payload.path()),
