@@ -47,10 +47,11 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     let nops = blob.as_deref_mut().map(platform::fdt_check::strip_nops);
     let blob: Option<&'static [u8]> = blob.map(|b| &*b);
     // The console first: nothing can be reported without it.
-    if let Some(range) = blob.and_then(fdt_discovery::find_console) {
-        // SAFETY: the DTB names this PL011 as the console; EL2 drives it alone until the
+    // A stdout-path UART without a driver here leaves EL2 silent; the boot goes on.
+    if let Some(uart) = blob.and_then(fdt_discovery::find_console) {
+        // SAFETY: the DTB names this UART as the console; EL2 drives it alone until the
         // host starts, and it stays identity-mapped as device memory.
-        if let Some(console) = unsafe { platform::console::Console::new(range.base as usize) } {
+        if let Some(console) = unsafe { platform::console::Console::for_uart(&uart) } {
             let _ = platform::console::init(console, "[el2] ", log::LevelFilter::Info);
         }
     }
@@ -112,7 +113,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         .map(|r| r.base as usize..(r.base + r.size) as usize);
     let console = info
         .console
-        .map(|c| c.base as usize..(c.base + c.size) as usize);
+        .map(|c| c.regs.base as usize..(c.regs.base + c.regs.size) as usize);
     let redistributors = info
         .gic
         .redistributors

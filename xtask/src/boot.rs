@@ -37,6 +37,9 @@ pub enum DtbVariant {
     /// With the module nodes but without `/psci`. U-Boot only: when QEMU boots `-kernel`
     /// itself it replaces any `/psci` of a `-dtb` with its own.
     WithoutPsci,
+    /// With the module nodes, `/chosen/stdout-path` naming fw-cfg: a console no driver
+    /// can drive (the payload must run silently; the test hosts fall back to the PL011).
+    StdoutNotAUart,
 }
 
 impl DtbVariant {
@@ -49,6 +52,10 @@ impl DtbVariant {
             delete_root_nodes: match self {
                 DtbVariant::WithoutPsci => vec!["psci".into()],
                 _ => Vec::new(),
+            },
+            stdout_path: match self {
+                DtbVariant::StdoutNotAUart => Some("/fw-cfg@9020000".into()),
+                _ => None,
             },
         }
     }

@@ -61,6 +61,8 @@ pub struct DtbEdits {
     pub modules: Vec<Module>,
     /// Direct children of `/` to remove (tests of the payload refusing a broken DTB).
     pub delete_root_nodes: Vec<String>,
+    /// A `/chosen/stdout-path` replacing QEMU's (written with the modules).
+    pub stdout_path: Option<String>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -81,6 +83,9 @@ pub fn render_boot_dts(base_dts_name: &str, edits: &DtbEdits) -> String {
         // The multiboot binding reads `reg` with /chosen's cell sizes: make them explicit.
         let _ = writeln!(s, "\t\t#address-cells = <0x2>;");
         let _ = writeln!(s, "\t\t#size-cells = <0x2>;");
+        if let Some(path) = &edits.stdout_path {
+            let _ = writeln!(s, "\t\tstdout-path = \"{}\";", dts_escape(path));
+        }
         for m in &edits.modules {
             let _ = writeln!(s);
             let _ = writeln!(s, "\t\t{} {{", m.node_name());
@@ -200,10 +205,12 @@ mod tests {
                 },
             ],
             delete_root_nodes: vec![],
+            stdout_path: Some("/fw-cfg@9020000".into()),
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
         assert!(dts.contains("/include/ \"base.dts\"\n"));
+        assert!(dts.contains("\t\tstdout-path = \"/fw-cfg@9020000\";\n"));
         assert!(dts.contains(
             "\t\tmodule@50000000 {\n\t\t\tcompatible = \"multiboot,kernel\", \
              \"multiboot,module\";\n\t\t\treg = <0x0 0x50000000 0x0 0x1234>;\n\t\t\t\
@@ -221,6 +228,7 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            stdout_path: None,
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
@@ -234,6 +242,7 @@ mod tests {
             &DtbEdits {
                 modules: vec![kernel(r#"a="b c" d\e"#)],
                 delete_root_nodes: vec![],
+                stdout_path: None,
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");

@@ -42,6 +42,9 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
             let modules = &edits.modules;
             steps.push("fdt set /chosen \"#address-cells\" <0x2>".into());
             steps.push("fdt set /chosen \"#size-cells\" <0x2>".into());
+            if let Some(stdout) = &edits.stdout_path {
+                steps.push(format!("fdt set /chosen stdout-path \"{stdout}\""));
+            }
             for m in modules {
                 let path = format!("/chosen/{}", m.node_name());
                 let [a, b] = m.kind.compatible();
@@ -153,6 +156,7 @@ mod tests {
         let edits = DtbEdits {
             modules: modules.to_vec(),
             delete_root_nodes: vec![],
+            stdout_path: None,
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -181,6 +185,7 @@ mod tests {
         let edits = DtbEdits {
             modules: vec![],
             delete_root_nodes: vec!["psci".into()],
+            stdout_path: None,
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

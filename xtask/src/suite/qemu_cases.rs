@@ -228,6 +228,20 @@ fn linux_mte_case() -> Case {
     case
 }
 
+/// `/chosen/stdout-path` names a device the payload has no driver for: the payload must not
+/// stop (it used to halt silently in discovery) and must print nothing; the demo host finds
+/// the PL011 on its own and runs as usual.
+fn silent_console_case() -> Case {
+    let mut case = demo_case(
+        "undrivable_console_leaves_the_payload_silent_and_the_host_runs",
+        Via::Direct,
+        vec!["demo: running at EL1", "demo: PASS"],
+    );
+    case.dtb = DtbVariant::StdoutNotAUart;
+    case.expect.forbid.push("[el2]");
+    case
+}
+
 /// The QEMU tests, in the order they run.
 pub fn cases() -> Vec<Case> {
     let demo_boot = || {
@@ -293,6 +307,7 @@ pub fn cases() -> Vec<Case> {
             "cortex-a53",
         ),
         linux_mte_case(),
+        silent_console_case(),
     ])
     .collect()
 }
