@@ -334,10 +334,11 @@ pub(crate) mod test_memory {
     use super::PAGE_SIZE;
     use std::alloc::{Layout, alloc_zeroed, dealloc};
 
-    /// An aligned, zeroed heap buffer, freed on drop.
+    /// An aligned, zeroed heap buffer (or fixed anonymous mapping), freed on drop.
     pub struct Arena {
         ptr: *mut u8,
         layout: Layout,
+        mapped: bool,
     }
 
     impl Arena {
@@ -346,7 +347,36 @@ pub(crate) mod test_memory {
             // SAFETY: the layout has a non-zero size (callers never ask for 0 bytes).
             let ptr = unsafe { alloc_zeroed(layout) };
             assert!(!ptr.is_null());
-            Self { ptr, layout }
+            Self {
+                ptr,
+                layout,
+                mapped: false,
+            }
+        }
+
+        /// `bytes` of zeroed memory at 256 GiB: below 2^40, so that it can be RAM of a
+        /// world whose IPA space is 40 bits (heap addresses lie near 2^47). One such arena
+        /// at a time per process.
+        pub fn below_40_bits(bytes: usize) -> Self {
+            const ADDR: usize = 0x40_0000_0000;
+            // SAFETY: an anonymous private mapping at an address nothing else uses
+            // (MAP_FIXED_NOREPLACE refuses to replace an existing mapping).
+            let ptr = unsafe {
+                libc::mmap(
+                    ADDR as *mut libc::c_void,
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            assert_eq!(ptr as usize, ADDR, "cannot map test RAM at {ADDR:#x}");
+            Self {
+                ptr: ptr.cast(),
+                layout: Layout::from_size_align(bytes, PAGE_SIZE).unwrap(),
+                mapped: true,
+            }
         }
 
         pub fn base(&self) -> usize {
@@ -360,8 +390,13 @@ pub(crate) mod test_memory {
 
     impl Drop for Arena {
         fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.ptr, self.layout) };
+            if self.mapped {
+                // SAFETY: mapped in `below_40_bits` with this size; nothing uses it now.
+                unsafe { libc::munmap(self.ptr.cast(), self.layout.size()) };
+            } else {
+                // SAFETY: allocated in `new` with this layout.
+                unsafe { dealloc(self.ptr, self.layout) };
+            }
         }
     }
 }

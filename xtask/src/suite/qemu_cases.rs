@@ -308,6 +308,15 @@ pub fn cases() -> Vec<Case> {
         ),
         linux_mte_case(),
         silent_console_case(),
+        // Guests' stage 2 with concatenated roots (40-bit PA): every ABI scenario.
+        on_cpu(
+            image_case(
+                "abi_host_scenarios_on_cortex_a53",
+                Image::AbiHost,
+                DEMO_TIMEOUT,
+            ),
+            "cortex-a53",
+        ),
     ])
     .collect()
 }
