@@ -98,16 +98,22 @@ pub enum Command {
     /// Guest calls with bad arguments return the errors of docs/abi.md's tables (no
     /// exits); done.
     CallErrors = 5,
+    /// Read GCR_EL1, an MTE register. The payload keeps MTE from guests (HCR_EL2.ATA clear
+    /// while a guest runs; its MTE state is not switched), so this must be an undefined
+    /// instruction: reported as an unexpected exception (vector 4, ESR EC 0). A read that
+    /// returns fails check [`MTE_REACHABLE_CHECK`].
+    MteHidden = 6,
 }
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 6] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
         Command::Spin,
         Command::CallErrors,
+        Command::MteHidden,
     ];
 
     /// The command with x0 value `x0`.
@@ -118,6 +124,7 @@ impl Command {
             3 => Self::Relinquish,
             4 => Self::Spin,
             5 => Self::CallErrors,
+            6 => Self::MteHidden,
             _ => return None,
         })
     }
@@ -160,6 +167,8 @@ impl Step {
 /// Check number of an unexpected exception in the guest: `EXCEPTION_CHECK + vector`
 /// (0..16), value = ESR_EL1's low 32 bits.
 pub const EXCEPTION_CHECK: u16 = 0xE000;
+/// Check number of [`Command::MteHidden`]'s read of GCR_EL1 returning; value = what it read.
+pub const MTE_REACHABLE_CHECK: u16 = 0x6001;
 /// Check number of an unknown command; value = the command's low 32 bits.
 pub const UNKNOWN_COMMAND_CHECK: u16 = 0xC000;
 
@@ -226,7 +235,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(6), None);
+        assert_eq!(Command::from_x0(7), None);
     }
 
     #[test]

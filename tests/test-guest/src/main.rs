@@ -37,6 +37,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::Relinquish) => commands::relinquish(),
         Some(Command::Spin) => commands::spin(),
         Some(Command::CallErrors) => commands::call_errors(),
+        Some(Command::MteHidden) => commands::mte_hidden(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

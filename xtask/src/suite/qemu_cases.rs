@@ -242,6 +242,17 @@ fn silent_console_case() -> Case {
     case
 }
 
+/// The ABI scenarios on a CPU with MTE2 (`-M virt,mte=on`): the host has MTE, guests must
+/// not (`guest_cannot_reach_mte_registers`).
+fn abi_host_with_mte_case() -> Case {
+    let mut case = image_case("abi_host_scenarios_with_mte", Image::AbiHost, DEMO_TIMEOUT);
+    case.mte = true;
+    case.expect
+        .expect
+        .insert(1, "test guest_cannot_reach_mte_registers ... ok");
+    case
+}
+
 /// The QEMU tests, in the order they run.
 pub fn cases() -> Vec<Case> {
     let demo_boot = || {
@@ -308,6 +319,7 @@ pub fn cases() -> Vec<Case> {
         ),
         linux_mte_case(),
         silent_console_case(),
+        abi_host_with_mte_case(),
         // Guests' stage 2 with concatenated roots (40-bit PA): every ABI scenario.
         on_cpu(
             image_case(
