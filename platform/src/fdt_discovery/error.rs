@@ -93,8 +93,6 @@ pub enum DiscoveryError {
     },
     /// More GICv3 redistributor regions than `BootInfo` can hold.
     TooManyRedistributorRegions { max: usize },
-    /// `/chosen/stdout-path` names a node (or alias) that does not exist.
-    StdoutNotFound { path: NodeName },
     /// More distinct MMIO regions than `BootInfo` can hold.
     TooManyMmioRegions { max: usize },
     /// A device's (page-aligned) registers share addresses with a RAM bank.
@@ -157,12 +155,6 @@ impl fmt::Display for DiscoveryError {
             }
             Self::TooManyRedistributorRegions { max } => {
                 write!(f, "too many GIC redistributor regions (max {max})")
-            }
-            Self::StdoutNotFound { path } => {
-                write!(
-                    f,
-                    "chosen stdout-path {path} names no node in the device tree"
-                )
             }
             Self::TooManyMmioRegions { max } => write!(f, "too many MMIO regions (max {max})"),
             Self::DeviceOverlapsRam { node, device, bank } => {

@@ -79,7 +79,7 @@ pub struct BootInfo<'a> {
 ///
 /// Errors (see [`DiscoveryError`]): the blob is not a valid FDT; no memory, CPU, PSCI or GIC
 /// node; more banks/CPUs/MMIO regions/reserved ranges than fit; overlapping RAM banks; a
-/// device overlapping RAM; a stdout-path naming a missing node; a malformed
+/// device overlapping RAM; a malformed
 /// `reg`/`ranges`; two kernel (or ramdisk) modules or a module without a usable `reg`.
 /// A missing host kernel module is *not* an error: `modules.kernel` is `None`.
 pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
@@ -87,7 +87,7 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
     let fdt = checked.parse()?;
     let memory = memory::banks(&fdt)?;
     Ok(BootInfo {
-        console: stdout::console(&fdt)?,
+        console: stdout::console(&fdt),
         gic: gic::find(&fdt)?,
         cpus: cpus::mpidrs(&fdt)?,
         psci: cpus::psci(&fdt)?,
@@ -105,5 +105,5 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
 pub fn find_console(dtb: &[u8]) -> Option<ConsoleUart> {
     let checked = fdt_check::check(dtb).ok()?;
     let fdt = checked.parse().ok()?;
-    stdout::console(&fdt).ok().flatten()
+    stdout::console(&fdt)
 }

@@ -1,8 +1,7 @@
 //! The console: the UART named by `/chosen/stdout-path`, if the payload has a driver for it.
 
-use super::reg::{bad_reg, first_reg};
-use super::{DiscoveryError, NodeName};
-use crate::fdt_tree::{self, CellError, is_compatible};
+use super::reg::first_reg;
+use crate::fdt_tree::{self, is_compatible};
 use crate::fixed_list::MemRange;
 
 /// Which driver a console UART needs, from its `compatible`.
@@ -55,41 +54,31 @@ fn uart_kind(node: fdt::node::FdtNode<'_, '_>) -> Option<UartKind> {
 }
 
 /// The UART that `/chosen/stdout-path` (or the older `linux,stdout-path`) names, after
-/// dropping `:options` and resolving an alias. `Ok(None)` if there is no stdout-path, or if
-/// it names a device the payload has no driver for: the payload then runs without a console
-/// (and the host still gets the UART). Errors: the path or alias names no node, or the
-/// UART's `reg` is missing or not a CPU address.
-pub fn console(fdt: &fdt::Fdt<'_>) -> Result<Option<ConsoleUart>, DiscoveryError> {
-    let Some((chosen, _)) = fdt_tree::find_path(fdt, "/chosen") else {
-        return Ok(None);
-    };
+/// dropping `:options` and resolving an alias; `None` if there is none the payload can drive.
+///
+/// Never an error: a console is a convenience, not something the boot depends on. No
+/// stdout-path, one that is not a string or names no node (or an alias that does not
+/// expand to an absolute path), a device without a driver here, or a UART whose `reg` is
+/// missing, malformed or not a CPU address: the payload then runs without a console and
+/// the host still gets the UART (its own drivers may well know it).
+pub fn console(fdt: &fdt::Fdt<'_>) -> Option<ConsoleUart> {
+    let (chosen, _) = fdt_tree::find_path(fdt, "/chosen")?;
     let property = ["stdout-path", "linux,stdout-path"]
         .into_iter()
-        .find(|name| chosen.property(name).is_some());
-    let Some(property) = property else {
-        return Ok(None);
-    };
-    let value = fdt_tree::prop_str(chosen, property).ok_or(DiscoveryError::BadString {
-        node: NodeName::new("/chosen"),
-        property: "stdout-path",
-    })?;
+        .find(|name| chosen.property(name).is_some())?;
+    let value = fdt_tree::prop_str(chosen, property)?;
     // devicetree specification 3.6: "stdout-path = path[:options]".
     let path = value.split(':').next().unwrap_or(value);
-    let not_found = || DiscoveryError::StdoutNotFound {
-        path: NodeName::new(path),
-    };
     let resolved = if path.starts_with('/') {
         path
     } else {
-        let (aliases, _) = fdt_tree::find_path(fdt, "/aliases").ok_or_else(not_found)?;
-        fdt_tree::prop_str(aliases, path).ok_or_else(not_found)?
+        let (aliases, _) = fdt_tree::find_path(fdt, "/aliases")?;
+        fdt_tree::prop_str(aliases, path)?
     };
     // An alias must expand to an absolute path; one that names another alias is not allowed
     // (and following it could loop).
-    let (node, chain) = fdt_tree::find_path(fdt, resolved).ok_or_else(not_found)?;
-    let Some(kind) = uart_kind(node) else {
-        return Ok(None);
-    };
-    let regs = first_reg(node, &chain)?.ok_or(bad_reg(node.name, CellError::NotCpuAddressable))?;
-    Ok(Some(ConsoleUart { kind, regs }))
+    let (node, chain) = fdt_tree::find_path(fdt, resolved)?;
+    let kind = uart_kind(node)?;
+    let regs = first_reg(node, &chain).ok()??;
+    Some(ConsoleUart { kind, regs })
 }
