@@ -52,10 +52,11 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     let nops = blob.as_deref_mut().map(platform::fdt_check::strip_nops);
     let blob: Option<&'static [u8]> = blob.map(|b| &*b);
     // The console first: nothing can be reported without it.
-    if let Some(range) = blob.and_then(fdt_discovery::find_console) {
-        // SAFETY: the DTB names this PL011 as the console; EL2 drives it alone until the
+    // A stdout-path UART without a driver here leaves EL2 silent; the boot goes on.
+    if let Some(uart) = blob.and_then(fdt_discovery::find_console) {
+        // SAFETY: the DTB names this UART as the console; EL2 drives it alone until the
         // host starts, and it stays identity-mapped as device memory.
-        if let Some(console) = unsafe { platform::console::Console::new(range.base as usize) } {
+        if let Some(console) = unsafe { platform::console::Console::for_uart(&uart) } {
             let _ = platform::console::init(console, "[el2] ", log::LevelFilter::Info);
         }
     }
@@ -97,7 +98,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     psci_relay::init(info.psci.conduit);
 
     let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
-    let plan = match plan_memory(dtb as u64, &info, &host_mmio, config.root_level) {
+    let plan = match plan_memory(dtb as u64, &info, &host_mmio, &config) {
         Ok(plan) => plan,
         Err(e) => fatal!("memory plan: {e}"),
     };
@@ -124,7 +125,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         .map(|r| r.base as usize..(r.base + r.size) as usize);
     let console = info
         .console
-        .map(|c| c.base as usize..(c.base + c.size) as usize);
+        .map(|c| c.regs.base as usize..(c.regs.base + c.regs.size) as usize);
     let redistributors = info
         .gic
         .redistributors
@@ -327,7 +328,7 @@ fn plan_memory(
     dtb: u64,
     info: &BootInfo,
     host_mmio: &[MemRange],
-    root_level: usize,
+    config: &stage2::Stage2Config,
 ) -> Result<MemoryPlan, memory_plan::PlanError> {
     // Every RAM bank and every range the loader uses goes into the plan: a range left out
     // could end up under EL2's carve-out. The lists hold everything discovery accepts (the
@@ -374,7 +375,8 @@ fn plan_memory(
         busy: &busy,
         image: image.start as u64..image.end as u64,
         mmio: &mmio[..host_mmio.len()],
-        root_level,
+        root_level: config.tree_root_level(),
+        root_pages: config.root_pages_worst_case() as u64,
         dtb_size: info.dtb_size as u64,
         smmu: info.smmu.is_some(),
     })

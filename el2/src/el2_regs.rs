@@ -22,6 +22,11 @@ const HCR_HOST: u64 = (1 << 0) | (1 << 19) | (1 << 31);
 /// HCR_EL2.APK and API: pointer-authentication keys and instructions do not trap.
 const HCR_PTRAUTH: u64 = (1 << 40) | (1 << 41);
 
+/// HCR_EL2.ATA: EL1's MTE registers (GCR_EL1, RGSR_EL1, TFSR*_EL1) and allocation tags do
+/// not trap. Linux's own nVHE host flags (`HCR_HOST_NVHE_FLAGS`) set it; without it Linux
+/// takes UNDEF in `mte_cpu_setup` on a CPU with MTE2.
+const HCR_ATA: u64 = 1 << 56;
+
 /// SCTLR_EL1 as the Linux boot protocol wants it on entry: MMU and caches off, RES1 bits.
 pub const SCTLR_EL1_BOOT: u64 = 0x30d0_0800;
 
@@ -32,13 +37,22 @@ pub struct HostStage2Regs {
     pub vttbr: u64,
 }
 
+/// FEAT_MTE2 (ID_AA64PFR1_EL1.MTE >= 2): allocation tags in memory, for which HCR_EL2.ATA
+/// exists. (MTE = 1 is instructions only: nothing for EL1 to reach.)
+fn has_mte2() -> bool {
+    ID_AA64PFR1_EL1.get() >> 8 & 0xf >= 2
+}
+
 /// HCR_EL2 for the host on this CPU.
 fn host_hcr() -> u64 {
+    let mut hcr = HCR_HOST;
     if guest_sysregs::has_pointer_auth() {
-        HCR_HOST | HCR_PTRAUTH
-    } else {
-        HCR_HOST
+        hcr |= HCR_PTRAUTH;
     }
+    if has_mte2() {
+        hcr |= HCR_ATA;
+    }
+    hcr
 }
 
 /// MDCR_EL2.HPMN: every PMU counter (PMCR_EL0.N) belongs to EL1.
@@ -192,7 +206,10 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
 
     // SAFETY: only the address of the guest vector table is taken.
     let vectors = unsafe { &guest_vectors as *const u8 as u64 };
-    HCR_EL2.set(guest_traps::guest_hcr(host_hcr(), f));
+    // No MTE for guests: their GCR_EL1/RGSR_EL1/TFSR*_EL1 are not switched (they are the
+    // host's), so ATA stays clear and those accesses trap (UNDEF in the guest); with ATA
+    // clear a guest's accesses are not tag-checked either.
+    HCR_EL2.set(guest_traps::guest_hcr(host_hcr() & !HCR_ATA, f));
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);

@@ -120,6 +120,12 @@ pub fn ipa_error(e: OwnershipError) -> Error {
 
 pub fn vm_create(nr_vcpus: u32, ipa_bits: u32) -> Result<VmHandle, Error> {
     let mut vms = VMS.lock();
+    // A guest's IPA space cannot be larger than the CPU's (32- or 36-bit PARange only).
+    let record = record::lock().ok_or(Error::Denied)?;
+    if !record.config().allows_vm_ipa_bits(ipa_bits) {
+        return Err(Error::InvalidParameter);
+    }
+    drop(record);
     let (index, slot) = vms
         .slots
         .iter_mut()

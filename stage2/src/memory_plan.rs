@@ -75,8 +75,11 @@ pub struct PlanInput<'a> {
     pub image: Range<u64>,
     /// The MMIO regions the host stage-2 maps.
     pub mmio: &'a [Range<u64>],
-    /// Root level of the host stage-2 (from `stage2_config`).
+    /// Level of the root of the host stage-2's table tree (`Stage2Config::tree_root_level`).
     pub root_level: usize,
+    /// Pool pages the root takes (`Stage2Config::root_pages_worst_case`: 1, or with
+    /// concatenated roots the directory, the run and its alignment slack).
+    pub root_pages: u64,
     /// Size of the DTB as received.
     pub dtb_size: u64,
     /// The board has an SMMUv3 that EL2 drives: reserve its structures and the host's DMA
@@ -127,12 +130,18 @@ fn align_up(x: u64, a: u64) -> u64 {
 /// - MMIO is mapped once at boot in the largest blocks and never split: it needs a table
 ///   below the root for every root entry it spans, and deeper only where a region's edge
 ///   cuts a block. Those tables are counted once each, however many regions share them.
-pub fn host_stage2_pool_pages(ram: &RangeList, mmio: &[Range<u64>], root_level: usize) -> u64 {
+/// - The root takes `root_pages` (more than one with concatenated roots).
+pub fn host_stage2_pool_pages(
+    ram: &RangeList,
+    mmio: &[Range<u64>],
+    root_level: usize,
+    root_pages: u64,
+) -> u64 {
     let ram_pages: usize = ram
         .iter()
         .map(|r| crate::pool::pages_needed_to_map(r.start as usize, r.end as usize, root_level))
         .sum();
-    1 + ram_pages as u64 + mmio_table_pages(mmio, root_level)
+    root_pages + ram_pages as u64 + mmio_table_pages(mmio, root_level)
 }
 
 /// Distinct tables (level, first address) that mapping `mmio` with the largest blocks needs.
@@ -210,7 +219,8 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     if ram_bytes == 0 {
         return Err(PlanError::NoRam);
     }
-    let pool = host_stage2_pool_pages(input.ram, input.mmio, input.root_level) * PAGE;
+    let pool =
+        host_stage2_pool_pages(input.ram, input.mmio, input.root_level, input.root_pages) * PAGE;
     let ownership = ownership_bytes(ram_bytes);
     let el2_tables = EL2_TABLE_PAGES * PAGE;
     let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
@@ -364,6 +374,7 @@ mod tests {
             image: 0x4020_0000..0x402c_e000,
             mmio,
             root_level: 0,
+            root_pages: 1,
             dtb_size: 0x8e00,
             smmu: false,
         }
@@ -492,13 +503,13 @@ mod tests {
     fn pool_covers_the_worst_case_split_of_ram_and_mmio_tables_once() {
         let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
         // Level-3 tables for every 2 MiB of RAM, a level-2 table per GiB, a level-1 table.
-        let ram_only = host_stage2_pool_pages(&ram, &[], 0);
+        let ram_only = host_stage2_pool_pages(&ram, &[], 0, 1);
         assert_eq!(ram_only, 1 + 512 + 1 + 1);
         // Two small devices in one 2 MiB block of one GiB share their tables; the 512 GiB
         // window needs only a level-1 table.
         let shared = [0x0900_0000..0x0900_1000, 0x0901_0000..0x0901_1000];
-        assert_eq!(host_stage2_pool_pages(&ram, &shared, 0) - ram_only, 3);
+        assert_eq!(host_stage2_pool_pages(&ram, &shared, 0, 1) - ram_only, 3);
         let big = [0x80_0000_0000..0x100_0000_0000];
-        assert_eq!(host_stage2_pool_pages(&ram, &big, 0) - ram_only, 1);
+        assert_eq!(host_stage2_pool_pages(&ram, &big, 0, 1) - ram_only, 1);
     }
 }

@@ -2,7 +2,9 @@
 //! that fit, unmapping with the TLB sequence, lookups and statistics.
 //!
 //! A [`Stage2Table`] wraps `aarch64_paging::Mapping<PoolTranslation, Stage2>` with a 4 KiB
-//! granule and a single root table (no concatenation), so the root is one pool page.
+//! granule. Where the architecture needs a concatenated root (40- and 42-bit IPA spaces start
+//! at level 1 in 2 or 8 contiguous tables; see [`stage2_config`]), the library still manages a
+//! tree with a one-page root, one level higher: see [`Stage2Table`] for how the two agree.
 //!
 //! Rules this module keeps:
 //! - **Check before you map.** A change that needs new table pages counts them first by
@@ -37,14 +39,19 @@ const TABLE_OR_PAGE: u64 = 1 << 1;
 const LEAF_LEVEL: usize = 3;
 /// Largest IPA size used: 52-bit sizes need LPA2 descriptors, which aarch64-paging lacks.
 const MAX_IPA_BITS: u32 = 48;
+/// Table descriptor bits of a stage-2 descriptor pointing to the next-level table.
+const TABLE_DESC: u64 = VALID | TABLE_OR_PAGE;
 
 /// How stage-2 translation is set up on this CPU.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct Stage2Config {
     /// Size of the IPA space in bits (`64 - VTCR_EL2.T0SZ`).
     pub ipa_bits: u32,
-    /// Level of the root table: 0 for more than 39 IPA bits, else 1.
+    /// Level at which the hardware walk starts (`VTCR_EL2.SL0`): 0 or 1.
     pub root_level: usize,
+    /// Number of concatenated tables the hardware root is made of (1, 2 or 8): the root
+    /// level resolves `ipa_bits - 30` bits at level 1, more than one table's 9.
+    pub root_tables: usize,
     /// Value for `VTCR_EL2`.
     pub vtcr: u64,
 }
@@ -60,15 +67,70 @@ impl Stage2Config {
     pub fn vttbr(root_pa: usize, vmid: u16) -> u64 {
         (root_pa as u64 & DESC_ADDR_MASK) | (u64::from(vmid & 0xff) << 48)
     }
+
+    /// Whether a VM asking for an IPA space of `ipa_bits` bits can have one: guests' tables
+    /// use this configuration too, so no more than [`ipa_bits`](Self::ipa_bits) (a larger
+    /// input than output size is CONSTRAINED UNPREDICTABLE in the Arm ARM). Only CPUs with
+    /// a 32- or 36-bit PARange refuse part of the ABI's 32..=40.
+    pub fn allows_vm_ipa_bits(&self, ipa_bits: u32) -> bool {
+        ipa_bits <= self.ipa_bits
+    }
+
+    /// Level of the root of the tree aarch64-paging manages. With concatenated hardware
+    /// roots it is one level above them: a directory page whose first `root_tables`
+    /// entries point to the concatenated tables (see [`Stage2Table`]).
+    pub fn tree_root_level(&self) -> usize {
+        if self.root_tables > 1 {
+            self.root_level - 1
+        } else {
+            self.root_level
+        }
+    }
+
+    /// Pool pages that creating a table takes (directory and concatenated roots included).
+    pub fn root_pages(&self) -> usize {
+        if self.root_tables > 1 {
+            1 + self.root_tables
+        } else {
+            1
+        }
+    }
+
+    /// Pool pages a freshly filled pool must hold so that [`Stage2Table::try_new`] finds its
+    /// root in it whatever the pool's alignment: [`root_pages`](Self::root_pages) plus the
+    /// pages that may lie before the first `root_tables`-aligned run (they stay in the pool).
+    pub fn root_pages_worst_case(&self) -> usize {
+        self.root_pages() + (self.root_tables - 1)
+    }
+
+    /// Whether a table can take its root from a pool filled with the pages `[start, end)` in
+    /// order (as `PagePool::add_pages` does): the concatenated roots need `root_tables`
+    /// contiguous pages aligned to their total size (the `VTTBR_EL2.BADDR` alignment rule),
+    /// plus one page for the directory.
+    pub fn root_fits_in(&self, start: usize, end: usize) -> bool {
+        if self.root_tables <= 1 {
+            return end > start;
+        }
+        let run = self.root_tables * PAGE_SIZE;
+        let first = start.next_multiple_of(run);
+        first
+            .checked_add(run)
+            .is_some_and(|run_end| run_end <= end && (end - start) / PAGE_SIZE > self.root_tables)
+    }
 }
 
 /// Builds the stage-2 configuration for a CPU whose `ID_AA64MMFR0_EL1.PARange` is `pa_range`
 /// (values above 6 are treated as 6).
 ///
-/// 4 KiB granule, one root table: the IPA size is the PA size capped at 48 bits; the walk
-/// starts at level 0 (`SL0 = 2`) above 39 bits, else at level 1 (`SL0 = 1`). Table walks are
-/// inner-shareable, write-back cacheable. `PS` is the PA size, capped at 48 bits like the IPA
-/// (a 52-bit output size needs LPA2 descriptors). Bit 31 is RES1.
+/// 4 KiB granule. The IPA size is the PA size capped at 48 bits, and `PS` is the PA size
+/// capped the same way (a 52-bit output size needs LPA2 descriptors); the input size then
+/// never exceeds the output size, which the Arm ARM makes CONSTRAINED UNPREDICTABLE.
+/// The start level follows the Arm ARM's rules for `VTCR_EL2` (4 KiB granule; QEMU applies
+/// them in `check_s2_mmu_setup`): the start level must resolve 1 to 13 bits (13 = 16
+/// concatenated tables), and a level-0 start is allowed only with an output size above 42
+/// bits. So 32..=39 bits start at level 1 with one table, 40 and 42 bits (Cortex-A53, A35,
+/// A76, A64FX; PARange 2 and 3) at level 1 with 2 and 8 concatenated tables, 44 and 48 bits
+/// at level 0. Table walks are inner-shareable, write-back cacheable. Bit 31 is RES1.
 pub fn stage2_config(pa_range: u64) -> Stage2Config {
     let pa_range = pa_range.min(6);
     let pa_bits: u32 = match pa_range {
@@ -81,7 +143,17 @@ pub fn stage2_config(pa_range: u64) -> Stage2Config {
         _ => 52,
     };
     let ipa_bits = pa_bits.min(MAX_IPA_BITS);
-    let root_level = if ipa_bits > 39 { 0 } else { 1 };
+    let root_level = if ipa_bits <= 39 || pa_bits <= 42 {
+        1
+    } else {
+        0
+    };
+    // Bits the start level resolves beyond one table's 9 select the concatenated table.
+    let root_tables = if root_level == 1 && ipa_bits > 39 {
+        1 << (ipa_bits - 39)
+    } else {
+        1
+    };
     let t0sz = u64::from(64 - ipa_bits);
     let sl0: u64 = if root_level == 0 { 2 } else { 1 };
     let ps = pa_range.min(5);
@@ -96,6 +168,7 @@ pub fn stage2_config(pa_range: u64) -> Stage2Config {
     Stage2Config {
         ipa_bits,
         root_level,
+        root_tables,
         vtcr,
     }
 }
@@ -309,11 +382,33 @@ fn tables_for_parts(
 }
 
 /// A stage-2 translation table whose table pages come from its own [`PagePool`].
+///
+/// # Concatenated roots
+///
+/// aarch64-paging's root is always one 512-entry table, while a 40- or 42-bit IPA space on a
+/// CPU whose output size is at most 42 bits must start at level 1 with 2 or 8 concatenated
+/// tables (a level-0 start is not allowed there). The smallest sound arrangement that keeps
+/// the library in charge of every table: the library's tree starts one level higher (level 0)
+/// at a *directory* page that the hardware never sees, whose entries `0..root_tables` are table
+/// descriptors pointing to `root_tables` level-1 tables taken from the pool as one contiguous
+/// run aligned to its size (`VTTBR_EL2.BADDR` rule). Level-1 entry `i` of the concatenation is
+/// then entry `i % 512` of table `i / 512`, exactly where the library puts the mapping of an IPA
+/// of that 512 GiB slot, so the hardware walk from the run and the library's walk from the
+/// directory read the same descriptors. The directory entries are never changed afterwards:
+/// the library replaces a table entry only to unmap the whole range it covers (512 GiB here),
+/// and this type only ever unmaps single leaves (at most 1 GiB); IPAs at or above `ipa_size`
+/// are refused before they reach the library, so directory entries past the run stay invalid.
+/// The cost is one page per table, and nothing on CPUs that need no concatenation.
 pub struct Stage2Table {
     mapping: Mapping<PoolTranslation, Stage2>,
     vmid: u16,
     ipa_size: usize,
+    /// Where the hardware walk starts: `VTTBR_EL2.BADDR`.
+    hw_root_pa: usize,
+    /// Level of the hardware root.
     root_level: usize,
+    /// Level of the library's root (`root_level - 1` with a directory).
+    tree_root_level: usize,
 }
 
 impl fmt::Debug for Stage2Table {
@@ -357,22 +452,62 @@ impl Stage2Table {
     ///
     /// # Errors
     ///
-    /// [`Stage2Error::NoMemory`] if `pool` has no free page for the root (the pool is dropped).
-    pub fn try_new(pool: PagePool, config: &Stage2Config, vmid: u16) -> Result<Self, Stage2Error> {
-        if pool.free_pages() == 0 {
-            return Err(Stage2Error::NoMemory { needed: 1, free: 0 });
+    /// [`Stage2Error::NoMemory`] if `pool` has no free page for the root (the pool is dropped),
+    /// or, with concatenated roots, fewer than `config.root_pages()` free pages or no run of
+    /// `config.root_tables` contiguous free pages aligned to their size that come one after
+    /// the other on its free list (always found in a pool filled from one range that
+    /// [`Stage2Config::root_fits_in`]).
+    pub fn try_new(
+        mut pool: PagePool,
+        config: &Stage2Config,
+        vmid: u16,
+    ) -> Result<Self, Stage2Error> {
+        let needed = config.root_pages();
+        let free = pool.free_pages();
+        if free < needed {
+            return Err(Stage2Error::NoMemory { needed, free });
         }
-        let mapping = Mapping::new(PoolTranslation::new(pool), config.root_level, Stage2);
+        // The run first: the directory page must not be taken from the middle of it.
+        let run = if config.root_tables > 1 {
+            Some(
+                pool.take_aligned_run(config.root_tables)
+                    .ok_or(Stage2Error::NoMemory { needed, free })?,
+            )
+        } else {
+            None
+        };
+        let tree_root_level = config.tree_root_level();
+        let mapping = Mapping::new(PoolTranslation::new(pool), tree_root_level, Stage2);
+        let directory = mapping.root_address().0;
+        if let Some(run) = run {
+            for i in 0..config.root_tables {
+                let desc = (run + i * PAGE_SIZE) as u64 | TABLE_DESC;
+                // SAFETY: `directory` is the zeroed root page the library just took from our
+                // pool (identity-mapped, 512 descriptors, `i` < 16); the table is not live and
+                // the library holds no reference into the page between calls. The entry points
+                // to a zeroed pool page of the run, which the library then owns like any table
+                // it allocated (it frees it into the same pool).
+                unsafe { core::ptr::write_volatile((directory as *mut u64).add(i), desc) };
+            }
+        }
         Ok(Self {
             mapping,
             vmid,
             ipa_size: config.ipa_size(),
+            hw_root_pa: run.unwrap_or(directory),
             root_level: config.root_level,
+            tree_root_level,
         })
     }
 
-    /// Physical address of the root table.
+    /// Physical address of the root table the hardware walks (the first of the concatenated
+    /// tables, if any).
     pub fn root_pa(&self) -> usize {
+        self.hw_root_pa
+    }
+
+    /// Physical address of the library's root page (the directory, with concatenated roots).
+    fn tree_root_pa(&self) -> usize {
         self.mapping.root_address().0
     }
 
@@ -386,7 +521,7 @@ impl Stage2Table {
         Stage2Config::vttbr(self.root_pa(), self.vmid)
     }
 
-    /// Level of the root table.
+    /// Level of the root table the hardware walks.
     pub fn root_level(&self) -> usize {
         self.root_level
     }
@@ -601,8 +736,8 @@ impl Stage2Table {
     /// The descriptor that ends the walk for `addr` (a leaf, or an invalid entry), its level
     /// and the table page it sits in.
     fn lookup_entry(&self, addr: usize) -> (usize, usize, u64) {
-        let mut table = self.root_pa();
-        let mut level = self.root_level;
+        let mut table = self.tree_root_pa();
+        let mut level = self.tree_root_level;
         loop {
             let index = (addr >> (12 + 9 * (LEAF_LEVEL - level))) & 511;
             // SAFETY: `table` is a table page of this tree (the root, or the output address
@@ -633,8 +768,8 @@ impl Stage2Table {
                 return Err(i);
             }
             // Descend to the level-3 table (or block) covering `addr`.
-            let mut table = self.root_pa();
-            let mut level = self.root_level;
+            let mut table = self.tree_root_pa();
+            let mut level = self.tree_root_level;
             let desc = loop {
                 let index = (addr >> (12 + 9 * (3 - level))) & 511;
                 // SAFETY: as in `lookup`: an identity-mapped table page of this tree.
@@ -893,9 +1028,10 @@ impl Stage2Table {
         n
     }
 
-    /// Calls `f(pa, level, entries)` for every table page, root first, depth first.
+    /// Calls `f(pa, level, entries)` for every table page, root first, depth first (with
+    /// concatenated roots: the directory at level `root_level - 1` first, then each of them).
     pub fn for_each_table(&self, mut f: impl FnMut(usize, usize, &[u64; ENTRIES])) {
-        self.visit_table(self.root_pa(), self.root_level, &mut f);
+        self.visit_table(self.tree_root_pa(), self.tree_root_level, &mut f);
     }
 
     fn visit_table(

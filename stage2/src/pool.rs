@@ -135,6 +135,52 @@ impl PagePool {
         unsafe { self.push(pa) };
     }
 
+    /// Allocates `n` (a power of two) zeroed pages that are physically contiguous and aligned
+    /// to `n` pages, as concatenated stage-2 root tables must be, and returns the first one's
+    /// address; `None` if no such run exists (nothing is taken then).
+    ///
+    /// Only runs whose pages follow each other on the free list are found: one pass, no
+    /// memory. A pool filled from one range by [`add_pages`](Self::add_pages) lists its pages
+    /// in ascending order, so every aligned run of such a range is found. The pages count as
+    /// allocated: give each back with [`free`](Self::free).
+    pub fn take_aligned_run(&mut self, n: usize) -> Option<usize> {
+        if !n.is_power_of_two() || self.free < n {
+            return None;
+        }
+        let align = n * PAGE_SIZE;
+        // `before`: the page whose link points to the run's first page (0: the list head).
+        let (mut before, mut prev, mut start, mut len) = (0, 0, 0, 0);
+        let mut pa = self.head;
+        while pa != 0 {
+            // SAFETY: `pa` is a free page of the pool; its first word holds the next link.
+            let next = unsafe { (pa as *const usize).read() };
+            if len > 0 && pa == start + len * PAGE_SIZE {
+                len += 1;
+            } else if pa.is_multiple_of(align) {
+                (before, start, len) = (prev, pa, 1);
+            } else {
+                len = 0;
+            }
+            if len == n {
+                if before == 0 {
+                    self.head = next;
+                } else {
+                    // SAFETY: `before` is a free page of the pool (it precedes the run on the
+                    // list); its first word is its link, which now skips the run.
+                    unsafe { (before as *mut usize).write(next) };
+                }
+                self.free -= n;
+                // SAFETY: the run's pages belonged to the pool and were free; they are mapped
+                // writable at their address.
+                unsafe { core::ptr::write_bytes(start as *mut u8, 0, align) };
+                return Some(start);
+            }
+            prev = pa;
+            pa = next;
+        }
+        None
+    }
+
     /// Number of pages that can still be allocated.
     pub fn free_pages(&self) -> usize {
         self.free
@@ -288,10 +334,11 @@ pub(crate) mod test_memory {
     use super::PAGE_SIZE;
     use std::alloc::{Layout, alloc_zeroed, dealloc};
 
-    /// An aligned, zeroed heap buffer, freed on drop.
+    /// An aligned, zeroed heap buffer (or fixed anonymous mapping), freed on drop.
     pub struct Arena {
         ptr: *mut u8,
         layout: Layout,
+        mapped: bool,
     }
 
     impl Arena {
@@ -300,7 +347,36 @@ pub(crate) mod test_memory {
             // SAFETY: the layout has a non-zero size (callers never ask for 0 bytes).
             let ptr = unsafe { alloc_zeroed(layout) };
             assert!(!ptr.is_null());
-            Self { ptr, layout }
+            Self {
+                ptr,
+                layout,
+                mapped: false,
+            }
+        }
+
+        /// `bytes` of zeroed memory at 256 GiB: below 2^40, so that it can be RAM of a
+        /// world whose IPA space is 40 bits (heap addresses lie near 2^47). One such arena
+        /// at a time per process.
+        pub fn below_40_bits(bytes: usize) -> Self {
+            const ADDR: usize = 0x40_0000_0000;
+            // SAFETY: an anonymous private mapping at an address nothing else uses
+            // (MAP_FIXED_NOREPLACE refuses to replace an existing mapping).
+            let ptr = unsafe {
+                libc::mmap(
+                    ADDR as *mut libc::c_void,
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            assert_eq!(ptr as usize, ADDR, "cannot map test RAM at {ADDR:#x}");
+            Self {
+                ptr: ptr.cast(),
+                layout: Layout::from_size_align(bytes, PAGE_SIZE).unwrap(),
+                mapped: true,
+            }
         }
 
         pub fn base(&self) -> usize {
@@ -314,8 +390,13 @@ pub(crate) mod test_memory {
 
     impl Drop for Arena {
         fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.ptr, self.layout) };
+            if self.mapped {
+                // SAFETY: mapped in `below_40_bits` with this size; nothing uses it now.
+                unsafe { libc::munmap(self.ptr.cast(), self.layout.size()) };
+            } else {
+                // SAFETY: allocated in `new` with this layout.
+                unsafe { dealloc(self.ptr, self.layout) };
+            }
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum DtbVariant {
     LpisLeftOn,
     /// With the module nodes and `n` `/reserved-memory` children ([`reserved_ranges`]).
     WithReservedRanges(usize),
+    /// With the module nodes, `/chosen/stdout-path` naming fw-cfg: a console no driver
+    /// can drive (the payload must run silently; the test hosts fall back to the PL011).
+    StdoutNotAUart,
 }
 
 /// `n` reserved ranges for QEMU `virt` with 1 GiB: `n - 1` single pages at the bottom of
@@ -89,6 +92,10 @@ impl DtbVariant {
             reserved: match self {
                 DtbVariant::WithReservedRanges(n) => reserved_ranges(n),
                 _ => Vec::new(),
+            },
+            stdout_path: match self {
+                DtbVariant::StdoutNotAUart => Some("/fw-cfg@9020000".into()),
+                _ => None,
             },
         }
     }

@@ -79,6 +79,12 @@ pub struct RunArgs {
     /// device and refuses protected VMs (VM_CREATE returns DENIED).
     #[arg(long)]
     pub unconfined_dma: bool,
+    /// QEMU CPU model and options (`-cpu`), e.g. cortex-a53, cortex-a72, a64fx.
+    #[arg(long, value_name = "MODEL", default_value = crate::qemu::DEFAULT_CPU)]
+    pub cpu: String,
+    /// Give the machine MTE (`-M virt,mte=on`; needs a CPU with MTE, such as the default).
+    #[arg(long)]
+    pub mte: bool,
     /// Boot this image as the payload instead of building target/images/el2.bin.
     #[arg(long, value_name = "PATH")]
     pub payload: Option<PathBuf>,

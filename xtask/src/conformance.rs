@@ -74,6 +74,8 @@ pub fn plan(name: &str) -> Plan {
             mem: MemSize::from_bytes(GIB),
             smmu: false,
             devices: Vec::new(),
+            cpu: crate::qemu::DEFAULT_CPU.into(),
+            mte: false,
         },
         via: Via::Direct,
         payload: Some(Image::El2.path()),

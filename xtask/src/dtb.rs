@@ -70,6 +70,8 @@ pub struct DtbEdits {
     /// `(base, size)` of `/reserved-memory` children to add (tests of the payload keeping
     /// clear of every reserved range, or refusing more than it can hold).
     pub reserved: Vec<(u64, u64)>,
+    /// A `/chosen/stdout-path` replacing QEMU's (written with the modules).
+    pub stdout_path: Option<String>,
 }
 
 /// Source of the boot DTB: QEMU's tree included as is, then the edits.
@@ -110,6 +112,9 @@ pub fn render_boot_dts(base_dts_name: &str, edits: &DtbEdits) -> String {
         // The multiboot binding reads `reg` with /chosen's cell sizes: make them explicit.
         let _ = writeln!(s, "\t\t#address-cells = <0x2>;");
         let _ = writeln!(s, "\t\t#size-cells = <0x2>;");
+        if let Some(path) = &edits.stdout_path {
+            let _ = writeln!(s, "\t\tstdout-path = \"{}\";", dts_escape(path));
+        }
         for m in &edits.modules {
             let _ = writeln!(s);
             let _ = writeln!(s, "\t\t{} {{", m.node_name());
@@ -232,10 +237,12 @@ mod tests {
             chosen_flags: vec![],
             uboot_steps: vec![],
             reserved: vec![],
+            stdout_path: Some("/fw-cfg@9020000".into()),
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.starts_with("// Generated"));
         assert!(dts.contains("/include/ \"base.dts\"\n"));
+        assert!(dts.contains("\t\tstdout-path = \"/fw-cfg@9020000\";\n"));
         assert!(dts.contains(
             "\t\tmodule@50000000 {\n\t\t\tcompatible = \"multiboot,kernel\", \
              \"multiboot,module\";\n\t\t\treg = <0x0 0x50000000 0x0 0x1234>;\n\t\t\t\
@@ -256,6 +263,7 @@ mod tests {
             chosen_flags: vec![],
             uboot_steps: vec![],
             reserved: vec![],
+            stdout_path: None,
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(dts.contains("\t/delete-node/ psci;\n"));
@@ -270,6 +278,7 @@ mod tests {
             chosen_flags: vec!["el2,unconfined-dma".into()],
             uboot_steps: vec![],
             reserved: vec![],
+            stdout_path: None,
         };
         let dts = render_boot_dts("base.dts", &edits);
         assert!(
@@ -303,6 +312,7 @@ mod tests {
                 chosen_flags: vec![],
                 uboot_steps: vec![],
                 reserved: vec![],
+                stdout_path: None,
             },
         );
         assert!(dts.contains(r#"bootargs = "a=\"b c\" d\\e";"#), "{dts}");
@@ -327,6 +337,8 @@ mod tests {
             mem: MemSize::from_bytes(GIB),
             smmu: false,
             devices: Vec::new(),
+            cpu: crate::qemu::DEFAULT_CPU.into(),
+            mte: false,
         };
         let key = cache_key(&m(true, 4));
         assert_eq!(

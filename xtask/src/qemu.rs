@@ -9,7 +9,7 @@ use crate::layout::MemSize;
 pub const QEMU: &str = "qemu-system-aarch64";
 /// `pauth-impdef=on`: the default QARMA pointer authentication makes Linux 3-5x slower
 /// under TCG.
-const CPU: &str = "max,pauth-impdef=on";
+pub const DEFAULT_CPU: &str = "max,pauth-impdef=on";
 
 /// The emulated board: everything that shapes QEMU's own DTB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub struct Machine {
     pub smmu: bool,
     /// Extra `-device` values (PCI devices; they do not change QEMU's DTB).
     pub devices: Vec<String>,
+    /// `-cpu` (a model and its options, e.g. `cortex-a53`).
+    pub cpu: String,
+    /// `mte=on`: tag memory and MTE for the CPU (needs a CPU model with MTE, like `max`).
+    pub mte: bool,
 }
 
 impl Machine {
@@ -31,11 +35,12 @@ impl Machine {
     pub fn args(&self) -> Vec<String> {
         let virt = if self.virtualization { "on" } else { "off" };
         let iommu = if self.smmu { ",iommu=smmuv3" } else { "" };
+        let mte = if self.mte { ",mte=on" } else { "" };
         let mut args: Vec<String> = vec![
             "-M".into(),
-            format!("virt,virtualization={virt},gic-version=3{iommu}"),
+            format!("virt,virtualization={virt},gic-version=3{iommu}{mte}"),
             "-cpu".into(),
-            CPU.into(),
+            self.cpu.clone(),
             "-smp".into(),
             self.smp.to_string(),
             "-m".into(),
@@ -92,11 +97,30 @@ mod tests {
             mem: MemSize::from_bytes(GIB),
             smmu: false,
             devices: Vec::new(),
+            cpu: DEFAULT_CPU.into(),
+            mte: false,
         };
         assert_eq!(
             m.command(&[]).join(" "),
             "-M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -smp 4 -m 1G \
              -nic none -nographic -semihosting -no-reboot"
+        );
+    }
+
+    #[test]
+    fn cpu_model_and_mte_reach_the_command_line() {
+        let m = Machine {
+            virtualization: true,
+            smp: 2,
+            mem: MemSize::from_bytes(GIB),
+            cpu: "cortex-a53".into(),
+            mte: true,
+            smmu: false,
+            devices: Vec::new(),
+        };
+        assert_eq!(
+            m.args()[..4].join(" "),
+            "-M virt,virtualization=on,gic-version=3,mte=on -cpu cortex-a53"
         );
     }
 

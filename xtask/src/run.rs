@@ -86,6 +86,8 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             } else {
                 Vec::new()
             },
+            cpu: args.cpu.clone(),
+            mte: args.mte,
         },
         via: args.via,
         payload: if args.no_el2 {

@@ -50,6 +50,9 @@ pub fn bootcmd(target: &BootiTarget<'_>) -> Result<String> {
             for flag in &edits.chosen_flags {
                 steps.push(format!("fdt set /chosen {flag}"));
             }
+            if let Some(stdout) = &edits.stdout_path {
+                steps.push(format!("fdt set /chosen stdout-path \"{stdout}\""));
+            }
             for m in modules {
                 let path = format!("/chosen/{}", m.node_name());
                 let [a, b] = m.kind.compatible();
@@ -165,6 +168,7 @@ mod tests {
             chosen_flags: vec!["el2,unconfined-dma".into()],
             uboot_steps: vec!["mw.l 0x80a0000 0x1".into()],
             reserved: vec![],
+            stdout_path: None,
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         let steps: Vec<&str> = cmd.split("; ").collect();
@@ -198,6 +202,7 @@ mod tests {
             chosen_flags: vec![],
             uboot_steps: vec![],
             reserved: vec![],
+            stdout_path: None,
         };
         let cmd = bootcmd(&BootiTarget::Payload { edits: &edits }).unwrap();
         assert!(cmd.contains("; fdt resize 8192; fdt rm /psci; "), "{cmd}");

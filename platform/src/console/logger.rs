@@ -94,7 +94,7 @@ impl Log for Logger {
     }
 
     fn flush(&self) {
-        if let Some(console) = self.state.lock().console.as_ref() {
+        if let Some(console) = self.state.lock().console.as_mut() {
             console.flush();
         }
     }

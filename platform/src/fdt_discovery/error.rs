@@ -93,10 +93,6 @@ pub enum DiscoveryError {
     },
     /// More GICv3 redistributor regions than `BootInfo` can hold.
     TooManyRedistributorRegions { max: usize },
-    /// `/chosen/stdout-path` names a node (or alias) that does not exist.
-    StdoutNotFound { path: NodeName },
-    /// `/chosen/stdout-path` names a node that is not `arm,pl011`.
-    StdoutNotPl011 { node: NodeName },
     /// More distinct MMIO regions than `BootInfo` can hold.
     TooManyMmioRegions { max: usize },
     /// A device's (page-aligned) registers share addresses with a RAM bank.
@@ -165,18 +161,6 @@ impl fmt::Display for DiscoveryError {
             }
             Self::TooManyRedistributorRegions { max } => {
                 write!(f, "too many GIC redistributor regions (max {max})")
-            }
-            Self::StdoutNotFound { path } => {
-                write!(
-                    f,
-                    "chosen stdout-path {path} names no node in the device tree"
-                )
-            }
-            Self::StdoutNotPl011 { node } => {
-                write!(
-                    f,
-                    "chosen stdout-path names no PL011 ({node} is not arm,pl011)"
-                )
             }
             Self::TooManyMmioRegions { max } => write!(f, "too many MMIO regions (max {max})"),
             Self::DeviceOverlapsRam { node, device, bank } => {

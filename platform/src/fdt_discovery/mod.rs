@@ -24,6 +24,7 @@ pub use error::{DiscoveryError, NodeName};
 pub use gic::{Gic, GicVersion};
 pub use modules::{HostModule, HostModules, MODULE_COMPATIBLES, is_module};
 pub use smmu::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, Smmu};
+pub use stdout::{ConsoleUart, UartKind};
 
 use crate::fdt_check;
 use crate::fixed_list::{FixedList, MemRange};
@@ -61,9 +62,9 @@ pub struct Psci {
 pub struct BootInfo<'a> {
     /// RAM banks from every `device_type = "memory"` node, sorted, non-overlapping.
     pub memory: FixedList<MemRange, MAX_MEMORY_BANKS>,
-    /// The PL011 named by `/chosen/stdout-path` (registers as given by its `reg`), or `None`
-    /// when there is no stdout-path.
-    pub console: Option<MemRange>,
+    /// The UART named by `/chosen/stdout-path` (registers as given by its `reg`), or `None`
+    /// when there is no stdout-path or the payload has no driver for the device it names.
+    pub console: Option<ConsoleUart>,
     pub gic: Gic,
     /// MPIDR (the `reg` value) of each `/cpus/cpu@*` node, in DTB order.
     pub cpus: FixedList<u64, MAX_CPUS>,
@@ -85,7 +86,7 @@ pub struct BootInfo<'a> {
 ///
 /// Errors (see [`DiscoveryError`]): the blob is not a valid FDT; no memory, CPU, PSCI or GIC
 /// node; more banks/CPUs/MMIO regions/reserved ranges than fit; overlapping RAM banks; a
-/// device overlapping RAM; a stdout-path naming a missing or non-PL011 node; a malformed
+/// device overlapping RAM; a malformed
 /// `reg`/`ranges`; two kernel (or ramdisk) modules or a module without a usable `reg`.
 /// A missing host kernel module is *not* an error: `modules.kernel` is `None`.
 pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
@@ -93,7 +94,7 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
     let fdt = checked.parse()?;
     let memory = memory::banks(&fdt)?;
     Ok(BootInfo {
-        console: stdout::console(&fdt)?,
+        console: stdout::console(&fdt),
         gic: gic::find(&fdt)?,
         cpus: cpus::mpidrs(&fdt)?,
         psci: cpus::psci(&fdt)?,
@@ -107,10 +108,10 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
 }
 
 /// Just the console, for reporting why [`discover`] failed: `None` if the blob is not a
-/// valid FDT or names no usable PL011. Looks at nothing else, so a DTB that is broken
-/// elsewhere still gets its error printed.
-pub fn find_console(dtb: &[u8]) -> Option<MemRange> {
+/// valid FDT or names no UART the payload can drive. Looks at nothing else, so a DTB that
+/// is broken elsewhere still gets its error printed.
+pub fn find_console(dtb: &[u8]) -> Option<ConsoleUart> {
     let checked = fdt_check::check(dtb).ok()?;
     let fdt = checked.parse().ok()?;
-    stdout::console(&fdt).ok().flatten()
+    stdout::console(&fdt)
 }

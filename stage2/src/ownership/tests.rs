@@ -114,16 +114,27 @@ pub(super) struct Memory {
 
 impl Memory {
     pub(super) fn new(fake_bytes: usize) -> Self {
+        Self::for_pa_range(fake_bytes, 5)
+    }
+
+    /// Memory for a world on a CPU whose `ID_AA64MMFR0_EL1.PARange` is `pa_range`.
+    pub(super) fn for_pa_range(fake_bytes: usize, pa_range: u64) -> Self {
         let fake = (FAKE_BASE, FAKE_BASE + fake_bytes);
-        let real = Arena::new(REAL_BYTES, MIB2);
+        let real = if pa_range <= 2 {
+            Arena::below_40_bits(REAL_BYTES)
+        } else {
+            Arena::new(REAL_BYTES, MIB2)
+        };
         let real_range = (real.base(), real.base() + REAL_BYTES);
         assert!(!overlaps(real_range, fake) && real_range.1 < 1 << 48);
-        let root_level = stage2_config(5).root_level;
-        let pool_pages = 1 + [fake, real_range]
-            .iter()
-            .chain(&QEMU_MMIO)
-            .map(|&(s, e)| pages_needed_to_map(s, e, root_level))
-            .sum::<usize>();
+        let config = stage2_config(pa_range);
+        let root_level = config.tree_root_level();
+        let pool_pages = config.root_pages_worst_case()
+            + [fake, real_range]
+                .iter()
+                .chain(&QEMU_MMIO)
+                .map(|&(s, e)| pages_needed_to_map(s, e, root_level))
+                .sum::<usize>();
         Memory {
             meta: std::vec![0xffff; metadata_entries(&[fake, real_range])],
             host_pool: Arena::new(pool_pages * PAGE_SIZE, PAGE_SIZE),
@@ -173,6 +184,11 @@ fn leaves(t: &Stage2Table) -> HashSet<LeafKey> {
 
 impl<'m> World<'m> {
     pub(super) fn new(mem: &'m mut Memory) -> Self {
+        Self::for_pa_range(mem, 5)
+    }
+
+    /// A world whose tables are configured for `PARange = pa_range` (as its `Memory`).
+    pub(super) fn for_pa_range(mem: &'m mut Memory, pa_range: u64) -> Self {
         let real = (mem.real.base(), mem.real.base() + REAL_BYTES);
         // SAFETY: the host pool arena is ours, page-aligned, and outlives the world.
         let pool = unsafe { PagePool::new(mem.host_pool.base(), mem.host_pool.len()) };
@@ -181,7 +197,7 @@ impl<'m> World<'m> {
         // recorded, not done).
         let mut own = unsafe {
             Ownership::new(
-                &stage2_config(5),
+                &stage2_config(pa_range),
                 pool,
                 &[mem.fake, real],
                 &QEMU_MMIO,
@@ -674,6 +690,40 @@ fn vm_create_and_topup_take_pages_from_the_host() {
     let p = w.real_pfn(32);
     assert_eq!(w.step(|w| w.own.vm_create(p, 1, &mut w.tlb)), Err(NoMemory));
     assert_eq!(w.own.vms().count(), MAX_VMS);
+}
+
+#[test]
+fn on_a_40_bit_cpu_a_vms_first_pool_pages_must_hold_its_two_concatenated_root_tables() {
+    let mut mem = Memory::for_pa_range(GIB, 2);
+    let mut w = World::for_pa_range(&mut mem, 2);
+    w.step(|w| w.own.host_map_all()).unwrap();
+    assert_eq!(w.own.host_stage2().root_level(), 1);
+    assert_eq!(w.own.host_stage2().root_pa() % (2 * PAGE_SIZE), 0);
+    // Two pages from an odd page: no 8 KiB-aligned pair plus a directory page. Refused with
+    // nothing changed (`step` checks I7): the pages stay the host's.
+    let odd = w.real_pfn(1);
+    assert_eq!(
+        w.step(|w| w.own.vm_create(odd, 2, &mut w.tlb)),
+        Err(NoMemory)
+    );
+    assert_eq!(
+        w.own.page_state(w.real.0 + PAGE_SIZE),
+        Some(PageState::Owned(Owner::Host))
+    );
+    // Any three pages hold them.
+    let a = w.step(|w| w.own.vm_create(odd, 3, &mut w.tlb)).unwrap();
+    let g = w.own.guest_stage2(a).unwrap();
+    assert_eq!((g.root_level(), g.root_pa()), (1, w.real.0 + 2 * PAGE_SIZE));
+    assert_eq!(g.pool_free_pages(), 0);
+    // A donation into the second 512 GiB of the guest's 40-bit IPA space lands in the second
+    // root table.
+    let p = w.real_pfn(16);
+    w.step(|w| w.own.vm_topup(a, p, 8, &mut w.tlb)).unwrap();
+    let high_gfn = (1usize << 39) / PAGE_SIZE + 0x10;
+    let page = pfn(0x4800_0000);
+    w.step(|w| w.own.host_donate_guest(a, page, high_gfn, 1, &mut w.tlb))
+        .unwrap();
+    assert_eq!(w.guest_pa(a, high_gfn), Some(0x4800_0000));
 }
 
 #[test]

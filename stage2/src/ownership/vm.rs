@@ -14,7 +14,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// # Errors
     ///
     /// `InvalidParameter`, `Range`, `Denied` (a page is not owned exclusively by the host),
-    /// `NoMemory` (all `MAX_VMS` slots are in use).
+    /// `NoMemory` (all `MAX_VMS` slots are in use, or the pages cannot hold the root: with
+    /// concatenated roots, `Stage2Config::root_fits_in` says what they must hold).
     pub fn vm_create(
         &mut self,
         pfn: usize,
@@ -29,6 +30,11 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             .position(Option::is_none)
             .ok_or(OwnershipError::NoMemory)?;
         let vm = VmId::new(slot as u16 + 1).ok_or(OwnershipError::NoMemory)?;
+        // Checked before anything changes: `try_new` below must not fail once the pages left
+        // the host.
+        if !self.config.root_fits_in(start, end) {
+            return Err(OwnershipError::NoMemory);
+        }
         self.host_unmap(start, end, tlb)?;
         self.set_range(start, end, PageState::HypPool(vm));
         let mut pool = PagePool::empty();

@@ -73,27 +73,233 @@ fn map_all(t: &mut Stage2Table, ram: &[(usize, usize)]) {
     }
 }
 
+/// The Arm ARM's rules for a stage-2 `VTCR_EL2` with a 4 KiB granule, written from the
+/// architecture (and QEMU's `check_s2_mmu_setup`, which faults every access otherwise), not
+/// from `stage2_config`: returns the start level and the number of concatenated root tables,
+/// or why the combination is illegal on a CPU whose `PARange` is `pa_range`.
+fn legal_stage2_walk(vtcr: u64, pa_range: u64) -> Result<(usize, usize), &'static str> {
+    let pa_bits = [32, 36, 40, 42, 44, 48, 52][pa_range.min(6) as usize];
+    let t0sz = (vtcr & 0x3f) as u32;
+    let input_bits = 64 - t0sz;
+    let level = match (vtcr >> 6) & 3 {
+        0 => 2,
+        1 => 1,
+        2 => 0,
+        _ => return Err("SL0 = 3 is reserved without FEAT_TTST"),
+    };
+    if (vtcr >> 14) & 3 != 0 {
+        return Err("TG0 is not 4 KiB");
+    }
+    if vtcr & (1 << 31) == 0 {
+        return Err("bit 31 is RES1");
+    }
+    let ps = (vtcr >> 16) & 7;
+    let output_bits = match ps {
+        0..=6 => [32, 36, 40, 42, 44, 48, 52][ps as usize],
+        _ => return Err("PS reserved"),
+    };
+    if output_bits > pa_bits {
+        return Err("PS is larger than the CPU's PARange");
+    }
+    if output_bits == 52 || input_bits > 48 {
+        return Err("52-bit sizes need FEAT_LPA2 descriptors");
+    }
+    // Bits the start level resolves: 1..=9 in one table, up to 13 with 16 concatenated.
+    let start_bits = input_bits as i64 - ((3 - level as i64) * 9 + 12);
+    if !(1..=13).contains(&start_bits) {
+        return Err("the start level does not fit the input size");
+    }
+    if level == 0 && output_bits <= 42 {
+        return Err("a level-0 start needs an output size above 42 bits");
+    }
+    if input_bits > output_bits {
+        return Err("the input size exceeds the output size");
+    }
+    Ok((level, 1 << (start_bits - 9).max(0)))
+}
+
 #[test]
-fn config_follows_pa_range() {
-    let c = stage2_config(1);
-    assert_eq!((c.ipa_bits, c.root_level), (36, 1));
-    assert_eq!(
-        c.vtcr,
-        28 | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 16) | (1 << 31)
-    );
-    let c = stage2_config(0);
-    assert_eq!((c.ipa_bits, c.root_level, c.vtcr & 0x3f), (32, 1, 32));
-    let c = stage2_config(2);
-    assert_eq!((c.ipa_bits, c.root_level), (40, 0));
-    assert_eq!((c.vtcr >> 6) & 3, 2, "SL0 = 2 starts at level 0");
-    assert_eq!((c.vtcr >> 16) & 7, 2);
-    // 52-bit PA: IPA and PS capped at 48 bits.
-    let c = stage2_config(6);
-    assert_eq!((c.ipa_bits, c.root_level, c.vtcr & 0x3f), (48, 0, 16));
-    assert_eq!((c.vtcr >> 16) & 7, 5);
+fn every_pa_range_gets_a_legal_stage2_start_level_and_root() {
+    // (PARange, PA bits, IPA bits, start level, concatenated root tables)
+    let expected = [
+        (0, 32, 32, 1, 1),
+        (1, 36, 36, 1, 1),
+        (2, 40, 40, 1, 2), // Cortex-A53/A35/A76, A64FX: level 0 is illegal here
+        (3, 42, 42, 1, 8),
+        (4, 44, 44, 0, 1),
+        (5, 48, 48, 0, 1),
+        (6, 52, 48, 0, 1), // 52-bit PA: IPA and PS capped at 48 bits (no LPA2)
+    ];
+    for (pa_range, pa_bits, ipa_bits, level, tables) in expected {
+        let c = stage2_config(pa_range);
+        assert_eq!(
+            legal_stage2_walk(c.vtcr, pa_range),
+            Ok((level, tables)),
+            "PARange {pa_range} ({pa_bits}-bit PA): VTCR_EL2 {:#x}",
+            c.vtcr
+        );
+        assert_eq!(
+            (c.ipa_bits, c.root_level, c.root_tables),
+            (ipa_bits, level, tables),
+            "PARange {pa_range}"
+        );
+        assert_eq!(c.vtcr & 0x3f, u64::from(64 - ipa_bits), "T0SZ");
+        assert_eq!((c.vtcr >> 16) & 7, pa_range.min(5), "PS");
+        assert_eq!(
+            c.vtcr & !(0x3f | (3 << 6) | (7 << 16)),
+            (1 << 8) | (1 << 10) | (3 << 12) | (1 << 31),
+            "walk attributes and RES1"
+        );
+    }
     assert_eq!(stage2_config(15), stage2_config(6));
-    assert_eq!(c.ipa_size(), 1 << 48);
+    assert_eq!(stage2_config(6).ipa_size(), 1 << 48);
     assert_eq!(Stage2Config::vttbr(0x1234_5000, 7), 0x0007_0000_1234_5000);
+}
+
+#[test]
+fn vm_ipa_sizes_above_the_cpus_are_refused() {
+    let allowed = |pa_range| {
+        (32..=40)
+            .filter(|&b| stage2_config(pa_range).allows_vm_ipa_bits(b))
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(allowed(0), std::vec![32]);
+    assert_eq!(allowed(1), (32..=36).collect::<Vec<_>>());
+    for pa_range in 2..=6 {
+        assert_eq!(allowed(pa_range), (32..=40).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn the_legality_check_rejects_what_the_architecture_rejects() {
+    let vtcr = |t0sz: u64, sl0: u64, ps: u64| t0sz | (sl0 << 6) | (ps << 16) | (1 << 31);
+    // 40-bit IPA from level 0 with a 40-bit output size: what the payload did on Cortex-A53.
+    assert!(legal_stage2_walk(vtcr(24, 2, 2), 2).is_err());
+    // 40-bit IPA on a 36-bit output size.
+    assert!(legal_stage2_walk(vtcr(24, 1, 1), 1).is_err());
+    // 44-bit IPA from level 1 would need 32 concatenated tables.
+    assert!(legal_stage2_walk(vtcr(20, 1, 4), 4).is_err());
+    // PS above PARange.
+    assert!(legal_stage2_walk(vtcr(24, 1, 5), 2).is_err());
+    assert_eq!(legal_stage2_walk(vtcr(24, 1, 2), 2), Ok((1, 2)));
+    assert_eq!(legal_stage2_walk(vtcr(24, 2, 5), 5), Ok((0, 1)));
+}
+
+/// The walk the hardware does from `VTTBR_EL2` (independent of `Stage2Table`'s own walks,
+/// which start at the library's root): the start level indexes all `root_tables`
+/// concatenated tables at once. Returns the leaf's output address for `ipa`.
+fn hardware_walk(t: &Stage2Table, c: &Stage2Config, ipa: usize) -> Option<usize> {
+    let mut table = t.root_pa();
+    let mut level = c.root_level;
+    let mut entries = ENTRIES * c.root_tables;
+    loop {
+        let shift = 12 + 9 * (3 - level);
+        let index = (ipa >> shift) & (entries - 1);
+        // SAFETY: test tables live in heap arenas the TestTable keeps alive; `index` is inside
+        // the (concatenated) table.
+        let d = unsafe { *(table as *const u64).add(index) };
+        if d & 1 == 0 {
+            return None;
+        }
+        if level < 3 && d & 2 != 0 {
+            table = (d & DESC_ADDR_MASK) as usize;
+            level += 1;
+            entries = ENTRIES;
+            continue;
+        }
+        let size = 1usize << shift;
+        return Some((d & DESC_ADDR_MASK) as usize & !(size - 1) | (ipa & (size - 1)));
+    }
+}
+
+#[test]
+fn a_40_and_a_42_bit_ipa_space_use_aligned_concatenated_roots_the_hardware_walk_agrees_with() {
+    for (pa_range, tables) in [(2u64, 2usize), (3, 8)] {
+        let c = stage2_config(pa_range);
+        // A pool that does not start on the run's alignment: the run is found further in.
+        let arena = Arena::new(64 * PAGE_SIZE, 64 * PAGE_SIZE);
+        // SAFETY: heap memory kept alive below for as long as the table.
+        let pool = unsafe { PagePool::new(arena.base() + PAGE_SIZE, 40 * PAGE_SIZE) };
+        let mut t = Stage2Table::with_vmid(pool, &c, 3);
+        assert_eq!(t.root_level(), 1);
+        assert_eq!(
+            t.root_pa() % (tables * PAGE_SIZE),
+            0,
+            "BADDR aligned to the root"
+        );
+        assert_eq!(t.vttbr() & DESC_ADDR_MASK, t.root_pa() as u64);
+        // A page and a 1 GiB block in the first and the last 512 GiB slot of the space.
+        let top = c.ipa_size();
+        let cases = [
+            (0x4000_0000, 0x4000_1000, 0x8_0000_0000),
+            (0x8000_0000, 0xc000_0000, 0x40_0000_0000),
+            (top - (2 << 30), top - (1 << 30), 0x1_0000_0000),
+            (top - 0x1000, top, 0x9_0000_0000),
+        ];
+        for &(s, e, pa) in &cases {
+            t.map(s, e, pa, MemKind::Normal).unwrap();
+        }
+        for &(s, e, pa) in &cases {
+            for ipa in [s, e - 0x1000] {
+                let want = pa + (ipa - s);
+                assert_eq!(t.translate(ipa).map(|l| l.pa), Some(want), "{ipa:#x}");
+                assert_eq!(hardware_walk(&t, &c, ipa), Some(want), "{ipa:#x}");
+            }
+        }
+        assert_eq!(hardware_walk(&t, &c, 0x1_0000_0000), None);
+        // Unmapping leaves (and a page of a block) never touches the directory.
+        let mut tlb = RecordingTlb::default();
+        t.unmap(top - 0x1000, top, &mut tlb).unwrap();
+        t.unmap(0x8000_0000, 0x8000_1000, &mut tlb).unwrap();
+        assert_eq!(hardware_walk(&t, &c, top - 0x1000), None);
+        assert_eq!(hardware_walk(&t, &c, 0x8000_0000), None);
+        assert_eq!(
+            hardware_walk(&t, &c, 0x8000_1000),
+            Some(0x40_0000_1000),
+            "the rest of the broken block is mapped again"
+        );
+        assert_eq!(t.translate(top - (2 << 30)).map(|l| l.level), Some(1));
+        assert!(t.map(top, top + 0x1000, 0, MemKind::Normal).is_err());
+        // Every page (directory, run, tables, free) goes back at release.
+        let total = t.pool_total_pages();
+        let mut released = Vec::new();
+        t.release_pages(|pa| released.push(pa)).unwrap();
+        released.sort_unstable();
+        released.dedup();
+        assert_eq!(released.len(), total);
+        drop(arena);
+    }
+}
+
+#[test]
+fn a_concatenated_root_is_created_exactly_when_its_pool_range_fits_it() {
+    let arena = Arena::new(64 * PAGE_SIZE, 64 * PAGE_SIZE);
+    for pa_range in [2u64, 3] {
+        let c = stage2_config(pa_range);
+        for offset in 0..16 {
+            for nr in 1..20 {
+                let start = arena.base() + offset * PAGE_SIZE;
+                let mut pool = PagePool::empty();
+                // SAFETY: inside the arena, which outlives the table; each table is dropped
+                // before the next pool reuses the pages.
+                unsafe { pool.add_pages(start, nr) };
+                let fits = c.root_fits_in(start, start + nr * PAGE_SIZE);
+                let made = Stage2Table::try_new(pool, &c, 1);
+                assert_eq!(
+                    made.is_ok(),
+                    fits,
+                    "PARange {pa_range}, +{offset} pages, {nr}"
+                );
+                if nr >= c.root_pages_worst_case() {
+                    assert!(fits, "the worst case always fits");
+                }
+            }
+        }
+    }
+    // Without concatenation, one page is enough.
+    let c = stage2_config(5);
+    assert!(c.root_fits_in(arena.base() + PAGE_SIZE, arena.base() + 2 * PAGE_SIZE));
+    assert_eq!((c.root_pages(), c.root_pages_worst_case()), (1, 1));
 }
 
 #[test]

@@ -7,8 +7,8 @@ use crate::mmio::{self, load_u64, report};
 use hvc_abi::function_id::{GUEST_FEATURES_BITMAP, Version, is_our_uid};
 use hvc_abi::{Error, FunctionId, GuestCall, IpaState};
 use test_guest::{
-    MESSAGE, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, REPORT_IPA, Report, SECRET_GFN,
-    SHARED_GFN, SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
+    MESSAGE, MTE_REACHABLE_CHECK, RELINQUISHED_READ_VALUE, REPLY, REPLY_OFFSET, REPORT_IPA, Report,
+    SECRET_GFN, SHARED_GFN, SPARE_GFN, SPIN_ITERATIONS, Step, UNBACKED_IPA, ipa, secret_word,
 };
 
 /// A failed check: its number, what the guest saw and its name (printed to the host).
@@ -229,6 +229,23 @@ pub fn store_unbacked() -> Checked {
 }
 
 /// Command::Spin: never returns.
+/// GCR_EL1 must be out of the guest's reach (see `Command::MteHidden`): this returns only
+/// if the read did not raise an exception.
+pub fn mte_hidden() -> Checked {
+    let value: u64;
+    // SAFETY: reading GCR_EL1 (S3_0_C1_C0_6) changes nothing; where it is not accessible
+    // it raises an undefined-instruction exception, which is what the host expects.
+    unsafe {
+        core::arch::asm!("mrs {}, s3_0_c1_c0_6", out(reg) value, options(nomem, nostack, preserves_flags))
+    };
+    ensure(
+        false,
+        MTE_REACHABLE_CHECK,
+        value,
+        "GCR_EL1 read: MTE reached the guest",
+    )
+}
+
 pub fn spin() -> ! {
     loop {
         busy_wait(SPIN_ITERATIONS);

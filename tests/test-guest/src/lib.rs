@@ -123,6 +123,11 @@ pub enum Command {
     /// The ID registers show none of what the payload does not give guests: no SVE, SME,
     /// PMU, SPE, trace, MTE, RAS, AMU, GIC system registers, EL2 or EL3; an IPA size of
     /// [`IPA_BITS`] at most; done. (Numbered apart from the ABI's commands.)
+    /// Read GCR_EL1, an MTE register. The payload keeps MTE from guests (HCR_EL2.ATA clear
+    /// while a guest runs; its MTE state is not switched), so this must be an undefined
+    /// instruction: reported as an unexpected exception (vector 4, ESR EC 0). A read that
+    /// returns fails check [`MTE_REACHABLE_CHECK`].
+    MteHidden = 9,
     IdRegisters = 0x20,
     /// Writes [`ACTLR_PATTERN`] to ACTLR_EL1 and reads it back as zero (EL2 emulates it
     /// RAZ/WI: the real auxiliary control is the host's); done.
@@ -138,7 +143,7 @@ pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 12] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -147,6 +152,7 @@ impl Command {
         Command::CpuOn,
         Command::StoreUnbacked,
         Command::SmcccQueries,
+        Command::MteHidden,
         Command::IdRegisters,
         Command::AuxControl,
         Command::TrappedRegisters,
@@ -163,6 +169,7 @@ impl Command {
             6 => Self::CpuOn,
             7 => Self::StoreUnbacked,
             8 => Self::SmcccQueries,
+            9 => Self::MteHidden,
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
             0x22 => Self::TrappedRegisters,
@@ -214,6 +221,8 @@ impl Step {
 /// Check number of an unexpected exception in the guest: `EXCEPTION_CHECK + vector`
 /// (0..16), value = ESR_EL1's low 32 bits.
 pub const EXCEPTION_CHECK: u16 = 0xE000;
+/// Check number of [`Command::MteHidden`]'s read of GCR_EL1 returning; value = what it read.
+pub const MTE_REACHABLE_CHECK: u16 = 0x6001;
 /// Check number of an unknown command; value = the command's low 32 bits.
 pub const UNKNOWN_COMMAND_CHECK: u16 = 0xC000;
 
@@ -280,7 +289,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(9), None);
+        assert_eq!(Command::from_x0(10), None);
     }
 
     #[test]

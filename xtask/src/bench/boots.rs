@@ -114,6 +114,8 @@ fn one_cpu(virtualization: bool, mem: MemSize) -> Machine {
         mem,
         smmu: false,
         devices: Vec::new(),
+        cpu: crate::qemu::DEFAULT_CPU.into(),
+        mte: false,
     }
 }
 

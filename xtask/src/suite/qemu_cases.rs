@@ -12,7 +12,7 @@ use crate::expect::{ConsoleCheck, End, Expectation};
 use crate::layout::{GIB, MemSize};
 use crate::linux::{self, LinuxHost};
 use crate::paths;
-use crate::qemu::Machine;
+use crate::qemu::{DEFAULT_CPU, Machine};
 
 /// Steps the boots depend on, reported as checks of their own.
 pub const STEP_NAMES: [&str; 2] = ["build_images", "linux_host_assets"];
@@ -61,6 +61,10 @@ pub struct Case {
     reboot: bool,
     /// `-M virt,iommu=smmuv3` and the PCI devices (behind the SMMU).
     dma_devices: bool,
+    /// QEMU `-cpu`.
+    cpu: &'static str,
+    /// QEMU `-M ...,mte=on`.
+    mte: bool,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -73,6 +77,8 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect,
             forbid: FORBID.to_vec(),
@@ -100,6 +106,8 @@ fn fatal_case(
         dtb,
         timeout: DEMO_TIMEOUT,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2] FATAL:", why],
             forbid: FORBID_FATAL.to_vec(),
@@ -121,6 +129,8 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         dtb: DtbVariant::WithModules,
         timeout: LINUX_TIMEOUT,
         dma_devices: true,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
@@ -155,6 +165,8 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         dtb: DtbVariant::WithModules,
         timeout,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             forbid: FORBID.to_vec(),
@@ -182,6 +194,8 @@ fn stress_case(name: &'static str) -> Case {
         dtb: DtbVariant::WithModules,
         timeout: STRESS_TIMEOUT,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
             forbid,
@@ -211,6 +225,8 @@ fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -
         dtb,
         timeout: DEMO_TIMEOUT,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect,
             forbid,
@@ -237,6 +253,8 @@ fn conformance_case() -> Case {
         dtb: DtbVariant::WithModules,
         timeout: crate::conformance::TIMEOUT,
         dma_devices: false,
+        cpu: DEFAULT_CPU,
+        mte: false,
         expect: Expectation {
             expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
             forbid,
@@ -309,6 +327,8 @@ fn smmu_case() -> Case {
         dtb: DtbVariant::WithModules,
         timeout: DEMO_TIMEOUT,
         dma_devices: true,
+        cpu: DEFAULT_CPU,
+        mte: false,
         log_check: None,
         bootargs: "",
         reboot: false,
@@ -323,6 +343,61 @@ fn smmu_case() -> Case {
             end: End::Exit(0),
         },
     }
+}
+
+/// QEMU's 64-bit CPU models with EL2 other than `max`, and the demo boot case for each.
+/// `cortex-a35`, `cortex-a53`, `cortex-a76` and `a64fx` have a 40-bit PARange (a stage 2
+/// starting at level 1 in two concatenated tables), the others 44 or 48 bits. None needs
+/// options beyond `-cpu MODEL` on `virt,virtualization=on,gic-version=3`.
+const CPU_MODELS: [(&str, &str); 7] = [
+    ("demo_host_runs_on_cortex_a35", "cortex-a35"),
+    ("demo_host_runs_on_cortex_a53", "cortex-a53"),
+    ("demo_host_runs_on_cortex_a57", "cortex-a57"),
+    ("demo_host_runs_on_cortex_a72", "cortex-a72"),
+    ("demo_host_runs_on_cortex_a76", "cortex-a76"),
+    ("demo_host_runs_on_neoverse_n1", "neoverse-n1"),
+    ("demo_host_runs_on_a64fx", "a64fx"),
+];
+
+fn on_cpu(mut case: Case, cpu: &'static str) -> Case {
+    case.cpu = cpu;
+    case
+}
+
+/// Debian's Linux under the payload on a CPU with MTE2 (`-M virt,mte=on`, `-cpu max`): the
+/// host's MTE registers must not trap (HCR_EL2.ATA), and Linux must find and enable MTE.
+fn linux_mte_case() -> Case {
+    let mut case = linux_case("linux_with_mte_boots_under_the_payload", Via::Direct);
+    case.mte = true;
+    case.expect
+        .expect
+        .insert(1, "CPU features: detected: Memory Tagging Extension");
+    case
+}
+
+/// `/chosen/stdout-path` names a device the payload has no driver for: the payload must not
+/// stop (it used to halt silently in discovery) and must print nothing; the demo host finds
+/// the PL011 on its own and runs as usual.
+fn silent_console_case() -> Case {
+    let mut case = demo_case(
+        "undrivable_console_leaves_the_payload_silent_and_the_host_runs",
+        Via::Direct,
+        vec!["demo: running at EL1", "demo: PASS"],
+    );
+    case.dtb = DtbVariant::StdoutNotAUart;
+    case.expect.forbid.push("[el2]");
+    case
+}
+
+/// The ABI scenarios on a CPU with MTE2 (`-M virt,mte=on`): the host has MTE, guests must
+/// not (`guest_cannot_reach_mte_registers`).
+fn abi_host_with_mte_case() -> Case {
+    let mut case = image_case("abi_host_scenarios_with_mte", Image::AbiHost, DEMO_TIMEOUT);
+    case.mte = true;
+    case.expect
+        .expect
+        .insert(1, "test guest_cannot_reach_mte_registers ... ok");
+    case
 }
 
 /// The QEMU tests, in the order they run.
@@ -447,6 +522,27 @@ pub fn cases() -> Vec<Case> {
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
     ]
+    .into_iter()
+    .chain(CPU_MODELS.map(|(name, cpu)| on_cpu(demo_case(name, Via::Direct, demo_boot()), cpu)))
+    .chain([
+        on_cpu(
+            linux_case("linux_runs_on_cortex_a53", Via::Direct),
+            "cortex-a53",
+        ),
+        linux_mte_case(),
+        silent_console_case(),
+        abi_host_with_mte_case(),
+        // Guests' stage 2 with concatenated roots (40-bit PA): every ABI scenario.
+        on_cpu(
+            image_case(
+                "abi_host_scenarios_on_cortex_a53",
+                Image::AbiHost,
+                DEMO_TIMEOUT,
+            ),
+            "cortex-a53",
+        ),
+    ])
+    .collect()
 }
 
 pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
@@ -564,6 +660,8 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
                 (true, HostKind::Linux) => vec![linux::RNG_DEVICE.into()],
                 (true, _) => vec![EDU_DEVICE.into()],
             },
+            cpu: case.cpu.into(),
+            mte: case.mte,
         },
         via: case.via,
         payload: Some(case.payload.path()),

@@ -32,6 +32,10 @@ pub const ALL: &[Test] = &[
         run: guest_calls::guest_call_errors_follow_the_tables,
     },
     Test {
+        name: "guest_cannot_reach_mte_registers",
+        run: guest_calls::guest_cannot_reach_mte_registers,
+    },
+    Test {
         name: "guest_shares_page_and_host_reads_and_writes_it",
         run: sharing::guest_shares_page_and_host_reads_and_writes_it,
     },
