@@ -24,10 +24,12 @@ const MESSAGE_CAPACITY: usize = 240;
 /// Most VMs one test may create.
 const MAX_VMS_PER_TEST: usize = 4;
 
-/// Why a test failed (or what a check saw that the document does not allow), as one line.
+/// Why a test failed (or what a check saw that the document does not allow), as one line;
+/// or, made by [`Failure::not_applicable`], why it cannot run on this machine.
 pub struct Failure {
     text: [u8; MESSAGE_CAPACITY],
     len: usize,
+    not_applicable: bool,
 }
 
 impl Failure {
@@ -35,10 +37,20 @@ impl Failure {
         let mut failure = Self {
             text: [0; MESSAGE_CAPACITY],
             len: 0,
+            not_applicable: false,
         };
         // Writing into the buffer cannot fail; it only truncates.
         let _ = failure.write_fmt(args);
         failure
+    }
+
+    /// The test checks something this CPU does not have (e.g. SVE on a Cortex-A53): it is
+    /// reported as `ignored` with the reason, and counted apart, never as passed.
+    pub fn not_applicable(args: fmt::Arguments) -> Self {
+        Self {
+            not_applicable: true,
+            ..Self::new(args)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -179,6 +191,8 @@ pub struct Test {
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    /// Tests that do not apply to this CPU ([`Failure::not_applicable`]).
+    pub ignored: usize,
 }
 
 /// Runs every test in order and prints its line, then the summary line.
@@ -186,6 +200,7 @@ pub fn run_all(ctx: &mut TestCtx, tests: &[Test]) -> Summary {
     let mut summary = Summary {
         passed: 0,
         failed: 0,
+        ignored: 0,
     };
     for test in tests {
         let result = (test.run)(ctx);
@@ -194,6 +209,14 @@ pub fn run_all(ctx: &mut TestCtx, tests: &[Test]) -> Summary {
             Ok(()) => {
                 summary.passed += 1;
                 crate::console::bare_line(format_args!("test {} ... ok", test.name));
+            }
+            Err(failure) if failure.not_applicable => {
+                summary.ignored += 1;
+                crate::console::bare_line(format_args!(
+                    "test {} ... ignored: {}",
+                    test.name,
+                    failure.as_str()
+                ));
             }
             Err(failure) => {
                 summary.failed += 1;
@@ -205,9 +228,16 @@ pub fn run_all(ctx: &mut TestCtx, tests: &[Test]) -> Summary {
             }
         }
     }
-    crate::console::bare_line(format_args!(
-        "{} passed, {} failed",
-        summary.passed, summary.failed
-    ));
+    if summary.ignored == 0 {
+        crate::console::bare_line(format_args!(
+            "{} passed, {} failed",
+            summary.passed, summary.failed
+        ));
+    } else {
+        crate::console::bare_line(format_args!(
+            "{} passed, {} failed, {} ignored (not applicable to this CPU)",
+            summary.passed, summary.failed, summary.ignored
+        ));
+    }
     summary
 }

@@ -2,7 +2,7 @@
 //! of the CPU (sanitised ID registers, an auxiliary control it cannot program), the host's
 //! PMU while a guest runs, and the host's SVE registers across VCPU_RUN.
 
-use crate::runner::{Ctx, TestResult, bail};
+use crate::runner::{Ctx, Failure, TestResult, bail};
 use el1_rt::host_calls;
 use hvc_abi::HostCall;
 use test_guest::{ACTLR_PATTERN, Command};
@@ -89,7 +89,9 @@ pub fn host_pmu_counts_nothing_while_a_guest_runs(ctx: &mut Ctx) -> TestResult {
     let dfr0 = read_sysreg!("id_aa64dfr0_el1");
     let pmuver = (dfr0 >> 8) & 0xf;
     if pmuver == 0 || pmuver == 0xf {
-        bail!("this CPU has no PMUv3 (ID_AA64DFR0_EL1 {dfr0:#x})");
+        return Err(Failure::not_applicable(format_args!(
+            "this CPU has no PMUv3 (ID_AA64DFR0_EL1 {dfr0:#x})"
+        )));
     }
     let guest = ctx.guest(Command::Spin, 1)?;
     let handle = guest.vm().handle();
@@ -152,7 +154,9 @@ const CPACR_ZEN: u64 = 0b11 << 16;
 pub fn host_sve_state_survives_vcpu_run(ctx: &mut Ctx) -> TestResult {
     let pfr0 = read_sysreg!("id_aa64pfr0_el1");
     if (pfr0 >> 32) & 0xf == 0 {
-        bail!("this CPU has no SVE (ID_AA64PFR0_EL1 {pfr0:#x}): run QEMU with -cpu max");
+        return Err(Failure::not_applicable(format_args!(
+            "this CPU has no SVE (ID_AA64PFR0_EL1 {pfr0:#x}): run QEMU with -cpu max"
+        )));
     }
     let guest = ctx.guest(Command::Spin, 1)?;
     let regs = HostCall::VcpuRun {
@@ -289,7 +293,9 @@ const CPACR_SMEN: u64 = 0b11 << 24;
 pub fn host_in_streaming_mode_can_run_a_guest(ctx: &mut Ctx) -> TestResult {
     let pfr1 = read_sysreg!("id_aa64pfr1_el1");
     if (pfr1 >> 24) & 0xf == 0 {
-        bail!("this CPU has no SME (ID_AA64PFR1_EL1 {pfr1:#x}): run QEMU with -cpu max");
+        return Err(Failure::not_applicable(format_args!(
+            "this CPU has no SME (ID_AA64PFR1_EL1 {pfr1:#x}): run QEMU with -cpu max"
+        )));
     }
     let guest = ctx.guest(Command::Spin, 1)?;
     let regs = HostCall::VcpuRun {
