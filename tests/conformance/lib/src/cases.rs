@@ -46,8 +46,25 @@ pub enum Subject {
     Range(PageState, PageState),
     /// A two-frame range of V0 in these states.
     IpaRange(IpaState, IpaState),
+    /// The MMIO-guard registrations of V0 (5.6), around G0.
+    Guard(GuardSubject),
     /// A VM-level state.
     Vm(VmSubject),
+}
+
+/// MMIO-guard states of V0: G0 registered or not, and whether every one of the VM's
+/// `MAX_MMIO_GUARD_PAGES` slots is taken (the channel's page holds one, see
+/// `plan::CHANNEL_IPA`; the others are frames from `plan::GUARD_FILL_GFN` on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuardSubject {
+    /// G0 has no page and the guest registered it.
+    Registered,
+    /// Every slot taken; G0 has no page and is not registered.
+    Full,
+    /// Every slot taken, G0 among them.
+    FullRegistered,
+    /// Every slot taken; G0 is GUEST_OWNED.
+    FullOwned,
 }
 
 /// VM-level states.
@@ -67,6 +84,11 @@ pub enum VmSubject {
     Reset,
     /// V0 built with vCPU 1 created too (powered off, 4.8), never run.
     Secondary,
+    /// As `Secondary`, and the guest's vCPU 0 started vCPU 1 (PSCI CPU_ON), which has not
+    /// run yet.
+    SecondaryOn,
+    /// As `SecondaryOn`, and vCPU 1 ran and made PSCI CPU_OFF.
+    SecondaryOff,
     /// MAX_VMS VMs exist.
     Full,
 }
@@ -82,6 +104,12 @@ impl fmt::Display for Subject {
             Subject::IpaRange(first, second) => {
                 write!(f, "{}+{}", first.case_name(), second.case_name())
             }
+            Subject::Guard(guard) => f.write_str(match guard {
+                GuardSubject::Registered => "ipa_registered",
+                GuardSubject::Full => "guard_full",
+                GuardSubject::FullRegistered => "guard_full_registered",
+                GuardSubject::FullOwned => "guard_full_owned",
+            }),
             Subject::Vm(vm) => f.write_str(match vm {
                 VmSubject::None => "none",
                 VmSubject::Vm => "vm",
@@ -90,6 +118,8 @@ impl fmt::Display for Subject {
                 VmSubject::Stopped => "stopped",
                 VmSubject::Reset => "reset",
                 VmSubject::Secondary => "vcpu1_off",
+                VmSubject::SecondaryOn => "vcpu1_on",
+                VmSubject::SecondaryOff => "vcpu1_cpu_off",
                 VmSubject::Full => "vms_full",
             }),
         }

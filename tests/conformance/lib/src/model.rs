@@ -329,6 +329,17 @@ impl Model {
         }
     }
 
+    /// Whether vCPU `vcpu` of VM `handle` has not run since it was powered on (created, or
+    /// started by CPU_ON): its next run starts the guest at its entry point.
+    pub fn vcpu_fresh(&self, handle: u64, vcpu: u32) -> bool {
+        self.vm_slot(handle).is_some_and(|slot| {
+            self.vm(slot)
+                .vcpus
+                .get(vcpu as usize)
+                .is_some_and(|state| state.on && state.last_exit == LastExit::None)
+        })
+    }
+
     /// Records how vCPU `vcpu`'s last exit was completed (the backend's guest runs).
     pub fn note_exit(&mut self, handle: u64, vcpu: u32, last_exit: LastExit) {
         if let Some(slot) = self.vm_slot(handle) {
