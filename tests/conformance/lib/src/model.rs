@@ -11,7 +11,10 @@
 //! - whether a mapping call finds enough pool memory: certain only for an empty pool
 //!   (NO_MEMORY: the stage-2 tables come only from the pool, 7.3) and for a pool with room
 //!   for the root table plus `MAX_POOL_PAGES_PER_CALL` per mapping call made so far and
-//!   this one; in between the answer is [`HostAnswer::Unmodelled`].
+//!   this one; in between the answer is [`HostAnswer::Unmodelled`];
+//! - what the firmware answers a guest's workaround or TRNG call (5.8): the model gives
+//!   NOT_SUPPORTED, which each of them may give, and the cases judge the answer's form
+//!   only (`outcome::Ret::Firmware`).
 //!
 //! The model checks arguments with its own code, from the tables, not with `hvc-abi`'s
 //! decoders, so that the unit tests can hold one against the other.
@@ -138,7 +141,8 @@ pub enum HostAnswer {
 pub struct GuestAnswer {
     /// The exit the call causes before it returns (or instead of returning).
     pub exit: Option<Exit>,
-    /// The guest's x0..x3 afterwards; `None` if it does not return (the VM stopped).
+    /// The guest's x0..x3 afterwards; `None` if it does not return (the VM stopped, or
+    /// the vCPU powered off).
     pub ret: Option<[u64; 4]>,
 }
 
