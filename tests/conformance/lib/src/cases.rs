@@ -91,6 +91,19 @@ pub enum VmSubject {
     SecondaryOff,
     /// MAX_VMS VMs exist.
     Full,
+    /// The payload was booted with `/chosen/el2,unconfined-dma` (4.3 row 6): a boot of its
+    /// own, where no VM can exist ([`Boot::UnconfinedDma`]).
+    UnconfinedBoot,
+}
+
+/// The boots the suite runs in: each case belongs to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Boot {
+    /// The payload's default boot: every case but those of the other boot.
+    Plain,
+    /// A boot with `/chosen/el2,unconfined-dma`: the payload creates no VM (4.3 row 6),
+    /// so only VM_CREATE cases that need none run here.
+    UnconfinedDma,
 }
 
 impl fmt::Display for Subject {
@@ -121,6 +134,7 @@ impl fmt::Display for Subject {
                 VmSubject::SecondaryOn => "vcpu1_on",
                 VmSubject::SecondaryOff => "vcpu1_cpu_off",
                 VmSubject::Full => "vms_full",
+                VmSubject::UnconfinedBoot => "unconfined_dma_boot",
             }),
         }
     }
@@ -158,6 +172,14 @@ impl Case {
         CaseName(self)
     }
 
+    /// The boot the case runs in.
+    pub fn boot(&self) -> Boot {
+        match self.subject {
+            Subject::Vm(VmSubject::UnconfinedBoot) => Boot::UnconfinedDma,
+            _ => Boot::Plain,
+        }
+    }
+
     /// What to set up, call and observe.
     pub fn plan(&self) -> Plan {
         build::plan(self)
@@ -185,9 +207,14 @@ impl fmt::Display for CaseName<'_> {
     }
 }
 
-/// Every case, in the order they run.
+/// Every case of every boot, in the order they run.
 pub fn all_cases() -> impl Iterator<Item = Case> {
     Call::ALL.into_iter().flat_map(generate::cases_of)
+}
+
+/// The cases of one boot, in the order they run.
+pub fn boot_cases(boot: Boot) -> impl Iterator<Item = Case> {
+    all_cases().filter(move |case| case.boot() == boot)
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub struct World {
     pub ram: [PfnRange; MAX_WORLD_RANGES],
     pub hyp: [PfnRange; MAX_WORLD_RANGES],
     pub mmio: [PfnRange; MAX_WORLD_RANGES],
+    /// The payload was booted with `/chosen/el2,unconfined-dma` (4.3 row 6).
+    pub unconfined_dma: bool,
 }
 
 impl World {

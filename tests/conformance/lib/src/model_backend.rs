@@ -7,6 +7,7 @@ use crate::backend::{
     Backend, BackendError, FORWARD_REPLY, GuestOp, GuestOpEnd, GuestOutcome, HostRead,
     LOAD_SENTINEL,
 };
+use crate::cases::Boot;
 use crate::model::{HostAnswer, LastExit, Model, PfnRange, RunCheck, World};
 use crate::plan::{CHANNEL_IPA, Special};
 use crate::states::{PageState, marker};
@@ -49,8 +50,17 @@ pub struct ModelBackend {
 }
 
 impl ModelBackend {
+    /// The model of the payload's default boot.
     pub fn new() -> Self {
-        let mut world = World::default();
+        Self::for_boot(Boot::Plain)
+    }
+
+    /// The model of the payload booted as `boot` says.
+    pub fn for_boot(boot: Boot) -> Self {
+        let mut world = World {
+            unconfined_dma: boot == Boot::UnconfinedDma,
+            ..World::default()
+        };
         world.ram[0] = RAM;
         world.hyp[..2].copy_from_slice(&CARVE_OUTS);
         world.mmio[0] = UART;

@@ -214,6 +214,9 @@ pub enum Step {
     Destroy(VmRef),
     /// VM_CREATE(1, 32) until MAX_VMS VMs exist: each OK.
     FillVms,
+    /// Nothing to call: the case runs in the boot with `/chosen/el2,unconfined-dma`
+    /// (`cases::Boot::UnconfinedDma`), which the runner's backend was made for.
+    UnconfinedBoot,
     /// The guest of vm (vCPU 0) makes MMIO_GUARD_MAP(ipa(gfn)): OK, no exit.
     GuardMap(VmRef, u64),
     /// The guest of vm (vCPU 0) registers this many frames from [`GUARD_FILL_GFN`] on
@@ -245,6 +248,7 @@ impl fmt::Display for Step {
             Step::Stop(vm, PowerOff::Reset) => write!(f, "guest of {} SYSTEM_RESET", vm.name()),
             Step::Destroy(vm) => write!(f, "VM_DESTROY({})", vm.name()),
             Step::FillVms => write!(f, "VM_CREATE until MAX_VMS VMs exist"),
+            Step::UnconfinedBoot => write!(f, "a boot with /chosen/el2,unconfined-dma"),
             Step::GuardMap(vm, gfn) => {
                 write!(f, "guest of {} MMIO_GUARD_MAP({:#x})", vm.name(), ipa(gfn))
             }

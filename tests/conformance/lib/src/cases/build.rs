@@ -292,6 +292,7 @@ impl Builder<'_> {
                 self.push(Step::Stop(VmRef::V0, how));
             }
             VmSubject::Full => self.push(Step::FillVms),
+            VmSubject::UnconfinedBoot => self.push(Step::UnconfinedBoot),
         }
     }
 

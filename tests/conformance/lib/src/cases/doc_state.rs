@@ -102,6 +102,8 @@ pub struct DocState {
     vms: [Option<VmInfo>; 5],
     /// MAX_VMS VMs exist (Step::FillVms).
     full: bool,
+    /// The boot had `/chosen/el2,unconfined-dma` (Step::UnconfinedBoot).
+    unconfined: bool,
     /// Something did not resolve (a range beyond the case's pages, a mapping list too
     /// small, a setup step the tables refuse): the case is broken. Unit tests check this
     /// is never set.
@@ -130,6 +132,7 @@ impl DocState {
             registered: List::new(),
             vms: [None; 5],
             full: false,
+            unconfined: false,
             broken: None,
         }
     }
@@ -262,6 +265,10 @@ impl DocState {
                 self.full = true;
                 return;
             }
+            Step::UnconfinedBoot => {
+                self.unconfined = true;
+                return;
+            }
             Step::ShareHyp(page) => (Call::HostShareHyp, host(None, Some(page), None)),
             Step::Topup(vm, page) => (Call::VmTopup, host(Some(vm), Some(page), None)),
             Step::Donate(vm, page, gfn) => (Call::VmDonate, host(Some(vm), Some(page), Some(gfn))),
@@ -330,6 +337,9 @@ impl DocState {
         }
         if call == Call::VmCreate && self.full {
             return Err(Error::Busy);
+        }
+        if call == Call::VmCreate && self.unconfined {
+            return Err(Error::Denied);
         }
         // 5.6: MMIO_GUARD_MAP needs an IPA with no page (row 6), then a free slot unless
         // the page is registered already (row 7); MMIO_GUARD_UNMAP a registered page

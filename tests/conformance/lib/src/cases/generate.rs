@@ -85,7 +85,8 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         _ => &[],
     };
     let vms: &[VmSubject] = match call {
-        Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => &[VmSubject::None],
+        Call::Uid | Call::Features | Call::Unassigned(_) => &[VmSubject::None],
+        Call::VmCreate => &[VmSubject::None, VmSubject::UnconfinedBoot],
         Call::VcpuCreate => &[VmSubject::Vm, VmSubject::Bare, VmSubject::Ran],
         Call::VcpuRun => &[VmSubject::Stopped, VmSubject::Reset],
         // 5.5: CPU_ON of an off vCPU, of an on one (ALREADY_ON), of one that powered
@@ -243,6 +244,18 @@ fn state_specific(call: Call) -> &'static [(Subject, ArgClass)] {
             (Subject::Vm(VmSubject::SecondaryOff), ArgClass::OtherVcpu),
             // Row 6 after an MMIO write exit.
             (Subject::Vm(VmSubject::Ran), ArgClass::Completion),
+        ],
+        // 4.3: after a boot with unconfined DMA, every row before 6 still wins (1.6), and
+        // a wrong id is still NOT_SUPPORTED.
+        Call::VmCreate => &[
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::Reserved),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::VcpusZero),
+            (
+                Subject::Vm(VmSubject::UnconfinedBoot),
+                ArgClass::IpaBitsHigh,
+            ),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::VcpusOver),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::Smc32),
         ],
         _ => &[],
     }
