@@ -5,13 +5,17 @@
 //! The same cases run here against the model (`conformance::model_backend`, plain data,
 //! in this process). A case passes if it passed on QEMU and the payload's outcome equals
 //! the model's; every disagreement is printed. The last line is `N passed, N failed`.
+//!
+//! Two boots (`conformance::Boot`): the default one runs almost every case; a second one
+//! with `/chosen/el2,unconfined-dma` runs VM_CREATE's cases of that boot option (4.3 row
+//! 6: the payload then creates no VM, so no other case could run there).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use conformance::model_backend::ModelBackend;
 use conformance::tap::{self, Totals};
-use conformance::{all_cases, run_case};
+use conformance::{Boot, boot_cases, run_case};
 
 use crate::boot::{self, DtbVariant, Host, Plan, Via};
 use crate::build::{self, Image};
@@ -23,16 +27,45 @@ use crate::{paths, prereqs};
 
 /// The check's name in `cargo xtask test`.
 pub const SUITE_CASE: &str = "conformance_suite";
+/// The check of the boot with `/chosen/el2,unconfined-dma`.
+pub const UNCONFINED_CASE: &str = "conformance_suite_unconfined_dma";
+
+/// The boot a check of `cargo xtask test` runs the suite in, if it is one of the suite's.
+pub fn boot_of_case(name: &str) -> Option<Boot> {
+    match name {
+        SUITE_CASE => Some(Boot::Plain),
+        UNCONFINED_CASE => Some(Boot::UnconfinedDma),
+        _ => None,
+    }
+}
 /// A generous hang timeout: the suite takes well under a minute under TCG.
 pub const TIMEOUT: Duration = Duration::from_secs(300);
 
-/// `cargo xtask conformance`: exit status 0 if every case passed and agreed.
+/// `cargo xtask conformance`: both boots; exit status 0 if every case of each passed and
+/// agreed. The last line is the sum of the two.
 pub fn run() -> Result<u8> {
     prereqs::ensure()?;
     build::build(&[Image::El2, Image::ConformanceHost])?;
-    let qemu_args = boot::prepare(&plan(SUITE_CASE))?;
+    let mut failed = false;
+    let mut totals = Totals::default();
+    for (name, boot) in [
+        (SUITE_CASE, Boot::Plain),
+        (UNCONFINED_CASE, Boot::UnconfinedDma),
+    ] {
+        let (ok, boot_totals) = run_boot(name, boot)?;
+        failed |= !ok;
+        totals.passed += boot_totals.passed;
+        totals.failed += boot_totals.failed;
+    }
+    println!("{totals}");
+    Ok(u8::from(failed))
+}
+
+/// One boot of the suite: whether every case passed and agreed, and the counts.
+fn run_boot(name: &str, boot: Boot) -> Result<(bool, Totals)> {
+    let qemu_args = boot::prepare(&plan(name, boot))?;
     println!("{}", qemu::display(&qemu_args));
-    let log = paths::qemu_logs().join(format!("{SUITE_CASE}.log"));
+    let log = paths::qemu_logs().join(format!("{name}.log"));
     let mut lines = Lines::default();
     let outcome = console::run(
         &qemu_args,
@@ -44,7 +77,7 @@ pub fn run() -> Result<u8> {
         },
         &mut lines,
     )?;
-    let agreement = compare(&lines.0);
+    let agreement = compare(&lines.0, boot);
     println!(
         "# QEMU {}; console in {}",
         describe(outcome.exit_code()),
@@ -53,8 +86,9 @@ pub fn run() -> Result<u8> {
     for line in agreement.report() {
         println!("{line}");
     }
-    Ok(u8::from(
-        !agreement.all_passed() || outcome.exit_code() != 0,
+    Ok((
+        agreement.all_passed() && outcome.exit_code() == 0,
+        agreement.totals,
     ))
 }
 
@@ -65,8 +99,9 @@ fn describe(code: u8) -> String {
     }
 }
 
-/// The boot: the release payload with the conformance host as its host kernel.
-pub fn plan(name: &str) -> Plan {
+/// The boot: the release payload with the conformance host as its host kernel, with the
+/// boot option `boot` names.
+pub fn plan(name: &str, boot: Boot) -> Plan {
     Plan {
         machine: Machine {
             virtualization: true,
@@ -84,7 +119,10 @@ pub fn plan(name: &str) -> Plan {
             initrd: None,
             bootargs: String::new(),
         },
-        dtb: DtbVariant::WithModules,
+        dtb: match boot {
+            Boot::Plain => DtbVariant::WithModules,
+            Boot::UnconfinedDma => DtbVariant::UnconfinedDma,
+        },
         work_dir: paths::qemu().join(name),
     }
 }
@@ -100,11 +138,12 @@ impl Watcher for Lines {
     }
 }
 
-/// The verdict of `cargo xtask test`'s conformance check on a saved console log: `Ok` if
-/// the host's last line says 0 failed and the model agrees on every case.
-pub fn check_log(text: &str) -> std::result::Result<String, (String, Vec<String>)> {
+/// The verdict of `cargo xtask test`'s conformance check on a saved console log of the
+/// boot `boot`: `Ok` if the host's last line says 0 failed and the model agrees on every
+/// case.
+pub fn check_log(text: &str, boot: Boot) -> std::result::Result<String, (String, Vec<String>)> {
     let lines: Vec<String> = text.lines().map(|l| l.replace('\r', "")).collect();
-    let agreement = compare(&lines);
+    let agreement = compare(&lines, boot);
     if agreement.all_passed() {
         Ok(format!(
             "{} cases, the model agrees on all",
@@ -159,8 +198,8 @@ impl Agreement {
     }
 }
 
-/// Compares the host's TAP lines with the model's outcome for every case.
-pub fn compare(lines: &[String]) -> Agreement {
+/// Compares the host's TAP lines with the model's outcome for every case of `boot`.
+pub fn compare(lines: &[String], boot: Boot) -> Agreement {
     let mut payload: HashMap<&str, tap::ParsedLine<'_>> = HashMap::new();
     let mut host_totals = None;
     for line in lines {
@@ -170,11 +209,11 @@ pub fn compare(lines: &[String]) -> Agreement {
             host_totals = Some(totals);
         }
     }
-    let mut model = ModelBackend::new();
+    let mut model = ModelBackend::for_boot(boot);
     let mut totals = Totals::default();
     let mut disagreements = Vec::new();
     let mut cases = 0;
-    for case in all_cases() {
+    for case in boot_cases(boot) {
         cases += 1;
         let name = case.name().to_string();
         let result = run_case(&mut model, &case);
@@ -220,11 +259,11 @@ mod tests {
     use super::*;
 
     /// What the host prints when the payload behaves as the document says.
-    fn perfect_run() -> Vec<String> {
-        let mut model = ModelBackend::new();
+    fn perfect_run(boot: Boot) -> Vec<String> {
+        let mut model = ModelBackend::for_boot(boot);
         let mut lines = vec!["[el2] payload".to_string(), tap::VERSION_LINE.to_string()];
         let mut totals = Totals::default();
-        for (i, case) in all_cases().enumerate() {
+        for (i, case) in boot_cases(boot).enumerate() {
             let result = run_case(&mut model, &case);
             totals.count(&result);
             let line = tap::CaseLine {
@@ -240,21 +279,29 @@ mod tests {
 
     #[test]
     fn a_run_that_matches_the_model_passes() {
-        let agreement = compare(&perfect_run());
-        assert!(agreement.all_passed(), "{:?}", agreement.report());
-        assert!(agreement.disagreements.is_empty());
+        for boot in [Boot::Plain, Boot::UnconfinedDma] {
+            let agreement = compare(&perfect_run(boot), boot);
+            assert!(agreement.all_passed(), "{:?}", agreement.report());
+            assert!(agreement.disagreements.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_run_of_one_boot_does_not_pass_as_the_other() {
+        let agreement = compare(&perfect_run(Boot::Plain), Boot::UnconfinedDma);
+        assert!(!agreement.all_passed());
     }
 
     #[test]
     fn a_different_outcome_is_a_disagreement_and_a_failure() {
-        let mut lines = perfect_run();
+        let mut lines = perfect_run(Boot::Plain);
         let index = lines
             .iter()
             .position(|l| l.ends_with(" - VM_TOPUP/hyp/valid"))
             .unwrap();
         let number = lines[index].split(' ').nth(1).unwrap().to_string();
         lines[index] = format!("not ok {number} - VM_TOPUP/hyp/valid: expected DENIED, got OK");
-        let agreement = compare(&lines);
+        let agreement = compare(&lines, Boot::Plain);
         assert!(!agreement.all_passed());
         assert_eq!(
             agreement.disagreements,
@@ -268,9 +315,9 @@ mod tests {
 
     #[test]
     fn a_run_that_stops_early_fails() {
-        let mut lines = perfect_run();
+        let mut lines = perfect_run(Boot::Plain);
         lines.truncate(lines.len() / 2);
-        let agreement = compare(&lines);
+        let agreement = compare(&lines, Boot::Plain);
         assert!(!agreement.all_passed());
         assert!(agreement.disagreements[0].starts_with("missing: "));
     }

@@ -243,19 +243,19 @@ fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -
     }
 }
 
-/// The conformance suite (tests/conformance/host): passes only if the host's last line
-/// says 0 failed and every case's outcome agrees with the reference model (checked on
-/// the log once QEMU has exited, see `run_case`).
-fn conformance_case() -> Case {
+/// The conformance suite (tests/conformance/host) in one of its boots: passes only if the
+/// host's last line says 0 failed and every case's outcome agrees with the reference
+/// model (checked on the log once QEMU has exited, see `run_case`).
+fn conformance_case(name: &'static str, dtb: DtbVariant) -> Case {
     let mut forbid = FORBID.to_vec();
     forbid.push("conformance: FAIL");
     Case {
-        name: crate::conformance::SUITE_CASE,
+        name,
         host: HostKind::Image(Image::ConformanceHost),
         via: Via::Direct,
         payload: Image::El2,
         virtualization: true,
-        dtb: DtbVariant::WithModules,
+        dtb,
         timeout: crate::conformance::TIMEOUT,
         dma_devices: false,
         cpu: DEFAULT_CPU,
@@ -527,7 +527,11 @@ pub fn cases() -> Vec<Case> {
                 "test vm_create_is_denied_after_a_boot_with_unconfined_dma ... ok",
             ],
         ),
-        conformance_case(),
+        conformance_case(crate::conformance::SUITE_CASE, DtbVariant::WithModules),
+        conformance_case(
+            crate::conformance::UNCONFINED_CASE,
+            DtbVariant::UnconfinedDma,
+        ),
         linux_case("linux_smp4_el1", Via::Direct),
         linux_case("linux_via_uboot", Via::Uboot),
     ]
@@ -709,10 +713,10 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
         if let Some(log_check) = case.log_check {
             log_check(&text)?;
         }
-        if case.name != crate::conformance::SUITE_CASE {
+        let Some(boot) = crate::conformance::boot_of_case(case.name) else {
             return Ok(());
-        }
-        crate::conformance::check_log(&text)
+        };
+        crate::conformance::check_log(&text, boot)
             .map(drop)
             .map_err(|(reason, _)| reason)
     });

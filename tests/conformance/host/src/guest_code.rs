@@ -9,10 +9,13 @@
 //! | 0x80 + 8 n | 8-byte write | result register xn, n = 0..3; 0x98 ends the operation |
 //!
 //! - `OP_HVC`: `HVC #0` with x0..x7 = the arguments; reports x0..x3 after it.
-//! - `OP_LOAD`: x1 = an IPA; registers its page as MMIO (MMIO_GUARD_MAP: DENIED if the page
-//!   is mapped), `ldr x1, [x1]` (an MMIO read exit if the IPA has no page, completed by
-//!   the host), unregisters the page if it registered it, then reports x0 = 0 and x1 = the
-//!   word. Net effect on the VM: none.
+//! - `OP_LOAD`: x1 = an IPA; asks IPA_STATE of its page (its error, if any, is reported
+//!   as is); if the page has no page and is not registered (state 0), registers it as MMIO
+//!   (MMIO_GUARD_MAP; its error, BUSY when every slot is taken, is reported as x0 with
+//!   x1..x3 = 0, and nothing is loaded: the load would be a MEM_FAULT exit); `ldr x1,
+//!   [x1]` (an MMIO read exit if the IPA has no page, completed by the host); unregisters
+//!   the page if it registered it; then reports x0 = 0, x1 = the word, x2 = the state.
+//!   Net effect on the VM: none.
 //! - `OP_SPIN`: x1 = the IPA of the control page; stores 1 at x1 + 8 ("spinning"), loads
 //!   x1 + 0 until it is nonzero ("stop"), then reports zeros. No exit happens meanwhile,
 //!   so the vCPU stays inside VCPU_RUN.
@@ -20,7 +23,7 @@
 //! The guest first registers the channel's page as MMIO (MMIO_GUARD_MAP, 5.6): without
 //! that its channel accesses would be MEM_FAULT exits.
 //!
-//! x20 (the channel) and x21..x23 (the load's state) must survive an HVC; the ABI
+//! x20 (the channel) and x21..x24 (the load's state) must survive an HVC; the ABI
 //! preserves x4..x30 (1.2), so a payload that clobbers them makes later operations fail.
 
 use core::arch::global_asm;
@@ -69,9 +72,10 @@ global_asm!(
     "    str x2, [x20, #0x90]",
     "    str x3, [x20, #0x98]",
     "    b 10b",
+    // OP_LOAD: x21 = the IPA, x24 = its IPA_STATE, x22 = 0 if this op registered it.
     "30: mov x21, x1",
     "    and x1, x21, #~0xfff",
-    "    movz w0, #0x0024",
+    "    movz w0, #0x0026",
     "    movk w0, #0xc600, lsl #16",
     "    mov x2, xzr",
     "    mov x3, xzr",
@@ -80,16 +84,37 @@ global_asm!(
     "    mov x6, xzr",
     "    mov x7, xzr",
     "    hvc #0",
+    "    cbnz x0, 20b",
+    "    mov x24, x1",
+    "    mov x22, #1",
+    "    cbnz x24, 32f",
+    "    and x1, x21, #~0xfff",
+    "    movz w0, #0x0024",
+    "    movk w0, #0xc600, lsl #16",
+    "    mov x2, xzr",
+    "    mov x3, xzr",
+    "    hvc #0",
     "    mov x22, x0",
-    "    ldr x1, [x21]",
+    "    cbnz x22, 33f",
+    "32: ldr x1, [x21]",
     "    cbnz x22, 31f",
     "    mov x23, x1",
     "    and x1, x21, #~0xfff",
     "    movz w0, #0x0025",
     "    movk w0, #0xc600, lsl #16",
+    "    mov x2, xzr",
+    "    mov x3, xzr",
     "    hvc #0",
     "    mov x1, x23",
     "31: mov x0, #0",
+    "    mov x2, x24",
+    "    mov x3, #0",
+    "    b 20b",
+    // MMIO_GUARD_MAP refused: report its error, no load.
+    "33: mov x0, x22",
+    "    mov x1, #0",
+    "    mov x2, #0",
+    "    mov x3, #0",
     "    b 20b",
     "40: mov x9, #1",
     "    str x9, [x1, #8]",

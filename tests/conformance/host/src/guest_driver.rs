@@ -120,13 +120,13 @@ impl Driver {
                 self.exit = Some(exit);
                 Next::Run(0)
             }
-            Exit::SystemOff | Exit::SystemReset => {
+            // No return: the VM stopped, or the vCPU powered off (its CPU_OFF, or it is
+            // off and runs nothing).
+            Exit::SystemOff | Exit::SystemReset | Exit::VcpuOff => {
                 self.exit = Some(exit);
                 self.done(GuestOpEnd::Stopped)
             }
-            Exit::Mmio { .. } | Exit::MemFault { .. } | Exit::VcpuOff => {
-                self.done(GuestOpEnd::Unexpected(exit))
-            }
+            Exit::Mmio { .. } | Exit::MemFault { .. } => self.done(GuestOpEnd::Unexpected(exit)),
         }
     }
 }

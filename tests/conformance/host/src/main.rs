@@ -5,6 +5,10 @@
 //! N failed`, then exits QEMU through semihosting with status 0 if every case passed,
 //! else 1.
 //!
+//! The cases are those of the boot the payload had (`conformance::Boot`): with
+//! `/chosen/el2,unconfined-dma` in the DTB it hands over, only the VM_CREATE cases of that
+//! boot; otherwise every other case.
+//!
 //! Pages come from the DTB the payload hands over: fresh host pages from free RAM, the
 //! payload's carve-out from `/reserved-memory/el2@*`, MMIO = the console UART's page,
 //! outside RAM = a page above the end of RAM that no device occupies.
@@ -19,7 +23,7 @@ mod payload_backend;
 mod spinner;
 
 use conformance::tap::{CaseLine, PlanLine, Totals, VERSION_LINE};
-use conformance::{all_cases, run_case};
+use conformance::{Boot, boot_cases, run_case};
 use el1_rt::boot::Platform;
 use el1_rt::console::bare_line;
 use el1_rt::free_pages::{PAGE_SIZE, TEST_HOST_PAGES_FLOOR};
@@ -52,12 +56,14 @@ fn main(dtb_address: usize) -> ! {
         special.no_ram * PAGE_SIZE as u64,
         spinner.cpu
     );
+    let boot = boot_of(platform.dtb.base);
+    say!("boot: {boot:?}");
     let mut backend = PayloadBackend::new(pages, special, spinner);
 
     bare_line(format_args!("{VERSION_LINE}"));
-    bare_line(format_args!("{}", PlanLine(all_cases().count())));
+    bare_line(format_args!("{}", PlanLine(boot_cases(boot).count())));
     let mut totals = Totals::default();
-    for (index, case) in all_cases().enumerate() {
+    for (index, case) in boot_cases(boot).enumerate() {
         let result = run_case(&mut backend, &case);
         totals.count(&result);
         bare_line(format_args!(
@@ -71,6 +77,29 @@ fn main(dtb_address: usize) -> ! {
     }
     bare_line(format_args!("{totals}"));
     el1_rt::exit::semihosting_exit(u64::from(totals.failed != 0))
+}
+
+/// The `/chosen` property of the payload's boot option that hands unconfined DMA masters
+/// to the host (docs/abi.md 4.3; the payload leaves it in the host's DTB).
+const UNCONFINED_DMA_OPTION: &str = "el2,unconfined-dma";
+
+/// Which boot this is, from the DTB the payload handed over.
+fn boot_of(dtb: usize) -> Boot {
+    // SAFETY: the payload passed `dtb` as the host's DTB (boot protocol); it lies in RAM
+    // that this image maps and nothing writes while the host runs. `from_ptr` reads the
+    // header's totalsize and stays inside it.
+    let Ok(fdt) = (unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }) else {
+        fail!("the DTB the payload handed over does not parse");
+    };
+    // Not `fdt.chosen()`: it panics on a DTB without `/chosen`.
+    let option = fdt
+        .find_node("/chosen")
+        .is_some_and(|chosen| chosen.property(UNCONFINED_DMA_OPTION).is_some());
+    if option {
+        Boot::UnconfinedDma
+    } else {
+        Boot::Plain
+    }
 }
 
 /// The suite speaks ABI 2.x only: the UID and FEATURES must say so.

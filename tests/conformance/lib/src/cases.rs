@@ -46,8 +46,25 @@ pub enum Subject {
     Range(PageState, PageState),
     /// A two-frame range of V0 in these states.
     IpaRange(IpaState, IpaState),
+    /// The MMIO-guard registrations of V0 (5.6), around G0.
+    Guard(GuardSubject),
     /// A VM-level state.
     Vm(VmSubject),
+}
+
+/// MMIO-guard states of V0: G0 registered or not, and whether every one of the VM's
+/// `MAX_MMIO_GUARD_PAGES` slots is taken (the channel's page holds one, see
+/// `plan::CHANNEL_IPA`; the others are frames from `plan::GUARD_FILL_GFN` on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuardSubject {
+    /// G0 has no page and the guest registered it.
+    Registered,
+    /// Every slot taken; G0 has no page and is not registered.
+    Full,
+    /// Every slot taken, G0 among them.
+    FullRegistered,
+    /// Every slot taken; G0 is GUEST_OWNED.
+    FullOwned,
 }
 
 /// VM-level states.
@@ -67,8 +84,26 @@ pub enum VmSubject {
     Reset,
     /// V0 built with vCPU 1 created too (powered off, 4.8), never run.
     Secondary,
+    /// As `Secondary`, and the guest's vCPU 0 started vCPU 1 (PSCI CPU_ON), which has not
+    /// run yet.
+    SecondaryOn,
+    /// As `SecondaryOn`, and vCPU 1 ran and made PSCI CPU_OFF.
+    SecondaryOff,
     /// MAX_VMS VMs exist.
     Full,
+    /// The payload was booted with `/chosen/el2,unconfined-dma` (4.3 row 6): a boot of its
+    /// own, where no VM can exist ([`Boot::UnconfinedDma`]).
+    UnconfinedBoot,
+}
+
+/// The boots the suite runs in: each case belongs to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Boot {
+    /// The payload's default boot: every case but those of the other boot.
+    Plain,
+    /// A boot with `/chosen/el2,unconfined-dma`: the payload creates no VM (4.3 row 6),
+    /// so only VM_CREATE cases that need none run here.
+    UnconfinedDma,
 }
 
 impl fmt::Display for Subject {
@@ -82,6 +117,12 @@ impl fmt::Display for Subject {
             Subject::IpaRange(first, second) => {
                 write!(f, "{}+{}", first.case_name(), second.case_name())
             }
+            Subject::Guard(guard) => f.write_str(match guard {
+                GuardSubject::Registered => "ipa_registered",
+                GuardSubject::Full => "guard_full",
+                GuardSubject::FullRegistered => "guard_full_registered",
+                GuardSubject::FullOwned => "guard_full_owned",
+            }),
             Subject::Vm(vm) => f.write_str(match vm {
                 VmSubject::None => "none",
                 VmSubject::Vm => "vm",
@@ -90,7 +131,10 @@ impl fmt::Display for Subject {
                 VmSubject::Stopped => "stopped",
                 VmSubject::Reset => "reset",
                 VmSubject::Secondary => "vcpu1_off",
+                VmSubject::SecondaryOn => "vcpu1_on",
+                VmSubject::SecondaryOff => "vcpu1_cpu_off",
                 VmSubject::Full => "vms_full",
+                VmSubject::UnconfinedBoot => "unconfined_dma_boot",
             }),
         }
     }
@@ -128,6 +172,14 @@ impl Case {
         CaseName(self)
     }
 
+    /// The boot the case runs in.
+    pub fn boot(&self) -> Boot {
+        match self.subject {
+            Subject::Vm(VmSubject::UnconfinedBoot) => Boot::UnconfinedDma,
+            _ => Boot::Plain,
+        }
+    }
+
     /// What to set up, call and observe.
     pub fn plan(&self) -> Plan {
         build::plan(self)
@@ -155,9 +207,14 @@ impl fmt::Display for CaseName<'_> {
     }
 }
 
-/// Every case, in the order they run.
+/// Every case of every boot, in the order they run.
 pub fn all_cases() -> impl Iterator<Item = Case> {
     Call::ALL.into_iter().flat_map(generate::cases_of)
+}
+
+/// The cases of one boot, in the order they run.
+pub fn boot_cases(boot: Boot) -> impl Iterator<Item = Case> {
+    all_cases().filter(move |case| case.boot() == boot)
 }
 
 #[cfg(test)]

@@ -36,5 +36,5 @@ pub mod states;
 pub mod tap;
 
 pub use backend::Backend;
-pub use cases::{Case, all_cases};
+pub use cases::{Boot, Case, all_cases, boot_cases};
 pub use runner::{CaseResult, run_case};

@@ -11,7 +11,10 @@
 //! - whether a mapping call finds enough pool memory: certain only for an empty pool
 //!   (NO_MEMORY: the stage-2 tables come only from the pool, 7.3) and for a pool with room
 //!   for the root table plus `MAX_POOL_PAGES_PER_CALL` per mapping call made so far and
-//!   this one; in between the answer is [`HostAnswer::Unmodelled`].
+//!   this one; in between the answer is [`HostAnswer::Unmodelled`];
+//! - what the firmware answers a guest's workaround or TRNG call (5.8): the model gives
+//!   NOT_SUPPORTED, which each of them may give, and the cases judge the answer's form
+//!   only (`outcome::Ret::Firmware`).
 //!
 //! The model checks arguments with its own code, from the tables, not with `hvc-abi`'s
 //! decoders, so that the unit tests can hold one against the other.
@@ -54,6 +57,8 @@ pub struct World {
     pub ram: [PfnRange; MAX_WORLD_RANGES],
     pub hyp: [PfnRange; MAX_WORLD_RANGES],
     pub mmio: [PfnRange; MAX_WORLD_RANGES],
+    /// The payload was booted with `/chosen/el2,unconfined-dma` (4.3 row 6).
+    pub unconfined_dma: bool,
 }
 
 impl World {
@@ -138,7 +143,8 @@ pub enum HostAnswer {
 pub struct GuestAnswer {
     /// The exit the call causes before it returns (or instead of returning).
     pub exit: Option<Exit>,
-    /// The guest's x0..x3 afterwards; `None` if it does not return (the VM stopped).
+    /// The guest's x0..x3 afterwards; `None` if it does not return (the VM stopped, or
+    /// the vCPU powered off).
     pub ret: Option<[u64; 4]>,
 }
 
@@ -327,6 +333,17 @@ impl Model {
                 None => RunCheck::Runs,
             }),
         }
+    }
+
+    /// Whether vCPU `vcpu` of VM `handle` has not run since it was powered on (created, or
+    /// started by CPU_ON): its next run starts the guest at its entry point.
+    pub fn vcpu_fresh(&self, handle: u64, vcpu: u32) -> bool {
+        self.vm_slot(handle).is_some_and(|slot| {
+            self.vm(slot)
+                .vcpus
+                .get(vcpu as usize)
+                .is_some_and(|state| state.on && state.last_exit == LastExit::None)
+        })
     }
 
     /// Records how vCPU `vcpu`'s last exit was completed (the backend's guest runs).

@@ -7,10 +7,11 @@ use crate::backend::{
     Backend, BackendError, FORWARD_REPLY, GuestOp, GuestOpEnd, GuestOutcome, HostRead,
     LOAD_SENTINEL,
 };
+use crate::cases::Boot;
 use crate::model::{HostAnswer, LastExit, Model, PfnRange, RunCheck, World};
-use crate::plan::Special;
+use crate::plan::{CHANNEL_IPA, Special};
 use crate::states::{PageState, marker};
-use hvc_abi::{AccessSize, Exit, MmioAccess};
+use hvc_abi::{AccessSize, Exit, FunctionId, MmioAccess};
 
 /// RAM of the model's board.
 const RAM: PfnRange = PfnRange {
@@ -49,8 +50,17 @@ pub struct ModelBackend {
 }
 
 impl ModelBackend {
+    /// The model of the payload's default boot.
     pub fn new() -> Self {
-        let mut world = World::default();
+        Self::for_boot(Boot::Plain)
+    }
+
+    /// The model of the payload booted as `boot` says.
+    pub fn for_boot(boot: Boot) -> Self {
+        let mut world = World {
+            unconfined_dma: boot == Boot::UnconfinedDma,
+            ..World::default()
+        };
         world.ram[0] = RAM;
         world.hyp[..2].copy_from_slice(&CARVE_OUTS);
         world.mmio[0] = UART;
@@ -66,6 +76,65 @@ impl Default for ModelBackend {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// x0..x7 of a guest call with one argument.
+fn guest_call(id: FunctionId, x1: u64) -> [u64; 8] {
+    [id.to_x0(), x1, 0, 0, 0, 0, 0, 0]
+}
+
+/// The conformance guest's load operation (guest_code.rs), made of the model's calls:
+/// IPA_STATE of the page; MMIO_GUARD_MAP if it has no page and is not registered (its
+/// error, if any, is the report: no load); the load; MMIO_GUARD_UNMAP of what it
+/// registered. Reports x0 = 0, x1 = the word, x2 = the state.
+fn load(model: &mut Model, handle: u64, vcpu: u32, ipa: u64) -> Result<GuestOutcome, BackendError> {
+    let cannot = BackendError("the model cannot follow the guest's load");
+    let page = ipa & !0xFFF;
+    let mut call = |id, x1| {
+        model
+            .guest_hvc(handle, vcpu, guest_call(id, x1), 0)
+            .and_then(|answer| answer.ret)
+            .ok_or(cannot)
+    };
+    let returned = |exit, regs| {
+        Ok(GuestOutcome {
+            exit,
+            end: GuestOpEnd::Returned(regs),
+        })
+    };
+    let [x0, state, ..] = call(FunctionId::IPA_STATE, page)?;
+    if x0 != 0 {
+        return returned(None, [x0, 0, 0, 0]);
+    }
+    let registers = state == 0;
+    if registers {
+        let [x0, ..] = call(FunctionId::MMIO_GUARD_MAP, page)?;
+        if x0 != 0 {
+            return returned(None, [x0, 0, 0, 0]);
+        }
+    }
+    let (exit, word) = match model.guest_load(handle, ipa) {
+        Some(value) => (None, value),
+        // The conformance guest loads into x1; the host completes the read.
+        None => (
+            Some(Exit::Mmio {
+                ipa,
+                size: AccessSize::B8,
+                register: 1,
+                access: MmioAccess::Read,
+            }),
+            LOAD_SENTINEL,
+        ),
+    };
+    if registers {
+        let mut unmap = |id, x1| {
+            model
+                .guest_hvc(handle, vcpu, guest_call(id, x1), 0)
+                .ok_or(cannot)
+        };
+        unmap(FunctionId::MMIO_GUARD_UNMAP, page)?;
+    }
+    returned(exit, [0, word, state, 0])
 }
 
 impl Backend for ModelBackend {
@@ -125,6 +194,14 @@ impl Backend for ModelBackend {
             }
             Ok(RunCheck::Runs) => {}
         }
+        // A vCPU's first instructions register the channel's page (guest_code.rs).
+        if model.vcpu_fresh(handle, vcpu) {
+            let regs = guest_call(FunctionId::MMIO_GUARD_MAP, CHANNEL_IPA & !0xFFF);
+            match model.guest_hvc(handle, vcpu, regs, 0) {
+                Some(answer) if answer.ret == Some([0; 4]) => {}
+                _ => return Err(BackendError("the guest could not register its channel")),
+            }
+        }
         let outcome = match op {
             GuestOp::Hvc(regs) => {
                 let answer = model
@@ -138,22 +215,7 @@ impl Backend for ModelBackend {
                     },
                 }
             }
-            GuestOp::Load(ipa) => match model.guest_load(handle, ipa) {
-                Some(value) => GuestOutcome {
-                    exit: None,
-                    end: GuestOpEnd::Returned([0, value, 0, 0]),
-                },
-                // The conformance guest loads into x1; the host completes the read.
-                None => GuestOutcome {
-                    exit: Some(Exit::Mmio {
-                        ipa,
-                        size: AccessSize::B8,
-                        register: 1,
-                        access: MmioAccess::Read,
-                    }),
-                    end: GuestOpEnd::Returned([0, LOAD_SENTINEL, 0, 0]),
-                },
-            },
+            GuestOp::Load(ipa) => load(model, handle, vcpu, ipa)?,
         };
         // The guest's last exits are its report, MMIO writes, or the stop.
         model.note_exit(handle, vcpu, LastExit::Other);

@@ -6,8 +6,9 @@
 //!   HOST_UNSHARE_HYP at once (succeeds only for HOST), else HOST_UNSHARE_HYP then, if
 //!   that succeeded, HOST_SHARE_HYP at once (succeeds only for HOST_SHARED_HYP). Net
 //!   effect none.
-//! - A guest frame, from the guest: a load by vCPU 0 (the word, or an MMIO exit if the
-//!   frame has no page). Since 2.0 the host has no call that names a guest frame without
+//! - A guest frame, from the guest: IPA_STATE, then a load by vCPU 0 (the word, or an
+//!   MMIO exit if the frame has no page; a frame that is not registered is registered
+//!   around the load, and not loaded if every MMIO-guard slot is taken). Since 2.0 the host has no call that names a guest frame without
 //!   changing it (1.0's HOST_UNSHARE_GUEST probe is retired with the call, 4.6); the page
 //!   behind the frame is watched as a page.
 //! - A VM: VM_TOPUP of a carve-out page (DENIED for a live VM, NOT_FOUND for a dead
@@ -47,12 +48,21 @@ pub enum HypView {
     Odd(Ret, Ret),
 }
 
-/// What the guest's own load of the frame did.
+/// What the guest's own IPA_STATE and load of the frame did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GuestView {
-    Reads(Content),
-    /// An MMIO read exit: the frame has no page.
-    NoPage,
+    /// IPA_STATE said `state` (1 owned, 2 shared) and the load read the page.
+    Reads {
+        content: Content,
+        state: u64,
+    },
+    /// An MMIO read exit: the frame has no page; IPA_STATE said whether it is registered.
+    NoPage {
+        registered: bool,
+    },
+    /// IPA_STATE said 0 (no page, not registered) and MMIO_GUARD_MAP said BUSY: every
+    /// slot is taken, so the guest did not load (it would be a MEM_FAULT).
+    GuardFull,
     NotLooked,
     /// Anything else: the exit it caused (if any) and its end.
     Odd(Option<Exit>, GuestOpEnd),
@@ -110,13 +120,18 @@ pub fn expected(watch: &Watch) -> View {
         Watch::Ipa {
             state,
             content,
+            registered,
+            guard_full,
             guest_looks,
             ..
         } => {
             let guest = match (guest_looks, state) {
                 (false, _) => GuestView::NotLooked,
-                (true, IpaState::Unmapped) => GuestView::NoPage,
-                (true, _) => GuestView::Reads(content),
+                (true, IpaState::Unmapped) if registered => GuestView::NoPage { registered },
+                (true, IpaState::Unmapped) if guard_full => GuestView::GuardFull,
+                (true, IpaState::Unmapped) => GuestView::NoPage { registered },
+                (true, IpaState::GuestOwned) => GuestView::Reads { content, state: 1 },
+                (true, IpaState::GuestShared) => GuestView::Reads { content, state: 2 },
             };
             View::Ipa { guest }
         }
@@ -229,18 +244,26 @@ fn guest_probe<B: Backend>(backend: &mut B, handle: u64, gfn: u64, pfn: Option<u
         Ok(outcome) => outcome,
         Err(_) => return GuestView::Odd(None, GuestOpEnd::RunFailed([u64::MAX - 1, 0, 0, 0])),
     };
+    // The load operation reports x0 = 0, x1 = the word, x2 = IPA_STATE's answer, or
+    // x0 = MMIO_GUARD_MAP's error (guest_code.rs).
     match (outcome.exit, outcome.end) {
-        (None, GuestOpEnd::Returned([0, value, _, _])) => {
-            GuestView::Reads(Content::of(value, pfn.unwrap_or(0)))
-        }
+        (None, GuestOpEnd::Returned([0, value, state @ (1 | 2), 0])) => GuestView::Reads {
+            content: Content::of(value, pfn.unwrap_or(0)),
+            state,
+        },
         (
             Some(Exit::Mmio {
                 ipa,
                 access: MmioAccess::Read,
                 ..
             }),
-            GuestOpEnd::Returned([0, LOAD_SENTINEL, _, _]),
-        ) if ipa == address => GuestView::NoPage,
+            GuestOpEnd::Returned([0, LOAD_SENTINEL, state @ (0 | 3), 0]),
+        ) if ipa == address => GuestView::NoPage {
+            registered: state == 3,
+        },
+        (None, GuestOpEnd::Returned([x0, 0, 0, 0])) if x0 == Error::Busy.as_x0() => {
+            GuestView::GuardFull
+        }
         (exit, end) => GuestView::Odd(exit, end),
     }
 }
@@ -278,8 +301,16 @@ impl fmt::Display for View {
                 }
             }
             View::Ipa { guest } => match guest {
-                GuestView::Reads(content) => write!(f, "guest reads {content}"),
-                GuestView::NoPage => f.write_str("guest load exits MMIO"),
+                GuestView::Reads { content, state } => {
+                    write!(f, "IPA_STATE {state}, guest reads {content}")
+                }
+                GuestView::NoPage { registered: true } => {
+                    f.write_str("IPA_STATE 3 (registered), guest load exits MMIO")
+                }
+                GuestView::NoPage { registered: false } => {
+                    f.write_str("IPA_STATE 0, guest load exits MMIO")
+                }
+                GuestView::GuardFull => f.write_str("IPA_STATE 0, MMIO_GUARD_MAP BUSY (no load)"),
                 GuestView::NotLooked => f.write_str("guest load not tried"),
                 GuestView::Odd(exit, end) => {
                     f.write_str("guest load: ")?;

@@ -3,7 +3,7 @@
 //! answer compare by equality and print the same way.
 
 use crate::backend::FORWARD_REPLY;
-use crate::plan::ReturnKind;
+use crate::plan::{FirmwareCall, ReturnKind};
 use core::fmt;
 use hvc_abi::function_id::is_our_uid;
 use hvc_abi::{Error, Exit, MmioAccess};
@@ -25,6 +25,9 @@ pub enum Ret {
     Exit(Exit),
     /// A forwarded guest HVC: x0 = the host's completion (`FORWARD_REPLY`), x1..x3 = 0.
     Reply,
+    /// A firmware call's answer in the form 5.8 allows (the value is the firmware's; see
+    /// [`FirmwareCall`]).
+    Firmware,
     /// Anything else (an error with a result register set, a 32-bit error, ...).
     Raw([u64; 4]),
 }
@@ -37,6 +40,13 @@ impl Ret {
             // Only an exact, zero-extended UID counts (section 2).
             return if is_our_uid(regs) && regs.iter().all(|r| r >> 32 == 0) {
                 Ret::Uid
+            } else {
+                Ret::Raw(regs)
+            };
+        }
+        if let ReturnKind::Firmware(call) = kind {
+            return if firmware_answer(regs, call) {
+                Ret::Firmware
             } else {
                 Ret::Raw(regs)
             };
@@ -66,6 +76,37 @@ impl Ret {
     }
 }
 
+/// SMCCC's NOT_SUPPORTED, INVALID_PARAMETERS (TRNG), NOT_REQUIRED and NO_ENTROPY (TRNG).
+const SMCCC_NOT_SUPPORTED: u64 = -1i64 as u64;
+const SMCCC_MINUS_2: u64 = -2i64 as u64;
+const TRNG_NO_ENTROPY: u64 = -3i64 as u64;
+
+/// Whether x0..x3 are an answer the firmware call `call` may give (5.8, and the
+/// specifications [`FirmwareCall`] names).
+fn firmware_answer(regs: [u64; 4], call: FirmwareCall) -> bool {
+    let [x0, x1, x2, x3] = regs;
+    let results_clear = [x1, x2, x3] == [0; 3];
+    match call {
+        FirmwareCall::WorkaroundFeatures => {
+            results_clear && matches!(x0, 0 | 1 | SMCCC_NOT_SUPPORTED | SMCCC_MINUS_2)
+        }
+        FirmwareCall::Workaround => results_clear,
+        FirmwareCall::TrngVersion => {
+            results_clear && (x0 == SMCCC_NOT_SUPPORTED || (x0 != 0 && x0 >> 31 == 0))
+        }
+        FirmwareCall::TrngFeatures => results_clear && matches!(x0, 0 | SMCCC_NOT_SUPPORTED),
+        FirmwareCall::TrngUuid => {
+            (x0 == SMCCC_NOT_SUPPORTED && results_clear)
+                || (x0 != SMCCC_NOT_SUPPORTED && regs.iter().all(|r| r >> 32 == 0))
+        }
+        FirmwareCall::TrngRnd => {
+            x0 == 0
+                || (results_clear
+                    && matches!(x0, SMCCC_NOT_SUPPORTED | SMCCC_MINUS_2 | TRNG_NO_ENTROPY))
+        }
+    }
+}
+
 impl fmt::Display for Ret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -76,6 +117,7 @@ impl fmt::Display for Ret {
             Ret::Error(error) => f.write_str(error.name()),
             Ret::Exit(exit) => write!(f, "exit {}", ExitText(exit)),
             Ret::Reply => f.write_str("the host's reply"),
+            Ret::Firmware => f.write_str("a firmware answer"),
             Ret::Raw([x0, x1, x2, x3]) => {
                 write!(f, "x0={x0:#x} x1={x1:#x} x2={x2:#x} x3={x3:#x}")
             }
@@ -124,7 +166,8 @@ impl fmt::Display for ExitText<'_> {
 pub enum GuestEnd {
     /// The guest got these x0..x3 back and carried on.
     Returned(Ret),
-    /// The VM stopped (SYSTEM_OFF or SYSTEM_RESET): no return to the guest.
+    /// No return to the guest: the VM stopped (SYSTEM_OFF, SYSTEM_RESET) or the vCPU
+    /// powered off (CPU_OFF).
     Stopped,
     /// A VCPU_RUN that should have run the guest returned this instead.
     RunFailed(Ret),
@@ -161,7 +204,7 @@ impl fmt::Display for Summary {
                 }
                 match end {
                     GuestEnd::Returned(ret) => write!(f, "guest gets {ret}"),
-                    GuestEnd::Stopped => f.write_str("VM stopped"),
+                    GuestEnd::Stopped => f.write_str("no return"),
                     GuestEnd::RunFailed(ret) => write!(f, "VCPU_RUN gave {ret}"),
                     GuestEnd::Unexpected(exit) => write!(f, "unexpected exit {}", ExitText(exit)),
                 }
@@ -204,6 +247,30 @@ mod tests {
             Ret::Exit(Exit::SystemOff)
         );
         assert_eq!(Ret::classify([0, 0, 0, 0], ReturnKind::Handle), Ret::Ok);
+    }
+
+    #[test]
+    fn a_firmware_answer_is_judged_by_its_form_only() {
+        let features = ReturnKind::Firmware(FirmwareCall::WorkaroundFeatures);
+        for x0 in [0, 1, -1i64 as u64, -2i64 as u64] {
+            assert_eq!(Ret::classify([x0, 0, 0, 0], features), Ret::Firmware);
+        }
+        assert_eq!(
+            Ret::classify([2, 0, 0, 0], features),
+            Ret::Raw([2, 0, 0, 0])
+        );
+        let rnd = ReturnKind::Firmware(FirmwareCall::TrngRnd);
+        assert_eq!(Ret::classify([0, 7, 8, 9], rnd), Ret::Firmware);
+        assert_eq!(
+            Ret::classify([-3i64 as u64, 1, 0, 0], rnd),
+            Ret::Raw([-3i64 as u64, 1, 0, 0])
+        );
+        // A forwarded call's reply is no firmware answer.
+        let workaround = ReturnKind::Firmware(FirmwareCall::Workaround);
+        assert_eq!(
+            Ret::classify([FORWARD_REPLY, 1, 0, 0], workaround),
+            Ret::Raw([FORWARD_REPLY, 1, 0, 0])
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub const G1: u64 = G0 + 1;
 /// A frame whose two-page range `G_CROSS..G_CROSS + 2` crosses a 2 MiB boundary.
 pub const G_CROSS: u64 = 0x4_05FF;
 /// The guest's MMIO channel to its host (never backed by a page); the guest's x0 at entry.
+/// The conformance guest registers its page with MMIO_GUARD_MAP before anything else, so
+/// it holds one of the VM's `MAX_MMIO_GUARD_PAGES` slots from the first run on.
 pub const CHANNEL_IPA: u64 = 0x1000_0000;
+/// The first of the frames [`Step::FillGuard`] registers (never backed by a page).
+pub const GUARD_FILL_GFN: u64 = 0x4_0800;
 /// Pages a full VM's pool gets: the root table plus `MAX_POOL_PAGES_PER_CALL` for each of
 /// ten mapping calls, so that no call of a case can meet NO_MEMORY (section 7.3).
 pub const POOL_PAGES: u32 = 1 + MAX_POOL_PAGES_PER_CALL * 10;
@@ -210,6 +214,20 @@ pub enum Step {
     Destroy(VmRef),
     /// VM_CREATE(1, 32) until MAX_VMS VMs exist: each OK.
     FillVms,
+    /// Nothing to call: the case runs in the boot with `/chosen/el2,unconfined-dma`
+    /// (`cases::Boot::UnconfinedDma`), which the runner's backend was made for.
+    UnconfinedBoot,
+    /// The guest of vm (vCPU 0) makes MMIO_GUARD_MAP(ipa(gfn)): OK, no exit.
+    GuardMap(VmRef, u64),
+    /// The guest of vm (vCPU 0) registers this many frames from [`GUARD_FILL_GFN`] on
+    /// (MMIO_GUARD_MAP): each OK, no exit.
+    FillGuard(VmRef, u32),
+    /// The guest of vm (vCPU 0) makes PSCI CPU_ON of vCPU `vcpu` at its own code with
+    /// context id CHANNEL_IPA: exit VCPU_STARTED, then SUCCESS.
+    CpuOn(VmRef, u32),
+    /// vCPU `vcpu` of vm, running the conformance guest, makes PSCI CPU_OFF: exit
+    /// VCPU_OFF, no return.
+    CpuOff(VmRef, u32),
 }
 
 impl fmt::Display for Step {
@@ -230,6 +248,15 @@ impl fmt::Display for Step {
             Step::Stop(vm, PowerOff::Reset) => write!(f, "guest of {} SYSTEM_RESET", vm.name()),
             Step::Destroy(vm) => write!(f, "VM_DESTROY({})", vm.name()),
             Step::FillVms => write!(f, "VM_CREATE until MAX_VMS VMs exist"),
+            Step::UnconfinedBoot => write!(f, "a boot with /chosen/el2,unconfined-dma"),
+            Step::GuardMap(vm, gfn) => {
+                write!(f, "guest of {} MMIO_GUARD_MAP({:#x})", vm.name(), ipa(gfn))
+            }
+            Step::FillGuard(vm, nr) => {
+                write!(f, "guest of {} MMIO_GUARD_MAP of {nr} frames", vm.name())
+            }
+            Step::CpuOn(vm, vcpu) => write!(f, "guest of {} CPU_ON({vcpu})", vm.name()),
+            Step::CpuOff(vm, vcpu) => write!(f, "vCPU {vcpu} of {} CPU_OFF", vm.name()),
         }
     }
 }
@@ -248,7 +275,8 @@ pub enum Sym {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Caller {
     Host,
-    /// vCPU 0 of this VM, running the conformance guest.
+    /// A vCPU of this VM ([`SymCall::vcpu`], 0 unless the case says otherwise), running
+    /// the conformance guest.
     Guest(VmRef),
 }
 
@@ -265,12 +293,38 @@ pub enum ReturnKind {
     Exit,
     /// A guest HVC forwarded to the host: x0 = the host's completion, x1..x3 = 0.
     Reply,
+    /// A guest's SMCCC architecture or TRNG call the firmware answers (5.8): the value is
+    /// the firmware's, only its form is the ABI's.
+    Firmware(FirmwareCall),
+}
+
+/// The firmware calls of 5.8, by the form of their answer (SMCCC v1.4, Arm DEN 0028, and
+/// the TRNG firmware interface, Arm DEN 0098).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FirmwareCall {
+    /// SMCCC_ARCH_FEATURES of a workaround: x0 = 0 (needed and offered), 1 (not needed on
+    /// this CPU), NOT_SUPPORTED or NOT_REQUIRED (-2); x1..x3 = 0.
+    WorkaroundFeatures,
+    /// SMCCC_ARCH_WORKAROUND_1/2/3: SMCCC defines no result, so x0 is whatever the
+    /// firmware left there (NOT_SUPPORTED if the payload did not call it); x1..x3 = 0.
+    Workaround,
+    /// TRNG_VERSION: x0 = a version (bit 31 clear, nonzero) or NOT_SUPPORTED; x1..x3 = 0.
+    TrngVersion,
+    /// TRNG_FEATURES: x0 = 0 or NOT_SUPPORTED; x1..x3 = 0.
+    TrngFeatures,
+    /// TRNG_GET_UUID: the UUID in x0..x3, 32 bits each (x0 not -1), or NOT_SUPPORTED.
+    TrngUuid,
+    /// TRNG_RND32/RND64: x0 = 0 and entropy in x1..x3, or NOT_SUPPORTED,
+    /// INVALID_PARAMETERS (-2) or NO_ENTROPY (-3) with x1..x3 = 0.
+    TrngRnd,
 }
 
 /// The call under test: x0..x7, some symbolic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SymCall {
     pub caller: Caller,
+    /// The vCPU that makes a guest call (0 for every call but CPU_OFF).
+    pub vcpu: u32,
     pub regs: [Sym; 8],
     pub returns: ReturnKind,
 }
@@ -287,6 +341,7 @@ impl SymCall {
         }
         Self {
             caller,
+            vcpu: 0,
             regs,
             returns,
         }
@@ -304,15 +359,18 @@ pub enum Watch {
         state: PageState,
         content: Content,
     },
-    /// A guest frame: if `guest_looks`, a load by the guest itself (the host has no
-    /// call that names a guest frame without changing it, since 2.0). `page` is the
-    /// page mapped there, if any.
+    /// A guest frame: if `guest_looks`, IPA_STATE and a load by the guest itself (the
+    /// host has no call that names a guest frame without changing it, since 2.0). `page`
+    /// is the page mapped there, if any; `registered`, whether the guest registered it as
+    /// MMIO (5.6); `guard_full`, whether every MMIO-guard slot of the VM is taken.
     Ipa {
         vm: VmRef,
         gfn: u64,
         state: IpaState,
         page: Option<PageRef>,
         content: Content,
+        registered: bool,
+        guard_full: bool,
         guest_looks: bool,
     },
     /// Whether the handle names a live VM.

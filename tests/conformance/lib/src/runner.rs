@@ -17,8 +17,8 @@ use crate::cases::Case;
 use crate::observe::{self, Label, View};
 use crate::outcome::{GuestEnd, Ret, Summary};
 use crate::plan::{
-    CHANNEL_IPA, CODE_GFN, CTRL_GFN, Caller, IPA_BITS, NR_VCPUS, POOL_PAGES, PageRef, Plan,
-    PowerOff, ReturnKind, Special, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
+    CHANNEL_IPA, CODE_GFN, CTRL_GFN, Caller, GUARD_FILL_GFN, IPA_BITS, NR_VCPUS, POOL_PAGES,
+    PageRef, Plan, PowerOff, ReturnKind, Special, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
 };
 use core::fmt;
 use hvc_abi::limits::{MAX_VMS, PAGE_SIZE};
@@ -231,7 +231,7 @@ fn make_call<B: Backend>(backend: &mut B, ledger: &mut Ledger, call: &SymCall) -
         },
         Caller::Guest(vm) => {
             let handle = ledger.handle(vm).unwrap_or(0);
-            match backend.guest_op(handle, 0, GuestOp::Hvc(regs)) {
+            match backend.guest_op(handle, call.vcpu, GuestOp::Hvc(regs)) {
                 Ok(outcome) => guest_summary(outcome, call.returns),
                 Err(_) => Summary::Guest {
                     exit: None,
@@ -269,14 +269,25 @@ fn must<B: Backend>(backend: &mut B, id: FunctionId, args: &[u64]) -> Result<[u6
     }
 }
 
-/// A guest operation that must end as `expected`.
+/// A guest operation of vCPU 0 that must end as `expected`.
 fn guest_must<B: Backend>(
     backend: &mut B,
     handle: u64,
     regs: [u64; 8],
     expected: Summary,
 ) -> Result<(), Summary> {
-    let got = match backend.guest_op(handle, 0, GuestOp::Hvc(regs)) {
+    vcpu_must(backend, handle, 0, regs, expected)
+}
+
+/// A guest operation of vCPU `vcpu` that must end as `expected`.
+fn vcpu_must<B: Backend>(
+    backend: &mut B,
+    handle: u64,
+    vcpu: u32,
+    regs: [u64; 8],
+    expected: Summary,
+) -> Result<(), Summary> {
+    let got = match backend.guest_op(handle, vcpu, GuestOp::Hvc(regs)) {
         Ok(outcome) => guest_summary(outcome, ReturnKind::Status),
         Err(_) => Summary::Guest {
             exit: None,
@@ -340,6 +351,36 @@ fn run_step<B: Backend>(backend: &mut B, ledger: &mut Ledger, step: Step) -> Res
             guest_must(backend, handle(ledger, vm), guest_regs(id, &[]), expected)
         }
         Step::Destroy(vm) => must(backend, FunctionId::VM_DESTROY, &[handle(ledger, vm)]).map(drop),
+        // The boot decides it; the host runs these cases only in that boot.
+        Step::UnconfinedBoot => Ok(()),
+        Step::GuardMap(vm, gfn) => {
+            let regs = guest_regs(FunctionId::MMIO_GUARD_MAP, &[ipa(gfn)]);
+            guest_must(backend, handle(ledger, vm), regs, Summary::guest(Ret::Ok))
+        }
+        Step::FillGuard(vm, nr) => {
+            for gfn in (GUARD_FILL_GFN..).take(nr as usize) {
+                let regs = guest_regs(FunctionId::MMIO_GUARD_MAP, &[ipa(gfn)]);
+                guest_must(backend, handle(ledger, vm), regs, Summary::guest(Ret::Ok))?;
+            }
+            Ok(())
+        }
+        Step::CpuOn(vm, vcpu) => {
+            let args = [vcpu.into(), ipa(CODE_GFN), CHANNEL_IPA];
+            let regs = guest_regs(FunctionId::PSCI_CPU_ON, &args);
+            let expected = Summary::Guest {
+                exit: Some(Exit::VcpuStarted { vcpu }),
+                end: GuestEnd::Returned(Ret::Ok),
+            };
+            guest_must(backend, handle(ledger, vm), regs, expected)
+        }
+        Step::CpuOff(vm, vcpu) => {
+            let regs = guest_regs(FunctionId::PSCI_CPU_OFF, &[]);
+            let expected = Summary::Guest {
+                exit: Some(Exit::VcpuOff),
+                end: GuestEnd::Stopped,
+            };
+            vcpu_must(backend, handle(ledger, vm), vcpu, regs, expected)
+        }
         Step::FillVms => {
             let missing = (MAX_VMS as usize).saturating_sub(ledger.live_vms());
             for slot in ledger.fill.iter_mut().take(missing) {

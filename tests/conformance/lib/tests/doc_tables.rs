@@ -3,6 +3,7 @@
 //! 7.2. A change to the document that the suite does not follow fails here.
 
 use conformance::cases::Call;
+use conformance::cases::calls::COVERED_ELSEWHERE;
 use conformance::cases::tables::{IpaCell, IpaColumn, PageCell, PageColumn, TABLE_7_1, TABLE_7_2};
 use conformance::states::{IpaState, PageState};
 
@@ -149,5 +150,46 @@ fn host_access_follows_table_7_1() {
             None => "as the platform maps it",
         };
         assert_eq!(row[2], expected, "{state}");
+    }
+}
+
+/// A row no case reaches (no trigger) is one of the rows of MMIO_GUARD_MAP and
+/// MMIO_GUARD_UNMAP's shared table that belongs to the other call, or is listed in
+/// `COVERED_ELSEWHERE` with a test that exists.
+#[test]
+fn every_row_no_case_reaches_names_the_test_that_does() {
+    for call in Call::ALL {
+        for (index, row) in call.rows().iter().enumerate() {
+            let shared_guard_row = matches!(call, Call::MmioGuardMap | Call::MmioGuardUnmap)
+                && (5..=7).contains(&(index + 1));
+            if !row.triggers.is_empty() || shared_guard_row {
+                continue;
+            }
+            let covered = COVERED_ELSEWHERE
+                .iter()
+                .find(|c| c.call == call && c.row == index + 1);
+            let Some(covered) = covered else {
+                panic!("{call} row {} is reached by no case and no test", index + 1);
+            };
+            let path = format!("{}/../../../{}", env!("CARGO_MANIFEST_DIR"), covered.file);
+            let source = std::fs::read_to_string(&path).expect(covered.file);
+            assert!(
+                source.contains(&format!("\"{}\"", covered.test))
+                    || source.contains(&format!("fn {}(", covered.test)),
+                "{call} row {}: {} has no test {}",
+                index + 1,
+                covered.file,
+                covered.test
+            );
+        }
+    }
+    for covered in COVERED_ELSEWHERE {
+        let row = covered.call.rows().get(covered.row - 1);
+        assert!(
+            row.is_some_and(|row| row.triggers.is_empty()),
+            "{} row {} is listed as covered elsewhere but a case reaches it",
+            covered.call,
+            covered.row
+        );
     }
 }

@@ -1,16 +1,17 @@
 //! From a case to its plan: setup steps for the subject, the call with its classes
 //! applied, the outcome the document promises and the watches before and after.
 
-use super::calls::{Call, FORWARDED_X1, Trigger};
+use super::calls::{Call, FORWARDED_X1, TRNG_BITS, Trigger};
 use super::classes::ArgClass;
 use super::doc_state::{Args, DocState};
-use super::{Case, Subject, VmSubject};
+use super::{Case, GuardSubject, Subject, VmSubject};
 use crate::outcome::{GuestEnd, Ret, Summary};
 use crate::plan::{
     CHANNEL_IPA, CODE_GFN, Caller, G_CROSS, G0, IPA_BITS, List, MAX_STEPS, MAX_WATCHES, NR_VCPUS,
-    PageRef, Plan, PowerOff, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
+    PageRef, Plan, PowerOff, ReturnKind, Step, Sym, SymCall, VmKind, VmRef, Watch, ipa,
 };
 use crate::states::{IpaState, PageState};
+use hvc_abi::limits::MAX_MMIO_GUARD_PAGES;
 use hvc_abi::{Error, Exit, FunctionId};
 
 /// FEATURES x1: version 2.0 (section 2).
@@ -50,6 +51,10 @@ fn assemble(case: &Case) -> Assembled {
     builder.subject_setup();
     let layout = case.call.layout();
     let mut call = builder.template();
+    // CPU_OFF is made by the vCPU that powers off: vCPU 1, which vCPU 0 started.
+    if case.call == Call::PsciCpuOff {
+        call.vcpu = 1;
+    }
     for class in case.classes() {
         class.apply(&mut call, &layout);
     }
@@ -120,7 +125,12 @@ pub fn plan_problem(case: &Case) -> Option<&'static str> {
     let live_run = case.call == Call::VcpuRun
         && !matches!(
             case.subject,
-            Subject::Vm(VmSubject::Stopped | VmSubject::Reset | VmSubject::Secondary)
+            Subject::Vm(
+                VmSubject::Stopped
+                    | VmSubject::Reset
+                    | VmSubject::Secondary
+                    | VmSubject::SecondaryOff
+            )
         );
     if a.success && live_run {
         return Some("a successful VCPU_RUN of a live vCPU depends on the guest");
@@ -191,7 +201,29 @@ impl Builder<'_> {
                 self.ipa_setup(first, PageRef::P0, base);
                 self.ipa_setup(second, PageRef::P1, base + 1);
             }
+            Subject::Guard(guard) => {
+                self.ensure_v0();
+                self.guard_setup(guard);
+            }
             Subject::Vm(vm) => self.vm_setup(vm),
+        }
+    }
+
+    /// Registers frames of V0 as the MMIO-guard subject says. The channel's page holds
+    /// one slot, so "full" takes MAX_MMIO_GUARD_PAGES - 1 more (G0 one of them or not).
+    fn guard_setup(&mut self, guard: GuardSubject) {
+        let others = MAX_MMIO_GUARD_PAGES - 1;
+        match guard {
+            GuardSubject::Registered => self.push(Step::GuardMap(VmRef::V0, G0)),
+            GuardSubject::Full => self.push(Step::FillGuard(VmRef::V0, others)),
+            GuardSubject::FullRegistered => {
+                self.push(Step::GuardMap(VmRef::V0, G0));
+                self.push(Step::FillGuard(VmRef::V0, others - 1));
+            }
+            GuardSubject::FullOwned => {
+                self.push(Step::Donate(VmRef::V0, PageRef::P0, G0));
+                self.push(Step::FillGuard(VmRef::V0, others));
+            }
         }
     }
 
@@ -241,6 +273,14 @@ impl Builder<'_> {
                 self.ensure_v0();
                 self.push(Step::CreateVcpu(VmRef::V0, 1));
             }
+            VmSubject::SecondaryOn | VmSubject::SecondaryOff => {
+                self.ensure_v0();
+                self.push(Step::CreateVcpu(VmRef::V0, 1));
+                self.push(Step::CpuOn(VmRef::V0, 1));
+                if vm == VmSubject::SecondaryOff {
+                    self.push(Step::CpuOff(VmRef::V0, 1));
+                }
+            }
             VmSubject::Stopped | VmSubject::Reset => {
                 self.ensure_v0();
                 self.push(Step::CreateVcpu(VmRef::V0, 1));
@@ -252,6 +292,7 @@ impl Builder<'_> {
                 self.push(Step::Stop(VmRef::V0, how));
             }
             VmSubject::Full => self.push(Step::FillVms),
+            VmSubject::UnconfinedBoot => self.push(Step::UnconfinedBoot),
         }
     }
 
@@ -267,7 +308,10 @@ impl Builder<'_> {
             Subject::Range(..) | Subject::IpaRange(..) => 2,
             _ => 1,
         };
-        let maps_from_ipa_subject = matches!(subject, Subject::Ipa(_) | Subject::IpaRange(..));
+        let maps_from_ipa_subject = matches!(
+            subject,
+            Subject::Ipa(_) | Subject::IpaRange(..) | Subject::Guard(_)
+        );
         // Calls that give pages to a VM give them to V1, so that a page's own VM is never
         // the target, unless V0's vCPU must be running during the call.
         let target = if self.case.has(ArgClass::VcpuRunning) || maps_from_ipa_subject {
@@ -302,7 +346,17 @@ impl Builder<'_> {
             // vCPU 1, lowest affinity level 0.
             Call::PsciAffinityInfo => &[lit(1), lit(0)],
             Call::SmcccArchFeatures => &[lit(FunctionId::SMCCC_ARCH_FEATURES.to_x0())],
-            Call::PsciVersion | Call::SmcccVersion => &[],
+            Call::PsciVersion | Call::SmcccVersion | Call::PsciCpuOff => &[],
+            // _2's x1 = 1: turn the mitigation on; _1 and _3 take no argument.
+            Call::SmcccWorkaround(id) if id == FunctionId::SMCCC_ARCH_WORKAROUND_2.0 => &[lit(1)],
+            Call::SmcccWorkaround(_) => &[],
+            Call::Trng(id) if id == FunctionId::TRNG_FEATURES.0 => {
+                &[lit(FunctionId::TRNG_RND64.to_x0())]
+            }
+            Call::Trng(id) if id == FunctionId::TRNG_RND32.0 || id == FunctionId::TRNG_RND64.0 => {
+                &[lit(TRNG_BITS)]
+            }
+            Call::Trng(_) => &[],
             Call::Uid
             | Call::Features
             | Call::GuestUid
@@ -415,11 +469,12 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
         Call::GuestFeatures => Summary::guest(Ret::Values([VERSION_2_0, GUEST_BITMAP, 0])),
         Call::HypMeminfo => Summary::guest(Ret::Values([GRANULE, 0, 0])),
         Call::MmioGuardMap | Call::MmioGuardUnmap => Summary::guest(Ret::Ok),
-        // 5.7: the suite never registers a page for a case (see doc_state.rs).
+        // 5.7.
         Call::IpaState => {
-            let state = match args.vm().map(|vm| before.ipa(vm, gfn).0) {
-                Some(IpaState::GuestOwned) => 1,
-                Some(IpaState::GuestShared) => 2,
+            let state = match args.vm().map(|vm| (before.ipa(vm, gfn).0, vm)) {
+                Some((IpaState::GuestOwned, _)) => 1,
+                Some((IpaState::GuestShared, _)) => 2,
+                Some((IpaState::Unmapped, vm)) if before.registered(vm, gfn) => 3,
                 _ => 0,
             };
             // A zero result reads as a plain success (outcome.rs).
@@ -439,11 +494,27 @@ fn success_summary(case: &Case, call: &SymCall, args: &Args, before: &DocState) 
             }))
         }
         Call::MemShare => guest_exit(Exit::MemShared { ipa: ipa(gfn), nr }),
+        // 5.5 CPU_ON: ALREADY_ON (-4, which reads as this ABI's DENIED) if vCPU 1 is on.
+        Call::PsciCpuOn if before.vcpu_on(VmRef::V0, 1) => {
+            Summary::guest(Ret::classify([-4i64 as u64, 0, 0, 0], ReturnKind::Status))
+        }
         Call::PsciCpuOn => guest_exit(Exit::VcpuStarted { vcpu: 1 }),
+        // CPU_OFF does not return; the vCPU exits with VCPU_OFF.
+        Call::PsciCpuOff => Summary::Guest {
+            exit: Some(Exit::VcpuOff),
+            end: GuestEnd::Stopped,
+        },
+        // 5.8: the firmware's answer, in the form the call allows; no exit, the guest
+        // carries on.
+        Call::SmcccWorkaround(_) | Call::Trng(_) => Summary::guest(Ret::Firmware),
+        Call::SmcccArchFeatures if matches!(call.returns, ReturnKind::Firmware(_)) => {
+            Summary::guest(Ret::Firmware)
+        }
         // PSCI's and SMCCC's own results: x0 is a value, not this ABI's status (1.2).
         Call::PsciVersion => Summary::guest(Ret::Raw([0x1_0000, 0, 0, 0])),
         Call::SmcccVersion => Summary::guest(Ret::Raw([0x1_0001, 0, 0, 0])),
-        // AFFINITY_INFO: 1 = off (vCPU 1 was created powered off).
+        // AFFINITY_INFO: 0 = on (a zero x0 reads as a plain success), 1 = off.
+        Call::PsciAffinityInfo if before.vcpu_on(VmRef::V0, 1) => Summary::guest(Ret::Ok),
         Call::PsciAffinityInfo => Summary::guest(Ret::Raw([1, 0, 0, 0])),
         Call::PsciFeatures | Call::SmcccArchFeatures => Summary::guest(Ret::Ok),
         Call::MemUnshare => guest_exit(Exit::MemUnshared { ipa: ipa(gfn), nr }),
@@ -529,7 +600,7 @@ fn watched_ipas(steps: &List<Step, MAX_STEPS>, args: &Args, case: &Case) -> List
             add(vm, gfn.wrapping_add(i));
         }
     }
-    if let Subject::Ipa(_) | Subject::IpaRange(..) = case.subject {
+    if let Subject::Ipa(_) | Subject::IpaRange(..) | Subject::Guard(_) = case.subject {
         add(VmRef::V0, G0);
     }
     ipas
@@ -563,6 +634,8 @@ fn watches(
             state,
             page,
             content,
+            registered: doc.registered(vm, gfn),
+            guard_full: doc.guard_full(vm),
             guest_looks: info.guest_can_run(),
         });
     }

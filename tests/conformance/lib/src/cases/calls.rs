@@ -2,8 +2,8 @@
 //! `docs/abi.md` in the document's row order) and the states they are tried in.
 
 use super::classes::ArgClass::{self, *};
-use super::{Subject, VmSubject};
-use crate::plan::{Caller, ReturnKind};
+use super::{GuardSubject, Subject, VmSubject};
+use crate::plan::{Caller, FirmwareCall, ReturnKind};
 use crate::states::{IpaState, PageState};
 use core::fmt;
 use hvc_abi::{Error, FunctionId};
@@ -49,6 +49,12 @@ pub enum Call {
     SmcccVersion,
     /// SMCCC_ARCH_FEATURES of SMCCC_ARCH_FEATURES (5.8): implemented.
     SmcccArchFeatures,
+    /// PSCI CPU_OFF made by vCPU 1, which vCPU 0 started (5.5): exit VCPU_OFF.
+    PsciCpuOff,
+    /// SMCCC_ARCH_WORKAROUND_1, _2 or _3 (5.8): the firmware's answer, never the host's.
+    SmcccWorkaround(u32),
+    /// A TRNG call (5.8): the firmware's answer, never the host's.
+    Trng(u32),
     /// An owner-6 SMC64 fast id with no call (host).
     Unassigned(u32),
 }
@@ -64,6 +70,25 @@ pub const UNASSIGNED_IDS: [u32; 6] = [
     0xC600_0026,
     0xC600_FFFF,
 ];
+
+/// The three Spectre workaround calls [`Call::SmcccWorkaround`] tries (5.8).
+pub const WORKAROUND_IDS: [u32; 3] = [
+    FunctionId::SMCCC_ARCH_WORKAROUND_1.0,
+    FunctionId::SMCCC_ARCH_WORKAROUND_2.0,
+    FunctionId::SMCCC_ARCH_WORKAROUND_3.0,
+];
+
+/// The TRNG calls [`Call::Trng`] tries (5.8): every one the document lists.
+pub const TRNG_IDS: [u32; 5] = [
+    FunctionId::TRNG_VERSION.0,
+    FunctionId::TRNG_FEATURES.0,
+    FunctionId::TRNG_GET_UUID.0,
+    FunctionId::TRNG_RND32.0,
+    FunctionId::TRNG_RND64.0,
+];
+
+/// Bits of entropy the TRNG_RND cases ask for (within both calls' limits: 96 and 192).
+pub const TRNG_BITS: u64 = 64;
 
 /// A SiP service call (owner 2): a guest HVC of another owner than 6 or PSCI's, which the
 /// payload forwards (5.4).
@@ -113,6 +138,7 @@ const fn row(error: Error, triggers: &'static [Trigger]) -> Row {
 }
 
 const MBZ: Row = row(IP, &[C(Reserved), C(ReservedX7)]);
+const GUARD_FULL: &[Trigger] = &[S(Subject::Guard(GuardSubject::Full))];
 const NR_ZERO: Row = row(IP, &[C(NrZero)]);
 const NR_LIMIT: Row = row(RANGE, &[C(NrOver), C(NrWide)]);
 const PFN_RANGE: Row = row(RANGE, &[C(BeyondPa), C(Wrap)]);
@@ -131,9 +157,8 @@ const VM_CREATE_ROWS: &[Row] = &[
     // Only on CPUs with a 32- or 36-bit PA size, which QEMU does not model.
     row(IP, &[]),
     row(Error::Busy, &[S(Subject::Vm(VmSubject::Full))]),
-    // Depends on how the payload was booted, not on a call's arguments or state: the suite
-    // boots without the option, so no case reaches it (tests/dma-host checks it).
-    row(Error::Denied, &[]),
+    // Depends on how the payload was booted: its cases run in a boot of their own.
+    row(Error::Denied, &[S(Subject::Vm(VmSubject::UnconfinedBoot))]),
 ];
 const VM_TOPUP_ROWS: &[Row] = &[
     MBZ,
@@ -206,9 +231,12 @@ const MEM_UNSHARE_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestOwned
 const MEM_RELINQUISH_ROWS: &[Row] = &mem_rows(&[S(Subject::Ipa(IpaState::GuestShared))]);
 
 /// The rows of MMIO_GUARD_MAP and MMIO_GUARD_UNMAP (5.6, one table for both): rows 5-7
-/// apply to one of the two each (`not_found`, `denied`). Row 7 (BUSY, the full list) is
-/// left to the ABI host tests: the suite registers at most one page.
-const fn mmio_guard_rows(not_found: &'static [Trigger], denied: &'static [Trigger]) -> [Row; 7] {
+/// apply to one of the two each (`not_found`, `denied`, `busy`).
+const fn mmio_guard_rows(
+    not_found: &'static [Trigger],
+    denied: &'static [Trigger],
+    busy: &'static [Trigger],
+) -> [Row; 7] {
     [
         MBZ,
         row(IP, &[C(Unaligned)]),
@@ -216,21 +244,57 @@ const fn mmio_guard_rows(not_found: &'static [Trigger], denied: &'static [Trigge
         row(RANGE, &[C(BeyondVmIpa)]),
         row(NF, not_found),
         row(Error::Denied, denied),
-        row(Error::Busy, &[]),
+        row(Error::Busy, busy),
     ]
 }
-const MMIO_GUARD_MAP_ROWS: &[Row] = &mmio_guard_rows(&[], &[S(Subject::Ipa(IpaState::GuestOwned))]);
+const MMIO_GUARD_MAP_ROWS: &[Row] =
+    &mmio_guard_rows(&[], &[S(Subject::Ipa(IpaState::GuestOwned))], GUARD_FULL);
 const IPA_STATE_ROWS: &[Row] = &[
     MBZ,
     row(IP, &[C(Unaligned)]),
     row(RANGE, &[C(BeyondIpa)]),
     row(RANGE, &[C(BeyondVmIpa)]),
 ];
-const MMIO_GUARD_UNMAP_ROWS: &[Row] = &mmio_guard_rows(&[S(Subject::Ipa(IpaState::Unmapped))], &[]);
+const MMIO_GUARD_UNMAP_ROWS: &[Row] =
+    &mmio_guard_rows(&[S(Subject::Ipa(IpaState::Unmapped))], &[], &[]);
+
+/// A row of the document that no case of this suite reaches, and the test that checks it.
+#[derive(Clone, Copy, Debug)]
+pub struct CoveredElsewhere {
+    pub call: Call,
+    /// The row's number in the call's table (1-based).
+    pub row: usize,
+    /// The source file of the test, from the repository's root.
+    pub file: &'static str,
+    pub test: &'static str,
+    /// Why the suite does not reach it.
+    pub why: &'static str,
+}
+
+/// The rows of `COVERED_ELSEWHERE` are checked against the test sources by
+/// `tests/doc_tables.rs` (a test host's quoted test name, or a Rust `fn` of that name).
+/// VM_CREATE's DENIED row, which depends on a boot option, has a boot of its own
+/// (`Boot::UnconfinedDma`); the rows below depend on the CPU's physical-address size.
+pub const COVERED_ELSEWHERE: &[CoveredElsewhere] = &[
+    CoveredElsewhere {
+        call: Call::VmCreate,
+        row: 5,
+        file: "stage2/src/pgtable/tests.rs",
+        test: "vm_ipa_sizes_above_the_cpus_are_refused",
+        why: "only CPUs with a 32- or 36-bit PA size refuse an ipa_bits the decoder accepts; QEMU models none",
+    },
+    CoveredElsewhere {
+        call: Call::VmTopup,
+        row: 7,
+        file: "stage2/src/ownership/tests.rs",
+        test: "on_a_40_bit_cpu_a_vms_first_pool_pages_must_hold_its_two_concatenated_root_tables",
+        why: "only CPUs whose IPA size needs concatenated root tables (40/42-bit PA); the suite runs on `max`",
+    },
+];
 
 impl Call {
     /// Every call the suite tries, in the order of its output.
-    pub const ALL: [Call; 35] = [
+    pub const ALL: [Call; 44] = [
         Call::Uid,
         Call::Features,
         Call::HostShareHyp,
@@ -260,6 +324,15 @@ impl Call {
         Call::PsciAffinityInfo,
         Call::SmcccVersion,
         Call::SmcccArchFeatures,
+        Call::PsciCpuOff,
+        Call::SmcccWorkaround(WORKAROUND_IDS[0]),
+        Call::SmcccWorkaround(WORKAROUND_IDS[1]),
+        Call::SmcccWorkaround(WORKAROUND_IDS[2]),
+        Call::Trng(TRNG_IDS[0]),
+        Call::Trng(TRNG_IDS[1]),
+        Call::Trng(TRNG_IDS[2]),
+        Call::Trng(TRNG_IDS[3]),
+        Call::Trng(TRNG_IDS[4]),
         Call::Unassigned(UNASSIGNED_IDS[0]),
         Call::Unassigned(UNASSIGNED_IDS[1]),
         Call::Unassigned(UNASSIGNED_IDS[2]),
@@ -298,7 +371,8 @@ impl Call {
             Call::PsciAffinityInfo => FunctionId::PSCI_AFFINITY_INFO_64.0,
             Call::SmcccVersion => FunctionId::SMCCC_VERSION.0,
             Call::SmcccArchFeatures => FunctionId::SMCCC_ARCH_FEATURES.0,
-            Call::Unassigned(id) => id,
+            Call::PsciCpuOff => FunctionId::PSCI_CPU_OFF.0,
+            Call::SmcccWorkaround(id) | Call::Trng(id) | Call::Unassigned(id) => id,
         }
     }
 
@@ -322,7 +396,10 @@ impl Call {
             | Call::PsciFeatures
             | Call::PsciAffinityInfo
             | Call::SmcccVersion
-            | Call::SmcccArchFeatures => Caller::Guest(crate::plan::VmRef::V0),
+            | Call::SmcccArchFeatures
+            | Call::PsciCpuOff
+            | Call::SmcccWorkaround(_)
+            | Call::Trng(_) => Caller::Guest(crate::plan::VmRef::V0),
             _ => Caller::Host,
         }
     }
@@ -333,6 +410,13 @@ impl Call {
             Call::VmCreate => ReturnKind::Handle,
             Call::VcpuRun => ReturnKind::Exit,
             Call::GuestHvc => ReturnKind::Reply,
+            Call::SmcccWorkaround(_) => ReturnKind::Firmware(FirmwareCall::Workaround),
+            Call::Trng(id) => ReturnKind::Firmware(match id {
+                0x8400_0050 => FirmwareCall::TrngVersion,
+                0x8400_0051 => FirmwareCall::TrngFeatures,
+                0x8400_0052 => FirmwareCall::TrngUuid,
+                _ => FirmwareCall::TrngRnd,
+            }),
             _ => ReturnKind::Status,
         }
     }
@@ -430,6 +514,9 @@ impl Call {
             | Call::PsciAffinityInfo
             | Call::SmcccVersion
             | Call::SmcccArchFeatures
+            | Call::PsciCpuOff
+            | Call::SmcccWorkaround(_)
+            | Call::Trng(_)
             | Call::Unassigned(_) => none,
         }
     }
@@ -463,6 +550,9 @@ impl Call {
             | Call::PsciAffinityInfo
             | Call::SmcccVersion
             | Call::SmcccArchFeatures
+            | Call::PsciCpuOff
+            | Call::SmcccWorkaround(_)
+            | Call::Trng(_)
             | Call::Unassigned(_) => &[],
         }
     }
@@ -478,10 +568,8 @@ impl Call {
             Call::HostUnshareHyp => Subject::Page(PageState::SharedHyp),
             Call::VmReclaim => Subject::Page(PageState::Reclaimable),
             Call::MemShare | Call::MemRelinquish => Subject::Ipa(IpaState::GuestOwned),
-            // No subject says "registered": UNMAP's valid case is the NOT_FOUND one.
-            Call::MmioGuardMap | Call::MmioGuardUnmap | Call::IpaState => {
-                Subject::Ipa(IpaState::Unmapped)
-            }
+            Call::MmioGuardMap | Call::IpaState => Subject::Ipa(IpaState::Unmapped),
+            Call::MmioGuardUnmap => Subject::Guard(GuardSubject::Registered),
             Call::MemUnshare => Subject::Ipa(IpaState::GuestShared),
             Call::VcpuCreate
             | Call::VcpuRun
@@ -493,10 +581,13 @@ impl Call {
             | Call::PsciSystemOff
             | Call::PsciSystemReset => Subject::Vm(VmSubject::Vm),
             Call::PsciCpuOn | Call::PsciAffinityInfo => Subject::Vm(VmSubject::Secondary),
+            Call::PsciCpuOff => Subject::Vm(VmSubject::SecondaryOn),
             Call::PsciVersion
             | Call::PsciFeatures
             | Call::SmcccVersion
-            | Call::SmcccArchFeatures => Subject::Vm(VmSubject::Vm),
+            | Call::SmcccArchFeatures
+            | Call::SmcccWorkaround(_)
+            | Call::Trng(_) => Subject::Vm(VmSubject::Vm),
         }
     }
 
@@ -523,7 +614,13 @@ impl Call {
             Call::PsciCpuOn => &[Smc32],
             // Every argument register set: ignored (1.3).
             Call::PsciVersion | Call::SmcccVersion => &[ArgsSet],
-            Call::PsciFeatures | Call::PsciAffinityInfo | Call::SmcccArchFeatures => &[],
+            // ARCH_FEATURES of each workaround: the firmware's answer (5.8).
+            Call::SmcccArchFeatures => &[Workaround1, Workaround2, Workaround3],
+            Call::PsciFeatures
+            | Call::PsciAffinityInfo
+            | Call::PsciCpuOff
+            | Call::SmcccWorkaround(_)
+            | Call::Trng(_) => &[],
             Call::GuestHvc => &[UpperX0, SveHint],
             Call::GuestUid | Call::PsciSystemOff => &[ArgsSet],
             Call::PsciSystemReset | Call::Unassigned(_) => &[],
@@ -604,6 +701,19 @@ impl fmt::Display for Call {
             Call::PsciAffinityInfo => "PSCI_AFFINITY_INFO",
             Call::SmcccVersion => "SMCCC_VERSION",
             Call::SmcccArchFeatures => "SMCCC_ARCH_FEATURES",
+            Call::PsciCpuOff => "PSCI_CPU_OFF",
+            Call::SmcccWorkaround(id) => match id {
+                0x8000_8000 => "SMCCC_ARCH_WORKAROUND_1",
+                0x8000_7FFF => "SMCCC_ARCH_WORKAROUND_2",
+                _ => "SMCCC_ARCH_WORKAROUND_3",
+            },
+            Call::Trng(id) => match id {
+                0x8400_0050 => "TRNG_VERSION",
+                0x8400_0051 => "TRNG_FEATURES",
+                0x8400_0052 => "TRNG_GET_UUID",
+                0x8400_0053 => "TRNG_RND32",
+                _ => "TRNG_RND64",
+            },
             Call::Unassigned(id) => return write!(f, "ID_{id:#X}"),
         };
         f.write_str(name)

@@ -2,8 +2,10 @@
 //! the VM it names, a vCPU kept running) so that one row of the call's error table applies,
 //! or so that something the document says is ignored or allowed is tried.
 
-use super::calls::Layout;
-use crate::plan::{Caller, G_CROSS, IPA_BITS, NR_VCPUS, Sym, SymCall, VmRef};
+use super::calls::{Layout, WORKAROUND_IDS};
+use crate::plan::{
+    Caller, FirmwareCall, G_CROSS, IPA_BITS, NR_VCPUS, ReturnKind, Sym, SymCall, VmRef,
+};
 use hvc_abi::function_id::SMCCC_SVE_HINT;
 use hvc_abi::limits::{MAX_IPA_BITS, MAX_PAGES_PER_CALL, MAX_VCPUS, MIN_IPA_BITS, PFN_LIMIT};
 
@@ -91,6 +93,12 @@ pub enum ArgClass {
     FromGuest,
     /// A guest call made by the host.
     FromHost,
+    /// SMCCC_ARCH_FEATURES of SMCCC_ARCH_WORKAROUND_1 (x1): the firmware's answer.
+    Workaround1,
+    /// SMCCC_ARCH_FEATURES of SMCCC_ARCH_WORKAROUND_2.
+    Workaround2,
+    /// SMCCC_ARCH_FEATURES of SMCCC_ARCH_WORKAROUND_3.
+    Workaround3,
 }
 
 /// Which part of the call a class changes; two classes combine only if they change
@@ -157,6 +165,9 @@ impl ArgClass {
             ArgClass::SveHint => "sve_hint",
             ArgClass::FromGuest => "from_guest",
             ArgClass::FromHost => "from_host",
+            ArgClass::Workaround1 => "workaround_1",
+            ArgClass::Workaround2 => "workaround_2",
+            ArgClass::Workaround3 => "workaround_3",
         }
     }
 
@@ -171,7 +182,10 @@ impl ArgClass {
             | ArgClass::BeyondVmIpa
             | ArgClass::Unaligned
             | ArgClass::SecondaryEntry
-            | ArgClass::CrossBlock => Aspect::Address,
+            | ArgClass::CrossBlock
+            | ArgClass::Workaround1
+            | ArgClass::Workaround2
+            | ArgClass::Workaround3 => Aspect::Address,
             ArgClass::HandleZero | ArgClass::HandleDead | ArgClass::EmptyPool => Aspect::Vm,
             ArgClass::VcpuRange
             | ArgClass::VcpuWide
@@ -302,6 +316,15 @@ impl ArgClass {
             ArgClass::SveHint => set(call, Some(0), id | u64::from(SMCCC_SVE_HINT)),
             ArgClass::FromGuest => call.caller = Caller::Guest(VmRef::V0),
             ArgClass::FromHost => call.caller = Caller::Host,
+            ArgClass::Workaround1 | ArgClass::Workaround2 | ArgClass::Workaround3 => {
+                let queried = match self {
+                    ArgClass::Workaround1 => WORKAROUND_IDS[0],
+                    ArgClass::Workaround2 => WORKAROUND_IDS[1],
+                    _ => WORKAROUND_IDS[2],
+                };
+                set(call, Some(1), queried.into());
+                call.returns = ReturnKind::Firmware(FirmwareCall::WorkaroundFeatures);
+            }
         }
     }
 }

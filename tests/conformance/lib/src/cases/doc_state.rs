@@ -9,6 +9,7 @@ use super::tables::{IpaCell, IpaColumn, PageCell, PageColumn, ipa_cell, page_cel
 use crate::plan::{Caller, List, PageRef, PowerOff, Step, Sym, SymCall, VmKind, VmRef};
 use crate::states::{Content, IpaState, PageState};
 use hvc_abi::Error;
+use hvc_abi::limits::MAX_MMIO_GUARD_PAGES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PageInfo {
@@ -28,6 +29,12 @@ pub struct VmInfo {
     pub vcpus: u8,
     /// A vCPU has entered the guest (4.8: VCPU_CREATE is DENIED from then on).
     pub launched: bool,
+    /// Bit n set: vCPU n is powered on (4.8: vCPU 0 from its creation, the others by
+    /// the guest's CPU_ON, until their CPU_OFF).
+    pub on: u8,
+    /// MMIO-guard slots taken besides the channel's and the frames `DocState` lists
+    /// (Step::FillGuard).
+    pub guard_fill: u32,
 }
 
 impl VmInfo {
@@ -46,6 +53,8 @@ pub struct Args {
     pub gfn: Option<u64>,
     pub nr: u64,
     pub vcpu: u64,
+    /// The vCPU that makes a guest call.
+    pub caller_vcpu: u32,
 }
 
 impl Args {
@@ -69,6 +78,7 @@ impl Args {
             gfn: lit(layout.gfn).or(lit(layout.ipa).map(|ipa| ipa >> 12)),
             nr: lit(layout.nr).unwrap_or(1),
             vcpu: lit(layout.vcpu).unwrap_or(0),
+            caller_vcpu: call.vcpu,
         }
     }
 
@@ -86,9 +96,14 @@ impl Args {
 pub struct DocState {
     pages: [PageInfo; 7],
     maps: List<(VmRef, u64, PageRef), 8>,
+    /// Frames the guests registered as MMIO (5.6), besides the channel's and the filler
+    /// frames of Step::FillGuard.
+    registered: List<(VmRef, u64), 4>,
     vms: [Option<VmInfo>; 5],
     /// MAX_VMS VMs exist (Step::FillVms).
     full: bool,
+    /// The boot had `/chosen/el2,unconfined-dma` (Step::UnconfinedBoot).
+    unconfined: bool,
     /// Something did not resolve (a range beyond the case's pages, a mapping list too
     /// small, a setup step the tables refuse): the case is broken. Unit tests check this
     /// is never set.
@@ -114,8 +129,10 @@ impl DocState {
                 page(PageState::NoRam, Content::Other),
             ],
             maps: List::new(),
+            registered: List::new(),
             vms: [None; 5],
             full: false,
+            unconfined: false,
             broken: None,
         }
     }
@@ -140,6 +157,30 @@ impl DocState {
         }
     }
 
+    /// Whether the guest of `vm` registered `gfn` as MMIO (5.6).
+    pub fn registered(&self, vm: VmRef, gfn: u64) -> bool {
+        self.registered.iter().any(|entry| entry == (vm, gfn))
+    }
+
+    /// Whether every MMIO-guard slot of `vm` is taken: the channel's, the filler frames
+    /// and the listed ones (5.6).
+    pub fn guard_full(&self, vm: VmRef) -> bool {
+        self.guard_taken(vm) >= MAX_MMIO_GUARD_PAGES
+    }
+
+    /// The MMIO-guard slots of `vm` taken: the channel's, the filler frames, the listed.
+    fn guard_taken(&self, vm: VmRef) -> u32 {
+        let listed = self.registered.iter().filter(|&(v, _)| v == vm).count() as u32;
+        let fill = self.vm(vm).map_or(0, |info| info.guard_fill);
+        1 + fill + listed
+    }
+
+    /// Whether vCPU `vcpu` of `vm` is powered on.
+    pub fn vcpu_on(&self, vm: VmRef, vcpu: u64) -> bool {
+        self.vm(vm)
+            .is_some_and(|info| vcpu < 8 && info.on & (1 << vcpu) != 0)
+    }
+
     fn break_with(&mut self, why: &'static str) {
         self.broken.get_or_insert(why);
     }
@@ -162,6 +203,7 @@ impl DocState {
             gfn,
             nr: 1,
             vcpu: 0,
+            caller_vcpu: 0,
         };
         let (call, args) = match step {
             Step::CreateVm(vm, kind) => {
@@ -172,7 +214,32 @@ impl DocState {
                     vcpus: if kind == VmKind::Bare { 0 } else { 1 },
                     // The spinner runs on another CPU during the call.
                     launched: kind == VmKind::Spinner,
+                    on: if kind == VmKind::Bare { 0 } else { 1 },
+                    guard_fill: 0,
                 });
+                return;
+            }
+            Step::FillGuard(vm, nr) => {
+                self.launch(vm);
+                if let Some(info) = self.vms[vm.index()].as_mut() {
+                    info.guard_fill += nr;
+                }
+                if self.guard_taken(vm) > MAX_MMIO_GUARD_PAGES {
+                    self.break_with("more MMIO-guard registrations than a VM has slots");
+                }
+                return;
+            }
+            Step::CpuOn(vm, vcpu) => {
+                self.launch(vm);
+                if let Some(info) = self.vms[vm.index()].as_mut() {
+                    info.on |= 1 << vcpu;
+                }
+                return;
+            }
+            Step::CpuOff(vm, vcpu) => {
+                if let Some(info) = self.vms[vm.index()].as_mut() {
+                    info.on &= !(1 << vcpu);
+                }
                 return;
             }
             Step::CreateVcpu(vm, vcpu) => {
@@ -198,11 +265,22 @@ impl DocState {
                 self.full = true;
                 return;
             }
+            Step::UnconfinedBoot => {
+                self.unconfined = true;
+                return;
+            }
             Step::ShareHyp(page) => (Call::HostShareHyp, host(None, Some(page), None)),
             Step::Topup(vm, page) => (Call::VmTopup, host(Some(vm), Some(page), None)),
             Step::Donate(vm, page, gfn) => (Call::VmDonate, host(Some(vm), Some(page), Some(gfn))),
             Step::GuestShare(vm, gfn) => (
                 Call::MemShare,
+                Args {
+                    caller: Caller::Guest(vm),
+                    ..host(None, None, Some(gfn))
+                },
+            ),
+            Step::GuardMap(vm, gfn) => (
+                Call::MmioGuardMap,
                 Args {
                     caller: Caller::Guest(vm),
                     ..host(None, None, Some(gfn))
@@ -250,19 +328,33 @@ impl DocState {
                 return Err(Error::Denied);
             }
         }
+        // 4.5 row 8: VM_DONATE refuses an IPA the guest registered as MMIO.
+        if call == Call::VmDonate
+            && let (Some(vm), Some(gfn)) = (args.vm(), args.gfn)
+            && (gfn..gfn.saturating_add(args.nr)).any(|g| self.registered(vm, g))
+        {
+            return Err(Error::Denied);
+        }
         if call == Call::VmCreate && self.full {
             return Err(Error::Busy);
         }
-        // 5.6: MMIO_GUARD_MAP needs an IPA with no page; the suite never registers a page
-        // for a case (its load probe registers and unregisters around the load), so
-        // MMIO_GUARD_UNMAP finds none registered.
+        if call == Call::VmCreate && self.unconfined {
+            return Err(Error::Denied);
+        }
+        // 5.6: MMIO_GUARD_MAP needs an IPA with no page (row 6), then a free slot unless
+        // the page is registered already (row 7); MMIO_GUARD_UNMAP a registered page
+        // (row 5). The suite's load probe registers and unregisters around its load only
+        // a frame that was not registered, so it changes nothing.
         if let (Call::MmioGuardMap | Call::MmioGuardUnmap, Some(vm), Some(gfn)) =
             (call, args.vm(), args.gfn)
         {
             let unmapped = self.ipa(vm, gfn).0 == IpaState::Unmapped;
+            let registered = self.registered(vm, gfn);
             return match call {
                 Call::MmioGuardMap if !unmapped => Err(Error::Denied),
+                Call::MmioGuardMap if !registered && self.guard_full(vm) => Err(Error::Busy),
                 Call::MmioGuardMap => Ok(()),
+                _ if registered => Ok(()),
                 _ => Err(Error::NotFound),
             };
         }
@@ -303,6 +395,8 @@ impl DocState {
                     stopped: None,
                     vcpus: 0,
                     launched: false,
+                    on: 0,
+                    guard_fill: 0,
                 });
             }
             Call::VcpuCreate => {
@@ -315,6 +409,35 @@ impl DocState {
             Call::VmDestroy => {
                 if let Some(vm) = args.handle {
                     self.destroy(vm);
+                }
+            }
+            Call::MmioGuardMap | Call::MmioGuardUnmap => {
+                if let (Some(vm), Some(gfn)) = (args.vm(), args.gfn) {
+                    let entry = (vm, gfn);
+                    self.registered.retain(|&e| e != entry);
+                    if call == Call::MmioGuardMap {
+                        self.registered.push(entry);
+                        if self.registered.overflowed() {
+                            self.break_with("more registered frames than the case can follow");
+                        }
+                    }
+                }
+            }
+            // 5.5: CPU_ON powers the target on (no change if it is on: ALREADY_ON);
+            // CPU_OFF powers the caller off.
+            Call::PsciCpuOn => {
+                if let Caller::Guest(vm) = args.caller
+                    && let Some(state) = self.vms[vm.index()].as_mut()
+                {
+                    // The suite's CPU_ON always names vCPU 1 (build.rs).
+                    state.on |= 1 << 1;
+                }
+            }
+            Call::PsciCpuOff => {
+                if let Caller::Guest(vm) = args.caller
+                    && let Some(state) = self.vms[vm.index()].as_mut()
+                {
+                    state.on &= !(1 << args.caller_vcpu);
                 }
             }
             Call::PsciSystemOff | Call::PsciSystemReset => {
@@ -414,6 +537,8 @@ impl DocState {
             info.owner = None;
         }
         self.maps.retain(|&(v, _, _)| v != vm);
+        // 5.6: the registrations end with the VM.
+        self.registered.retain(|&(v, _)| v != vm);
         if let Some(info) = self.vms[vm.index()].as_mut() {
             info.alive = false;
         }

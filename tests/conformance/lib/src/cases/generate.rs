@@ -2,7 +2,7 @@
 
 use super::calls::{Call, Trigger};
 use super::classes::ArgClass;
-use super::{Case, Subject, VmSubject};
+use super::{Case, GuardSubject, Subject, VmSubject};
 use crate::plan::List;
 use crate::states::{IpaState, PageState};
 
@@ -68,14 +68,41 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         | Call::IpaState => &IpaState::ALL,
         _ => &[],
     };
+    use GuardSubject as G;
+    let guards: &[GuardSubject] = match call {
+        // 5.6: registering again, a full list (BUSY, checked last: DENIED first, and a
+        // page already registered is no new slot).
+        Call::MmioGuardMap => &[G::Registered, G::Full, G::FullRegistered, G::FullOwned],
+        // Unregistering frees a slot of a full list.
+        Call::MmioGuardUnmap => &[G::Registered, G::FullRegistered],
+        // A registered frame has no page: IPA_STATE 3, VM_DONATE DENIED (4.5 row 8), the
+        // memory calls NOT_FOUND.
+        Call::IpaState
+        | Call::VmDonate
+        | Call::MemShare
+        | Call::MemUnshare
+        | Call::MemRelinquish => &[G::Registered],
+        _ => &[],
+    };
     let vms: &[VmSubject] = match call {
-        Call::Uid | Call::Features | Call::VmCreate | Call::Unassigned(_) => &[VmSubject::None],
+        Call::Uid | Call::Features | Call::Unassigned(_) => &[VmSubject::None],
+        Call::VmCreate => &[VmSubject::None, VmSubject::UnconfinedBoot],
         Call::VcpuCreate => &[VmSubject::Vm, VmSubject::Bare, VmSubject::Ran],
         Call::VcpuRun => &[VmSubject::Stopped, VmSubject::Reset],
-        Call::PsciCpuOn | Call::PsciAffinityInfo => &[VmSubject::Secondary],
-        Call::PsciVersion | Call::PsciFeatures | Call::SmcccVersion | Call::SmcccArchFeatures => {
-            &[VmSubject::Vm]
-        }
+        // 5.5: CPU_ON of an off vCPU, of an on one (ALREADY_ON), of one that powered
+        // itself off (started afresh); AFFINITY_INFO in each of those states.
+        Call::PsciCpuOn | Call::PsciAffinityInfo => &[
+            VmSubject::Secondary,
+            VmSubject::SecondaryOn,
+            VmSubject::SecondaryOff,
+        ],
+        Call::PsciCpuOff => &[VmSubject::SecondaryOn],
+        Call::PsciVersion
+        | Call::PsciFeatures
+        | Call::SmcccVersion
+        | Call::SmcccArchFeatures
+        | Call::SmcccWorkaround(_)
+        | Call::Trng(_) => &[VmSubject::Vm],
         Call::VmDestroy => &[VmSubject::Vm, VmSubject::Stopped],
         Call::GuestUid
         | Call::GuestFeatures
@@ -89,6 +116,7 @@ fn matrix_subjects(call: Call) -> impl Iterator<Item = Subject> {
         .iter()
         .map(|&s| Subject::Page(s))
         .chain(ipas.iter().map(|&s| Subject::Ipa(s)))
+        .chain(guards.iter().map(|&s| Subject::Guard(s)))
         .chain(vms.iter().map(|&s| Subject::Vm(s)))
 }
 
@@ -212,8 +240,22 @@ fn state_specific(call: Call) -> &'static [(Subject, ArgClass)] {
             (Subject::Vm(VmSubject::Stopped), ArgClass::OtherVcpu),
             // vCPU 1, created powered off, runs nothing: VCPU_OFF (4.8, 4.9).
             (Subject::Vm(VmSubject::Secondary), ArgClass::OtherVcpu),
+            // Nor after its own CPU_OFF (5.5, 4.9).
+            (Subject::Vm(VmSubject::SecondaryOff), ArgClass::OtherVcpu),
             // Row 6 after an MMIO write exit.
             (Subject::Vm(VmSubject::Ran), ArgClass::Completion),
+        ],
+        // 4.3: after a boot with unconfined DMA, every row before 6 still wins (1.6), and
+        // a wrong id is still NOT_SUPPORTED.
+        Call::VmCreate => &[
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::Reserved),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::VcpusZero),
+            (
+                Subject::Vm(VmSubject::UnconfinedBoot),
+                ArgClass::IpaBitsHigh,
+            ),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::VcpusOver),
+            (Subject::Vm(VmSubject::UnconfinedBoot), ArgClass::Smc32),
         ],
         _ => &[],
     }

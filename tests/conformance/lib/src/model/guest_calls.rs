@@ -11,6 +11,12 @@ use hvc_abi::{Error, Exit, FunctionId};
 /// FEATURES x2 for a guest: calls 0x00 and 0x20..=0x26 (section 2).
 const GUEST_BITMAP: u64 = 0x7F_0000_0001;
 
+/// What the firmware answers a workaround or TRNG call (5.8) is the firmware's to say:
+/// the model cannot know it. It answers SMCCC's NOT_SUPPORTED, which every one of those
+/// calls may give (a firmware without the call, or without SMCCC 1.1), never through an
+/// exit; the cases compare the answer's form (`outcome::Ret::Firmware`), not its value.
+const FIRMWARE_ANSWER: [u64; 4] = [-1i64 as u64, 0, 0, 0];
+
 /// Which of the three memory calls of 5.3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MemCall {
@@ -76,19 +82,18 @@ impl Model {
             FunctionId::MMIO_GUARD_UNMAP => returned(self.mmio_guard(slot, &regs, false)),
             FunctionId::IPA_STATE => returned(self.ipa_state_call(slot, &regs)),
             _ if psci => Some(self.psci(slot, vcpu, id.0, &regs)),
-            // SMCCC_VERSION and ARCH_FEATURES of the two discovery calls are the payload's;
-            // what the firmware offers (workarounds, TRNG) the model cannot know.
+            // SMCCC_VERSION and ARCH_FEATURES of the two discovery calls are the payload's.
             FunctionId(0x8000_0000) => returned([0x1_0001, 0, 0, 0]),
             FunctionId(0x8000_0001) => match regs[1] as u32 {
                 0x8000_0000 | 0x8000_0001 => returned([0; 4]),
-                0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF => None,
+                0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF => returned(FIRMWARE_ANSWER),
                 _ => returned(error(Error::NotSupported)),
             },
-            FunctionId(0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF) => None,
+            FunctionId(0x8000_8000 | 0x8000_7FFF | 0x8000_3FFF) => returned(FIRMWARE_ANSWER),
             _ if trng => {
                 let known = matches!(id.0, 0x8400_0050..=0x8400_0053 | 0xC400_0053);
                 if known {
-                    None
+                    returned(FIRMWARE_ANSWER)
                 } else {
                     returned(error(Error::NotSupported))
                 }

@@ -119,6 +119,9 @@ impl Model {
         let Some(slot) = self.vms.iter().position(Option::is_none) else {
             return err(Error::Busy); // 5
         };
+        if self.world.unconfined_dma {
+            return err(Error::Denied); // 6
+        }
         let handle = self.next_handle;
         self.next_handle += 1;
         self.vms[slot] = Some(Vm {
