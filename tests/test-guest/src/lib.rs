@@ -53,6 +53,8 @@ pub const PRINT_IPA: u64 = 0x0900_0000;
 /// 8-byte stores here are [`Report`]s (MMIO exit, write, size 8).
 pub const REPORT_IPA: u64 = 0x0a00_0000;
 
+/// The line [`Command::LinuxStory`] prints on its console first.
+pub const GREETING: &str = "hello from a protected guest";
 /// What the guest writes at the start of the shared page, NUL-terminated.
 pub const MESSAGE: &str = "hello from the protected guest";
 /// What the host writes into the shared page at [`REPLY_OFFSET`], NUL-terminated.
@@ -120,6 +122,9 @@ pub enum Command {
     /// TRNG_VERSION and TRNG_RND64: the payload (or the firmware through it) answers, never
     /// the host (docs/abi.md 5.8). Checks SMCCC_VERSION is the payload's 1.1; done.
     SmcccQueries = 8,
+    /// The Linux story (`cargo xtask run --host linux`, the `vmm`): prints [`GREETING`]
+    /// on the console, then does what [`Command::SecretAndShare`] does.
+    LinuxStory = 9,
     /// The ID registers show none of what the payload does not give guests: no SVE, SME,
     /// PMU, SPE, trace, MTE, RAS, AMU, GIC system registers, EL2 or EL3; an IPA size of
     /// [`IPA_BITS`] at most; done. (Numbered apart from the ABI's commands.)
@@ -138,7 +143,7 @@ pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 12] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -147,6 +152,7 @@ impl Command {
         Command::CpuOn,
         Command::StoreUnbacked,
         Command::SmcccQueries,
+        Command::LinuxStory,
         Command::IdRegisters,
         Command::AuxControl,
         Command::TrappedRegisters,
@@ -163,6 +169,7 @@ impl Command {
             6 => Self::CpuOn,
             7 => Self::StoreUnbacked,
             8 => Self::SmcccQueries,
+            9 => Self::LinuxStory,
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
             0x22 => Self::TrappedRegisters,
@@ -280,7 +287,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(9), None);
+        assert_eq!(Command::from_x0(10), None);
     }
 
     #[test]
