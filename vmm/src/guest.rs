@@ -11,7 +11,6 @@ pub struct Guest {
     pub vcpu: Vcpu,
     /// The data pages (secret, shared, spare), mmap()able.
     pub data: GuestMemfd,
-    pub image: GuestMemfd,
     pub vm: Vm,
     pub image_pages: usize,
     line: Vec<u8>,
@@ -53,7 +52,6 @@ impl Guest {
         Ok(Self {
             vcpu,
             data,
-            image: image_mem,
             vm,
             image_pages,
             line: Vec::new(),

@@ -7,21 +7,24 @@
 //! vmm gmem GUEST.bin       Linux's guest_memfd selftest behaviours on the driver's fd
 //! vmm bad-input GUEST.bin  bad arguments from user space, each with its errno
 //! vmm kill GUEST.bin N     N VMMs killed with SIGKILL at random points: nothing leaks
+//! vmm smp GUEST.bin        4 threads x 5 guests sharing and unsharing at once
 //! ```
 //! Every check prints `vmm: ok: ...` or `vmm: FAIL: ...`; the exit status is 1 if any
 //! failed.
 
 mod check;
 mod guest;
+mod interface;
 mod pvm;
 mod probe;
 mod story;
+mod stress;
 mod uapi;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: vmm story|gmem|bad-input GUEST.bin | vmm kill GUEST.bin N");
+    eprintln!("usage: vmm story|gmem|bad-input|smp GUEST.bin | vmm kill GUEST.bin N");
     ExitCode::from(2)
 }
 
@@ -39,6 +42,13 @@ fn main() -> ExitCode {
     };
     let ok = match command.as_str() {
         "story" => story::run(&image),
+        "gmem" => interface::guest_memfd(),
+        "bad-input" => interface::bad_input(&image),
+        "kill" => match args.get(3).and_then(|n| n.parse().ok()) {
+            Some(rounds) => stress::kill(&image, rounds),
+            None => return usage(),
+        },
+        "smp" => stress::smp(&image, 4, 5),
         _ => return usage(),
     };
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }

@@ -45,12 +45,15 @@ pub fn load(addr: *const u8) -> Outcome {
     // SAFETY: fork in a process whose other threads (if any) hold no lock the child
     // needs: the child only installs a handler, makes one load and calls _exit.
     let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Outcome::Other(-1);
+    }
     if pid == 0 {
         // SAFETY: the child: a handler that only calls _exit, then one volatile load from
         // a mapping inherited from the parent (it may fault: that is the probe).
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigbus as usize;
+            action.sa_sigaction = on_sigbus as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO;
             libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
             std::ptr::read_volatile(addr);

@@ -114,10 +114,7 @@ impl Vm {
 
     pub fn create_guest_memfd_with(&self, args: &CreateGuestMemfd) -> Result<GuestMemfd> {
         let fd = ioctl_with(self.fd(), uapi::CREATE_GUEST_MEMFD, args)?;
-        Ok(GuestMemfd {
-            fd: owned(fd),
-            size: args.size as usize,
-        })
+        Ok(GuestMemfd { fd: owned(fd) })
     }
 
     pub fn create_guest_memfd(&self, size: usize, flags: u64) -> Result<GuestMemfd> {
@@ -171,7 +168,6 @@ impl Vm {
 /// A guest memory fd.
 pub struct GuestMemfd {
     fd: OwnedFd,
-    pub size: usize,
 }
 
 impl GuestMemfd {
@@ -221,10 +217,6 @@ impl Mapping {
 
     pub fn addr(&self) -> *mut u8 {
         self.addr
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 }
 
