@@ -4,7 +4,9 @@
 
 use crate::pvm::{Device, GuestMemfd, Result, Vcpu, Vm};
 use crate::uapi::{self, exit};
-use test_guest::{Command, DATA_GFN, DATA_PAGES, ENTRY_IPA, IPA_BITS, PRINT_IPA, REPORT_IPA, Report, ipa};
+use test_guest::{
+    Command, DATA_GFN, DATA_PAGES, ENTRY_IPA, IPA_BITS, PRINT_IPA, REPORT_IPA, Report, ipa,
+};
 
 /// A protected guest ready to run: its VM, memory and boot vCPU.
 pub struct Guest {
@@ -22,8 +24,14 @@ pub enum Event {
     Report(Report),
     /// A store to the report page that is no report.
     BadReport(u64),
-    MemShared { gpa: u64, nr: u64 },
-    MemUnshared { gpa: u64, nr: u64 },
+    MemShared {
+        gpa: u64,
+        nr: u64,
+    },
+    MemUnshared {
+        gpa: u64,
+        nr: u64,
+    },
     SystemOff,
     /// Any other exit (its reason), or a RUN error.
     Unexpected(String),
@@ -44,7 +52,13 @@ impl Guest {
         };
         let vm = dev.create_vm(1, IPA_BITS)?;
         let image_mem = vm.create_guest_memfd(image_pages * uapi::PAGE_SIZE, 0)?;
-        vm.set_memory(ENTRY_IPA, &image_mem, 0, image_pages * uapi::PAGE_SIZE, image)?;
+        vm.set_memory(
+            ENTRY_IPA,
+            &image_mem,
+            0,
+            image_pages * uapi::PAGE_SIZE,
+            image,
+        )?;
         let data_size = DATA_PAGES as usize * uapi::PAGE_SIZE;
         let data = vm.create_guest_memfd(data_size, uapi::GUEST_MEMFD_FLAG_MMAP)?;
         vm.set_memory(ipa(DATA_GFN), &data, 0, data_size, &[])?;
@@ -89,14 +103,24 @@ impl Guest {
                     let m = unsafe { run.exit.memory };
                     println!(
                         "vmm: exit {} gpa {:#x} pages {}",
-                        if run.exit_reason == exit::MEM_SHARED { "MEM_SHARED" } else { "MEM_UNSHARED" },
+                        if run.exit_reason == exit::MEM_SHARED {
+                            "MEM_SHARED"
+                        } else {
+                            "MEM_UNSHARED"
+                        },
                         m.gpa,
                         m.nr_pages
                     );
                     return if run.exit_reason == exit::MEM_SHARED {
-                        Event::MemShared { gpa: m.gpa, nr: m.nr_pages }
+                        Event::MemShared {
+                            gpa: m.gpa,
+                            nr: m.nr_pages,
+                        }
                     } else {
-                        Event::MemUnshared { gpa: m.gpa, nr: m.nr_pages }
+                        Event::MemUnshared {
+                            gpa: m.gpa,
+                            nr: m.nr_pages,
+                        }
                     };
                 }
                 exit::SYSTEM_OFF => return Event::SystemOff,

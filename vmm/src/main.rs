@@ -15,8 +15,8 @@
 mod check;
 mod guest;
 mod interface;
-mod pvm;
 mod probe;
+mod pvm;
 mod story;
 mod stress;
 mod uapi;
@@ -51,5 +51,9 @@ fn main() -> ExitCode {
         "smp" => stress::smp(&image, 4, 5),
         _ => return usage(),
     };
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -23,7 +23,10 @@ impl std::fmt::Display for Outcome {
                 write!(f, "SIGBUS (BUS_ADRERR: the driver refused the fault)")
             }
             Outcome::Sigbus(code) if *code == libc::BUS_OBJERR => {
-                write!(f, "SIGBUS (BUS_OBJERR: synchronous external abort from EL2)")
+                write!(
+                    f,
+                    "SIGBUS (BUS_OBJERR: synchronous external abort from EL2)"
+                )
             }
             Outcome::Sigbus(code) => write!(f, "SIGBUS (si_code {code})"),
             Outcome::Other(status) => write!(f, "wait status {status:#x}"),

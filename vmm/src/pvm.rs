@@ -143,7 +143,11 @@ impl Vm {
             memory_size: size as u64,
             guest_memfd_offset: offset,
             guest_memfd: memory.fd() as u32,
-            init_addr: if init.is_empty() { 0 } else { init.as_ptr() as u64 },
+            init_addr: if init.is_empty() {
+                0
+            } else {
+                init.as_ptr() as u64
+            },
             init_size: init.len() as u64,
             ..Default::default()
         })

@@ -86,7 +86,10 @@ pub fn run(image: &[u8]) -> bool {
             ipa(DATA_GFN)
         ),
     );
-    let map = match guest.data.map(DATA_PAGES as usize * PAGE_SIZE, libc::MAP_SHARED) {
+    let map = match guest
+        .data
+        .map(DATA_PAGES as usize * PAGE_SIZE, libc::MAP_SHARED)
+    {
         Ok(map) => map,
         Err(e) => {
             c.check(false, "mmap the guest memory fd", e);
@@ -95,10 +98,21 @@ pub fn run(image: &[u8]) -> bool {
     };
     let secret = map.addr();
     // SAFETY: SHARED_GFN is inside the DATA_PAGES-page mapping.
-    let shared = unsafe { map.addr().add(((SHARED_GFN - DATA_GFN) as usize) * PAGE_SIZE) };
+    let shared = unsafe {
+        map.addr()
+            .add(((SHARED_GFN - DATA_GFN) as usize) * PAGE_SIZE)
+    };
 
-    let share = Event::MemShared { gpa: ipa(SHARED_GFN), nr: 1 };
-    expect_event(&mut c, &mut guest, share, "the guest shares its message page");
+    let share = Event::MemShared {
+        gpa: ipa(SHARED_GFN),
+        nr: 1,
+    };
+    expect_event(
+        &mut c,
+        &mut guest,
+        share,
+        "the guest shares its message page",
+    );
     if !expect_event(
         &mut c,
         &mut guest,
@@ -120,7 +134,10 @@ pub fn run(image: &[u8]) -> bool {
         unsafe { shared.add(REPLY_OFFSET + i).write_volatile(b) };
     }
     // SAFETY: as above.
-    let back = read_c_string(unsafe { shared.add(REPLY_OFFSET) }, PAGE_SIZE - REPLY_OFFSET);
+    let back = read_c_string(
+        unsafe { shared.add(REPLY_OFFSET) },
+        PAGE_SIZE - REPLY_OFFSET,
+    );
     c.check(
         back == REPLY.as_bytes(),
         "the VMM writes its reply into the shared page and reads it back",
@@ -143,10 +160,22 @@ pub fn run(image: &[u8]) -> bool {
         ),
         Err(e) => c.check(false, "set test_force_map_private", e),
     };
-    c.check(restored.is_ok(), "test_force_map_private back to 0", "written");
+    c.check(
+        restored.is_ok(),
+        "test_force_map_private back to 0",
+        "written",
+    );
 
-    let unshare = Event::MemUnshared { gpa: ipa(SHARED_GFN), nr: 1 };
-    expect_event(&mut c, &mut guest, unshare, "the guest read the reply and unshares the page");
+    let unshare = Event::MemUnshared {
+        gpa: ipa(SHARED_GFN),
+        nr: 1,
+    };
+    expect_event(
+        &mut c,
+        &mut guest,
+        unshare,
+        "the guest read the reply and unshares the page",
+    );
     expect_event(
         &mut c,
         &mut guest,
@@ -165,7 +194,12 @@ pub fn run(image: &[u8]) -> bool {
         Event::Report(Report::Reached(Step::Done)),
         "the guest found its secret intact",
     );
-    expect_event(&mut c, &mut guest, Event::SystemOff, "the guest powers off (PSCI SYSTEM_OFF)");
+    expect_event(
+        &mut c,
+        &mut guest,
+        Event::SystemOff,
+        "the guest powers off (PSCI SYSTEM_OFF)",
+    );
 
     let donated = guest.image_pages as u64 + u64::from(DATA_PAGES);
     drop(map);
@@ -176,7 +210,9 @@ pub fn run(image: &[u8]) -> bool {
             c.check(
                 after.vms == stats_before.vms && reclaimed >= donated,
                 "the VM ended and EL2 gave back every page",
-                format!("{reclaimed} pages reclaimed ({donated} guest pages and the VM's page tables)"),
+                format!(
+                    "{reclaimed} pages reclaimed ({donated} guest pages and the VM's page tables)"
+                ),
             );
             c.check(
                 after.pages_reclaimed_nonzero == stats_before.pages_reclaimed_nonzero
@@ -191,7 +227,10 @@ pub fn run(image: &[u8]) -> bool {
             c.check(
                 after.pages_held == stats_before.pages_held,
                 "the driver holds no page of the VM",
-                format!("{} pages held, {} before", after.pages_held, stats_before.pages_held),
+                format!(
+                    "{} pages held, {} before",
+                    after.pages_held, stats_before.pages_held
+                ),
             );
         }
         Err(e) => {

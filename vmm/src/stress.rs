@@ -37,20 +37,43 @@ impl Rng {
 fn nothing_left(c: &mut Checks, dev: &Device, before: &Stats, mem_free_before: i64) {
     match dev.stats() {
         Ok(after) => {
-            c.check(after.vms == before.vms, "no VM is left in the driver", format!("{} VMs", after.vms));
-            c.check(after.pages_held == before.pages_held, "the driver holds no page of them", format!("{} pages held, {} before", after.pages_held, before.pages_held));
             c.check(
-                after.pages_lost == before.pages_lost && after.pages_reclaimed_nonzero == before.pages_reclaimed_nonzero,
+                after.vms == before.vms,
+                "no VM is left in the driver",
+                format!("{} VMs", after.vms),
+            );
+            c.check(
+                after.pages_held == before.pages_held,
+                "the driver holds no page of them",
+                format!(
+                    "{} pages held, {} before",
+                    after.pages_held, before.pages_held
+                ),
+            );
+            c.check(
+                after.pages_lost == before.pages_lost
+                    && after.pages_reclaimed_nonzero == before.pages_reclaimed_nonzero,
                 "every page came back from EL2, zeroed",
-                format!("{} reclaimed, {} lost, {} not zeroed", after.pages_reclaimed - before.pages_reclaimed, after.pages_lost - before.pages_lost, after.pages_reclaimed_nonzero - before.pages_reclaimed_nonzero),
+                format!(
+                    "{} reclaimed, {} lost, {} not zeroed",
+                    after.pages_reclaimed - before.pages_reclaimed,
+                    after.pages_lost - before.pages_lost,
+                    after.pages_reclaimed_nonzero - before.pages_reclaimed_nonzero
+                ),
             );
         }
         Err(e) => {
             c.check(false, "GET_STATS", e);
         }
     }
-    let vms: Vec<_> = (0..MAX_VMS).map_while(|_| dev.create_vm(1, 32).ok()).collect();
-    c.check(vms.len() == MAX_VMS, "EL2 has every VM slot free", format!("{} VMs created at once", vms.len()));
+    let vms: Vec<_> = (0..MAX_VMS)
+        .map_while(|_| dev.create_vm(1, 32).ok())
+        .collect();
+    c.check(
+        vms.len() == MAX_VMS,
+        "EL2 has every VM slot free",
+        format!("{} VMs created at once", vms.len()),
+    );
     drop(vms);
     let mem_free_after = mem_free_kb();
     c.check(
@@ -109,7 +132,11 @@ pub fn kill(image: &[u8], rounds: u32) -> bool {
             killed += 1;
         }
     }
-    c.check(killed == rounds, "VMMs killed with SIGKILL at random points", format!("{killed} of {rounds}"));
+    c.check(
+        killed == rounds,
+        "VMMs killed with SIGKILL at random points",
+        format!("{killed} of {rounds}"),
+    );
     nothing_left(&mut c, &dev, &before, mem_free_before);
     c.finish()
 }
@@ -117,8 +144,13 @@ pub fn kill(image: &[u8], rounds: u32) -> bool {
 /// One guest's share/unshare round trip, the VMM replying through its mapping.
 fn share_round(dev: &Device, image: &[u8]) -> Result<(), String> {
     let mut guest = Guest::load(dev, image, Command::SecretAndShare).map_err(|e| e.to_string())?;
-    let map = guest.data.map(3 * PAGE_SIZE, libc::MAP_SHARED).map_err(|e| e.to_string())?;
-    let shared = map.addr().wrapping_add((SHARED_GFN - DATA_GFN) as usize * PAGE_SIZE);
+    let map = guest
+        .data
+        .map(3 * PAGE_SIZE, libc::MAP_SHARED)
+        .map_err(|e| e.to_string())?;
+    let shared = map
+        .addr()
+        .wrapping_add((SHARED_GFN - DATA_GFN) as usize * PAGE_SIZE);
     let mut seen = Vec::new();
     loop {
         match guest.run_until_event() {
@@ -156,10 +188,17 @@ pub fn smp(image: &[u8], threads: u32, rounds: u32) -> bool {
         let handles: Vec<_> = (0..threads)
             .map(|_| s.spawn(|| (0..rounds).try_for_each(|_| share_round(&dev, image))))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(Err("panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err("panicked".into())))
+            .collect()
     });
     let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    c.check(failures.is_empty(), "VMs sharing and unsharing on every CPU at once", format!("{threads} threads x {rounds} guests, failures {failures:?}"));
+    c.check(
+        failures.is_empty(),
+        "VMs sharing and unsharing on every CPU at once",
+        format!("{threads} threads x {rounds} guests, failures {failures:?}"),
+    );
     nothing_left(&mut c, &dev, &before, mem_free_before);
     c.finish()
 }

@@ -162,7 +162,11 @@ fn build_module(kernel_package: &str) -> Result<PathBuf> {
             .arg("-C")
             .arg(&headers)
             .arg(format!("M={}", work.display()))
-            .args(["ARCH=arm64", &format!("CROSS_COMPILE={CROSS_COMPILE}"), "modules"]),
+            .args([
+                "ARCH=arm64",
+                &format!("CROSS_COMPILE={CROSS_COMPILE}"),
+                "modules",
+            ]),
     )?;
     if !module.is_file() {
         bail!("make modules left no {}", module.display());
