@@ -32,6 +32,20 @@ pub enum Event {
         gpa: u64,
         nr: u64,
     },
+    MemRelinquished {
+        gpa: u64,
+        nr: u64,
+    },
+    MemFault {
+        gpa: u64,
+    },
+    /// An MMIO read: set the data before the next RUN.
+    MmioRead {
+        gpa: u64,
+        len: u32,
+    },
+    VcpuStarted(u32),
+    VcpuOff,
     SystemOff,
     /// Any other exit (its reason), or a RUN error.
     Unexpected(String),
@@ -47,10 +61,20 @@ impl Guest {
     /// A VM with the image at ENTRY_IPA, DATA_PAGES zeroed pages at DATA_GFN, and vCPU 0
     /// about to run `command`.
     pub fn load(dev: &Device, image: &[u8], command: Command) -> Result<Self> {
+        Self::load_with_vcpus(dev, image, command, 1)
+    }
+
+    /// As [`load`](Self::load), in a VM of `nr_vcpus` vCPUs (only vCPU 0 created).
+    pub fn load_with_vcpus(
+        dev: &Device,
+        image: &[u8],
+        command: Command,
+        nr_vcpus: u32,
+    ) -> Result<Self> {
         let Some(image_pages) = image_pages(image) else {
             return Err(crate::pvm::Errno(libc::EINVAL));
         };
-        let vm = dev.create_vm(1, IPA_BITS)?;
+        let vm = dev.create_vm(nr_vcpus, IPA_BITS)?;
         let image_mem = vm.create_guest_memfd(image_pages * uapi::PAGE_SIZE, 0)?;
         vm.set_memory(
             ENTRY_IPA,
@@ -72,69 +96,95 @@ impl Guest {
         })
     }
 
-    /// Runs until something the caller must see; console output is printed on the way.
+    /// Runs vCPU 0 until something the caller must see; console output is printed on
+    /// the way.
     pub fn run_until_event(&mut self) -> Event {
-        loop {
-            if let Err(e) = self.vcpu.run_once() {
-                return Event::Unexpected(format!("RUN failed: {e}"));
-            }
-            let run = self.vcpu.run();
-            match run.exit_reason {
-                exit::MMIO => {
-                    // SAFETY: the driver wrote the mmio member for an MMIO exit.
-                    let mmio = unsafe { run.exit.mmio };
-                    if mmio.is_write == 0 {
-                        self.vcpu.set_mmio_data(0);
-                        return Event::Unexpected(format!("MMIO read at {:#x}", mmio.phys_addr));
-                    }
-                    if mmio.phys_addr == PRINT_IPA && mmio.len == 1 {
-                        self.console(mmio.data as u8);
-                    } else if mmio.phys_addr == REPORT_IPA && mmio.len == 8 {
-                        return match Report::decode(mmio.data) {
-                            Some(report) => Event::Report(report),
-                            None => Event::BadReport(mmio.data),
-                        };
-                    } else {
-                        return Event::Unexpected(format!("MMIO write at {:#x}", mmio.phys_addr));
-                    }
+        next_event(&self.vcpu, &mut self.line)
+    }
+}
+
+/// A console byte: a line is printed at its newline.
+fn console(line: &mut Vec<u8>, byte: u8) {
+    if byte == b'\n' {
+        println!("guest: {}", String::from_utf8_lossy(line));
+        line.clear();
+    } else {
+        line.push(byte);
+    }
+}
+
+/// Runs `vcpu` until something the caller must see. An MMIO read is returned as an event
+/// (the caller sets the data with [`Vcpu::set_mmio_data`] before the next RUN).
+pub fn next_event(vcpu: &Vcpu, line: &mut Vec<u8>) -> Event {
+    loop {
+        if let Err(e) = vcpu.run_once() {
+            return Event::Unexpected(format!("RUN failed: {e}"));
+        }
+        let run = vcpu.run();
+        // SAFETY (each union read below): the driver wrote the member that belongs to
+        // `exit_reason` (uapi header).
+        match run.exit_reason {
+            exit::MMIO => {
+                // SAFETY: see above.
+                let mmio = unsafe { run.exit.mmio };
+                if mmio.is_write == 0 {
+                    return Event::MmioRead {
+                        gpa: mmio.phys_addr,
+                        len: mmio.len,
+                    };
                 }
-                exit::MEM_SHARED | exit::MEM_UNSHARED => {
-                    // SAFETY: the driver wrote the memory member for these exits.
-                    let m = unsafe { run.exit.memory };
-                    println!(
-                        "vmm: exit {} gpa {:#x} pages {}",
-                        if run.exit_reason == exit::MEM_SHARED {
-                            "MEM_SHARED"
-                        } else {
-                            "MEM_UNSHARED"
-                        },
-                        m.gpa,
-                        m.nr_pages
-                    );
-                    return if run.exit_reason == exit::MEM_SHARED {
+                if mmio.phys_addr == PRINT_IPA && mmio.len == 1 {
+                    console(line, mmio.data as u8);
+                } else if mmio.phys_addr == REPORT_IPA && mmio.len == 8 {
+                    return match Report::decode(mmio.data) {
+                        Some(report) => Event::Report(report),
+                        None => Event::BadReport(mmio.data),
+                    };
+                } else {
+                    return Event::Unexpected(format!("MMIO write at {:#x}", mmio.phys_addr));
+                }
+            }
+            exit::MEM_SHARED | exit::MEM_UNSHARED | exit::MEM_RELINQUISHED => {
+                // SAFETY: see above.
+                let m = unsafe { run.exit.memory };
+                let (name, event) = match run.exit_reason {
+                    exit::MEM_SHARED => (
+                        "MEM_SHARED",
                         Event::MemShared {
                             gpa: m.gpa,
                             nr: m.nr_pages,
-                        }
-                    } else {
+                        },
+                    ),
+                    exit::MEM_UNSHARED => (
+                        "MEM_UNSHARED",
                         Event::MemUnshared {
                             gpa: m.gpa,
                             nr: m.nr_pages,
-                        }
-                    };
-                }
-                exit::SYSTEM_OFF => return Event::SystemOff,
-                other => return Event::Unexpected(format!("exit reason {other}")),
+                        },
+                    ),
+                    _ => (
+                        "MEM_RELINQUISHED",
+                        Event::MemRelinquished {
+                            gpa: m.gpa,
+                            nr: m.nr_pages,
+                        },
+                    ),
+                };
+                println!("vmm: exit {name} gpa {:#x} pages {}", m.gpa, m.nr_pages);
+                return event;
             }
-        }
-    }
-
-    fn console(&mut self, byte: u8) {
-        if byte == b'\n' {
-            println!("guest: {}", String::from_utf8_lossy(&self.line));
-            self.line.clear();
-        } else {
-            self.line.push(byte);
+            exit::MEM_FAULT => {
+                // SAFETY: see above.
+                let gpa = unsafe { run.exit.memory.gpa };
+                return Event::MemFault { gpa };
+            }
+            exit::VCPU_STARTED => {
+                // SAFETY: see above.
+                return Event::VcpuStarted(unsafe { run.exit.vcpu_started.vcpu });
+            }
+            exit::VCPU_OFF => return Event::VcpuOff,
+            exit::SYSTEM_OFF => return Event::SystemOff,
+            other => return Event::Unexpected(format!("exit reason {other}")),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! vmm story GUEST.bin      the issue-10 story, each step checked
 //! vmm gmem GUEST.bin       Linux's guest_memfd selftest behaviours on the driver's fd
 //! vmm bad-input GUEST.bin  bad arguments from user space, each with its errno
+//! vmm exits GUEST.bin      MEM_RELINQUISHED, MMIO read, MEM_FAULT, VCPU_STARTED, VCPU_OFF
 //! vmm kill GUEST.bin N     N VMMs killed with SIGKILL at random points: nothing leaks
 //! vmm smp GUEST.bin        4 threads x 5 guests sharing and unsharing at once
 //! ```
@@ -13,6 +14,7 @@
 //! failed.
 
 mod check;
+mod exits;
 mod guest;
 mod interface;
 mod probe;
@@ -24,7 +26,7 @@ mod uapi;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: vmm story|gmem|bad-input|smp GUEST.bin | vmm kill GUEST.bin N");
+    eprintln!("usage: vmm story|gmem|bad-input|exits|smp GUEST.bin | vmm kill GUEST.bin N");
     ExitCode::from(2)
 }
 
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let ok = match command.as_str() {
         "story" => story::run(&image),
         "gmem" => interface::guest_memfd(),
+        "exits" => exits::run(&image),
         "bad-input" => interface::bad_input(&image),
         "kill" => match args.get(3).and_then(|n| n.parse().ok()) {
             Some(rounds) => stress::kill(&image, rounds),

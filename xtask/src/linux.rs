@@ -68,7 +68,7 @@ if insmod /lib/el2/el2_pvm.ko; then
 	echo "init: vmm story exited with status $?"
 	case " $(cat /proc/cmdline) " in
 	*" el2pvm.tests=1 "*)
-		for t in gmem bad-input smp; do
+		for t in gmem bad-input exits smp; do
 			/bin/vmm $t /lib/el2/guest.bin
 			echo "init: vmm $t exited with status $?"
 		done
