@@ -75,6 +75,7 @@ long pvm_create_vm(const struct el2_pvm_create_vm __user *uarg);
 
 int pvm_gmem_create(struct pvm_vm *vm, const struct el2_pvm_create_guest_memfd __user *uarg);
 struct pvm_gmem *pvm_gmem_from_file(struct file *file);
-void pvm_gmem_set_state(struct pvm_gmem *gmem, unsigned long pgoff, enum pvm_page_state s);
+void pvm_gmem_set_state(struct pvm_gmem *gmem, unsigned long pgoff, unsigned long nr,
+			enum pvm_page_state s);
 
 #endif

@@ -72,15 +72,26 @@ static int gmem_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
-/* Called with the page's owner (the VM) serialising state changes of bound pages. */
-void pvm_gmem_set_state(struct pvm_gmem *gmem, unsigned long pgoff, enum pvm_page_state s)
+/*
+ * Pages pgoff..pgoff+nr of the fd are now in state s (the guest shared, unshared or
+ * relinquished them). Pages that stop being shared are zapped from every user mapping in
+ * every process, with one unmap_mapping_range for the range; holding gmem->lock, no fault
+ * can map one again before the state says it is not shared.
+ */
+void pvm_gmem_set_state(struct pvm_gmem *gmem, unsigned long pgoff, unsigned long nr,
+			enum pvm_page_state s)
 {
+	bool zap = false;
+	unsigned long i;
+
 	mutex_lock(&gmem->lock);
-	if (gmem->state[pgoff] == PVM_PAGE_SHARED && s != PVM_PAGE_SHARED)
-		/* Every user mapping of this page, in every process: holding gmem->lock,
-		 * no fault can map it again before the state says it is not shared. */
-		unmap_mapping_range(&gmem->mapping, (loff_t)pgoff << PAGE_SHIFT, PAGE_SIZE, 1);
-	gmem->state[pgoff] = s;
+	for (i = pgoff; i < pgoff + nr; i++) {
+		zap |= gmem->state[i] == PVM_PAGE_SHARED && s != PVM_PAGE_SHARED;
+		gmem->state[i] = s;
+	}
+	if (zap)
+		unmap_mapping_range(&gmem->mapping, (loff_t)pgoff << PAGE_SHIFT,
+				    (loff_t)nr << PAGE_SHIFT, 1);
 	mutex_unlock(&gmem->lock);
 }
 

@@ -215,17 +215,24 @@ static struct pvm_binding *binding_of(struct pvm_vm *vm, u64 gfn)
 }
 
 /* The guest shared, unshared or relinquished nr pages at gfn: EL2 has already changed the
- * host's stage 2; the driver's page states follow (and unmap what is no longer shared). */
+ * host's stage 2; the driver's page states follow (and unmap what is no longer shared),
+ * one call per binding the range crosses. */
 static void vm_pages_changed(struct pvm_vm *vm, u64 gfn, u64 nr, enum pvm_page_state s)
 {
-	u64 i;
+	u64 end = gfn + nr;
 
 	mutex_lock(&vm->lock);
-	for (i = 0; i < nr; i++) {
-		struct pvm_binding *b = binding_of(vm, gfn + i);
+	while (gfn < end) {
+		struct pvm_binding *b = binding_of(vm, gfn);
+		u64 count;
 
-		if (b)
-			pvm_gmem_set_state(b->gmem, b->pgoff + (gfn + i - b->gfn), s);
+		if (!b) {	/* not memory this driver bound: EL2 would not say so */
+			gfn++;
+			continue;
+		}
+		count = min(end, b->gfn + b->npages) - gfn;
+		pvm_gmem_set_state(b->gmem, b->pgoff + (gfn - b->gfn), count, s);
+		gfn += count;
 	}
 	mutex_unlock(&vm->lock);
 }

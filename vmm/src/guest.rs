@@ -99,7 +99,20 @@ impl Guest {
     /// Runs vCPU 0 until something the caller must see; console output is printed on
     /// the way.
     pub fn run_until_event(&mut self) -> Event {
-        next_event(&self.vcpu, &mut self.line)
+        let event = next_event(&self.vcpu, &mut self.line);
+        match &event {
+            Event::MemShared { gpa, nr } => {
+                println!("vmm: exit MEM_SHARED gpa {gpa:#x} pages {nr}")
+            }
+            Event::MemUnshared { gpa, nr } => {
+                println!("vmm: exit MEM_UNSHARED gpa {gpa:#x} pages {nr}")
+            }
+            Event::MemRelinquished { gpa, nr } => {
+                println!("vmm: exit MEM_RELINQUISHED gpa {gpa:#x} pages {nr}")
+            }
+            _ => {}
+        }
+        event
     }
 }
 
@@ -147,31 +160,12 @@ pub fn next_event(vcpu: &Vcpu, line: &mut Vec<u8>) -> Event {
             exit::MEM_SHARED | exit::MEM_UNSHARED | exit::MEM_RELINQUISHED => {
                 // SAFETY: see above.
                 let m = unsafe { run.exit.memory };
-                let (name, event) = match run.exit_reason {
-                    exit::MEM_SHARED => (
-                        "MEM_SHARED",
-                        Event::MemShared {
-                            gpa: m.gpa,
-                            nr: m.nr_pages,
-                        },
-                    ),
-                    exit::MEM_UNSHARED => (
-                        "MEM_UNSHARED",
-                        Event::MemUnshared {
-                            gpa: m.gpa,
-                            nr: m.nr_pages,
-                        },
-                    ),
-                    _ => (
-                        "MEM_RELINQUISHED",
-                        Event::MemRelinquished {
-                            gpa: m.gpa,
-                            nr: m.nr_pages,
-                        },
-                    ),
+                let (gpa, nr) = (m.gpa, m.nr_pages);
+                return match run.exit_reason {
+                    exit::MEM_SHARED => Event::MemShared { gpa, nr },
+                    exit::MEM_UNSHARED => Event::MemUnshared { gpa, nr },
+                    _ => Event::MemRelinquished { gpa, nr },
                 };
-                println!("vmm: exit {name} gpa {:#x} pages {}", m.gpa, m.nr_pages);
-                return event;
             }
             exit::MEM_FAULT => {
                 // SAFETY: see above.

@@ -9,10 +9,12 @@
 //! vmm exits GUEST.bin      MEM_RELINQUISHED, MMIO read, MEM_FAULT, VCPU_STARTED, VCPU_OFF
 //! vmm kill GUEST.bin N     N VMMs killed with SIGKILL at random points: nothing leaks
 //! vmm smp GUEST.bin        4 threads x 5 guests sharing and unsharing at once
+//! vmm bench                what the driver adds, from user space (`cargo xtask bench`)
 //! ```
 //! Every check prints `vmm: ok: ...` or `vmm: FAIL: ...`; the exit status is 1 if any
 //! failed.
 
+mod bench;
 mod check;
 mod exits;
 mod guest;
@@ -32,6 +34,13 @@ fn usage() -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("bench") {
+        return if bench::run() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let (Some(command), Some(path)) = (args.get(1), args.get(2)) else {
         return usage();
     };

@@ -61,7 +61,8 @@ for m in /lib/modules/*.ko; do
 	insmod "$m" || echo "init: insmod $m failed"
 done
 # Protected guests from Linux (docs/linux.md): the driver, then the VMM's story; with
-# el2pvm.tests=1 on the command line also the VMM's checks of the driver's interface.
+# el2pvm.tests=1 on the command line also the VMM's checks of the driver's interface, with
+# el2pvm.bench=1 its measurements (cargo xtask bench).
 if insmod /lib/el2/el2_pvm.ko; then
 	echo "init: el2_pvm loaded, $(ls /dev/el2-pvm)"
 	/bin/vmm story /lib/el2/guest.bin
@@ -74,6 +75,10 @@ if insmod /lib/el2/el2_pvm.ko; then
 		done
 		/bin/vmm kill /lib/el2/guest.bin 20
 		echo "init: vmm kill exited with status $?"
+		;;
+	*" el2pvm.bench=1 "*)
+		/bin/vmm bench
+		echo "init: vmm bench exited with status $?"
 		;;
 	esac
 	if dmesg | grep -E "WARNING:|Oops|BUG:|Call trace:|el2_pvm: (VM_|VCPU_|unknown exit)"; then
