@@ -444,6 +444,12 @@ mod tests {
             "init: kernel still alive after carve-out access",
             "init: HOST-OK",
             "init: HOST-FAIL: ",
+            "init: el2_pvm loaded, ",
+            "init: vmm story exited with status $?",
+            "el2pvm.tests=1",
+            "el2pvm.bench=1",
+            "init: PVM-FAIL: ",
+            "init: kernel taint ",
             "poweroff -f",
         ] {
             assert!(INIT_SCRIPT.contains(marker), "missing {marker}");
