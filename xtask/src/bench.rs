@@ -309,10 +309,21 @@ fn linux_report(payload: &Path, progress: &mut dyn FnMut(&str)) -> Result<LinuxR
         MemSize::from_bytes(4 * GIB),
         Some(|line| parse::pkvm_reserved_mib(line).is_some()),
     )?;
+    let pkvm_reserved_4g = pkvm_reserved(&lines)?;
+    progress("Linux user space: protected guests through the el2_pvm driver (vmm bench)");
+    let lines = boots::linux_pvm(&host.kernel, &host.initrd, payload)?;
+    let pvm = parse::pvm_figures(&lines);
+    if !lines.iter().any(|l| l.contains("vmm: bench: done")) || pvm.is_empty() {
+        bail!(
+            "`vmm bench` did not finish (log {})",
+            paths::pretty(&boots::log_of("linux-pvm"))
+        );
+    }
     Ok(LinuxReport {
         kernel_package: host.package,
         boots: boots_done,
-        pkvm_reserved_4g: pkvm_reserved(&lines)?,
+        pkvm_reserved_4g,
+        pvm,
     })
 }
 

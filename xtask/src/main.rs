@@ -16,6 +16,7 @@ mod layout;
 mod linux;
 mod paths;
 mod prereqs;
+mod pvm;
 mod qemu;
 mod run;
 mod suite;

@@ -53,6 +53,8 @@ pub const PRINT_IPA: u64 = 0x0900_0000;
 /// 8-byte stores here are [`Report`]s (MMIO exit, write, size 8).
 pub const REPORT_IPA: u64 = 0x0a00_0000;
 
+/// The line [`Command::LinuxStory`] prints on its console first.
+pub const GREETING: &str = "hello from a protected guest";
 /// What the guest writes at the start of the shared page, NUL-terminated.
 pub const MESSAGE: &str = "hello from the protected guest";
 /// What the host writes into the shared page at [`REPLY_OFFSET`], NUL-terminated.
@@ -120,6 +122,9 @@ pub enum Command {
     /// TRNG_VERSION and TRNG_RND64: the payload (or the firmware through it) answers, never
     /// the host (docs/abi.md 5.8). Checks SMCCC_VERSION is the payload's 1.1; done.
     SmcccQueries = 8,
+    /// The Linux story (`cargo xtask run --host linux`, the `vmm`): prints [`GREETING`]
+    /// on the console, then does what [`Command::SecretAndShare`] does.
+    LinuxStory = 9,
     /// The ID registers show none of what the payload does not give guests: no SVE, SME,
     /// PMU, SPE, trace, MTE, RAS, AMU, GIC system registers, EL2 or EL3; an IPA size of
     /// [`IPA_BITS`] at most; done. (Numbered apart from the ABI's commands.)
@@ -127,7 +132,7 @@ pub enum Command {
     /// while a guest runs; its MTE state is not switched), so this must be an undefined
     /// instruction: reported as an unexpected exception (vector 4, ESR EC 0). A read that
     /// returns fails check [`MTE_REACHABLE_CHECK`].
-    MteHidden = 9,
+    MteHidden = 10,
     IdRegisters = 0x20,
     /// Writes [`ACTLR_PATTERN`] to ACTLR_EL1 and reads it back as zero (EL2 emulates it
     /// RAZ/WI: the real auxiliary control is the host's); done.
@@ -143,7 +148,7 @@ pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 12] = [
+    pub const ALL: [Command; 13] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -152,6 +157,7 @@ impl Command {
         Command::CpuOn,
         Command::StoreUnbacked,
         Command::SmcccQueries,
+        Command::LinuxStory,
         Command::MteHidden,
         Command::IdRegisters,
         Command::AuxControl,
@@ -169,7 +175,8 @@ impl Command {
             6 => Self::CpuOn,
             7 => Self::StoreUnbacked,
             8 => Self::SmcccQueries,
-            9 => Self::MteHidden,
+            9 => Self::LinuxStory,
+            10 => Self::MteHidden,
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
             0x22 => Self::TrappedRegisters,
@@ -289,7 +296,7 @@ mod tests {
             assert_eq!(Command::from_x0(command.to_x0()), Some(command));
         }
         assert_eq!(Command::from_x0(0), None);
-        assert_eq!(Command::from_x0(10), None);
+        assert_eq!(Command::from_x0(11), None);
     }
 
     #[test]

@@ -43,6 +43,10 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::CpuOn) => psci::cpu_on(),
         Some(Command::StoreUnbacked) => commands::store_unbacked(),
         Some(Command::SmcccQueries) => psci::smccc_queries(),
+        Some(Command::LinuxStory) => {
+            mmio::print_line(test_guest::GREETING);
+            commands::secret_and_share()
+        }
         Some(Command::MteHidden) => commands::mte_hidden(),
         Some(Command::IdRegisters) => sysregs::id_registers(),
         Some(Command::AuxControl) => sysregs::aux_control(),

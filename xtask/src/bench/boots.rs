@@ -25,7 +25,14 @@ pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 const BENCH_TIMEOUT: Duration = Duration::from_secs(120);
 const LINUX_TIMEOUT: Duration = Duration::from_secs(240);
 /// Lines that end a boot as failed wherever they appear.
-const FAILURE_MARKERS: &[&str] = &["bench: FAIL", "[el2] FATAL", "Kernel panic", "panicked"];
+const FAILURE_MARKERS: &[&str] = &[
+    "bench: FAIL",
+    "vmm: FAIL",
+    "init: PVM-FAIL",
+    "[el2] FATAL",
+    "Kernel panic",
+    "panicked",
+];
 
 /// A line after which the boot has shown what the bench needs.
 pub type StopAt = fn(&str) -> bool;
@@ -228,6 +235,24 @@ pub fn linux(
         work_dir: paths::qemu().join(format!("bench-{name}")),
     };
     run(&name, boot::prepare(&plan)?, LINUX_TIMEOUT, stop_at)
+}
+
+/// Debian's kernel under the payload with the Linux host's own initramfs, whose `/init`
+/// loads the el2_pvm driver and runs `vmm bench` (`el2pvm.bench=1`): one CPU, 1 GiB.
+pub fn linux_pvm(kernel: &Path, initrd: &Path, payload: &Path) -> Result<Vec<String>> {
+    let plan = Plan {
+        machine: one_cpu(true, MemSize::from_bytes(crate::layout::GIB)),
+        via: Via::Direct,
+        payload: Some(payload.to_path_buf()),
+        host: Host {
+            kernel: kernel.to_path_buf(),
+            initrd: Some(initrd.to_path_buf()),
+            bootargs: format!("{} el2pvm.bench=1", crate::linux::DEFAULT_APPEND),
+        },
+        dtb: DtbVariant::WithModules,
+        work_dir: paths::qemu().join("bench-linux-pvm"),
+    };
+    run("linux-pvm", boot::prepare(&plan)?, LINUX_TIMEOUT, None)
 }
 
 /// `qemu-system-aarch64 --version`, first line, for the report.

@@ -155,6 +155,15 @@ pub fn render(report: &Report) -> String {
                 ),
             ),
             ("pkvm_reserved_bytes_4g", Value::Int(l.pkvm_reserved_4g)),
+            (
+                "el2_pvm_from_user_space",
+                Value::Object(
+                    l.pvm
+                        .iter()
+                        .map(|(k, v)| (pvm_key(k), Value::Int(*v)))
+                        .collect(),
+                ),
+            ),
         ]),
         None => Value::Null,
     };
@@ -187,6 +196,15 @@ pub fn render(report: &Report) -> String {
     write_value(&mut out, &document, 0);
     out.push('\n');
     out
+}
+
+/// The object keys are `&'static str`: the figures `vmm bench` prints, by name.
+fn pvm_key(key: &str) -> &'static str {
+    super::table::PVM_ROWS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(k, _)| *k)
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]

@@ -192,9 +192,36 @@ pub fn pkvm_reserved_mib(line: &str) -> Option<u64> {
     number_before(rest, " MiB", "Reserved ")
 }
 
+/// Every `vmm: bench: <key> <value>` line (vmm/src/bench.rs) as (key, value).
+pub fn pvm_figures(lines: &[String]) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("vmm: bench: ")? + "vmm: bench: ".len()..];
+            let mut words = rest.split_whitespace();
+            let key = words.next()?;
+            let value = words.next()?.parse().ok()?;
+            Some((key.to_string(), value))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vmm_bench_lines_are_key_value_pairs() {
+        let lines = [
+            "vmm: bench: vcpu_run_mmio_exit 7123".to_string(),
+            "vmm: bench: done".to_string(),
+            "guest: vmm: bench: mem_share_1 x".to_string(),
+        ];
+        assert_eq!(
+            pvm_figures(&lines),
+            vec![("vcpu_run_mmio_exit".to_string(), 7123)]
+        );
+    }
 
     #[test]
     fn result_lines_parse_with_every_field() {

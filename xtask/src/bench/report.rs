@@ -54,9 +54,16 @@ pub struct LinuxReport {
     pub boots: Vec<LinuxBoot>,
     /// pKVM's reservation with 4 GiB of RAM (its boot is stopped at that line).
     pub pkvm_reserved_4g: u64,
+    /// `vmm bench` (vmm/src/bench.rs) from Linux user space: (key, instructions).
+    pub pvm: Vec<(String, u64)>,
 }
 
 impl LinuxReport {
+    /// A `vmm bench` figure.
+    pub fn pvm(&self, key: &str) -> Option<u64> {
+        self.pvm.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
     pub fn boot(&self, el2: LinuxEl2) -> Option<&LinuxBoot> {
         self.boots.iter().find(|b| b.el2 == el2)
     }

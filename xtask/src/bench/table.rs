@@ -44,6 +44,7 @@ pub fn render(report: &Report) -> String {
     targets(&mut out, report);
     memory(&mut out, report);
     linux(&mut out, report);
+    pvm(&mut out, report);
     smmu(&mut out, report);
     out
 }
@@ -218,6 +219,68 @@ fn linux(out: &mut String, report: &Report) {
         linux_itself.abs(),
         if linux_itself < 0.0 { "less" } else { "more" }
     );
+}
+
+/// The figures of `vmm bench` (vmm/src/bench.rs), in table order, with their labels.
+pub const PVM_ROWS: [(&str, &str); 8] = [
+    (
+        "vcpu_run_mmio_exit",
+        "EL2_PVM_RUN round trip (guest exits at once: MMIO)",
+    ),
+    ("mem_share_1", "RUN to the guest's MEM_SHARE, 1 page"),
+    ("mem_unshare_1", "RUN to the guest's MEM_UNSHARE, 1 page"),
+    ("mem_share_512", "RUN to the guest's MEM_SHARE, 512 pages"),
+    (
+        "mem_unshare_512",
+        "RUN to the guest's MEM_UNSHARE, 512 pages (mapped: zapped)",
+    ),
+    (
+        "read_shared_first_touch_ns_per_page",
+        "memcpy out of shared guest memory, first touch, per 4 KiB",
+    ),
+    (
+        "read_shared_mapped_ns_per_page",
+        "memcpy out of shared guest memory, mapped, per 4 KiB",
+    ),
+    (
+        "memcpy_ordinary_ns_per_page",
+        "memcpy out of ordinary memory, per 4 KiB",
+    ),
+];
+
+fn pvm(out: &mut String, report: &Report) {
+    let Some(linux) = &report.linux else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "### Protected guests from Linux user space (el2_pvm driver, `vmm bench`)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Operation | instructions (ns) | the same call from the bench host | added by the syscall, the driver and Linux |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|");
+    for (key, label) in PVM_ROWS {
+        let Some(value) = linux.pvm(key) else {
+            continue;
+        };
+        let bare = report
+            .ops
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| f.hvc_to_return);
+        let (bare_text, added) = match bare {
+            Some(b) => (count(b), count(value as f64 - b)),
+            None => ("–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {bare_text} | {added} |",
+            count(value as f64)
+        );
+    }
+    let _ = writeln!(out);
 }
 
 #[cfg(test)]

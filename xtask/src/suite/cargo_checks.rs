@@ -7,11 +7,12 @@ use super::report::{Report, lines_of, print_failed, print_ok};
 use crate::build::{self, EL2_TARGET, IMAGE_TARGET, Image, cargo_command};
 use crate::paths;
 
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "fmt",
     "clippy_host",
     "clippy_el2",
     "clippy_images",
+    "clippy_vmm",
     "host_unit_tests",
 ];
 
@@ -24,7 +25,7 @@ pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
         args.extend(["--target", target, "--", "-D", "warnings"]);
         args
     };
-    let lint_checks: [(&str, Vec<&str>); 4] = [
+    let lint_checks: [(&str, Vec<&str>); 5] = [
         ("fmt", vec!["fmt", "--all", "--", "--check"]),
         // Default members only: el2 and the test images are bare-metal and do not build
         // for the host.
@@ -34,6 +35,21 @@ pub fn run(report: &mut Report, selected: &dyn Fn(&str) -> bool) {
         ),
         ("clippy_el2", bare_metal_on(EL2_TARGET)),
         ("clippy_images", bare_metal_on(IMAGE_TARGET)),
+        // The VMM is a Linux binary for the Linux host only (crate::pvm).
+        (
+            "clippy_vmm",
+            vec![
+                "clippy",
+                "--release",
+                "-p",
+                "vmm",
+                "--target",
+                crate::pvm::VMM_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
     ];
     for (name, args) in lint_checks {
         if !selected(name) {
