@@ -21,7 +21,25 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Build el2 and demo-host for aarch64-unknown-none and write target/images/*.bin.
+    /// Build the payload and every test image into target/images/*.bin.
+    ///
+    /// Each image is a release build of one workspace package, converted with objcopy to a
+    /// raw binary that QEMU's -kernel, U-Boot's booti or the payload (as the host module)
+    /// loads:
+    ///
+    ///   el2.bin               the EL2 payload (el2, aarch64-unknown-none-softfloat); checked
+    ///                         to be an arm64 Image. Use this one on a board (docs/booting.md).
+    ///   el2-selftest.bin      the payload with --features selftest (test-only debug calls)
+    ///   test-guest.bin        the protected guest, embedded in the test hosts below
+    ///   demo-host.bin         the demo host of `cargo xtask run`
+    ///   abi-host.bin          ABI scenarios          stress-host.bin   SMP stress
+    ///   bench-host.bin        `cargo xtask bench`    conformance-host.bin  conformance suite
+    ///   dma-host.bin          DMA-master attacks     smmu-host.bin     DMA behind the SMMUv3
+    ///
+    /// The host images are aarch64-unknown-none and linked at their load address. An image
+    /// whose contents did not change is not rewritten, so nothing that embeds it rebuilds.
+    /// Debian's Linux host is not built here: `cargo xtask run --host linux` fetches it.
+    #[command(verbatim_doc_comment)]
     Build,
     /// Build, then boot QEMU with the payload and a host; exits with QEMU's status.
     Run(RunArgs),
@@ -98,4 +116,27 @@ pub struct BenchArgs {
     /// Few calls per operation, 1 GiB only, no Linux boots: checks the bench still works.
     #[arg(long)]
     pub quick: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn build_help_names_every_image_it_builds() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("build")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for image in crate::build::Image::ALL {
+            let file = format!("{}.bin", image.name());
+            assert!(
+                help.contains(&file),
+                "`build --help` does not name {file}:\n{help}"
+            );
+        }
+    }
 }
