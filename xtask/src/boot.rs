@@ -108,16 +108,13 @@ pub struct Plan {
 
 /// Checks the layout, writes the DTB or U-Boot flash, and returns QEMU's arguments.
 pub fn prepare(plan: &Plan) -> Result<Vec<String>> {
-    for file in [
-        Some(&plan.host.kernel),
-        plan.host.initrd.as_ref(),
-        plan.payload.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !file.is_file() {
-            bail!("{} does not exist", file.display());
+    for (file, what) in [
+        (Some(&plan.host.kernel), "host kernel"),
+        (plan.host.initrd.as_ref(), "host initrd"),
+        (plan.payload.as_ref(), "payload"),
+    ] {
+        if let Some(file) = file {
+            crate::image_check::check_file(file, what)?;
         }
     }
     // A fresh folder: nothing from an earlier boot (a stale flash or DTB) can leak in.
