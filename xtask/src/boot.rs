@@ -232,7 +232,8 @@ fn without_payload(plan: &Plan) -> Result<Vec<String>> {
     Ok(args)
 }
 
-/// The module nodes for `host`, at the fixed load addresses.
+/// The module nodes for `host`: the kernel at [`layout::HOST_KERNEL_ADDR`], the ramdisk
+/// right after the kernel's in-memory size ([`layout::ramdisk_addr`]).
 fn modules(host: &Host) -> Result<Vec<Module>> {
     let mut modules = vec![Module {
         kind: ModuleKind::Kernel,
@@ -241,9 +242,10 @@ fn modules(host: &Host) -> Result<Vec<Module>> {
         bootargs: Some(host.bootargs.clone()),
     }];
     if let Some(initrd) = &host.initrd {
+        let kernel_span = layout::file_span(&host.kernel)?;
         modules.push(Module {
             kind: ModuleKind::Ramdisk,
-            addr: layout::HOST_RAMDISK_ADDR,
+            addr: layout::ramdisk_addr(layout::HOST_KERNEL_ADDR, kernel_span),
             size: std::fs::metadata(initrd)?.len(),
             bootargs: None,
         });

@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// device and refuses protected VMs (VM_CREATE returns DENIED).
     #[arg(long)]
     pub unconfined_dma: bool,
+    /// Test only: leave the module nodes out of the boot DTB, so that the payload stops with
+    /// `[el2] FATAL` (the suite's check that such a stop ends `cargo xtask run`).
+    #[arg(long, hide = true)]
+    pub without_module_nodes: bool,
     /// Boot this image as the payload instead of building target/images/el2.bin.
     #[arg(long, value_name = "PATH")]
     pub payload: Option<PathBuf>,

@@ -153,7 +153,9 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             Some(args.payload.clone().unwrap_or_else(|| Image::El2.path()))
         },
         host,
-        dtb: if args.unconfined_dma {
+        dtb: if args.without_module_nodes {
+            DtbVariant::WithoutModules
+        } else if args.unconfined_dma {
             DtbVariant::UnconfinedDma
         } else {
             DtbVariant::WithModules
