@@ -89,7 +89,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=PAYLOAD_MAX_CPUS))]
     pub smp: u32,
     /// RAM size (QEMU -m syntax: 1G, 2048M, ...), from 256M; the host modules are placed
-    /// to fit it (docs/booting.md).
+    /// to fit it (docs/booting.md). The payload sets no upper limit (16G checked); QEMU
+    /// refuses what this machine cannot allocate.
     #[arg(long, default_value = "1G")]
     pub mem: MemSize,
     /// Boot the host kernel itself, without the payload, on a machine with
