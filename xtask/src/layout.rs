@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn debians_kernel_and_initramfs_fit_in_256m() {
-        // The sizes of Debian's 6.12 arm64 Image (image_size) and the Linux host's
+        // The sizes of Debian's 6.1 arm64 Image (image_size) and the Linux host's
         // initramfs, with a 64 MiB margin for the kernel's own memory.
         let mem = MemSize::from_bytes(MIN_MEM);
         let kernel = 0x201_0000;
