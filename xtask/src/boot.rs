@@ -115,16 +115,13 @@ pub struct Plan {
 
 /// Checks the layout, writes the DTB or U-Boot flash, and returns QEMU's arguments.
 pub fn prepare(plan: &Plan) -> Result<Vec<String>> {
-    for file in [
-        Some(&plan.host.kernel),
-        plan.host.initrd.as_ref(),
-        plan.payload.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !file.is_file() {
-            bail!("{} does not exist", file.display());
+    for (file, what) in [
+        (Some(&plan.host.kernel), "host kernel"),
+        (plan.host.initrd.as_ref(), "host initrd"),
+        (plan.payload.as_ref(), "payload"),
+    ] {
+        if let Some(file) = file {
+            crate::image_check::check_file(file, what)?;
         }
     }
     // A fresh folder: nothing from an earlier boot (a stale flash or DTB) can leak in.
@@ -242,7 +239,8 @@ fn without_payload(plan: &Plan) -> Result<Vec<String>> {
     Ok(args)
 }
 
-/// The module nodes for `host`, at the fixed load addresses.
+/// The module nodes for `host`: the kernel at [`layout::HOST_KERNEL_ADDR`], the ramdisk
+/// right after the kernel's in-memory size ([`layout::ramdisk_addr`]).
 fn modules(host: &Host) -> Result<Vec<Module>> {
     let mut modules = vec![Module {
         kind: ModuleKind::Kernel,
@@ -251,9 +249,10 @@ fn modules(host: &Host) -> Result<Vec<Module>> {
         bootargs: Some(host.bootargs.clone()),
     }];
     if let Some(initrd) = &host.initrd {
+        let kernel_span = layout::file_span(&host.kernel)?;
         modules.push(Module {
             kind: ModuleKind::Ramdisk,
-            addr: layout::HOST_RAMDISK_ADDR,
+            addr: layout::ramdisk_addr(layout::HOST_KERNEL_ADDR, kernel_span),
             size: std::fs::metadata(initrd)?.len(),
             bootargs: None,
         });

@@ -216,18 +216,37 @@ pub fn convert(images: &[Image]) -> Result<Vec<PathBuf>> {
     for image in images {
         let elf = image.elf();
         let bin = image.path();
+        let fresh = bin.with_extension("bin.new");
         cmd::run(
             Command::new(&objcopy)
                 .args(["-O", "binary"])
                 .arg(&elf)
-                .arg(&bin),
+                .arg(&fresh),
         )?;
+        replace_if_changed(&fresh, &bin)?;
         if matches!(image, Image::El2 | Image::El2Selftest) {
             check_arm64_image(&bin)?;
         }
         outputs.push(bin);
     }
     Ok(outputs)
+}
+
+/// Moves `fresh` over `target` only if their contents differ; otherwise deletes `fresh`
+/// and leaves `target` (and its modification time) alone. The images that embed another
+/// (`include_bytes!` of test-guest.bin) have build scripts that say
+/// `cargo:rerun-if-changed` on it: rewriting an identical file would make cargo rebuild
+/// all six of them on every `cargo xtask run` or `build` (about 15 s here). Returns whether
+/// `target` changed.
+fn replace_if_changed(fresh: &Path, target: &Path) -> Result<bool> {
+    let new = std::fs::read(fresh).context(|| format!("reading {}", fresh.display()))?;
+    if std::fs::read(target).is_ok_and(|old| old == new) {
+        std::fs::remove_file(fresh).context(|| format!("removing {}", fresh.display()))?;
+        return Ok(false);
+    }
+    std::fs::rename(fresh, target)
+        .context(|| format!("renaming {} to {}", fresh.display(), target.display()))?;
+    Ok(true)
 }
 
 /// The cargo that runs xtask (set by `cargo run`), so nested builds use the same toolchain.
@@ -288,4 +307,39 @@ fn check_arm64_image(bin: &Path) -> Result<()> {
          arm64 Image header",
         paths::pretty(bin)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_image_keeps_its_file_and_modification_time() {
+        let dir = std::env::temp_dir().join(format!("xtask-convert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("x.bin");
+        let fresh = dir.join("x.bin.new");
+        std::fs::write(&target, b"same").unwrap();
+        let old_time = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        std::fs::File::options()
+            .write(true)
+            .open(&target)
+            .unwrap()
+            .set_modified(old_time)
+            .unwrap();
+
+        std::fs::write(&fresh, b"same").unwrap();
+        assert!(!replace_if_changed(&fresh, &target).unwrap());
+        assert_eq!(
+            std::fs::metadata(&target).unwrap().modified().unwrap(),
+            old_time
+        );
+        assert!(!fresh.exists());
+
+        std::fs::write(&fresh, b"different").unwrap();
+        assert!(replace_if_changed(&fresh, &target).unwrap());
+        assert_eq!(std::fs::read(&target).unwrap(), b"different");
+        assert!(!fresh.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -21,7 +21,25 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Build el2 and demo-host for aarch64-unknown-none and write target/images/*.bin.
+    /// Build the payload and every test image into target/images/*.bin.
+    ///
+    /// Each image is a release build of one workspace package, converted with objcopy to a
+    /// raw binary that QEMU's -kernel, U-Boot's booti or the payload (as the host module)
+    /// loads:
+    ///
+    ///   el2.bin               the EL2 payload (el2, aarch64-unknown-none-softfloat); checked
+    ///                         to be an arm64 Image. Use this one on a board (docs/booting.md).
+    ///   el2-selftest.bin      the payload with --features selftest (test-only debug calls)
+    ///   test-guest.bin        the protected guest, embedded in the test hosts below
+    ///   demo-host.bin         the demo host of `cargo xtask run`
+    ///   abi-host.bin          ABI scenarios          stress-host.bin   SMP stress
+    ///   bench-host.bin        `cargo xtask bench`    conformance-host.bin  conformance suite
+    ///   dma-host.bin          DMA-master attacks     smmu-host.bin     DMA behind the SMMUv3
+    ///
+    /// The host images are aarch64-unknown-none and linked at their load address. An image
+    /// whose contents did not change is not rewritten, so nothing that embeds it rebuilds.
+    /// Debian's Linux host is not built here: `cargo xtask run --host linux` fetches it.
+    #[command(verbatim_doc_comment)]
     Build,
     /// Build, then boot QEMU with the payload and a host; exits with QEMU's status.
     Run(RunArgs),
@@ -34,6 +52,12 @@ pub enum Cmd {
     /// reference model; last line "N passed, N failed".
     Conformance,
 }
+
+/// The most CPUs the payload runs on (its per-CPU tables are sized for this many).
+pub const PAYLOAD_MAX_CPUS: i64 = platform::fdt_discovery::MAX_CPUS as i64;
+/// `--timeout`'s default: Debian's Linux reaches /init in about a minute on 4 TCG CPUs; the
+/// demo ends in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HostKind {
@@ -60,19 +84,30 @@ pub struct RunArgs {
     /// Host kernel command line instead of the default for --host.
     #[arg(long, value_name = "STR")]
     pub append: Option<String>,
-    /// Number of CPUs.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Number of CPUs: 1 to 8, the most the payload supports (MAX_CPUS of
+    /// platform::fdt_discovery and el2/src/layout.rs).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=PAYLOAD_MAX_CPUS))]
     pub smp: u32,
-    /// RAM size (QEMU -m syntax: 1G, 2048M, ...).
+    /// RAM size (QEMU -m syntax: 1G, 2048M, ...), from 256M; the host modules are placed
+    /// to fit it (docs/booting.md). The payload sets no upper limit (16G checked); QEMU
+    /// refuses what this machine cannot allocate.
     #[arg(long, default_value = "1G")]
     pub mem: MemSize,
     /// Boot the host kernel itself, without the payload, on a machine with
     /// virtualization=off (it starts at EL1): Linux as it runs without EL2 firmware.
     #[arg(long)]
     pub no_el2: bool,
-    /// Kill QEMU after this many seconds (exit status 124).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
+    /// Kill QEMU after this many seconds (exit status 124); 0 waits forever. The run also
+    /// ends at once, with exit status 1 and the line, at a `[el2] FATAL`, a Linux
+    /// "Kernel panic - not syncing", the Linux /init's `HOST-FAIL` or a test host's
+    /// `FAIL:` line or failed summary.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
+    pub timeout: u64,
+    /// Allow a --kernel that is not an arm64 Image (no "ARM\x64" magic at 0x38): a raw
+    /// binary that the payload enters at its first byte, like kvm-unit-tests' .flat files.
+    /// The payload itself does not look at the format: it enters the module's first byte.
+    #[arg(long)]
+    pub raw_kernel: bool,
     /// Hand the DMA masters the payload cannot confine (QEMU virt: fw_cfg, the virtio-mmio
     /// transports, the GIC ITS, PCIe without an IOMMU the payload drives) to the host
     /// anyway: sets `/chosen/el2,unconfined-dma` in the boot DTB. The payload then logs each
@@ -85,6 +120,10 @@ pub struct RunArgs {
     /// Give the machine MTE (`-M virt,mte=on`; needs a CPU with MTE, such as the default).
     #[arg(long)]
     pub mte: bool,
+    /// Test only: leave the module nodes out of the boot DTB, so that the payload stops with
+    /// `[el2] FATAL` (the suite's check that such a stop ends `cargo xtask run`).
+    #[arg(long, hide = true)]
+    pub without_module_nodes: bool,
     /// Boot this image as the payload instead of building target/images/el2.bin.
     #[arg(long, value_name = "PATH")]
     pub payload: Option<PathBuf>,
@@ -104,4 +143,62 @@ pub struct BenchArgs {
     /// Few calls per operation, 1 GiB only, no Linux boots: checks the bench still works.
     #[arg(long)]
     pub quick: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn smp_accepts_exactly_the_cpus_the_payload_supports() {
+        let parse = |smp: &str| Cli::try_parse_from(["cargo xtask", "run", "--smp", smp]);
+        assert!(parse("1").is_ok());
+        assert!(parse("8").is_ok());
+        let err = parse("9").err().unwrap().to_string();
+        assert!(err.contains("1..=8"), "{err}");
+        assert!(parse("0").is_err());
+    }
+
+    /// The payload's own per-CPU arrays (el2/src/layout.rs) are sized by a constant of its
+    /// own; it must be the one `--smp` is checked against.
+    #[test]
+    fn the_payloads_cpu_limit_is_the_one_smp_uses() {
+        let layout = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../el2/src/layout.rs"),
+        )
+        .unwrap();
+        assert!(
+            layout.contains(&format!("pub const MAX_CPUS: usize = {PAYLOAD_MAX_CPUS};")),
+            "el2/src/layout.rs's MAX_CPUS is not {PAYLOAD_MAX_CPUS}"
+        );
+    }
+
+    #[test]
+    fn the_default_timeout_is_in_the_help() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[default: 300]"), "{help}");
+    }
+
+    #[test]
+    fn build_help_names_every_image_it_builds() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("build")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for image in crate::build::Image::ALL {
+            let file = format!("{}.bin", image.name());
+            assert!(
+                help.contains(&file),
+                "`build --help` does not name {file}:\n{help}"
+            );
+        }
+    }
 }

@@ -9,9 +9,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cmd;
 use crate::error::{Context, Result};
 use crate::qemu;
+use crate::{child_guard, cmd};
 
 /// What the console watcher wants after seeing a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,10 @@ pub trait Watcher {
 }
 
 /// Watches nothing: QEMU runs to its end.
+#[cfg(test)]
 pub struct NoWatch;
 
+#[cfg(test)]
 impl Watcher for NoWatch {
     fn on_line(&mut self, _line: &str) -> Verdict {
         Verdict::Continue
@@ -46,11 +48,15 @@ pub enum Outcome {
     Stopped,
     /// The hang timeout ran out and xtask killed QEMU.
     TimedOut(Duration),
+    /// xtask got this signal (SIGINT, SIGTERM, SIGHUP) and killed QEMU
+    /// ([`crate::child_guard`]).
+    Interrupted(i32),
 }
 
 impl Outcome {
     /// The exit code `cargo xtask run` passes on: QEMU's own, 128 + signal if it was
-    /// killed by one, 124 (like timeout(1)) after a hang timeout.
+    /// killed by one, 124 (like timeout(1)) after a hang timeout, 128 + signal when xtask
+    /// itself was interrupted.
     pub fn exit_code(&self) -> u8 {
         use std::os::unix::process::ExitStatusExt;
         match self {
@@ -61,6 +67,7 @@ impl Outcome {
             },
             Outcome::Stopped => 0,
             Outcome::TimedOut(_) => 124,
+            Outcome::Interrupted(signal) => u8::try_from(128 + signal).unwrap_or(1),
         }
     }
 }
@@ -107,6 +114,10 @@ fn run_program(
         }
         None => None,
     };
+    if let Some(signal) = child_guard::caught() {
+        return Ok(Outcome::Interrupted(signal));
+    }
+    child_guard::kill_with_parent(&mut program);
     let mut child = program
         .stdin(if opts.interactive {
             Stdio::inherit()
@@ -117,6 +128,7 @@ fn run_program(
         .stderr(Stdio::piped())
         .spawn()
         .context(|| format!("starting {name}"))?;
+    child_guard::running(child.id());
 
     // One reader thread per pipe; a chunk of length 0 never travels, the channel closing
     // (both senders dropped at EOF) means QEMU closed its output.
@@ -181,14 +193,13 @@ fn run_program(
         }
     }
 
+    // Kill and reap only our own child, by its handle; the signal handler forgets it first
+    // so that it never signals a reaped (reusable) pid.
     let outcome = match ended_by {
         Some(outcome) => {
-            // Our own child, by its handle: nothing else is touched.
             let _ = child.kill();
+            child_guard::finished();
             let _ = child.wait();
-            if opts.interactive {
-                restore_terminal();
-            }
             outcome
         }
         None => {
@@ -197,9 +208,17 @@ fn run_program(
                     watcher.on_line(&last);
                 }
             }
+            child_guard::finished();
             Outcome::Exited(child.wait().context(|| format!("waiting for {name}"))?)
         }
     };
+    let outcome = match child_guard::caught() {
+        Some(signal) => Outcome::Interrupted(signal),
+        None => outcome,
+    };
+    if opts.interactive && !matches!(outcome, Outcome::Exited(_)) {
+        restore_terminal();
+    }
     for reader in readers {
         let _ = reader.join();
     }

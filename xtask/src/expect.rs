@@ -81,6 +81,7 @@ impl<'a> ConsoleCheck<'a> {
             (Outcome::Stopped, End::Exit(want)) => Err(format!(
                 "QEMU was stopped, expected it to exit with status {want}"
             )),
+            (Outcome::Interrupted(_), _) => Err(format!("QEMU {}", describe(outcome))),
             // Stopped on purpose, or it exited right after the last line before the kill.
             (_, End::KillWhenAllSeen) => Ok(()),
         }
@@ -95,6 +96,10 @@ fn describe(outcome: &Outcome) -> String {
         },
         Outcome::Stopped => "was stopped".into(),
         Outcome::TimedOut(after) => format!("timed out after {:.0} s", after.as_secs_f64()),
+        Outcome::Interrupted(signal) => format!(
+            "was killed: xtask got {}",
+            crate::child_guard::name(*signal)
+        ),
     }
 }
 

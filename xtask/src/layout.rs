@@ -1,8 +1,9 @@
 //! Guest-physical addresses xtask relies on, in one place, and the check that what it loads
 //! there fits in RAM without overlapping.
 //!
-//! The module addresses stay inside the first GiB of RAM whatever `--mem` says, so one set of
-//! constants serves every size from 1 GiB up (and smaller ones as long as the files fit).
+//! The host kernel module goes at [`HOST_KERNEL_ADDR`], just above QEMU's DTB at RAM base +
+//! 128 MiB, and the ramdisk right after the kernel's in-memory size ([`ramdisk_addr`]), so
+//! that `--mem 256M` holds the demo host and Debian's Linux with its initramfs.
 
 use std::fmt;
 use std::path::Path;
@@ -21,10 +22,14 @@ pub const PAYLOAD_DIRECT_LOAD: u64 = 0x4020_0000;
 pub const QEMU_DTB_ADDR: u64 = 0x4800_0000;
 /// Room kept for that DTB (QEMU limits it to 1 MiB plus its own padding).
 pub const QEMU_DTB_ROOM: u64 = 2 * MIB;
-/// Host kernel (or test image): the `multiboot,kernel` module.
-pub const HOST_KERNEL_ADDR: u64 = 0x5000_0000;
-/// Host initramfs: the `multiboot,ramdisk` module.
-pub const HOST_RAMDISK_ADDR: u64 = 0x5c00_0000;
+/// Host kernel (or test image): the `multiboot,kernel` module. The test hosts are linked
+/// here (`linker/*-host.ld`); Linux may be anywhere 2 MiB-aligned (its boot protocol).
+pub const HOST_KERNEL_ADDR: u64 = 0x4840_0000;
+/// Alignment of the ramdisk after the kernel (Linux only needs a page; 2 MiB keeps the
+/// kernel's stage-2 blocks whole).
+pub const RAMDISK_ALIGN: u64 = 2 * MIB;
+/// The least `--mem`: QEMU's DTB sits at RAM base + 128 MiB and the modules above it.
+pub const MIN_MEM: u64 = 256 * MIB;
 /// Where U-Boot's `qfw load` puts QEMU's `-kernel` image.
 pub const UBOOT_KERNEL_STAGING: u64 = 0x4040_0000;
 /// Where U-Boot's `qfw load` puts QEMU's `-initrd` (also bounds the staged kernel).
@@ -35,10 +40,16 @@ pub const UBOOT_BOOTI_LOAD: u64 = RAM_BASE;
 /// U-Boot relocates itself, its heap, stack and its DTB copy to the top of RAM.
 pub const UBOOT_TOP_RESERVE: u64 = 64 * MIB;
 
-// The module addresses stay in the first GiB of RAM, above QEMU's DTB, kernel below ramdisk.
+// The kernel module sits above QEMU's DTB and inside the smallest RAM accepted, 2 MiB-aligned.
 const _: () = assert!(QEMU_DTB_ADDR + QEMU_DTB_ROOM <= HOST_KERNEL_ADDR);
-const _: () = assert!(HOST_KERNEL_ADDR < HOST_RAMDISK_ADDR);
-const _: () = assert!(HOST_RAMDISK_ADDR < RAM_BASE + GIB);
+const _: () = assert!(HOST_KERNEL_ADDR < RAM_BASE + MIN_MEM);
+const _: () = assert!(HOST_KERNEL_ADDR.is_multiple_of(2 * MIB));
+
+/// Where the ramdisk goes: after the kernel's in-memory size (`image_size`, which covers
+/// its .bss), so nothing the kernel clears at boot lands on it.
+pub fn ramdisk_addr(kernel_addr: u64, kernel_span: u64) -> u64 {
+    (kernel_addr + kernel_span).next_multiple_of(RAMDISK_ALIGN)
+}
 
 /// Offset of the arm64 Image magic `ARM\x64` in the Image header.
 pub const ARM64_MAGIC_OFFSET: usize = 0x38;
@@ -90,8 +101,14 @@ impl FromStr for MemSize {
             .map_err(|_| format!("{s:?} is not a size like 1G or 2048M"))?;
         let bytes = n
             .checked_mul(1 << shift)
-            .filter(|b| *b >= 128 * MIB && b.is_multiple_of(MIB))
-            .ok_or_else(|| format!("{s:?}: RAM must be a whole number of MiB, at least 128M"))?;
+            .filter(|b| *b >= MIN_MEM && b.is_multiple_of(MIB))
+            .ok_or_else(|| {
+                format!(
+                    "{s:?}: RAM must be a whole number of MiB, at least {}M (QEMU's DTB is at \
+                     RAM + 128 MiB and the host modules go above it)",
+                    MIN_MEM / MIB
+                )
+            })?;
         Ok(Self(bytes))
     }
 }
@@ -211,6 +228,12 @@ mod tests {
         assert_eq!("4GiB".parse::<MemSize>(), Ok(MemSize::from_bytes(4 * GIB)));
         assert!("1X".parse::<MemSize>().is_err());
         assert!("64M".parse::<MemSize>().is_err());
+        assert_eq!(
+            "256M".parse::<MemSize>(),
+            Ok(MemSize::from_bytes(256 * MIB))
+        );
+        let err = "128M".parse::<MemSize>().unwrap_err();
+        assert!(err.contains("at least 256M"), "{err}");
         assert!("".parse::<MemSize>().is_err());
     }
 
@@ -223,13 +246,53 @@ mod tests {
     }
 
     #[test]
-    fn regions_that_fit_pass() {
-        let mem = MemSize::from_bytes(GIB);
+    fn debians_kernel_and_initramfs_fit_in_256m() {
+        // The sizes of Debian's 6.1 arm64 Image (image_size) and the Linux host's
+        // initramfs, with a 64 MiB margin for the kernel's own memory.
+        let mem = MemSize::from_bytes(MIN_MEM);
+        let kernel = 0x201_0000;
+        let ramdisk = ramdisk_addr(HOST_KERNEL_ADDR, kernel);
+        assert_eq!(ramdisk, 0x4a60_0000);
         let regions = [
-            Region::new("host kernel", HOST_KERNEL_ADDR, 40 * MIB),
-            Region::new("ramdisk", HOST_RAMDISK_ADDR, 2 * MIB),
+            Region::new("QEMU's DTB", QEMU_DTB_ADDR, QEMU_DTB_ROOM),
+            Region::new("host kernel", HOST_KERNEL_ADDR, kernel),
+            Region::new("ramdisk", ramdisk, 2 * MIB),
+            Region::new(
+                "U-Boot (relocated)",
+                mem.ram_end() - UBOOT_TOP_RESERVE,
+                UBOOT_TOP_RESERVE,
+            ),
         ];
         check_regions(&regions, mem).unwrap();
+    }
+
+    #[test]
+    fn the_ramdisk_follows_the_kernels_memory_size_not_its_file() {
+        assert_eq!(ramdisk_addr(0x4840_0000, 0x7b000), 0x4860_0000);
+        assert_eq!(ramdisk_addr(0x4840_0000, 0x20_0000), 0x4860_0000);
+        assert_eq!(ramdisk_addr(0x4840_0000, 0x20_0001), 0x4880_0000);
+    }
+
+    /// The test hosts are not position independent: the payload enters them where xtask
+    /// loads them, so their link address must be [`HOST_KERNEL_ADDR`].
+    #[test]
+    fn every_test_host_is_linked_at_the_kernel_module_address() {
+        let linker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../linker");
+        let mut hosts = 0;
+        for entry in std::fs::read_dir(&linker).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with("-host.ld") {
+                continue;
+            }
+            hosts += 1;
+            let script = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                script.contains(&format!(". = {HOST_KERNEL_ADDR:#x};")),
+                "{name} is not linked at {HOST_KERNEL_ADDR:#x}"
+            );
+        }
+        assert!(hosts >= 7, "found only {hosts} linker/*-host.ld");
     }
 
     #[test]
@@ -237,7 +300,7 @@ mod tests {
         let mem = MemSize::from_bytes(GIB);
         let regions = [
             Region::new("host kernel", HOST_KERNEL_ADDR, 0xc00_0001),
-            Region::new("ramdisk", HOST_RAMDISK_ADDR, 2 * MIB),
+            Region::new("ramdisk", HOST_KERNEL_ADDR + 0xc00_0000, 2 * MIB),
         ];
         let err = check_regions(&regions, mem).unwrap_err().to_string();
         assert!(
@@ -248,8 +311,8 @@ mod tests {
 
     #[test]
     fn regions_past_the_end_of_ram_are_refused() {
-        let mem = MemSize::from_bytes(512 * MIB);
-        let regions = [Region::new("ramdisk", HOST_RAMDISK_ADDR, 65 * MIB)];
+        let mem = MemSize::from_bytes(256 * MIB);
+        let regions = [Region::new("ramdisk", HOST_KERNEL_ADDR, 125 * MIB)];
         let err = check_regions(&regions, mem).unwrap_err().to_string();
         assert!(err.contains("does not fit in RAM"), "{err}");
     }

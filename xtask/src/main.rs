@@ -5,6 +5,7 @@ mod apt;
 mod bench;
 mod boot;
 mod build;
+mod child_guard;
 mod cli;
 mod cmd;
 mod conformance;
@@ -12,6 +13,7 @@ mod console;
 mod dtb;
 mod error;
 mod expect;
+mod image_check;
 mod layout;
 mod linux;
 mod paths;
@@ -19,6 +21,7 @@ mod prereqs;
 mod pvm;
 mod qemu;
 mod run;
+mod run_watch;
 mod suite;
 mod uboot;
 
@@ -30,6 +33,7 @@ use cli::{Cli, Cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    child_guard::install();
     let result = match cli.command {
         Cmd::Build => build::build_all().map(|()| 0),
         Cmd::Run(args) => run::run(args),

@@ -1,40 +1,99 @@
 //! `cargo xtask run`: build what the boot needs, then boot QEMU with the console on stdout.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::boot::{self, DtbVariant, Host, Plan};
 use crate::build::{self, Image};
 use crate::cli::{HostKind, RunArgs};
-use crate::console::{self, NoWatch, Outcome, RunOptions};
-use crate::error::Result;
+use crate::console::{self, Outcome, RunOptions};
+use crate::error::{Result, bail};
 use crate::qemu::{self, Machine};
-use crate::{linux, paths, prereqs};
+use crate::run_watch::{Failure, RunWatch};
+use crate::{child_guard, image_check, layout, linux, paths, prereqs};
 
-/// Returns QEMU's exit status, which is the demo's verdict.
+/// Returns the run's exit status: QEMU's (the demo's verdict) when it ends by itself
+/// and nothing failed, 1 after a failure line, 124 after the timeout, 128 + signal when
+/// xtask was interrupted, 130 when QEMU was quit from its monitor (Ctrl-A x).
 pub fn run(args: RunArgs) -> Result<u8> {
+    check_options(&args)?;
     prereqs::ensure()?;
     let plan = plan(&args)?;
+    if args.raw_kernel {
+        image_check::check_file(&plan.host.kernel, "host kernel")?;
+    } else {
+        image_check::check_arm64_image(&plan.host.kernel, "host kernel")?;
+    }
+    if let Some(payload) = &plan.payload {
+        image_check::check_arm64_image(payload, "payload")?;
+    }
     let qemu_args = boot::prepare(&plan)?;
     println!("{}", qemu::display(&qemu_args));
     let log = paths::qemu_logs().join("run.log");
+    let mut watch = RunWatch::default();
     let outcome = console::run(
         &qemu_args,
         &RunOptions {
             echo: true,
             log: Some(&log),
-            timeout: args.timeout.map(Duration::from_secs),
-            interactive: args.timeout.is_none(),
+            timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+            interactive: std::io::stdin().is_terminal(),
         },
-        &mut NoWatch,
+        &mut watch,
     )?;
-    if let Outcome::TimedOut(after) = outcome {
-        eprintln!(
-            "\nxtask: QEMU killed after {:.0} s (--timeout)",
-            after.as_secs_f64()
+    let (code, message) = verdict(&outcome, watch.failure());
+    if let Some(message) = message {
+        eprintln!("\nxtask: {message} (log {})", paths::pretty(&log));
+    }
+    Ok(code)
+}
+
+/// The exit status of a run and what to say about it.
+fn verdict(outcome: &Outcome, failure: Option<&Failure>) -> (u8, Option<String>) {
+    match (outcome, failure) {
+        (Outcome::Interrupted(signal), _) => (
+            outcome.exit_code(),
+            Some(format!(
+                "interrupted by {}: QEMU killed",
+                child_guard::name(*signal)
+            )),
+        ),
+        (_, Some(Failure::Line(line))) => (1, Some(format!("run failed: {line}"))),
+        (Outcome::TimedOut(after), _) => (
+            outcome.exit_code(),
+            Some(format!(
+                "no end after {:.0} s: QEMU killed (--timeout {}; 0 waits forever)",
+                after.as_secs_f64(),
+                after.as_secs()
+            )),
+        ),
+        (_, Some(Failure::QuitByUser)) => (130, Some("QEMU was quit from its monitor".into())),
+        (Outcome::Exited(_), None) | (Outcome::Stopped, None) => match outcome.exit_code() {
+            0 => (0, None),
+            code => (code, Some(format!("QEMU exited with status {code}"))),
+        },
+    }
+}
+
+/// Refuses option combinations that cannot boot, before anything is built.
+fn check_options(args: &RunArgs) -> Result<()> {
+    if args.no_el2 && args.host != HostKind::Linux {
+        bail!(
+            "--no-el2 works only with --host linux: the demo host and the test hosts need the \
+             payload (they make hypercalls, which are undefined at EL1 without EL2, and are \
+             linked at the module address {:#x} the payload enters them at, while QEMU loads a \
+             -kernel elsewhere)",
+            layout::HOST_KERNEL_ADDR
         );
     }
-    Ok(outcome.exit_code())
+    if args.no_el2 && args.unconfined_dma {
+        bail!("--unconfined-dma is a boot option of the payload: it means nothing with --no-el2");
+    }
+    if args.no_el2 && args.payload.is_some() {
+        bail!("--payload and --no-el2 contradict each other");
+    }
+    Ok(())
 }
 
 /// Builds only the images this boot uses, fetches the Linux host if needed.
@@ -96,7 +155,9 @@ fn plan(args: &RunArgs) -> Result<Plan> {
             Some(args.payload.clone().unwrap_or_else(|| Image::El2.path()))
         },
         host,
-        dtb: if args.unconfined_dma {
+        dtb: if args.without_module_nodes {
+            DtbVariant::WithoutModules
+        } else if args.unconfined_dma {
             DtbVariant::UnconfinedDma
         } else {
             DtbVariant::WithModules
@@ -111,4 +172,86 @@ fn pick(given: &Option<PathBuf>, default: Option<&PathBuf>) -> PathBuf {
         .clone()
         .or_else(|| default.cloned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Cmd};
+    use clap::Parser;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let argv = ["cargo xtask", "run"].iter().chain(extra).copied();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Cmd::Run(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn exited(code: i32) -> Outcome {
+        Outcome::Exited(ExitStatus::from_raw(code << 8))
+    }
+
+    #[test]
+    fn a_failure_line_makes_the_run_fail_even_if_qemu_exits_0() {
+        let fatal = Failure::Line("[el2] FATAL: invalid device tree".into());
+        let (code, message) = verdict(&Outcome::Stopped, Some(&fatal));
+        assert_eq!(code, 1);
+        assert_eq!(
+            message.as_deref(),
+            Some("run failed: [el2] FATAL: invalid device tree")
+        );
+        assert_eq!(verdict(&exited(0), Some(&fatal)).0, 1);
+    }
+
+    #[test]
+    fn a_timeout_exits_124_and_says_so() {
+        let (code, message) = verdict(&Outcome::TimedOut(Duration::from_secs(300)), None);
+        assert_eq!(code, 124);
+        assert!(message.unwrap().contains("no end after 300 s"));
+    }
+
+    #[test]
+    fn a_signal_to_xtask_exits_128_plus_it() {
+        let (code, message) = verdict(&Outcome::Interrupted(libc::SIGTERM), None);
+        assert_eq!(code, 128 + 15);
+        assert_eq!(
+            message.as_deref(),
+            Some("interrupted by SIGTERM: QEMU killed")
+        );
+    }
+
+    #[test]
+    fn quitting_qemu_from_its_monitor_is_not_a_pass() {
+        assert_eq!(verdict(&exited(0), Some(&Failure::QuitByUser)).0, 130);
+    }
+
+    #[test]
+    fn a_clean_exit_passes_qemus_status_through() {
+        assert_eq!(verdict(&exited(0), None), (0, None));
+        assert_eq!(verdict(&exited(1), None).0, 1);
+    }
+
+    #[test]
+    fn no_el2_is_refused_for_the_demo_host_with_the_reason() {
+        let err = check_options(&run_args(&["--no-el2"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--no-el2 works only with --host linux"),
+            "{err}"
+        );
+        let err = check_options(&run_args(&["--no-el2", "--kernel", "/x/abi-host.bin"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("need the payload"), "{err}");
+        check_options(&run_args(&["--no-el2", "--host", "linux"])).unwrap();
+    }
+
+    #[test]
+    fn the_default_run_has_a_timeout() {
+        assert_eq!(run_args(&[]).timeout, crate::cli::DEFAULT_TIMEOUT_SECS);
+    }
 }

@@ -112,6 +112,16 @@ pub enum DiscoveryError {
     },
     /// A module node has no `reg`, or its size is zero.
     ModuleWithoutReg { node: NodeName },
+    /// A module's `reg` does not decode with `/chosen`'s cell sizes: usually `/chosen`
+    /// lacks `#address-cells`/`#size-cells` (`defaulted`), so the devicetree defaults (2
+    /// and 1) apply while the loader wrote 2 + 2 cells.
+    ModuleRegCells {
+        node: NodeName,
+        bytes: usize,
+        address_cells: u32,
+        size_cells: u32,
+        defaulted: bool,
+    },
     /// More unconfined DMA masters than the list holds.
     TooManyDmaMasters { max: usize },
     /// An unconfined DMA master has more distinct register ranges than its list holds.
@@ -179,6 +189,28 @@ impl fmt::Display for DiscoveryError {
             ),
             Self::ModuleWithoutReg { node } => {
                 write!(f, "module {node} under /chosen has no reg or a zero size")
+            }
+            Self::ModuleRegCells {
+                node,
+                bytes,
+                address_cells,
+                size_cells,
+                defaulted,
+            } => {
+                write!(
+                    f,
+                    "module {node} under /chosen: its reg ({bytes} bytes) does not decode \
+                     with #address-cells = {address_cells} and #size-cells = {size_cells}"
+                )?;
+                if *defaulted {
+                    write!(
+                        f,
+                        ": /chosen has no #address-cells/#size-cells, so the devicetree \
+                         defaults (2 and 1) apply; add #address-cells = <2> and \
+                         #size-cells = <2> to /chosen (the multiboot binding's)"
+                    )?;
+                }
+                Ok(())
             }
             Self::TooManyDmaMasters { max } => {
                 write!(f, "too many unconfined DMA masters (max {max})")

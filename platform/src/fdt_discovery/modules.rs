@@ -53,15 +53,38 @@ pub fn find<'a>(fdt: &fdt::Fdt<'a>) -> Result<HostModules<'a>, DiscoveryError> {
             node: NodeName::new(node.name),
         };
         // `/chosen` is not a bus: module addresses are CPU physical addresses as written.
-        let value = node.property("reg").map_or(&[][..], |p| p.value);
-        let range = entries(value, address_cells(chosen), size_cells(chosen))
-            .map_err(|_| no_reg())?
-            .next()
-            .ok_or_else(no_reg)?
-            .map_err(|_| no_reg())?;
-        if range.size == 0 {
+        let Some(value) = node.property("reg").map(|p| p.value) else {
             return Err(no_reg());
-        }
+        };
+        let (ac, sc) = (address_cells(chosen), size_cells(chosen));
+        // Without both properties the cell sizes are the specification's defaults, which
+        // no loader that follows the multiboot binding writes `reg` with: say so, as that
+        // is the cause to fix, rather than "no reg".
+        let defaulted =
+            chosen.property("#address-cells").is_none() || chosen.property("#size-cells").is_none();
+        let bad_cells = || DiscoveryError::ModuleRegCells {
+            node: NodeName::new(node.name),
+            bytes: value.len(),
+            address_cells: ac,
+            size_cells: sc,
+            defaulted,
+        };
+        let decoded = entries(value, ac, sc)
+            .ok()
+            .and_then(|mut e| e.next())
+            .and_then(Result::ok);
+        let range = match decoded {
+            Some(range) if range.size > 0 => range,
+            _ if defaulted || value.is_empty() => {
+                return Err(if value.is_empty() {
+                    no_reg()
+                } else {
+                    bad_cells()
+                });
+            }
+            None => return Err(bad_cells()),
+            Some(_) => return Err(no_reg()),
+        };
         let duplicate = |first: &str| DiscoveryError::DuplicateModule {
             kind,
             first: NodeName::new(first),
@@ -89,4 +112,83 @@ pub fn find<'a>(fdt: &fdt::Fdt<'a>) -> Result<HostModules<'a>, DiscoveryError> {
         }
     }
     Ok(modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    /// A DTB whose `/chosen` has the given cell sizes (none if `None`) and one kernel module
+    /// whose `reg` is written with 2 + 2 cells, as xtask and U-Boot scripts write it.
+    fn dtb(chosen_cells: Option<(u32, u32)>) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        if let Some((ac, sc)) = chosen_cells {
+            w.property_u32("#address-cells", ac).unwrap();
+            w.property_u32("#size-cells", sc).unwrap();
+        }
+        let module = w.begin_node("module@48400000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["multiboot,kernel".into(), "multiboot,module".into()],
+        )
+        .unwrap();
+        w.property_array_u32("reg", &[0, 0x4840_0000, 0, 0x2000])
+            .unwrap();
+        w.end_node(module).unwrap();
+        w.end_node(chosen).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_chosen_without_cell_sizes_is_named_as_the_cause() {
+        let blob = dtb(None);
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let err = find(&fdt).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiscoveryError::ModuleRegCells {
+                    bytes: 16,
+                    address_cells: 2,
+                    size_cells: 1,
+                    defaulted: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = std::format!("{err}");
+        assert!(
+            text.contains("/chosen has no #address-cells/#size-cells"),
+            "{text}"
+        );
+        assert!(!text.contains("no reg"), "{text}");
+    }
+
+    #[test]
+    fn a_reg_that_does_not_match_explicit_cell_sizes_says_which_sizes() {
+        let blob = dtb(Some((2, 1)));
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let err = find(&fdt).unwrap_err();
+        let text = std::format!("{err}");
+        assert_eq!(
+            text,
+            "module module@48400000 under /chosen: its reg (16 bytes) does not decode with \
+             #address-cells = 2 and #size-cells = 1"
+        );
+    }
+
+    #[test]
+    fn a_chosen_with_the_bindings_cell_sizes_reads_the_module() {
+        let blob = dtb(Some((2, 2)));
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let kernel = find(&fdt).unwrap().kernel.unwrap();
+        assert_eq!(kernel.range, MemRange::new(0x4840_0000, 0x2000).unwrap());
+    }
 }

@@ -1,5 +1,5 @@
 //! The ABI test host: a bare-metal EL1 image the payload starts like the demo host
-//! (loaded at 0x50000000, x0 = DTB) that runs a protected test guest (tests/test-guest,
+//! (loaded at 0x48400000, x0 = DTB) that runs a protected test guest (tests/test-guest,
 //! embedded from `TEST_GUEST_BIN`) through the host and guest calls of docs/abi.md.
 //!
 //! It prints one libtest-style line per scenario (`test <name> ... ok` or

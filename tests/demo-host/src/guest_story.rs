@@ -7,7 +7,6 @@
 use core::fmt;
 use el1_rt::boot::Platform;
 use el1_rt::exceptions::Abort;
-use el1_rt::free_pages::TEST_HOST_PAGES_FLOOR;
 use el1_rt::guest_vm::VmError;
 use el1_rt::host_calls::{self, CallError};
 use el1_rt::test_guest_driver::{self, GuestError, TestGuest};
@@ -100,7 +99,10 @@ pub fn tell(platform: &Platform) {
 }
 
 fn run(platform: &Platform) -> Result<(), StoryError> {
-    let Ok(mut pages) = platform.free_pages(TEST_HOST_PAGES_FLOOR) else {
+    // Pages from the end of this image up: with `--mem 256M` RAM ends at 0x5000_0000, below
+    // the 1 GiB test hosts' floor (TEST_HOST_PAGES_FLOOR).
+    let floor = platform.image.end().unwrap_or(usize::MAX);
+    let Ok(mut pages) = platform.free_pages(floor) else {
         fail!("too many reserved regions in the DTB to find free pages");
     };
     let mut guest = TestGuest::build(&mut pages, TEST_GUEST, Command::SecretAndShare, 1)?;

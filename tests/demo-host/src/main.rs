@@ -1,5 +1,5 @@
 //! The demo host: a bare-metal EL1 image that the EL2 payload starts like a Linux kernel
-//! (arm64 boot protocol, loaded at 0x50000000) and that checks, in order, what a host sees
+//! (arm64 boot protocol, loaded at 0x48400000) and that checks, in order, what a host sees
 //! of the payload: it runs at EL1, SMCCC calls and the vendor hypervisor UID work, unknown
 //! calls return NOT_SUPPORTED, PSCI works through the payload's relay, the payload's
 //! carve-out cannot be read, and a protected guest keeps its private memory private

@@ -1,5 +1,5 @@
 //! The DMA test host: a bare-metal EL1 image the payload starts as its host (loaded at
-//! 0x50000000, x0 = DTB) on QEMU virt, that tries what a hostile host does with the DMA
+//! 0x48400000, x0 = DTB) on QEMU virt, that tries what a hostile host does with the DMA
 //! masters and GIC tables EL2 cannot confine (issue 9, "DMA cannot reach what the host does
 //! not own"): fw_cfg's DMA engine aimed at a guest's private page, at the ownership record
 //! and at EL2's image; the virtio-mmio transports; the GIC ITS; GICR_PROPBASER/PENDBASER

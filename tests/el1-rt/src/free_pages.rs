@@ -7,9 +7,11 @@ use crate::region::{Region, RegionList};
 /// The page granule of the ABI and of the host's stage 2.
 pub const PAGE_SIZE: usize = 4096;
 
-/// Where the test hosts start looking for pages to give away: 128 MiB above their load
-/// address (0x5000_0000), far from their own image and from the DTB and carve-out, which
-/// the payload puts near the top of RAM (and which the free-page search skips anyway).
+/// Where the test hosts that run with 1 GiB start looking for pages to give away: above
+/// their load address (0x4840_0000, xtask's HOST_KERNEL_ADDR) and clear of their image
+/// (the free-page search skips the image, the DTB and the carve-out anyway). The
+/// conformance suite's model (tests/conformance/lib) starts its fresh pages here too. The
+/// demo host, which `cargo xtask run --mem 256M` runs, starts at its image's end instead.
 pub const TEST_HOST_PAGES_FLOOR: usize = 0x5800_0000;
 
 /// A bump allocator over free RAM.

@@ -1,5 +1,5 @@
 //! The SMMU test host: a bare-metal EL1 image the payload starts as its host (loaded at
-//! 0x50000000, x0 = DTB) on `-M virt,iommu=smmuv3` with `-device edu,dma_mask=...`. It
+//! 0x48400000, x0 = DTB) on `-M virt,iommu=smmuv3` with `-device edu,dma_mask=...`. It
 //! programs the edu device's DMA engine the way a hostile host would program any bus master
 //! and checks that EL2's SMMU tables let it reach host pages and nothing else:
 //! - a host page (positive control: the engine works);

@@ -1,5 +1,5 @@
 //! The stress host: a bare-metal EL1 image the EL2 payload starts as its host (arm64 boot
-//! protocol, loaded at 0x50000000), built to run on `-smp 4` with the payload's test build
+//! protocol, loaded at 0x48400000), built to run on `-smp 4` with the payload's test build
 //! (`el2-selftest.bin`, which answers DEBUG_CHECK_INVARIANTS).
 //!
 //! It runs, as libtest-style tests (`test <name> ... ok|FAILED: why`, then

@@ -84,7 +84,7 @@ fn run(
     let ended_well = match outcome {
         Outcome::Exited(status) => status.success(),
         Outcome::Stopped => stop_at.is_some(),
-        Outcome::TimedOut(_) => false,
+        Outcome::TimedOut(_) | Outcome::Interrupted(_) => false,
     };
     if !ended_well {
         bail!(

@@ -4,6 +4,7 @@
 mod cargo_checks;
 mod qemu_cases;
 mod report;
+mod run_cases;
 
 use crate::cli::TestArgs;
 use crate::error::Result;
@@ -16,6 +17,7 @@ fn names() -> Vec<&'static str> {
     names.extend(qemu_cases::STEP_NAMES);
     names.extend(qemu_cases::cases().iter().map(|c| c.name));
     names.push(qemu_cases::BENCH_CASE);
+    names.extend(run_cases::NAMES);
     names
 }
 
@@ -52,6 +54,7 @@ pub fn run(args: TestArgs) -> Result<u8> {
         Ok(()) => {
             cargo_checks::run(&mut report, &selected);
             qemu_cases::run(&mut report, &selected);
+            run_cases::run(&mut report, &selected);
         }
         Err(e) => report.fail("prerequisites", &e.to_string(), &[]),
     }

@@ -1,5 +1,5 @@
 //! The conformance host: a bare-metal EL1 image that the payload starts like a Linux
-//! kernel (loaded at 0x50000000) and that runs every case of the `conformance` library's
+//! kernel (loaded at 0x48400000) and that runs every case of the `conformance` library's
 //! matrix against the payload underneath, as its host. It prints TAP 14 (`TAP version
 //! 14`, `1..N`, one `ok`/`not ok` line per case) and, as the very last line, `N passed,
 //! N failed`, then exits QEMU through semihosting with status 0 if every case passed,
