@@ -68,6 +68,7 @@ extern atomic64_t pvm_stat_vms, pvm_stat_pages_held, pvm_stat_pages_reclaimed,
 	pvm_stat_pages_reclaimed_nonzero, pvm_stat_pages_lost;
 
 struct page *pvm_alloc_page(void);
+struct page *pvm_alloc_block(unsigned int order);
 void pvm_free_page(struct page *page);
 void pvm_reclaim_page(struct page *page);
 

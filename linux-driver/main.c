@@ -29,6 +29,21 @@ struct page *pvm_alloc_page(void)
 	return page;
 }
 
+/*
+ * 2^order contiguous pages, naturally aligned (the buddy allocator's blocks are), as
+ * independent pages that pvm_free_page() frees one by one; same flags as pvm_alloc_page().
+ */
+struct page *pvm_alloc_block(unsigned int order)
+{
+	struct page *page = alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO, order);
+
+	if (!page)
+		return NULL;
+	split_page(page, order);
+	atomic64_add(1L << order, &pvm_stat_pages_held);
+	return page;
+}
+
 void pvm_free_page(struct page *page)
 {
 	__free_page(page);

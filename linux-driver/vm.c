@@ -30,12 +30,43 @@ static int el2_errno(long status)
 	}
 }
 
+/*
+ * A VM's first pool pages also hold its stage-2 root. On a CPU whose IPA size needs
+ * concatenated root tables (40-bit PA: 2 tables, 42-bit: 8) they must be contiguous and
+ * aligned to their size, plus one page (docs/abi.md 4.4 row 7): a naturally aligned block
+ * of 16 pages always holds that, on every CPU.
+ */
+#define FIRST_TOPUP_ORDER 4
+
+/* The first top-up of a VM: one naturally aligned block (see FIRST_TOPUP_ORDER). */
+static int vm_first_topup(struct pvm_vm *vm)
+{
+	unsigned long i, nr = 1UL << FIRST_TOPUP_ORDER;
+	struct page *block = pvm_alloc_block(FIRST_TOPUP_ORDER);
+	long status;
+
+	if (!block)
+		return -ENOMEM;
+	status = el2_vm_topup(vm->handle, page_to_pfn(block), nr);
+	if (status) {
+		pr_err("el2_pvm: first VM_TOPUP failed: %s\n", el2_error_name(status));
+		for (i = 0; i < nr; i++)
+			pvm_free_page(block + i);
+		return el2_errno(status);
+	}
+	for (i = 0; i < nr; i++)
+		list_add(&block[i].lru, &vm->pool);
+	return 0;
+}
+
 /* EL2 asked for page-table memory: give it EL2_MAX_POOL_PAGES_PER_CALL pages, which
  * always lets the retried call through (docs/abi.md 7.3). Called with vm->lock held. */
 static int vm_topup(struct pvm_vm *vm)
 {
 	int i;
 
+	if (list_empty(&vm->pool))
+		return vm_first_topup(vm);
 	for (i = 0; i < EL2_MAX_POOL_PAGES_PER_CALL; i++) {
 		struct page *page = pvm_alloc_page();
 		long status;
