@@ -199,8 +199,14 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
     } else {
         record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
     };
-    if result.is_ok() {
-        // The host has lost the pages: no line of theirs may outlive the donation.
+    // The host has lost the pages: no line of theirs may outlive the donation in a way the
+    // guest could observe. With FEAT_S2FWB the guest's stage 2 forces Write-Back, so every
+    // guest access goes through the caches and sees the host's dirty lines as the pages'
+    // contents (the image; zeroes after launch, written by EL2 through the caches), never
+    // stale DRAM under them; and the architecture requires CLIDR_EL1.{LoUU, LoUIS} = 0 with
+    // FEAT_S2FWB, so instruction fetch needs no clean either. pKVM skips this on the same
+    // condition (`stage2_has_fwb`).
+    if result.is_ok() && !record.config().guest_fwb {
         crate::cache::clean_invalidate_to_poc(pfn << 12, nr << 12);
     }
     result.map_err(|e| match e {

@@ -2,7 +2,7 @@
 //! Costs one pass over the record and one walk of every table.
 
 use super::{Ownership, PageState};
-use crate::pgtable::{Leaf, MemKind};
+use crate::pgtable::{AttrEncoding, Leaf, MemKind};
 use crate::pool::PAGE_SIZE;
 use core::fmt;
 
@@ -124,7 +124,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             return violation("I1", s, "host stage-2 is not an identity map");
         }
         if self.ram_banks().any(|(bs, be)| bs <= s && e <= be) {
-            if leaf.kind() != Some(MemKind::Normal) {
+            if !leaf.is(MemKind::Normal, AttrEncoding::Combined) {
                 return violation("I1", s, "host RAM mapped with other than normal attributes");
             }
             for pa in (s..e).step_by(PAGE_SIZE) {
@@ -143,7 +143,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             .iter()
             .any(|&(ms, me)| ms <= s && e <= me)
         {
-            if leaf.kind() != Some(MemKind::Device) {
+            if !leaf.is(MemKind::Device, AttrEncoding::Combined) {
                 return violation(
                     "I1",
                     s,
@@ -174,11 +174,15 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             };
             let mut mapped = 0;
             let mut result = Ok(());
+            let encoding = self.config.encoding_for_vmid(vm.get());
             guest.for_each_leaf(0, guest.ipa_size(), |leaf| {
                 if result.is_err() {
                     return;
                 }
-                if leaf.kind() != Some(MemKind::Normal) {
+                // With FEAT_S2FWB on, the forced Write-Back encoding and no other: a guest
+                // leaf in the combined encoding would let a guest with its caches off read
+                // DRAM under lines the host left dirty, and donation no longer cleans them.
+                if !leaf.is(MemKind::Normal, encoding) {
                     result = violation("I2", leaf.block_ipa, "guest leaf is not normal memory");
                     return;
                 }
