@@ -354,6 +354,12 @@ impl Leaf {
     pub fn is(&self, kind: MemKind, encoding: AttrEncoding) -> bool {
         self.attrs - Stage2Attributes::TABLE_OR_PAGE == kind.attributes(encoding)
     }
+
+    /// Whether the leaf is one [`Stage2Table::map_inaccessible`] wrote for `kind`.
+    pub fn is_inaccessible(&self, kind: MemKind, encoding: AttrEncoding) -> bool {
+        self.attrs - Stage2Attributes::TABLE_OR_PAGE
+            == kind.attributes(encoding) - Stage2Attributes::S2AP_ACCESS_RW
+    }
 }
 
 /// Counts of valid leaves by size, and of table pages.
@@ -700,6 +706,36 @@ impl Stage2Table {
             return Err(Stage2Error::InvalidRange { start, end });
         }
         self.map_attrs(start, end, pa, kind.attributes(self.encoding))
+    }
+
+    /// As [`map`](Self::map), but the leaves give no access (S2AP = 0b00): every access
+    /// through them is a stage-2 permission fault. They hold the IPAs and the table pages
+    /// for a later [`map`](Self::map) of the same range to the same output with the same
+    /// `kind`, which then only changes S2AP and takes no table page (a permission-only
+    /// change needs no break-before-make in the Arm ARM's rules, and aarch64-paging's
+    /// `is_bbm_safe` allows it on a live table). The caller must then
+    /// invalidate the IPAs' TLB entries: a TLB may hold an entry that faults.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Self::map).
+    pub fn map_inaccessible(
+        &mut self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        kind: MemKind,
+    ) -> Result<(), Stage2Error> {
+        self.check_range(start, end)?;
+        if !pa.is_multiple_of(PAGE_SIZE)
+            || pa
+                .checked_add(end - start)
+                .is_none_or(|e| e as u64 > DESC_ADDR_MASK + 1)
+        {
+            return Err(Stage2Error::InvalidRange { start, end });
+        }
+        let attrs = kind.attributes(self.encoding) - Stage2Attributes::S2AP_ACCESS_RW;
+        self.map_attrs(start, end, pa, attrs)
     }
 
     fn map_attrs(
