@@ -206,12 +206,12 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
             .host_donate_guest_begin(vm, pfn, gfn, nr, &mut Tlb)
             .map_err(donate_error)?;
         drop(record);
+        // Every line of every page is written here (DC ZVA takes each line from whichever
+        // cache held it, dirty host data included) and then cleaned to PoC: no line the
+        // host left can outlive this, so unlike the image path below no separate clean and
+        // invalidate is needed, with or without FEAT_S2FWB.
         for i in 0..nr {
             Sanitizer.zero_and_clean((pfn + i) << 12);
-        }
-        if !fwb {
-            // No line of the host's may outlive the donation (see `cache`).
-            crate::cache::clean_invalidate_to_poc(pfn << 12, nr << 12);
         }
         // (`lock` is `None` only before boot's `init`; the begin above had the record.)
         let mut record = record::lock().ok_or(Error::Denied)?;
