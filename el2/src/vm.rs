@@ -206,8 +206,9 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
             .host_donate_guest_begin(vm, pfn, gfn, nr, &mut Tlb)
             .map_err(donate_error)?;
         drop(record);
-        // Every line of every page is written here (DC ZVA takes each line from whichever
-        // cache held it, dirty host data included) and then cleaned to PoC: no line the
+        // Every line of every page is written here (DC ZVA, or plain stores where it is
+        // prohibited, takes each line from whichever cache held it, dirty host data
+        // included) and then cleaned to PoC: no line the
         // host left can outlive this, so unlike the image path below no separate clean and
         // invalidate is needed, with or without FEAT_S2FWB.
         for i in 0..nr {
