@@ -97,7 +97,10 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     cpu::init(MPIDR_EL1.get(), info.cpus.as_slice().iter().copied());
     psci_relay::init(info.psci.conduit);
 
-    let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf);
+    // Guests use FEAT_S2FWB where the CPU has it; `guest_traps::guest_hcr` sets
+    // HCR_EL2.FWB from the same cached feature bit, so tables and HCR always agree.
+    let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf)
+        .with_guest_fwb(crate::guest_sysregs::cpu_features().fwb);
     let plan = match plan_memory(dtb as u64, &info, &host_mmio, &config) {
         Ok(plan) => plan,
         Err(e) => fatal!("memory plan: {e}"),

@@ -23,12 +23,14 @@ pub fn clean_to_poc(start: usize, len: usize) {
 
 /// Cleans and invalidates `[start, start + len)` to the point of coherency.
 ///
-/// Every page that enters a guest goes through this (VM_DONATE): the host may have left
-/// dirty lines for it (written through its cacheable mapping, or on purpose), and a guest
-/// that runs with its MMU off (Device/Non-cacheable accesses) reads DRAM, not the caches,
-/// so a dirty line evicted later would overwrite what the guest wrote or read. pKVM does
-/// the same where the CPU has no FEAT_S2FWB; this payload does it on every CPU (its
-/// stage-2 attributes are not FWB encodings, see `platform::guest_traps::guest_hcr`).
+/// Every page that enters a guest goes through this (VM_DONATE) on CPUs without
+/// FEAT_S2FWB: the host may have left dirty lines for it (written through its cacheable
+/// mapping, or on purpose), and a guest that runs with its MMU off (Device/Non-cacheable
+/// accesses) reads DRAM, not the caches, so a dirty line evicted later would overwrite what
+/// the guest wrote or read. pKVM does the same where the CPU has no FEAT_S2FWB. Where it
+/// has it, guests' stage 2 forces Write-Back (`stage2::AttrEncoding::ForcedWriteBack`,
+/// HCR_EL2.FWB in `platform::guest_traps::guest_hcr`): the guest never bypasses the caches,
+/// and VM_DONATE skips this.
 pub fn clean_invalidate_to_poc(start: usize, len: usize) {
     let line = dcache_line_size();
     let mut addr = start & !(line - 1);

@@ -36,7 +36,7 @@ pub fn cpu_features() -> &'static CpuFeatures {
             mmfr2: id_aa64mmfr2_el1(),
         });
         log::info!(
-            "CPU features the guest traps follow: SVE {}, SME {}, PMUv3 {} (v3p1 {}, v3p5 {}), SPE {}, trace {} (filter {}), AMU {}, RAS {}, LOR {}, GICv3 system registers {}, S2FWB {} (not used), pointer auth {}",
+            "CPU features the guest traps follow: SVE {}, SME {}, PMUv3 {} (v3p1 {}, v3p5 {}), SPE {}, trace {} (filter {}), AMU {}, RAS {}, LOR {}, GICv3 system registers {}, S2FWB {} ({}), pointer auth {}",
             f.sve,
             f.sme,
             f.pmu,
@@ -50,6 +50,11 @@ pub fn cpu_features() -> &'static CpuFeatures {
             f.lor,
             f.gic_sysregs,
             f.fwb,
+            if f.fwb {
+                "guests' stage 2 forces Write-Back"
+            } else {
+                "VM_DONATE cleans pages to PoC"
+            },
             has_pointer_auth()
         );
         f

@@ -23,10 +23,16 @@
 //!   they hand to the host (about 500 instructions per page, 2 MiB per call at most), but
 //!   not under the lock: the pages wait in `Sanitizing`, reachable by nobody, while the
 //!   calling CPU zeroes them, and a second short hold hands them over
-//!   (`tlb::DeferredSanitizer`). The exception: VM_DONATE after launch zeroes and cleans
-//!   its pages under the lock (about 500 instructions per page, 512 pages at most), because
-//!   the pages go from the host straight into the guest and there is no state yet in which
-//!   they could wait reachable by nobody; a deferred variant is future work;
+//!   (`tlb::DeferredSanitizer`). VM_DONATE after launch likewise zeroes outside the lock:
+//!   a first hold decides every refusal (NO_MEMORY included), takes the pages from the host
+//!   and its DMA view and maps them at the guest frames with no access
+//!   (`ZeroingForGuest`, reachable by nobody); the calling CPU zeroes them; a second hold
+//!   gives the guest access (`host_donate_guest_begin`/`_finish`, about 40-65 per page
+//!   each, plus one TLBI per page in the second). The VM-table lock stays held across the
+//!   zeroing, so VM-management calls, VCPU_RUN's entry and exit and the guest calls that
+//!   take it (CPU_ON, MMIO guard, IPA state) wait for it on other CPUs: at most 512 pages
+//!   of zeroing (about 500 instructions per page), as before, but no longer the memory
+//!   lock that every host stage-2 fault needs;
 //! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
 //!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
 //!   VM's size is the host's choice and the host pays for it on its own call;

@@ -14,7 +14,7 @@ use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
 use hvc_abi::psci::{self, PsciError};
 use hvc_abi::{Error, Exit, IpaState, VmHandle};
 use spin::Mutex;
-use stage2::{Owner, OwnershipError, PageState, VmId};
+use stage2::{Owner, OwnershipError, PageSanitizer, PageState, VmId};
 
 const MAX_VCPUS_PER_VM: usize = MAX_VCPUS as usize;
 
@@ -192,21 +192,54 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
         });
     };
     let (pfn, gfn, nr) = (pfn as usize, gfn as usize, nr as usize);
+    let fwb = record.config().guest_fwb;
     // Before launch the host loads the guest's image; after it, a guest only gets fresh
     // memory, zeroed between leaving the host and entering the guest (docs/abi.md 4.5).
-    let result = if slot.launched {
-        record.host_donate_guest_zeroed(vm, pfn, gfn, nr, &mut Tlb, &mut Sanitizer)
-    } else {
-        record.host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
-    };
-    if result.is_ok() {
-        // The host has lost the pages: no line of theirs may outlive the donation.
+    if slot.launched {
+        // Everything that can refuse, NO_MEMORY included, is decided by the begin, before
+        // anything changes. Then the pages are in nobody's reach (`ZeroingForGuest`: in no
+        // host stage-2 or DMA view, in the guest's with no access) while this CPU zeroes
+        // them with the memory lock released, and the finish gives the guest access. The
+        // VM-table lock stays held throughout, so no other VM_DONATE, VM_DESTROY or
+        // VCPU_CREATE interleaves (the stage2 record refuses a teardown meanwhile anyway).
+        record
+            .host_donate_guest_begin(vm, pfn, gfn, nr, &mut Tlb)
+            .map_err(donate_error)?;
+        drop(record);
+        // Every line of every page is written here (DC ZVA, or plain stores where it is
+        // prohibited, takes each line from whichever cache held it, dirty host data
+        // included) and then cleaned to PoC: no line the
+        // host left can outlive this, so unlike the image path below no separate clean and
+        // invalidate is needed, with or without FEAT_S2FWB.
+        for i in 0..nr {
+            Sanitizer.zero_and_clean((pfn + i) << 12);
+        }
+        // (`lock` is `None` only before boot's `init`; the begin above had the record.)
+        let mut record = record::lock().ok_or(Error::Denied)?;
+        return record
+            .host_donate_guest_finish(vm, pfn, gfn, nr, &mut Tlb)
+            .map_err(donate_error);
+    }
+    record
+        .host_donate_guest(vm, pfn, gfn, nr, &mut Tlb)
+        .map_err(donate_error)?;
+    // The host has lost the pages: no line of theirs may outlive the donation in a way the
+    // guest could observe. With FEAT_S2FWB the guest's stage 2 forces Write-Back, so every
+    // guest access goes through the caches and sees the host's dirty lines as the pages'
+    // contents (the image), never stale DRAM under them; and the architecture requires
+    // CLIDR_EL1.{LoUU, LoUIS} = 0 with FEAT_S2FWB, so instruction fetch needs no clean
+    // either. pKVM skips this on the same condition (`stage2_has_fwb`).
+    if !fwb {
         crate::cache::clean_invalidate_to_poc(pfn << 12, nr << 12);
     }
-    result.map_err(|e| match e {
+    Ok(())
+}
+
+fn donate_error(e: OwnershipError) -> Error {
+    match e {
         OwnershipError::Range => Error::Denied,
         other => ipa_error(other),
-    })
+    }
 }
 
 pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Result<(), Error> {

@@ -67,7 +67,11 @@ pub mod cptr {
 ///   run (ACTLR_EL1 is not part of the switched state);
 /// - TLOR (where FEAT_LOR exists): the LORegion registers trap;
 /// - TERR, TEA (where FEAT_RAS exists): error records trap and synchronous external aborts
-///   come to EL2.
+///   come to EL2;
+/// - FWB (where FEAT_S2FWB exists): guests' stage-2 tables then use the forced Write-Back
+///   encoding (`stage2::AttrEncoding`, chosen by `Stage2Config::guest_fwb` from the same
+///   feature bit), so every guest access to its memory is cacheable whatever its stage 1
+///   says and VM_DONATE need not clean the pages to PoC. The host's HCR never has it.
 pub const fn guest_hcr(host_hcr: u64, f: &CpuFeatures) -> u64 {
     let mut v = host_hcr
         | hcr::SWIO
@@ -87,6 +91,9 @@ pub const fn guest_hcr(host_hcr: u64, f: &CpuFeatures) -> u64 {
     }
     if f.ras {
         v |= hcr::TERR | hcr::TEA;
+    }
+    if f.fwb {
+        v |= hcr::FWB;
     }
     v
 }
@@ -214,8 +221,8 @@ mod tests {
     fn guest_hcr_sets_feature_bits_only_where_the_feature_exists() {
         let v = guest_hcr(0, &ALL);
         assert_eq!(
-            v & (hcr::TLOR | hcr::TERR | hcr::TEA),
-            hcr::TLOR | hcr::TERR | hcr::TEA
+            v & (hcr::TLOR | hcr::TERR | hcr::TEA | hcr::FWB),
+            hcr::TLOR | hcr::TERR | hcr::TEA | hcr::FWB
         );
         let v = guest_hcr(0, &NONE);
         assert_eq!(
@@ -223,7 +230,7 @@ mod tests {
             0,
             "RES0 without LOR/RAS"
         );
-        assert_eq!(v & hcr::FWB, 0, "stage-2 attributes are not FWB encodings");
+        assert_eq!(v & hcr::FWB, 0, "RES0 without FEAT_S2FWB");
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub use ownership::{
     metadata_entries,
 };
 pub use pgtable::{
-    BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, UnmapBatch, stage2_config,
+    AttrEncoding, BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, UnmapBatch,
+    stage2_config,
 };
 pub use pool::{
     NoMemory, PAGE_SIZE, PagePool, PoolTranslation, granule_at_level, pages_needed_to_map,

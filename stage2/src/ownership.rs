@@ -201,6 +201,9 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     meta: &'m mut [u16],
     host: Stage2Table,
     guests: [Option<Stage2Table>; MAX_VMS],
+    /// Pages each guest slot has in `ZeroingForGuest`: a VM with donations in flight cannot
+    /// be torn down (EL2 is still writing those pages).
+    zeroing: [usize; MAX_VMS],
     /// Output addresses of the pages of a guest call, gathered before the guest mapping goes.
     scratch: [usize; MAX_PAGES_PER_CALL],
     /// Record indices of the pages in `scratch`, so that a transition updates each entry
@@ -289,6 +292,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             meta,
             host,
             guests: core::array::from_fn(|_| None),
+            zeroing: [0; MAX_VMS],
             scratch: [0; MAX_PAGES_PER_CALL],
             scratch_index: [0; MAX_PAGES_PER_CALL],
             dma: None,

@@ -54,9 +54,36 @@ pub struct Stage2Config {
     pub root_tables: usize,
     /// Value for `VTCR_EL2`.
     pub vtcr: u64,
+    /// Whether guests run with `HCR_EL2.FWB` set (the CPU has FEAT_S2FWB): their tables then
+    /// use the FWB encoding of normal memory, which makes every guest access to it Normal
+    /// Write-Back whatever the guest's stage 1 says ([`AttrEncoding::ForcedWriteBack`]).
+    /// The host never does (see [`encoding_for_vmid`](Self::encoding_for_vmid)).
+    pub guest_fwb: bool,
 }
 
 impl Stage2Config {
+    /// The same configuration with guests using FEAT_S2FWB or not: pass the CPU's
+    /// `ID_AA64MMFR2_EL1.FWB != 0`, and set `HCR_EL2.FWB` for guests exactly when this is on.
+    pub fn with_guest_fwb(mut self, fwb: bool) -> Self {
+        self.guest_fwb = fwb;
+        self
+    }
+
+    /// How the table of VMID `vmid` encodes memory attributes. VMID 0 is the host's, which
+    /// runs with `HCR_EL2.FWB` clear on every CPU, as pKVM's host does (its host stage-2 is
+    /// `KVM_PGTABLE_S2_NOFWB`): forcing Write-Back would turn the host's own Non-cacheable
+    /// mappings (buffers shared with non-coherent devices, frame buffers) cacheable behind
+    /// its back, and nothing of anyone else's is at stake in how the host caches its own
+    /// pages (pages leave the host cleaned and invalidated or zeroed by EL2). Guests use the
+    /// FWB encoding where the CPU has it.
+    pub fn encoding_for_vmid(&self, vmid: u16) -> AttrEncoding {
+        if self.guest_fwb && vmid != 0 {
+            AttrEncoding::ForcedWriteBack
+        } else {
+            AttrEncoding::Combined
+        }
+    }
+
     /// Bytes of IPA space the tables can map.
     pub fn ipa_size(&self) -> usize {
         1usize << self.ipa_bits
@@ -170,8 +197,30 @@ pub fn stage2_config(pa_range: u64) -> Stage2Config {
         root_level,
         root_tables,
         vtcr,
+        guest_fwb: false,
     }
 }
+
+/// How a table's descriptors encode the stage-2 memory type (`MemAttr[3:0]`, descriptor
+/// bits [5:2]); which one the hardware uses is `HCR_EL2.FWB` while the table is loaded.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AttrEncoding {
+    /// `HCR_EL2.FWB` = 0 (Arm ARM D8.6.4, "Combining stage 1 and stage 2 attributes"): the
+    /// stage-2 type is combined with stage 1's and the stricter wins; normal memory is
+    /// mapped Inner and Outer Write-Back (0b1111) so stage 1 decides.
+    Combined,
+    /// `HCR_EL2.FWB` = 1 (FEAT_S2FWB, Arm ARM D8.6.5): `MemAttr[2]` = 1 with
+    /// `MemAttr[1:0]` = 0b10 (0b0110) makes the access Normal Write-Back whatever stage 1
+    /// says, so a guest with its MMU or caches off still reads and writes through the
+    /// caches and can never see DRAM under a line another world left dirty. Device
+    /// encodings (`MemAttr[2]` = 0) are the same in both.
+    ForcedWriteBack,
+}
+
+/// `MemAttr` = 0b0110 with FWB: Normal Write-Back regardless of stage 1 (Linux's
+/// `MT_S2_FWB_NORMAL`). Without FWB the same bits would mean Outer Non-cacheable, Inner
+/// Write-Through, which no table here uses.
+const MEMATTR_FWB_NORMAL_WB: Stage2Attributes = Stage2Attributes::from_bits_retain(0b0110 << 2);
 
 /// What a mapping is.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -183,30 +232,37 @@ pub enum MemKind {
 }
 
 impl MemKind {
-    /// The stage-2 descriptor attributes of a valid leaf of this kind.
-    pub fn attributes(self) -> Stage2Attributes {
+    /// The stage-2 descriptor attributes of a valid leaf of this kind in a table that uses
+    /// `encoding`.
+    pub fn attributes(self, encoding: AttrEncoding) -> Stage2Attributes {
         let common = Stage2Attributes::VALID
             | Stage2Attributes::ACCESS_FLAG
             | Stage2Attributes::S2AP_ACCESS_RW;
-        match self {
-            MemKind::Normal => {
+        match (self, encoding) {
+            (MemKind::Normal, AttrEncoding::Combined) => {
                 common
                     | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
                     | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
                     | Stage2Attributes::SH_INNER
             }
-            MemKind::Device => {
+            (MemKind::Normal, AttrEncoding::ForcedWriteBack) => {
+                common | MEMATTR_FWB_NORMAL_WB | Stage2Attributes::SH_INNER
+            }
+            (MemKind::Device, _) => {
                 common | Stage2Attributes::MEMATTR_DEVICE_nGnRE | Stage2Attributes::XN
             }
         }
     }
 
-    /// The kind whose attributes `attrs` are (ignoring the page/table bit), if any.
+    /// The kind whose attributes `attrs` are (ignoring the page/table bit) in either
+    /// encoding, if any.
     pub fn from_attributes(attrs: Stage2Attributes) -> Option<MemKind> {
         let attrs = attrs - Stage2Attributes::TABLE_OR_PAGE;
-        [MemKind::Normal, MemKind::Device]
-            .into_iter()
-            .find(|k| k.attributes() == attrs)
+        [MemKind::Normal, MemKind::Device].into_iter().find(|k| {
+            [AttrEncoding::Combined, AttrEncoding::ForcedWriteBack]
+                .into_iter()
+                .any(|e| k.attributes(e) == attrs)
+        })
     }
 }
 
@@ -289,9 +345,20 @@ impl Leaf {
         granule_at_level(self.level)
     }
 
-    /// The kind of mapping, if the attributes are one of [`MemKind`]'s.
+    /// The kind of mapping, if the attributes are one of [`MemKind`]'s (in either encoding).
     pub fn kind(&self) -> Option<MemKind> {
         MemKind::from_attributes(self.attrs)
+    }
+
+    /// Whether the leaf maps `kind` exactly as a table using `encoding` writes it.
+    pub fn is(&self, kind: MemKind, encoding: AttrEncoding) -> bool {
+        self.attrs - Stage2Attributes::TABLE_OR_PAGE == kind.attributes(encoding)
+    }
+
+    /// Whether the leaf is one [`Stage2Table::map_inaccessible`] wrote for `kind`.
+    pub fn is_inaccessible(&self, kind: MemKind, encoding: AttrEncoding) -> bool {
+        self.attrs - Stage2Attributes::TABLE_OR_PAGE
+            == kind.attributes(encoding) - Stage2Attributes::S2AP_ACCESS_RW
     }
 }
 
@@ -409,6 +476,8 @@ pub struct Stage2Table {
     root_level: usize,
     /// Level of the library's root (`root_level - 1` with a directory).
     tree_root_level: usize,
+    /// How this table's leaves encode memory types.
+    encoding: AttrEncoding,
 }
 
 impl fmt::Debug for Stage2Table {
@@ -497,6 +566,7 @@ impl Stage2Table {
             hw_root_pa: run.unwrap_or(directory),
             root_level: config.root_level,
             tree_root_level,
+            encoding: config.encoding_for_vmid(vmid),
         })
     }
 
@@ -514,6 +584,12 @@ impl Stage2Table {
     /// The VMID this table is used with.
     pub fn vmid(&self) -> u16 {
         self.vmid
+    }
+
+    /// How this table encodes memory types: `HCR_EL2.FWB` must be set exactly when it is
+    /// [`AttrEncoding::ForcedWriteBack`] while the table is loaded.
+    pub fn encoding(&self) -> AttrEncoding {
+        self.encoding
     }
 
     /// `VTTBR_EL2` value for this table.
@@ -629,7 +705,37 @@ impl Stage2Table {
         {
             return Err(Stage2Error::InvalidRange { start, end });
         }
-        self.map_attrs(start, end, pa, kind.attributes())
+        self.map_attrs(start, end, pa, kind.attributes(self.encoding))
+    }
+
+    /// As [`map`](Self::map), but the leaves give no access (S2AP = 0b00): every access
+    /// through them is a stage-2 permission fault. They hold the IPAs and the table pages
+    /// for a later [`map`](Self::map) of the same range to the same output with the same
+    /// `kind`, which then only changes S2AP and takes no table page (a permission-only
+    /// change needs no break-before-make in the Arm ARM's rules, and aarch64-paging's
+    /// `is_bbm_safe` allows it on a live table). The caller must then
+    /// invalidate the IPAs' TLB entries: a TLB may hold an entry that faults.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Self::map).
+    pub fn map_inaccessible(
+        &mut self,
+        start: usize,
+        end: usize,
+        pa: usize,
+        kind: MemKind,
+    ) -> Result<(), Stage2Error> {
+        self.check_range(start, end)?;
+        if !pa.is_multiple_of(PAGE_SIZE)
+            || pa
+                .checked_add(end - start)
+                .is_none_or(|e| e as u64 > DESC_ADDR_MASK + 1)
+        {
+            return Err(Stage2Error::InvalidRange { start, end });
+        }
+        let attrs = kind.attributes(self.encoding) - Stage2Attributes::S2AP_ACCESS_RW;
+        self.map_attrs(start, end, pa, attrs)
     }
 
     fn map_attrs(
@@ -670,7 +776,7 @@ impl Stage2Table {
         kind: MemKind,
     ) -> Result<usize, Stage2Error> {
         self.check_range(start, end)?;
-        self.tables_needed_attrs(start, end, pa, kind.attributes())
+        self.tables_needed_attrs(start, end, pa, kind.attributes(self.encoding))
     }
 
     fn tables_needed_attrs(

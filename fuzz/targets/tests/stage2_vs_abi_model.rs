@@ -145,7 +145,7 @@ fn abi_state(s: PageState) -> AbiState {
         PageState::PendingReclaim(_) => AbiState::Reclaimable,
         // EL2's while it zeroes the page outside the lock, inside one call; never seen
         // between calls (this test's sanitizer does not defer).
-        PageState::Sanitizing => AbiState::Hyp,
+        PageState::Sanitizing | PageState::ZeroingForGuest(_) => AbiState::Hyp,
     }
 }
 

@@ -2,7 +2,7 @@
 //! Costs one pass over the record and one walk of every table.
 
 use super::{Ownership, PageState};
-use crate::pgtable::{Leaf, MemKind};
+use crate::pgtable::{AttrEncoding, Leaf, MemKind};
 use crate::pool::PAGE_SIZE;
 use core::fmt;
 
@@ -124,7 +124,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             return violation("I1", s, "host stage-2 is not an identity map");
         }
         if self.ram_banks().any(|(bs, be)| bs <= s && e <= be) {
-            if leaf.kind() != Some(MemKind::Normal) {
+            if !leaf.is(MemKind::Normal, AttrEncoding::Combined) {
                 return violation("I1", s, "host RAM mapped with other than normal attributes");
             }
             for pa in (s..e).step_by(PAGE_SIZE) {
@@ -143,7 +143,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             .iter()
             .any(|&(ms, me)| ms <= s && e <= me)
         {
-            if leaf.kind() != Some(MemKind::Device) {
+            if !leaf.is(MemKind::Device, AttrEncoding::Combined) {
                 return violation(
                     "I1",
                     s,
@@ -161,10 +161,19 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
 
     fn check_guest_stage2s(&self) -> Result<(), Violation> {
         let mut record_pages = [0usize; MAX_VMS];
+        let mut zeroing_pages = [0usize; MAX_VMS];
         for (start, end) in self.ram_banks() {
             for pa in (start..end).step_by(PAGE_SIZE) {
-                if let Some(vm) = self.page_state(pa).and_then(PageState::guest) {
-                    record_pages[usize::from(vm.get()) - 1] += 1;
+                match self.page_state(pa) {
+                    Some(PageState::ZeroingForGuest(vm)) => {
+                        zeroing_pages[usize::from(vm.get()) - 1] += 1;
+                    }
+                    Some(state) => {
+                        if let Some(vm) = state.guest() {
+                            record_pages[usize::from(vm.get()) - 1] += 1;
+                        }
+                    }
+                    None => {}
                 }
             }
         }
@@ -173,12 +182,34 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 continue;
             };
             let mut mapped = 0;
+            let mut held = 0;
             let mut result = Ok(());
+            let encoding = self.config.encoding_for_vmid(vm.get());
             guest.for_each_leaf(0, guest.ipa_size(), |leaf| {
                 if result.is_err() {
                     return;
                 }
-                if leaf.kind() != Some(MemKind::Normal) {
+                // With FEAT_S2FWB on, the forced Write-Back encoding and no other: a guest
+                // leaf in the combined encoding would let a guest with its caches off read
+                // DRAM under lines the host left dirty, and donation no longer cleans them.
+                // A leaf with no access holds a page EL2 is zeroing for this guest (a
+                // donation between its begin and its finish) and nothing else.
+                if leaf.is_inaccessible(MemKind::Normal, encoding) {
+                    for off in (0..leaf.size()).step_by(PAGE_SIZE) {
+                        let pa = leaf.block_pa + off;
+                        if self.page_state(pa) != Some(PageState::ZeroingForGuest(vm)) {
+                            result = violation(
+                                "I2",
+                                pa,
+                                "an inaccessible guest leaf holds a page not being zeroed for it",
+                            );
+                            return;
+                        }
+                        held += 1;
+                    }
+                    return;
+                }
+                if !leaf.is(MemKind::Normal, encoding) {
                     result = violation("I2", leaf.block_ipa, "guest leaf is not normal memory");
                     return;
                 }
@@ -198,6 +229,14 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                     "I2",
                     guest.root_pa(),
                     "pages the guest owns and pages its stage-2 maps differ in number",
+                );
+            }
+            let zeroing = zeroing_pages[usize::from(vm.get()) - 1];
+            if held != zeroing || self.zeroing[usize::from(vm.get()) - 1] != zeroing {
+                return violation(
+                    "I2",
+                    guest.root_pa(),
+                    "pages being zeroed for the guest, its inaccessible leaves and its count differ",
                 );
             }
         }

@@ -88,7 +88,10 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// cleaned to the point of coherency after it has left the host stage-2 and before it
     /// enters the guest's: the guest only ever sees fresh memory, never what the host put
     /// there (docs/abi.md 4.5: memory a launched VM gets is fresh). Same errors; a refused
-    /// call zeroes nothing.
+    /// call zeroes nothing. All under the caller's lock: EL2 uses the split form
+    /// ([`host_donate_guest_begin`](Self::host_donate_guest_begin), zeroing with the lock
+    /// released, [`host_donate_guest_finish`](Self::host_donate_guest_finish)); this one is
+    /// the reference the fuzzer's model and the tests compare with.
     pub fn host_donate_guest_zeroed(
         &mut self,
         vm: VmId,
@@ -99,6 +102,95 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         sanitizer: &mut impl PageSanitizer,
     ) -> Result<(), OwnershipError> {
         self.donate_to_guest(vm, pfn, gfn, nr, tlb, |pa| sanitizer.zero_and_clean(pa))
+    }
+
+    /// First half of a donation whose zeroing happens outside the memory lock (VM_DONATE
+    /// after launch). Everything that can refuse is decided here, before anything changes
+    /// (same errors as [`host_donate_guest`](Self::host_donate_guest); `NoMemory` included):
+    /// then the pages leave the host stage-2 and its DMA view (I6), become
+    /// [`PageState::ZeroingForGuest`], which no call accepts and neither the host nor any
+    /// guest may map, and are mapped at the guest frames with *no access* (the leaves hold
+    /// the IPAs and the table pages, so the finish cannot fail for want of either, and a
+    /// guest vCPU that touches them on another CPU takes a permission fault and sees
+    /// nothing). The VM cannot be torn down until the finish (`vm_teardown` says `Busy`).
+    ///
+    /// The caller then zeroes and cleans every page `pfn..pfn + nr`, with the lock
+    /// released, and calls [`host_donate_guest_finish`](Self::host_donate_guest_finish)
+    /// with the same arguments.
+    pub fn host_donate_guest_begin(
+        &mut self,
+        vm: VmId,
+        pfn: usize,
+        gfn: usize,
+        nr: usize,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<(), OwnershipError> {
+        let (start, end) = self.ram_range(pfn, nr)?;
+        let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
+        let slot = self.slot(vm)?;
+        self.require_pages(start, end, |s| s == PageState::Owned(Owner::Host))?;
+        self.check_guest_map(slot, ipa, ipa_end, start)?;
+        self.host_unmap(start, end, tlb)?;
+        self.set_range(start, end, PageState::ZeroingForGuest(vm));
+        let guest = self.guest(slot)?;
+        for (s, e) in guest_map_parts(ipa, ipa_end) {
+            if s < e {
+                guest
+                    .map_inaccessible(s, e, start + (s - ipa), MemKind::Normal)
+                    .map_err(commit_error)?;
+            }
+        }
+        self.zeroing[slot] += nr;
+        Ok(())
+    }
+
+    /// Second half of a donation begun with
+    /// [`host_donate_guest_begin`](Self::host_donate_guest_begin), once the caller has
+    /// zeroed and cleaned the pages: the guest's leaves give it access, its TLB entries for
+    /// them go (a TLB may hold the faulting ones), and the pages are the guest's.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidParameter`, `Range`, `NotFound` (no such VM), `Denied` (the arguments are not
+    /// those of a begun donation: a page is not `ZeroingForGuest(vm)` or its guest frame
+    /// does not hold it with no access). Nothing is changed then.
+    pub fn host_donate_guest_finish(
+        &mut self,
+        vm: VmId,
+        pfn: usize,
+        gfn: usize,
+        nr: usize,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<(), OwnershipError> {
+        let (start, end) = self.ram_range(pfn, nr)?;
+        let (ipa, ipa_end) = self.ipa_range(gfn, nr)?;
+        let slot = self.slot(vm)?;
+        self.require_pages(start, end, |s| s == PageState::ZeroingForGuest(vm))?;
+        let guest = self.guests[slot].as_ref().ok_or(OwnershipError::NotFound)?;
+        let encoding = guest.encoding();
+        let mut held = 0;
+        guest.for_each_leaf(ipa, ipa_end, |leaf| {
+            if leaf.is_inaccessible(MemKind::Normal, encoding)
+                && leaf.block_pa == start + (leaf.block_ipa - ipa)
+                && leaf.size() == PAGE_SIZE
+            {
+                held += 1;
+            }
+        });
+        if held != nr {
+            return Err(OwnershipError::Denied);
+        }
+        // Same output, same kind: only S2AP changes, no table page is needed.
+        self.guest_map(slot, ipa, ipa_end, start)?;
+        // A TLB may hold the faulting entries (a vCPU touched the frames meanwhile): the
+        // usual sequence for changed leaves (crate::tlb), or that vCPU would keep faulting.
+        for page in (ipa..ipa_end).step_by(PAGE_SIZE) {
+            tlb.invalidate_ipa(vm.get(), page, 3);
+        }
+        tlb.invalidate_stage1_for_vmid(vm.get());
+        self.set_range(start, end, PageState::Owned(Owner::Guest(vm)));
+        self.zeroing[slot] -= nr;
+        Ok(())
     }
 
     fn donate_to_guest(

@@ -19,6 +19,9 @@ enum Op {
     VmCreate(usize, usize),
     VmTopup(u16, usize, usize),
     HostDonateGuest(u16, usize, usize, usize),
+    /// A donation after launch, in its two halves (EL2 zeroes between them).
+    HostDonateGuestBegin(u16, usize, usize, usize),
+    HostDonateGuestFinish(u16, Addr, usize),
     GuestShareHost(u16, Addr, usize),
     GuestUnshareHost(u16, Addr, usize),
     GuestRelinquish(u16, Addr, usize),
@@ -138,6 +141,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (real_index(), 1usize..4).prop_map(|(i, n)| Op::VmCreate(i, n)),
         1 => (vm_id(), real_index(), 1usize..6).prop_map(|(v, i, n)| Op::VmTopup(v, i, n)),
         3 => (vm_id(), host_pfn(), gfn(), count()).prop_map(|(v, p, g, n)| Op::HostDonateGuest(v, p, g, n)),
+        2 => (vm_id(), host_pfn(), gfn(), count()).prop_map(|(v, p, g, n)| Op::HostDonateGuestBegin(v, p, g, n)),
+        2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::HostDonateGuestFinish(v, g, n)),
         2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestShareHost(v, g, n)),
         1 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestUnshareHost(v, g, n)),
         2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestRelinquish(v, g, n)),
@@ -185,6 +190,24 @@ fn run(w: &mut World<'_>, op: &Op) {
             record(
                 op,
                 w.step(|w| w.own.host_donate_guest(vm(v), p, g, n, &mut w.tlb)),
+            );
+        }
+        Op::HostDonateGuestBegin(v, p, g, n) => {
+            record(
+                op,
+                w.step(|w| w.own.host_donate_guest_begin(vm(v), p, g, n, &mut w.tlb)),
+            );
+        }
+        Op::HostDonateGuestFinish(v, a, n) => {
+            let g = guest_frame(w, v, a, |s| s == PageState::ZeroingForGuest(vm(v)));
+            let p = w
+                .own
+                .guest_stage2(vm(v))
+                .and_then(|t| t.translate(g * PAGE_SIZE))
+                .map_or(g, |l| pfn(l.pa));
+            record(
+                op,
+                w.step(|w| w.own.host_donate_guest_finish(vm(v), p, g, n, &mut w.tlb)),
             );
         }
         Op::GuestShareHost(v, a, n) => {

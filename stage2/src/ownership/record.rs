@@ -18,9 +18,11 @@
 //!   - 3 `PendingReclaim`: guest `id` was torn down; EL2 holds the page until the host
 //!     reclaims it (it is zeroed then). With `id` 0 (the host): `Sanitizing`, EL2 zeroes the
 //!     page for the host outside the memory lock (see `PageSanitizer::defers`).
-//! - `pool` (bit 14), only with kind 0 and a guest `id`: EL2 owns the page as part of that
-//!   guest's page-table pool (`HypPool`); it goes to reclaim with the guest, and EL2 can
-//!   never hand it to the host directly.
+//! - `pool` (bit 14), only with a guest `id`: EL2 owns the page for that guest. With kind
+//!   0 it is part of the guest's page-table pool (`HypPool`); it goes to reclaim with the
+//!   guest, and EL2 can never hand it to the host directly. With kind 1 (`ZeroingForGuest`)
+//!   it has left the host for the guest and EL2 zeroes it outside the memory lock before
+//!   the guest may use it (a VM_DONATE after launch).
 //! - bit 15 is reserved and zero (room for a pin flag).
 //!
 //! Entry 0 means "host owns it exclusively", so a zeroed record hands all RAM to the host.
@@ -95,6 +97,12 @@ pub enum PageState {
     /// (a reclaimed or relinquished page); in no stage-2. Only
     /// [`Ownership::sanitized_to_host`](super::Ownership::sanitized_to_host) leaves it.
     Sanitizing,
+    /// Held by EL2 while it zeroes the page for guest `vm` after the memory lock was
+    /// released (a VM_DONATE after launch): in no host stage-2 nor DMA view, and in the
+    /// guest's stage-2 only with no access. Only
+    /// [`Ownership::host_donate_guest_finish`](super::Ownership::host_donate_guest_finish)
+    /// leaves it.
+    ZeroingForGuest(VmId),
 }
 
 const ID_HOST: u16 = 0;
@@ -106,6 +114,8 @@ const KIND_SHARED_WITH_HOST: u16 = 1;
 const KIND_HOST_SHARED_WITH: u16 = 2;
 const KIND_PENDING_RECLAIM: u16 = 3;
 const POOL_BIT: u16 = 0x4000;
+/// Kind of a pool-bit entry that is `ZeroingForGuest` (kind 0 with the pool bit: `HypPool`).
+const KIND_POOL_ZEROING: u16 = 1;
 const RESERVED_MASK: u16 = 0x8000;
 
 impl PageState {
@@ -115,9 +125,10 @@ impl PageState {
             PageState::Owned(o) => o,
             PageState::SharedWithHost(vm) => Owner::Guest(vm),
             PageState::HostSharedWith(_) => Owner::Host,
-            PageState::PendingReclaim(_) | PageState::HypPool(_) | PageState::Sanitizing => {
-                Owner::Hyp
-            }
+            PageState::PendingReclaim(_)
+            | PageState::HypPool(_)
+            | PageState::Sanitizing
+            | PageState::ZeroingForGuest(_) => Owner::Hyp,
         }
     }
 
@@ -127,7 +138,8 @@ impl PageState {
             PageState::Owned(_)
             | PageState::PendingReclaim(_)
             | PageState::HypPool(_)
-            | PageState::Sanitizing => OwnerState::Exclusive,
+            | PageState::Sanitizing
+            | PageState::ZeroingForGuest(_) => OwnerState::Exclusive,
             PageState::SharedWithHost(_) | PageState::HostSharedWith(_) => OwnerState::SharedOwned,
         }
     }
@@ -140,7 +152,8 @@ impl PageState {
             PageState::Owned(_)
             | PageState::PendingReclaim(_)
             | PageState::HypPool(_)
-            | PageState::Sanitizing => None,
+            | PageState::Sanitizing
+            | PageState::ZeroingForGuest(_) => None,
         }
     }
 
@@ -171,6 +184,7 @@ impl PageState {
                 | PageState::PendingReclaim(_)
                 | PageState::HypPool(_)
                 | PageState::Sanitizing
+                | PageState::ZeroingForGuest(_)
         )
     }
 
@@ -194,6 +208,9 @@ impl PageState {
             PageState::PendingReclaim(vm) => (KIND_PENDING_RECLAIM, vm.0),
             PageState::Sanitizing => (KIND_PENDING_RECLAIM, ID_HOST),
             PageState::HypPool(vm) => return POOL_BIT | vm.0,
+            PageState::ZeroingForGuest(vm) => {
+                return POOL_BIT | (KIND_POOL_ZEROING << KIND_SHIFT) | vm.0;
+            }
         };
         (kind << KIND_SHIFT) | id
     }
@@ -208,6 +225,7 @@ impl PageState {
         if entry & POOL_BIT != 0 {
             return match (entry >> KIND_SHIFT & 3, VmId::new(id)) {
                 (KIND_OWNED, Some(vm)) => Some(PageState::HypPool(vm)),
+                (KIND_POOL_ZEROING, Some(vm)) => Some(PageState::ZeroingForGuest(vm)),
                 _ => None,
             };
         }
@@ -240,9 +258,9 @@ mod tests {
             }
         }
         // Owned: host, hyp, 0xffe guests; shared-with-host: guests; host-shared-with: hyp;
-        // pending reclaim: guests, and sanitizing; pool: guests.
+        // pending reclaim: guests, and sanitizing; pool: guests; zeroing for: guests.
         let g = usize::from(VmId::MAX);
-        assert_eq!(valid, (2 + g) + g + 1 + (g + 1) + g);
+        assert_eq!(valid, (2 + g) + g + 1 + (g + 1) + g + g);
     }
 
     #[test]
@@ -277,6 +295,12 @@ mod tests {
         assert_eq!(
             (s.owner(), s.borrower(), s.guest()),
             (Owner::Hyp, None, None)
+        );
+        assert!(!s.host_may_access() && !s.guest_may_access(vm) && s.hyp_may_access());
+        let s = PageState::ZeroingForGuest(vm);
+        assert_eq!(
+            (s.owner(), s.owner_state(), s.borrower(), s.guest()),
+            (Owner::Hyp, OwnerState::Exclusive, None, None)
         );
         assert!(!s.host_may_access() && !s.guest_may_access(vm) && s.hyp_may_access());
         assert_eq!(VmId::new(0), None);

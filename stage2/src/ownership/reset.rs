@@ -58,6 +58,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                             | PageState::HypPool(_)
                             | PageState::PendingReclaim(_)
                             | PageState::Sanitizing
+                            | PageState::ZeroingForGuest(_)
                     )
                 );
                 if held_by_a_guest {

@@ -8,7 +8,7 @@ extern crate std;
 
 use super::*;
 use crate::host_dma::HostDma;
-use crate::pgtable::{Leaf, MemKind, stage2_config};
+use crate::pgtable::{AttrEncoding, Leaf, MemKind, stage2_config};
 use crate::pool::pages_needed_to_map;
 use crate::pool::test_memory::Arena;
 use crate::tlb::{RecordingTlb, TlbOp};
@@ -189,6 +189,11 @@ impl<'m> World<'m> {
 
     /// A world whose tables are configured for `PARange = pa_range` (as its `Memory`).
     pub(super) fn for_pa_range(mem: &'m mut Memory, pa_range: u64) -> Self {
+        Self::with_config(mem, stage2_config(pa_range))
+    }
+
+    /// A world whose tables use `config` (its PARange must be the `Memory`'s).
+    pub(super) fn with_config(mem: &'m mut Memory, config: Stage2Config) -> Self {
         let real = (mem.real.base(), mem.real.base() + REAL_BYTES);
         // SAFETY: the host pool arena is ours, page-aligned, and outlives the world.
         let pool = unsafe { PagePool::new(mem.host_pool.base(), mem.host_pool.len()) };
@@ -197,7 +202,7 @@ impl<'m> World<'m> {
         // recorded, not done).
         let mut own = unsafe {
             Ownership::new(
-                &stage2_config(pa_range),
+                &config,
                 pool,
                 &[mem.fake, real],
                 &QEMU_MMIO,
@@ -1056,4 +1061,35 @@ fn guests_cannot_touch_each_others_pages() {
         Some(PageState::SharedWithHost(a))
     );
     assert_eq!(w.guest_pa(a, 0x11), Some(0x4800_1000));
+}
+
+#[test]
+fn with_fwb_guests_get_forced_write_back_leaves_and_the_host_keeps_its_own_attributes() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::with_config(&mut mem, stage2_config(5).with_guest_fwb(true));
+    let a = w.create_vm(0, 4);
+    let q = pfn(0x4a00_0000);
+    w.step(|w| w.own.host_donate_guest(a, q, 0x200, 2, &mut w.tlb))
+        .unwrap();
+    let g = w.own.guest_stage2(a).unwrap();
+    assert_eq!(g.encoding(), AttrEncoding::ForcedWriteBack);
+    let leaf = g.translate(0x200 * PAGE_SIZE).unwrap();
+    assert!(leaf.is(MemKind::Normal, AttrEncoding::ForcedWriteBack));
+    assert_eq!(w.own.host.encoding(), AttrEncoding::Combined);
+    assert_eq!(
+        w.own.host_handle_fault(0x4c00_0000),
+        FaultAction::MapAndRetry
+    );
+    let host_leaf = w.own.host.translate(0x4c00_0000).unwrap();
+    assert!(host_leaf.is(MemKind::Normal, AttrEncoding::Combined));
+    // Pages back from the guest are the host's again, in the host's encoding.
+    w.step(|w| w.own.guest_relinquish(a, 0x200, 2, &mut w.tlb, &mut w.san))
+        .unwrap();
+    assert_eq!(
+        w.own.host_handle_fault(q * PAGE_SIZE),
+        FaultAction::MapAndRetry
+    );
+    let back = w.own.host.translate(q * PAGE_SIZE).unwrap();
+    assert!(back.is(MemKind::Normal, AttrEncoding::Combined));
+    w.own.check_invariants().unwrap();
 }

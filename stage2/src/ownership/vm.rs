@@ -83,13 +83,18 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     ///
     /// # Errors
     ///
-    /// `NotFound` (no such VM), `Busy` (its stage-2 is marked active: a vCPU is loaded).
+    /// `NotFound` (no such VM), `Busy` (its stage-2 is marked active: a vCPU is loaded; or
+    /// a donation to it is between [`host_donate_guest_begin`](Self::host_donate_guest_begin)
+    /// and its finish: EL2 is still zeroing those pages).
     pub fn vm_teardown(
         &mut self,
         vm: VmId,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<(), OwnershipError> {
         let slot = self.slot(vm)?;
+        if self.zeroing[slot] != 0 && self.guests[slot].is_some() {
+            return Err(OwnershipError::Busy);
+        }
         let Some(table) = self.guests[slot].take() else {
             return Err(OwnershipError::NotFound);
         };

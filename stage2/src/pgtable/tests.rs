@@ -673,3 +673,79 @@ fn translate_pages_agrees_with_translate_across_blocks_pages_and_holes() {
     assert_eq!(t.translate_pages(0x4040_5000, &mut out), Ok(()));
     assert_eq!(out[1029], 0x4040_5000 + 1029 * PAGE_SIZE);
 }
+
+/// `MemAttr[3:0]`: descriptor bits [5:2].
+fn mem_attr(attrs: Stage2Attributes) -> usize {
+    (attrs.bits() >> 2) & 0xf
+}
+
+#[test]
+fn normal_memory_is_write_back_in_both_encodings_and_device_is_the_same_in_both() {
+    use AttrEncoding::{Combined, ForcedWriteBack};
+    // Without FWB: Outer WB (0b11) and Inner WB (0b11), so stage 1 decides (Arm ARM D8.6.4).
+    assert_eq!(mem_attr(MemKind::Normal.attributes(Combined)), 0b1111);
+    // With FWB: MemAttr[2] = 1, MemAttr[1:0] = 0b10: Normal Write-Back whatever stage 1
+    // says (Arm ARM D8.6.5; Linux's MT_S2_FWB_NORMAL = 6).
+    assert_eq!(
+        mem_attr(MemKind::Normal.attributes(ForcedWriteBack)),
+        0b0110
+    );
+    // Device-nGnRE is MemAttr 0b0001 in both (MemAttr[2] = 0 is Device with FWB too).
+    for e in [Combined, ForcedWriteBack] {
+        assert_eq!(mem_attr(MemKind::Device.attributes(e)), 0b0001, "{e:?}");
+        let normal = MemKind::Normal.attributes(e);
+        let device = MemKind::Device.attributes(e);
+        assert!(!normal.contains(Stage2Attributes::XN) && device.contains(Stage2Attributes::XN));
+        // Only MemAttr differs between the encodings.
+        assert_eq!(
+            normal.bits() & !0x3c,
+            MemKind::Normal.attributes(Combined).bits() & !0x3c
+        );
+        // Both are recognised, with or without the page bit of a level-3 leaf.
+        assert_eq!(MemKind::from_attributes(normal), Some(MemKind::Normal));
+        assert_eq!(
+            MemKind::from_attributes(normal | Stage2Attributes::TABLE_OR_PAGE),
+            Some(MemKind::Normal)
+        );
+        assert_eq!(MemKind::from_attributes(device), Some(MemKind::Device));
+    }
+    // Any other MemAttr is neither kind.
+    let odd = (MemKind::Normal.attributes(Combined) - Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
+        | Stage2Attributes::MEMATTR_NORMAL_INNER_NC;
+    assert_eq!(MemKind::from_attributes(odd), None);
+}
+
+#[test]
+fn guest_tables_use_forced_write_back_only_where_configured_and_the_host_table_never() {
+    let plain = stage2_config(1);
+    let fwb = plain.with_guest_fwb(true);
+    assert!(!plain.guest_fwb && fwb.guest_fwb);
+    assert_eq!(plain.encoding_for_vmid(3), AttrEncoding::Combined);
+    assert_eq!(fwb.encoding_for_vmid(0), AttrEncoding::Combined, "host");
+    assert_eq!(fwb.encoding_for_vmid(3), AttrEncoding::ForcedWriteBack);
+    for (config, vmid, expected) in [
+        (plain, 0, 0b1111),
+        (plain, 3, 0b1111),
+        (fwb, 0, 0b1111),
+        (fwb, 3, 0b0110),
+    ] {
+        let arena = Arena::new(8 * PAGE_SIZE, PAGE_SIZE);
+        // SAFETY: page-aligned heap memory that outlives the table (dropped first below).
+        let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+        let mut t = Stage2Table::with_vmid(pool, &config, vmid);
+        assert_eq!(t.encoding(), config.encoding_for_vmid(vmid));
+        t.map(0x8000_0000, 0x8000_2000, 0x4000_0000, MemKind::Normal)
+            .unwrap();
+        let leaf = t.translate(0x8000_1000).unwrap();
+        assert_eq!(mem_attr(leaf.attrs), expected, "vmid {vmid}");
+        assert_eq!(leaf.kind(), Some(MemKind::Normal));
+        assert!(leaf.is(MemKind::Normal, t.encoding()));
+        // Mapping the same range again in the table's own encoding is a no-op, needing
+        // no table pages.
+        assert_eq!(
+            t.tables_needed_to_map(0x8000_0000, 0x8000_2000, 0x4000_0000, MemKind::Normal),
+            Ok(0)
+        );
+        drop(t);
+    }
+}

@@ -442,6 +442,17 @@ const CPU_MODELS: [(&str, &str); 7] = [
     ("demo_host_runs_on_a64fx", "a64fx"),
 ];
 
+/// Expects EL2's boot line saying whether guests use FEAT_S2FWB (`guest_sysregs`).
+fn with_fwb_line(mut case: Case, fwb: bool) -> Case {
+    let line = if fwb {
+        "S2FWB true (guests' stage 2 forces Write-Back)"
+    } else {
+        "S2FWB false (VM_DONATE cleans pages to PoC)"
+    };
+    case.expect.expect.insert(1, line);
+    case
+}
+
 fn on_cpu(mut case: Case, cpu: &'static str) -> Case {
     case.cpu = cpu;
     // A smaller CPU may lack what some tests check (SVE, SME): they say so and are counted
@@ -565,7 +576,12 @@ pub fn cases() -> Vec<Case> {
                 vec!["demo: PASS"],
             )
         },
-        image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+        // `-cpu max` has FEAT_S2FWB: guests run with HCR_EL2.FWB and forced Write-Back
+        // stage-2 leaves, and VM_DONATE skips its clean to PoC.
+        with_fwb_line(
+            image_case("abi_host_scenarios", Image::AbiHost, DEMO_TIMEOUT),
+            true,
+        ),
         // Two boots in one QEMU run: see tests/abi-host/src/reset_test.rs.
         Case {
             bootargs: "reset-test",
@@ -625,13 +641,17 @@ pub fn cases() -> Vec<Case> {
         silent_console_case(),
         abi_host_with_mte_case(),
         // Guests' stage 2 with concatenated roots (40-bit PA): every ABI scenario.
-        on_cpu(
-            image_case(
-                "abi_host_scenarios_on_cortex_a53",
-                Image::AbiHost,
-                DEMO_TIMEOUT,
+        // No FEAT_S2FWB on the A53: the combined encoding and the clean to PoC.
+        with_fwb_line(
+            on_cpu(
+                image_case(
+                    "abi_host_scenarios_on_cortex_a53",
+                    Image::AbiHost,
+                    DEMO_TIMEOUT,
+                ),
+                "cortex-a53",
             ),
-            "cortex-a53",
+            false,
         ),
     ])
     .collect()
