@@ -145,6 +145,9 @@ impl DmaTable {
     /// # Errors
     ///
     /// As [`map`](Self::map).
+    // Not inlined: the payload check `payload_maintenance_sequences` finds this call in
+    // the SMMU revocation, before the invalidation.
+    #[inline(never)]
     pub fn unmap(&mut self, start: usize, end: usize) -> Result<(), OutsideRam> {
         self.write(start, end, El1Attributes::empty())
     }
