@@ -30,7 +30,11 @@ mod tests {
         // QEMU's `max`: CTR_EL0 = 0x8444c004 (DminLine 4: 64 bytes).
         assert_eq!(dcache_min_line(0x8444_c004), 64);
         assert_eq!(dcache_min_line(0x3 << 16), 32);
-        assert_eq!(dcache_min_line(0xf << 16 | 0xf), 4 << 15, "IminLine is not DminLine");
+        assert_eq!(
+            dcache_min_line(0xf << 16 | 0xf),
+            4 << 15,
+            "IminLine is not DminLine"
+        );
         assert_eq!(dcache_min_line(0), 4);
     }
 
@@ -39,8 +43,16 @@ mod tests {
         assert_eq!(dc_zva_block(4, 4096), Some(64), "BS = 4: 16 words");
         assert_eq!(dc_zva_block(0, 4096), Some(4));
         assert_eq!(dc_zva_block(10, 4096), Some(4096));
-        assert_eq!(dc_zva_block(11, 4096), None, "8 KiB block would zero past the page");
+        assert_eq!(
+            dc_zva_block(11, 4096),
+            None,
+            "8 KiB block would zero past the page"
+        );
         assert_eq!(dc_zva_block(1 << 4 | 4, 4096), None, "DZP set");
-        assert_eq!(dc_zva_block(0x24, 4096), Some(64), "bits above DZP are RES0");
+        assert_eq!(
+            dc_zva_block(0x24, 4096),
+            Some(64),
+            "bits above DZP are RES0"
+        );
     }
 }

@@ -154,8 +154,15 @@ mod encoding_tests {
         let guest_vttbr = (7u64 << 48) | 0x4123_4000;
         assert_eq!(vttbr_with_vmid(guest_vttbr, 0), 0x4123_4000, "host VMID 0");
         assert_eq!(vttbr_with_vmid(guest_vttbr, 2), (2 << 48) | 0x4123_4000);
-        assert_eq!(vttbr_with_vmid(0x4123_4001, 0xffff), (0xffff << 48) | 0x4123_4001);
-        assert_eq!(vttbr_with_vmid(u64::MAX, 0), (1 << 48) - 1, "BADDR and CnP kept");
+        assert_eq!(
+            vttbr_with_vmid(0x4123_4001, 0xffff),
+            (0xffff << 48) | 0x4123_4001
+        );
+        assert_eq!(
+            vttbr_with_vmid(u64::MAX, 0),
+            (1 << 48) - 1,
+            "BADDR and CnP kept"
+        );
     }
 
     #[test]
@@ -164,10 +171,16 @@ mod encoding_tests {
         assert_eq!(ipas2_operand(0x4800_5000, 3, true), 0x48005 | 0b0111 << 44);
         assert_eq!(ipas2_operand(0x4820_0000, 2, true), 0x48200 | 0b0110 << 44);
         assert_eq!(ipas2_operand(0x8000_0000, 1, true), 0x80000 | 0b0101 << 44);
-        assert_eq!(ipas2_operand(0x8000_0000, 0, true), 0x80000, "level 0 is reserved");
+        assert_eq!(
+            ipas2_operand(0x8000_0000, 0, true),
+            0x80000,
+            "level 0 is reserved"
+        );
         assert_eq!(ipas2_operand(0x8000_0000, 4, true), 0x80000);
         // IPA[51:12] fills bits [39:0]; nothing spills into TTL or above.
         assert_eq!(ipas2_operand(usize::MAX, 3, false), (1 << 40) - 1);
-        assert!(has_feat_ttl(1 << 48) && !has_feat_ttl(0xffff_ffff_ffff) && has_feat_ttl(0x2 << 48));
+        assert!(
+            has_feat_ttl(1 << 48) && !has_feat_ttl(0xffff_ffff_ffff) && has_feat_ttl(0x2 << 48)
+        );
     }
 }

@@ -14,6 +14,7 @@ mod error;
 mod expect;
 mod layout;
 mod linux;
+mod mutants;
 mod paths;
 mod prereqs;
 mod qemu;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => suite::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Conformance => conformance::run(),
+        Cmd::Mutants(args) => mutants::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

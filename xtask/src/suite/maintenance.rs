@@ -304,11 +304,10 @@ fn demangle(raw: &str) -> String {
 fn without_generics(path: &str) -> String {
     let mut out = String::new();
     let mut depth = 0;
-    let mut chars = path.chars().peekable();
     // Only `Type<...>` after an identifier is a generic list; a leading `<` is a qualified
     // path (`<T as Trait>::f`) and is kept.
     let mut prev_ident = false;
-    while let Some(c) = chars.next() {
+    for c in path.chars() {
         match c {
             '<' if prev_ident || depth > 0 => {
                 if depth == 0 {
@@ -373,9 +372,7 @@ fn key_instruction(insn: &str, with_stores: bool) -> Option<String> {
         "isb" => Some("isb".to_string()),
         "msr" => Some(format!("msr {}", operands.first()?)),
         "mrs" => Some(format!("mrs {}", operands.get(1)?)),
-        "bfi" if operands.get(2) == Some(&"#48") => {
-            Some(format!("bfi #48, {}", operands.get(3)?))
-        }
+        "bfi" if operands.get(2) == Some(&"#48") => Some(format!("bfi #48, {}", operands.get(3)?)),
         // A call, or a tail call (`b` to another function's start, no `+offset`).
         "bl" | "b" => {
             let target = insn.split_once('<')?.1.trim_end_matches('>');
