@@ -79,11 +79,39 @@ pub enum TlbOp {
     Vmid { vmid: u16 },
 }
 
-/// A [`TlbMaintenance`] that records what it was asked to do.
+/// One translation a model TLB holds: VMID `vmid` translates `[ipa, ipa + size)` to `pa`
+/// with descriptor attributes `attrs`. `combined`: a stage-1+2 entry (tagged by VA; the
+/// model's stage 1 is the identity, so VA = IPA); otherwise a stage-2-only or walk-cache
+/// entry.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub struct Cached {
+    pub vmid: u16,
+    pub ipa: usize,
+    pub size: usize,
+    pub pa: usize,
+    pub attrs: u64,
+    pub combined: bool,
+}
+
+/// A [`TlbMaintenance`] that records what it was asked to do and models a VMID-tagged TLB
+/// with the architecture's rules (Arm ARM D8.13), which QEMU does not have:
+/// - `invalidate_ipa` (TLBI IPAS2E1IS) removes the stage-2 entries of that VMID that hold the
+///   IPA, at the hinted level (FEAT_TTL), and no combined entry;
+/// - `invalidate_stage1_for_vmid` (TLBI VMALLE1IS) removes that VMID's combined entries,
+///   and no stage-2 entry. Another CPU may walk meanwhile: every stage-2 entry still cached
+///   refills a combined one (so the IPA invalidations must come first);
+/// - `invalidate_vmid` (TLBI VMALLS12E1IS) removes every entry of that VMID.
+///
+/// The ownership tests [`fill`](Self::fill) it with every leaf before a call (each may
+/// have been used) and after the call require each entry still cached to be a leaf of the
+/// table now: an entry that a returned call should have removed is a CPU still reaching a
+/// page it lost.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub struct RecordingTlb {
     pub ops: std::vec::Vec<TlbOp>,
+    pub cached: std::collections::HashSet<Cached>,
 }
 
 #[cfg(test)]
@@ -91,6 +119,20 @@ extern crate std;
 
 #[cfg(test)]
 impl RecordingTlb {
+    /// VMID `vmid` used the leaf `[ipa, ipa + size) -> pa`: a stage-2 and a combined entry.
+    pub fn fill(&mut self, vmid: u16, ipa: usize, size: usize, pa: usize, attrs: u64) {
+        for combined in [false, true] {
+            self.cached.insert(Cached {
+                vmid,
+                ipa,
+                size,
+                pa,
+                attrs,
+                combined,
+            });
+        }
+    }
+
     /// Checks that the recorded operations are well-formed sequences: for each VMID, every
     /// `Ipa` is followed (later) by a `Stage1` for that VMID, and the log ends with no pending
     /// `Ipa` left unfinished.
@@ -134,14 +176,33 @@ impl RecordingTlb {
 impl TlbMaintenance for RecordingTlb {
     fn invalidate_ipa(&mut self, vmid: u16, ipa: usize, level: usize) {
         self.ops.push(TlbOp::Ipa { vmid, ipa, level });
+        let size = crate::pool::granule_at_level(level);
+        self.cached.retain(|c| {
+            c.combined
+                || c.vmid != vmid
+                || c.size != size
+                || !(c.ipa..c.ipa + c.size).contains(&ipa)
+        });
     }
 
     fn invalidate_stage1_for_vmid(&mut self, vmid: u16) {
         self.ops.push(TlbOp::Stage1 { vmid });
+        self.cached.retain(|c| !c.combined || c.vmid != vmid);
+        let refilled: std::vec::Vec<Cached> = self
+            .cached
+            .iter()
+            .filter(|c| c.vmid == vmid)
+            .map(|c| Cached {
+                combined: true,
+                ..*c
+            })
+            .collect();
+        self.cached.extend(refilled);
     }
 
     fn invalidate_vmid(&mut self, vmid: u16) {
         self.ops.push(TlbOp::Vmid { vmid });
+        self.cached.retain(|c| c.vmid != vmid);
     }
 }
 

@@ -253,7 +253,15 @@ impl<'m> World<'m> {
     ) -> Result<T, OwnershipError> {
         let before = self.snapshot();
         let before_leaves = self.all_leaves();
+        // Every leaf may be in the TLB when the call starts.
+        for (vmid, leaves) in &before_leaves {
+            for &(ipa, level, pa, attrs) in leaves {
+                self.tlb
+                    .fill(*vmid, ipa, crate::granule_at_level(level), pa, attrs as u64);
+            }
+        }
         let result = op(self);
+        self.check_no_stale_translation();
         match &result {
             Err(e) => {
                 // I7: nothing changed, not even the TLB or the caches.
@@ -270,6 +278,33 @@ impl<'m> World<'m> {
         }
         self.check_all();
         result
+    }
+
+    /// I6 on the TLB model: every entry still cached is a leaf of its VMID's table now.
+    fn check_no_stale_translation(&self) {
+        let after = self.all_leaves();
+        for c in &self.tlb.cached {
+            let level = (1..=3).find(|&l| crate::granule_at_level(l) == c.size);
+            let still = after.iter().any(|(v, leaves)| {
+                *v == c.vmid
+                    && level.is_some_and(|l| leaves.contains(&(c.ipa, l, c.pa, c.attrs as _)))
+            });
+            assert!(
+                still,
+                "after the call returned, VMID {} still translates IPA {:#x} -> {:#x} ({} bytes) \
+                 through a {} TLB entry that its table no longer has: {:?}",
+                c.vmid,
+                c.ipa,
+                c.pa,
+                c.size,
+                if c.combined {
+                    "combined stage-1+2"
+                } else {
+                    "stage-2 (or walk-cache)"
+                },
+                self.tlb.ops
+            );
+        }
     }
 
     /// I6: each leaf that is gone was invalidated for its VMID; each VMID's invalidations end
@@ -296,7 +331,10 @@ impl<'m> World<'m> {
                 );
             }
         }
-        let rec = RecordingTlb { ops: ops.to_vec() };
+        let rec = RecordingTlb {
+            ops: ops.to_vec(),
+            ..RecordingTlb::default()
+        };
         rec.assert_complete();
         // One stage-1 invalidation per VMID per call.
         for vmid in 0..=MAX_VMS as u16 {
