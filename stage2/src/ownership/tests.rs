@@ -1045,3 +1045,50 @@ fn guests_cannot_touch_each_others_pages() {
     );
     assert_eq!(w.guest_pa(a, 0x11), Some(0x4800_1000));
 }
+
+/// Unsharing removes from the host stage-2 the unshared pages and nothing else: runs of
+/// contiguous pages are coalesced, a gap between them (a host page the host has mapped)
+/// and what an earlier, longer call left in the scratch list stay mapped.
+#[test]
+fn guest_unshare_host_removes_only_the_unshared_pages_from_the_host_stage2() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let p = 0x4800_0000;
+    let page = |i: usize| p + i * PAGE_SIZE;
+    // Guest frames 0x40, 0x41, 0x42 map pages 0, 2, 3 (pages 1 and 4 stay the host's);
+    // frames 0x50..0x54 map pages 5..9.
+    for (i, gfn) in [(0, 0x40), (2, 0x41), (3, 0x42)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| {
+        w.own
+            .host_donate_guest(a, pfn(page(5)), 0x50, 4, &mut w.tlb)
+    })
+    .unwrap();
+    // A private page in the same 2 MiB keeps the host's mappings there page-sized.
+    w.step(|w| {
+        w.own
+            .host_donate_guest(a, pfn(page(10)), 0x60, 1, &mut w.tlb)
+    })
+    .unwrap();
+    // A longer call first, so that the scratch list holds page 8 past the next call's end.
+    w.step(|w| w.own.guest_share_host(a, 0x50, 4)).unwrap();
+    w.step(|w| w.own.guest_share_host(a, 0x40, 3)).unwrap();
+    for i in 0..9 {
+        assert_eq!(
+            w.step(|w| Ok(w.own.host_handle_fault(page(i)))),
+            Ok(FaultAction::MapAndRetry),
+            "page {i}"
+        );
+    }
+    w.step(|w| w.own.guest_unshare_host(a, 0x40, 3, &mut w.tlb))
+        .unwrap();
+    for i in [0, 2, 3] {
+        assert_eq!(w.host_level(page(i)), None, "unshared page {i}");
+    }
+    for i in [1, 4, 5, 6, 7, 8] {
+        assert_eq!(w.host_level(page(i)), Some(3), "page {i} lost its mapping");
+    }
+}
