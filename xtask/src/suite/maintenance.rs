@@ -423,8 +423,60 @@ fn check(text: &str, sequences: &[Sequence]) -> Vec<String> {
                 seq.rule.split_whitespace().collect::<Vec<_>>().join(" ")
             ));
         }
+        if let Err(e) = vttbr_writes_alternate(lines) {
+            errors.push(format!("{}: {e}", seq.function));
+        }
     }
     errors
+}
+
+/// The operands of `xN` or `wN` instructions, split at commas.
+fn operands(insn: &str) -> Vec<&str> {
+    insn.split_once(char::is_whitespace)
+        .map_or("", |(_, o)| o)
+        .split("//")
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect()
+}
+
+/// Where a function saves VTTBR_EL2 (`mrs xS, VTTBR_EL2`) and composes the VMID into a copy
+/// (`bfi xC, ..., #48, #16`), its writes of VTTBR_EL2 must alternate: the composed value
+/// (`msr VTTBR_EL2, xC`), then the saved one back. A write of any other register, or a
+/// missing restore, would leave a CPU running under a VMID it does not own.
+fn vttbr_writes_alternate(lines: &[&str]) -> Result<(), String> {
+    let saved = lines.iter().find_map(|l| {
+        let ops = operands(l);
+        (l.starts_with("mrs") && ops.get(1) == Some(&"VTTBR_EL2")).then(|| ops[0].to_string())
+    });
+    let composed = lines.iter().find_map(|l| {
+        let ops = operands(l);
+        (l.starts_with("bfi") && ops.get(2) == Some(&"#48")).then(|| ops[0].to_string())
+    });
+    let (Some(saved), Some(composed)) = (saved, composed) else {
+        return Ok(());
+    };
+    let writes: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("msr") && operands(l).first() == Some(&"VTTBR_EL2"))
+        .map(|l| operands(l).get(1).copied().unwrap_or("").to_string())
+        .collect();
+    let alternate = !writes.is_empty()
+        && writes.len() % 2 == 0
+        && writes
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r == if i % 2 == 0 { &composed } else { &saved });
+    if alternate {
+        Ok(())
+    } else {
+        Err(format!(
+            "VTTBR_EL2 written from [{}]; needs the composed value ({composed}) then the saved one ({saved}) back",
+            writes.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -437,6 +489,8 @@ mod tests {
    12578:      \tbfi\tx10, x0, #48, #16
    12588:      \tdsb\tishst
    1258c:      \ttlbi\tipas2e1is, x8
+   1258e:      \tmsr\tVTTBR_EL2, x10
+   1258f:      \tmsr\tVTTBR_EL2, x9
    12590:      \tbl\t0x12554 <el2::cache::clean_to_poc::h461913db14818944>
    12594:      \tbl\t0x12554 <core::fmt::write::h461913db14818944>
    12598:      \tret
@@ -471,7 +525,9 @@ mod tests {
         let planted = SAMPLE.replace("   1258c:      \ttlbi\tipas2e1is, x8\n", "");
         let errors = check(&planted, SEQ);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("key instructions [mrs VTTBR_EL2; bfi #48, #16; dsb ishst; bl"));
+        assert!(
+            errors[0].contains("key instructions [mrs VTTBR_EL2; bfi #48, #16; dsb ishst; call")
+        );
     }
 
     #[test]
@@ -487,6 +543,35 @@ mod tests {
     fn a_vmid_ored_over_the_old_one_fails() {
         let planted = SAMPLE.replace("bfi\tx10, x0, #48, #16", "orr\tx10, x9, x0, lsl #48");
         assert_eq!(check(&planted, SEQ).len(), 1);
+    }
+
+    const SWITCH: &str = "\
+0000000000012554 <el2::tlb::switch::h3224c918dbdd150e>:
+   12570:      \tmrs\tx9, VTTBR_EL2
+   12574:      \tmov\tx10, x9
+   12578:      \tbfi\tx10, x0, #48, #16
+   12594:      \tmsr\tVTTBR_EL2, x10
+   12598:      \tisb
+   125a4:      \tmsr\tVTTBR_EL2, x9
+   125a8:      \tisb
+";
+
+    #[test]
+    fn vttbr_is_written_with_the_composed_value_then_restored() {
+        let lines =
+            |t: &str| -> Vec<String> { functions(t)[0].1.iter().map(|s| s.to_string()).collect() };
+        let ok = lines(SWITCH);
+        let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+        assert_eq!(vttbr_writes_alternate(&ok), Ok(()));
+        for planted in [
+            SWITCH.replace("msr\tVTTBR_EL2, x9", "msr\tVTTBR_EL2, x10"),
+            SWITCH.replace("msr\tVTTBR_EL2, x10", "msr\tVTTBR_EL2, x9"),
+            SWITCH.replace("   125a4:      \tmsr\tVTTBR_EL2, x9\n", ""),
+        ] {
+            let l = lines(&planted);
+            let l: Vec<&str> = l.iter().map(String::as_str).collect();
+            assert!(vttbr_writes_alternate(&l).is_err(), "{planted}");
+        }
     }
 
     #[test]
