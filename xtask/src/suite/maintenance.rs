@@ -464,7 +464,7 @@ fn vttbr_writes_alternate(lines: &[&str]) -> Result<(), String> {
         .map(|l| operands(l).get(1).copied().unwrap_or("").to_string())
         .collect();
     let alternate = !writes.is_empty()
-        && writes.len() % 2 == 0
+        && writes.len().is_multiple_of(2)
         && writes
             .iter()
             .enumerate()
