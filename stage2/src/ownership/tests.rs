@@ -1092,3 +1092,29 @@ fn guest_unshare_host_removes_only_the_unshared_pages_from_the_host_stage2() {
         assert_eq!(w.host_level(page(i)), Some(3), "page {i} lost its mapping");
     }
 }
+
+/// Teardown takes from the host's devices exactly the pages the guest had shared, in runs
+/// of contiguous pages: not the host's own pages between them, and not one page fewer
+/// (each step checks I1 for DMA, exactly).
+#[test]
+fn teardown_revokes_dma_to_exactly_the_pages_the_guest_had_shared() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let page = |i: usize| 0x4800_0000 + i * PAGE_SIZE;
+    // Guest frames 0x40..0x44 map pages 0, 2, 3 and 6; pages 1, 4 and 5 stay the host's.
+    for (i, gfn) in [(0, 0x40), (2, 0x41), (3, 0x42), (6, 0x43)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| w.own.guest_share_host(a, 0x40, 4)).unwrap();
+    let granted = |w: &World<'_>, i: usize| w.own.host_dma().unwrap().is_granted(page(i));
+    assert!((0..7).all(|i| granted(&w, i)));
+    w.step(|w| w.own.vm_teardown(a, &mut w.tlb)).unwrap();
+    for i in [0, 2, 3, 6] {
+        assert!(!granted(&w, i), "shared page {i} still reachable by DMA");
+    }
+    for i in [1, 4, 5] {
+        assert!(granted(&w, i), "host page {i} lost its DMA mapping");
+    }
+}
