@@ -65,7 +65,7 @@ pub fn run(args: MutantsArgs) -> Result<u8> {
         println!(
             "xtask: {package}: exit {code}; survivors in {}",
             paths::cargo_target()
-                .join("mutants")
+                .join("mutants-out")
                 .join(package)
                 .join("mutants.out/missed.txt")
                 .display()
