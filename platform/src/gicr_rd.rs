@@ -204,6 +204,14 @@ mod tests {
     }
 
     #[test]
+    fn narrow_unsigned_loads_keep_only_their_bytes() {
+        let byte = decode(esr(0, false, 1, false, true)).unwrap();
+        assert_eq!(byte.loaded(0x1234_5678_9abc_def0), 0xf0);
+        let half = decode(esr(1, false, 1, false, false)).unwrap();
+        assert_eq!(half.loaded(0xffff_ffff_ffff_8001), 0x8001);
+    }
+
+    #[test]
     fn a_sign_extending_load_fills_the_x_register() {
         let access = decode(esr(2, false, 3, true, true)).unwrap();
         assert_eq!(access.loaded(0x8000_0001), 0xffff_ffff_8000_0001);
