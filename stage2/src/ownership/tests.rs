@@ -1118,3 +1118,35 @@ fn teardown_revokes_dma_to_exactly_the_pages_the_guest_had_shared() {
         assert!(granted(&w, i), "host page {i} lost its DMA mapping");
     }
 }
+
+/// Unsharing removes every unshared page from the host stage-2 whatever the order of their
+/// addresses: descending or scattered pages are never mistaken for a run.
+#[test]
+fn guest_unshare_host_removes_every_page_whatever_the_order_of_their_addresses() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let page = |i: usize| 0x4800_0000 + i * PAGE_SIZE;
+    // Guest frames 0x40..0x44 map pages 1, 0, 3 and 6; page 10 stays private, so that the
+    // host's mappings in this 2 MiB are page-sized.
+    for (i, gfn) in [(1, 0x40), (0, 0x41), (3, 0x42), (6, 0x43), (10, 0x60)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| w.own.guest_share_host(a, 0x40, 4)).unwrap();
+    for i in [0, 1, 3, 6] {
+        assert_eq!(
+            w.step(|w| Ok(w.own.host_handle_fault(page(i)))),
+            Ok(FaultAction::MapAndRetry)
+        );
+    }
+    w.step(|w| w.own.guest_unshare_host(a, 0x40, 4, &mut w.tlb))
+        .unwrap();
+    for i in [0, 1, 3, 6] {
+        assert_eq!(
+            w.host_level(page(i)),
+            None,
+            "unshared page {i} still mapped"
+        );
+    }
+}
