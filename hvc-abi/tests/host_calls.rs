@@ -427,3 +427,13 @@ fn decode_never_panics_and_only_returns_stateless_errors() {
         }
     }
 }
+
+/// An error prints as its name from docs/abi.md and its value, as EL2's log lines use it.
+#[test]
+fn errors_print_their_name_and_value() {
+    assert_eq!(hvc_abi::Error::Range.to_string(), "RANGE (-8)");
+    assert_eq!(
+        hvc_abi::Error::NotSupported.to_string(),
+        "NOT_SUPPORTED (-1)"
+    );
+}
