@@ -4,11 +4,12 @@ use crate::sysreg;
 
 /// Smallest data-cache line size in bytes (CTR_EL0.DminLine is log2 of words).
 fn dcache_line_size() -> usize {
-    4 << ((sysreg::ctr_el0() >> 16) & 0xf)
+    stage2::cache_geometry::dcache_min_line(sysreg::ctr_el0())
 }
 
 /// Cleans `[start, start + len)` to the point of coherency, so that an observer with its
 /// caches off (the host entered with its MMU off) reads what EL2 wrote through its caches.
+#[inline(never)]
 pub fn clean_to_poc(start: usize, len: usize) {
     let line = dcache_line_size();
     let mut addr = start & !(line - 1);
@@ -31,6 +32,7 @@ pub fn clean_to_poc(start: usize, len: usize) {
 /// has it, guests' stage 2 forces Write-Back (`stage2::AttrEncoding::ForcedWriteBack`,
 /// HCR_EL2.FWB in `platform::guest_traps::guest_hcr`): the guest never bypasses the caches,
 /// and VM_DONATE skips this.
+#[inline(never)]
 pub fn clean_invalidate_to_poc(start: usize, len: usize) {
     let line = dcache_line_size();
     let mut addr = start & !(line - 1);

@@ -144,6 +144,7 @@ pub fn enable_on_secondary() {
     }
 }
 
+#[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
 fn enable(regs: MmuRegs) {
     MAIR_EL2.set(MAIR);
     TCR_EL2.set(regs.tcr);

@@ -8,17 +8,21 @@
 //! VMID). QEMU does not model the walk caches, so only a host-side test catches a missing
 //! `ipas2e1is`; the `vmalle1is` half is caught by the QEMU tests (see platform-facts.md).
 
-use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
+use aarch64_cpu::registers::{ID_AA64MMFR2_EL1, Readable, VTTBR_EL2, Writeable};
 use core::arch::asm;
 use core::mem::MaybeUninit;
+use stage2::cache_geometry::dc_zva_block;
+use stage2::tlb::{has_feat_ttl, ipas2_operand, vttbr_with_vmid};
 use stage2::{PageSanitizer, TlbMaintenance};
 
-const VMID_SHIFT: u64 = 48;
-
-/// Runs `f` with `vmid` as the current VMID, then restores VTTBR_EL2.
+/// Runs `f` with `vmid` as the current VMID, then restores VTTBR_EL2. The `isb` after each
+/// write makes the new VMID the one later TLBIs use (Arm ARM D8.13.3: TLB maintenance of the
+/// EL1&0 regime acts on the VMID in VTTBR_EL2; a direct write to a system register takes
+/// effect for later instructions only after a context synchronisation event).
+#[inline(always)]
 fn with_vmid(vmid: u16, f: impl FnOnce()) {
     let saved = VTTBR_EL2.get();
-    let wanted = (saved & !(0xffff << VMID_SHIFT)) | (u64::from(vmid) << VMID_SHIFT);
+    let wanted = vttbr_with_vmid(saved, vmid);
     if wanted != saved {
         VTTBR_EL2.set(wanted);
         // SAFETY: a barrier has no other effect.
@@ -32,19 +36,25 @@ fn with_vmid(vmid: u16, f: impl FnOnce()) {
     }
 }
 
+/// The hardware [`TlbMaintenance`]. Its methods are never inlined: `cargo xtask test`'s
+/// `payload_maintenance_sequences` finds them by name in the built payload and checks their
+/// instructions against the sequence above (`xtask/src/suite/maintenance.rs`).
 pub struct Tlb;
 
 impl TlbMaintenance for Tlb {
-    fn invalidate_ipa(&mut self, vmid: u16, ipa: usize, _level: usize) {
+    #[inline(never)]
+    fn invalidate_ipa(&mut self, vmid: u16, ipa: usize, level: usize) {
+        let operand = ipas2_operand(ipa, level, has_feat_ttl(ID_AA64MMFR2_EL1.get()));
         with_vmid(vmid, || {
             // SAFETY: TLB maintenance has no effect on memory; `dsb ishst` first makes the
             // descriptor write visible to the table walkers of every CPU.
             unsafe {
-                asm!("dsb ishst", "tlbi ipas2e1is, {}", in(reg) (ipa >> 12) as u64, options(nostack, preserves_flags));
+                asm!("dsb ishst", "tlbi ipas2e1is, {}", in(reg) operand, options(nostack, preserves_flags));
             }
         });
     }
 
+    #[inline(never)]
     fn invalidate_stage1_for_vmid(&mut self, vmid: u16) {
         with_vmid(vmid, || {
             // SAFETY: as above.
@@ -60,6 +70,7 @@ impl TlbMaintenance for Tlb {
         });
     }
 
+    #[inline(never)]
     fn invalidate_vmid(&mut self, vmid: u16) {
         with_vmid(vmid, || {
             // SAFETY: as above.
@@ -80,23 +91,27 @@ impl TlbMaintenance for Tlb {
 pub struct Sanitizer;
 
 impl PageSanitizer for Sanitizer {
+    #[inline(never)]
     fn zero_and_clean(&mut self, pa: usize) {
         // DC ZVA zeroes a whole block (DCZID_EL0.BS words) per instruction; EL2 is built
         // soft-float, so a plain memset would store 8 bytes at a time.
-        let dczid = crate::sysreg::dczid_el0();
-        let prohibited = dczid & (1 << 4) != 0;
-        let block = 4usize << (dczid & 0xf);
-        if prohibited || block > stage2::PAGE_SIZE {
-            // SAFETY: as below, through ordinary stores.
-            unsafe { core::ptr::write_bytes(pa as *mut u8, 0, stage2::PAGE_SIZE) };
-        } else {
-            for addr in (pa..pa + stage2::PAGE_SIZE).step_by(block) {
-                // SAFETY: the ownership record hands over only pages EL2 owns at this point
-                // (nobody else maps them), and EL2 maps all RAM read-write (normal
-                // memory) at its physical address.
-                unsafe { asm!("dc zva, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        match dc_zva_block(crate::sysreg::dczid_el0(), stage2::PAGE_SIZE) {
+            None => {
+                // SAFETY: as below, through ordinary stores.
+                unsafe { core::ptr::write_bytes(pa as *mut u8, 0, stage2::PAGE_SIZE) };
+            }
+            Some(block) => {
+                for addr in (pa..pa + stage2::PAGE_SIZE).step_by(block) {
+                    // SAFETY: the ownership record hands over only pages EL2 owns at this
+                    // point (nobody else maps them), and EL2 maps all RAM read-write (normal
+                    // memory) at its physical address.
+                    unsafe { asm!("dc zva, {}", in(reg) addr, options(nostack, preserves_flags)) };
+                }
             }
         }
+        // The zeroes must reach the point of coherency before the page changes hands: the
+        // next owner may read it with its caches off (Arm ARM D7.5.9, data cache maintenance
+        // to the PoC), and a dirty line of the old contents would otherwise win.
         crate::cache::clean_to_poc(pa, stage2::PAGE_SIZE);
     }
 }

@@ -256,3 +256,45 @@ fn guest_decode_never_panics_and_only_returns_stateless_errors() {
         }
     }
 }
+
+/// IPA_STATE's x1 (docs/abi.md 5.7): each state's value, and nothing else, decodes.
+#[test]
+fn ipa_state_values_in_x1_decode_to_their_states_and_others_to_none() {
+    use hvc_abi::IpaState;
+    for state in [
+        IpaState::Unmapped,
+        IpaState::Owned,
+        IpaState::Shared,
+        IpaState::Mmio,
+    ] {
+        assert_eq!(IpaState::from_x1(state as u64), Some(state));
+    }
+    assert_eq!(IpaState::from_x1(0), Some(IpaState::Unmapped));
+    assert_eq!(IpaState::from_x1(3), Some(IpaState::Mmio));
+    for x1 in [4, 5, 0xff, 1 << 32, u64::MAX] {
+        assert_eq!(IpaState::from_x1(x1), None, "x1 = {x1:#x}");
+    }
+}
+
+/// PSCI AFFINITY_INFO in its SMC32 form (0x8400_0004) takes W1 and W2: the upper halves of
+/// x1 and x2 are dropped, not refused or kept.
+#[test]
+fn affinity_info_smc32_takes_the_low_halves_of_its_arguments() {
+    let call = decode([
+        0x8400_0004,
+        0xffff_ffff_0000_0101,
+        0x1_0000_0000,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    assert_eq!(
+        call,
+        Ok(GuestCall::Psci(GuestPsci::AffinityInfo {
+            target_affinity: 0x101,
+            lowest_level: 0,
+        }))
+    );
+}

@@ -427,3 +427,36 @@ fn decode_never_panics_and_only_returns_stateless_errors() {
         }
     }
 }
+
+/// An error prints as its name from docs/abi.md and its value, as EL2's log lines use it.
+#[test]
+fn errors_print_their_name_and_value() {
+    assert_eq!(hvc_abi::Error::Range.to_string(), "RANGE (-8)");
+    assert_eq!(
+        hvc_abi::Error::NotSupported.to_string(),
+        "NOT_SUPPORTED (-1)"
+    );
+}
+
+/// pfns are below 2^36 (48-bit physical addresses, docs/abi.md): the last page is
+/// accepted, the next one is RANGE.
+#[test]
+fn pfns_stop_at_the_48_bit_physical_address_space() {
+    use hvc_abi::limits::{PFN_LIMIT, check_pfn_range};
+    assert_eq!(PFN_LIMIT, 1 << 36);
+    assert_eq!(check_pfn_range((1 << 36) - 1, 1), Ok(()));
+    assert_eq!(check_pfn_range(1 << 36, 1), Err(hvc_abi::Error::Range));
+}
+
+/// Only all four UID words together name this payload.
+#[test]
+fn a_uid_with_any_word_wrong_is_not_ours() {
+    use hvc_abi::function_id::{UID, is_our_uid};
+    let ours = UID.map(u64::from);
+    assert!(is_our_uid(ours));
+    for i in 0..4 {
+        let mut other = ours;
+        other[i] ^= 1;
+        assert!(!is_our_uid(other), "word {i} wrong");
+    }
+}

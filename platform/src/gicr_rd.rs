@@ -171,6 +171,46 @@ mod tests {
         assert_eq!(access.loaded(0xffff_ffff_8000_0001), 0x8000_0001);
     }
 
+    /// ESR values written out bit by bit from the Arm ARM (ISS for a Data Abort), not built
+    /// from this module's constants: a wrong constant shows here.
+    #[test]
+    fn syndromes_written_out_by_hand_decode_to_their_accesses() {
+        // EC 0x24, IL, ISV, SAS = 2 (word), SRT = 5, WnR, DFSC 0x07 (level-3 translation).
+        assert_eq!(
+            decode(0x9385_0047),
+            Some(Access {
+                width: 4,
+                write: true,
+                register: 5,
+                sign_extend: false,
+                sixty_four: false,
+                length: 4,
+            })
+        );
+        // A 16-bit instruction (IL = 0), SAS = 3, SSE, SRT = 30, SF, a read, level 1.
+        assert_eq!(
+            decode(0x91fe_8005),
+            Some(Access {
+                width: 8,
+                write: false,
+                register: 30,
+                sign_extend: true,
+                sixty_four: true,
+                length: 2,
+            })
+        );
+        // S1PTW set (bit 7): not emulated.
+        assert_eq!(decode(0x9385_00c7), None);
+    }
+
+    #[test]
+    fn narrow_unsigned_loads_keep_only_their_bytes() {
+        let byte = decode(esr(0, false, 1, false, true)).unwrap();
+        assert_eq!(byte.loaded(0x1234_5678_9abc_def0), 0xf0);
+        let half = decode(esr(1, false, 1, false, false)).unwrap();
+        assert_eq!(half.loaded(0xffff_ffff_ffff_8001), 0x8001);
+    }
+
     #[test]
     fn a_sign_extending_load_fills_the_x_register() {
         let access = decode(esr(2, false, 3, true, true)).unwrap();

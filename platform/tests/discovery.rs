@@ -561,3 +561,38 @@ fn blob_as_loaded_by_qemu_is_discovered() {
     assert!(platform::fdt_discovery::find_console(&dtb).is_some());
     assert!(info.modules.kernel.is_some());
 }
+
+/// A `reg` that is not a whole number of (address, size) entries is refused, not read in
+/// part; a bus with more than two address cells is left out of the host's MMIO.
+#[test]
+fn a_reg_with_a_partial_entry_or_too_many_cells_is_refused() {
+    let bus = |address_cells: u32, reg: &'static [u32]| -> Board {
+        Board {
+            extra: vec![Box::new(move |w| {
+                let bus = w.begin_node("soc@20000000").unwrap();
+                w.property_string("compatible", "simple-bus").unwrap();
+                w.property_u32("#address-cells", address_cells).unwrap();
+                w.property_u32("#size-cells", 1).unwrap();
+                // child 0x0..0x100000 -> CPU 0x2000_0000
+                let mut ranges = vec![0; address_cells as usize];
+                ranges.extend([0x0, 0x2000_0000, 0x10_0000]);
+                w.property("ranges", &be_cells(&ranges)).unwrap();
+                let dev = w.begin_node("timer@3000").unwrap();
+                w.property("reg", &be_cells(reg)).unwrap();
+                w.end_node(dev).unwrap();
+                w.end_node(bus).unwrap();
+            })],
+            ..Board::default()
+        }
+    };
+    let blob = bus(1, &[0x3000, 0x100]).build();
+    let whole = discover(&blob).unwrap();
+    assert!(covers(&whole.mmio, 0x2000_3000, 0x100), "{:?}", whole.mmio);
+    let partial = bus(1, &[0x3000, 0x100, 0x4000]);
+    assert!(matches!(err(partial), DiscoveryError::BadReg { .. }));
+    // With three address cells the bus is not MMIO EL2 understands: its children stay out
+    // of the host's MMIO, whatever their `reg` says.
+    let blob = bus(3, &[0x0, 0x0, 0x3000, 0x100]).build();
+    let info = discover(&blob).unwrap();
+    assert!(!covers(&info.mmio, 0x2000_3000, 0x100), "{:?}", info.mmio);
+}

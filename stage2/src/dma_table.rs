@@ -145,6 +145,9 @@ impl DmaTable {
     /// # Errors
     ///
     /// As [`map`](Self::map).
+    // Not inlined: the payload check `payload_maintenance_sequences` finds this call in
+    // the SMMU revocation, before the invalidation.
+    #[inline(never)]
     pub fn unmap(&mut self, start: usize, end: usize) -> Result<(), OutsideRam> {
         self.write(start, end, El1Attributes::empty())
     }
@@ -212,6 +215,45 @@ mod tests {
         assert!(!t.is_mapped(BANK.0 + 0x5000));
         assert!(t.is_mapped(BANK.0 + 0x6008));
         assert!(t.is_mapped(BANK.1 - 1));
+    }
+
+    /// aarch64-paging frees a level-3 table when an unmap covers its whole 2 MiB (and a
+    /// level-2 table for a whole 1 GiB), so such a revocation removes a table descriptor the
+    /// SMMU may hold in its walk cache. CMD_TLBI_NH_VA with Leaf = 1 leaves walk caches alone
+    /// (IHI 0070 4.4.1): those revocations must invalidate the whole ASID (or by VA with
+    /// Leaf = 0). A smaller unmap changes only leaves, which Leaf = 1 covers.
+    #[test]
+    fn an_unmap_that_frees_a_table_is_invalidated_with_the_walk_caches() {
+        use crate::smmuv3::commands::revoke_invalidation;
+        let arena = Arena::new(table_pages(&[BANK]) * PAGE_SIZE, PAGE_SIZE);
+        let mut t = table(&arena);
+        t.map(BANK.0, BANK.1).unwrap();
+        let free = t.pool_free_pages();
+        let block = BANK.0 + (2 << 20);
+        let last = block + (2 << 20) - PAGE_SIZE;
+        t.unmap(block, last).unwrap();
+        t.unmap(last, last + PAGE_SIZE).unwrap();
+        assert_eq!(
+            t.pool_free_pages(),
+            free,
+            "page by page: only leaves change"
+        );
+        t.map(block, block + (2 << 20)).unwrap();
+        t.unmap(block, block + (2 << 20)).unwrap();
+        assert_eq!(
+            t.pool_free_pages(),
+            free + 1,
+            "the whole 2 MiB: its table is freed"
+        );
+        let (cmds, n) = revoke_invalidation(1, block, block + (2 << 20));
+        for c in &cmds[..n] {
+            let opcode = c.0[0] & 0xff;
+            let by_va_leaf_only = opcode == 0x12 && c.0[1] & 1 == 1;
+            assert!(
+                opcode == 0x11 || (opcode == 0x12 && !by_va_leaf_only),
+                "{c:x?} keeps the freed table in the SMMU's walk cache"
+            );
+        }
     }
 
     #[test]

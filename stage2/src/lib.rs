@@ -6,7 +6,8 @@
 //!
 //! - [`pool`]: page pools and the `Translation` that takes table pages from them.
 //! - [`pgtable`]: stage-2 configuration and tables.
-//! - [`tlb`]: the TLB-maintenance trait.
+//! - [`tlb`]: the TLB-maintenance trait and the TLBI/VTTBR operand encodings;
+//!   [`cache_geometry`]: cache-line and DC ZVA sizes from the ID registers.
 //! - [`host_dma`]: the hook that keeps the host's DMA (IOMMU) view in step with the record;
 //!   [`dma_table`]: the stage-1 identity table an SMMUv3 walks for it; [`smmuv3`]: the SMMU's
 //!   descriptors, commands and queue arithmetic.
@@ -15,6 +16,7 @@
 
 #![cfg_attr(not(test), no_std)]
 
+pub mod cache_geometry;
 pub mod dma_table;
 pub mod host_dma;
 pub mod memory_plan;

@@ -435,6 +435,9 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
     /// # Errors
     ///
     /// `Denied` if a page is not `Sanitizing` (nothing is changed then).
+    // Not inlined: the payload check `payload_maintenance_sequences` finds this call after
+    // the zeroing in the deferred sanitiser.
+    #[inline(never)]
     pub fn sanitized_to_host(&mut self, pages: &[usize]) -> Result<(), OwnershipError> {
         if pages
             .iter()

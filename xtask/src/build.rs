@@ -124,7 +124,7 @@ impl Image {
         }
     }
 
-    fn elf(self) -> PathBuf {
+    pub fn elf(self) -> PathBuf {
         self.cargo_target_dir()
             .join(self.target())
             .join("release")

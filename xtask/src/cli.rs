@@ -1,4 +1,4 @@
-//! The command line: `cargo xtask build | run | test`.
+//! The command line: `cargo xtask build | run | test | bench | conformance | mutants`.
 
 use std::path::PathBuf;
 
@@ -51,6 +51,9 @@ pub enum Cmd {
     /// The conformance suite of docs/abi.md on QEMU, checked case by case against the
     /// reference model; last line "N passed, N failed".
     Conformance,
+    /// Mutation testing (cargo-mutants) of hvc-abi, stage2 and platform; slow, not in CI.
+    /// Exit status: cargo-mutants' worst (0 all caught, 2 survivors). See docs/testing.md.
+    Mutants(MutantsArgs),
 }
 
 /// The most CPUs the payload runs on (its per-CPU tables are sized for this many).
@@ -136,6 +139,25 @@ pub struct TestArgs {
     /// List the checks and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MutantsArgs {
+    /// One crate instead of all three (hvc-abi, stage2, platform).
+    #[arg(long, short = 'p')]
+    pub package: Option<String>,
+    /// Only mutants in these files (repeatable; globs as cargo-mutants takes them).
+    #[arg(long, short = 'f')]
+    pub file: Vec<String>,
+    /// Only mutants whose name matches this regex.
+    #[arg(long = "re", short = 'F')]
+    pub re: Option<String>,
+    /// Mutants built and tested at once (2 cores: 1).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: u32,
+    /// Seconds before a mutant's tests count as hung.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u32,
 }
 
 #[derive(Args, Debug)]

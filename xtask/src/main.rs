@@ -16,6 +16,7 @@ mod expect;
 mod image_check;
 mod layout;
 mod linux;
+mod mutants;
 mod paths;
 mod prereqs;
 mod pvm;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => suite::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Conformance => conformance::run(),
+        Cmd::Mutants(args) => mutants::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

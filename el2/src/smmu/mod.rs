@@ -83,6 +83,7 @@ impl HostDma for SmmuDma {
         unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
     }
 
+    #[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
     fn revoke(&mut self, start: usize, end: usize) {
         if let Err(e) = self.table.unmap(start, end) {
             crate::fatal::halt_system(format_args!("smmu: {e}"));

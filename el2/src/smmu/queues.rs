@@ -130,6 +130,7 @@ impl CommandQueue {
         Ok(())
     }
 
+    #[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
     fn publish(&self) {
         // The command words must be visible to the SMMU before PROD says they are there.
         // SAFETY: a barrier has no other effect.
@@ -139,6 +140,7 @@ impl CommandQueue {
 
     /// Issues `cmds` then a CMD_SYNC and waits until the SMMU has consumed the sync, i.e.
     /// has completed every command before it (IHI 0070 4.7.3).
+    #[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
     pub fn run(&mut self, cmds: impl IntoIterator<Item = Command>) -> Result<(), QueueError> {
         for cmd in cmds {
             self.push(cmd)?;

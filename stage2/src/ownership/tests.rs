@@ -274,7 +274,15 @@ impl<'m> World<'m> {
     ) -> Result<T, OwnershipError> {
         let before = self.snapshot();
         let before_leaves = self.all_leaves();
+        // Every leaf may be in the TLB when the call starts.
+        for (vmid, leaves) in &before_leaves {
+            for &(ipa, level, pa, attrs) in leaves {
+                self.tlb
+                    .fill(*vmid, ipa, crate::granule_at_level(level), pa, attrs as u64);
+            }
+        }
         let result = op(self);
+        self.check_no_stale_translation();
         match &result {
             Err(e) => {
                 // I7: nothing changed, not even the TLB or the caches.
@@ -291,6 +299,33 @@ impl<'m> World<'m> {
         }
         self.check_all();
         result
+    }
+
+    /// I6 on the TLB model: every entry still cached is a leaf of its VMID's table now.
+    fn check_no_stale_translation(&self) {
+        let after = self.all_leaves();
+        for c in &self.tlb.cached {
+            let level = (1..=3).find(|&l| crate::granule_at_level(l) == c.size);
+            let still = after.iter().any(|(v, leaves)| {
+                *v == c.vmid
+                    && level.is_some_and(|l| leaves.contains(&(c.ipa, l, c.pa, c.attrs as _)))
+            });
+            assert!(
+                still,
+                "after the call returned, VMID {} still translates IPA {:#x} -> {:#x} ({} bytes) \
+                 through a {} TLB entry that its table no longer has: {:?}",
+                c.vmid,
+                c.ipa,
+                c.pa,
+                c.size,
+                if c.combined {
+                    "combined stage-1+2"
+                } else {
+                    "stage-2 (or walk-cache)"
+                },
+                self.tlb.ops
+            );
+        }
     }
 
     /// I6: each leaf that is gone was invalidated for its VMID; each VMID's invalidations end
@@ -317,7 +352,10 @@ impl<'m> World<'m> {
                 );
             }
         }
-        let rec = RecordingTlb { ops: ops.to_vec() };
+        let rec = RecordingTlb {
+            ops: ops.to_vec(),
+            ..RecordingTlb::default()
+        };
         rec.assert_complete();
         // One stage-1 invalidation per VMID per call.
         for vmid in 0..=MAX_VMS as u16 {
@@ -1092,4 +1130,109 @@ fn with_fwb_guests_get_forced_write_back_leaves_and_the_host_keeps_its_own_attri
     let back = w.own.host.translate(q * PAGE_SIZE).unwrap();
     assert!(back.is(MemKind::Normal, AttrEncoding::Combined));
     w.own.check_invariants().unwrap();
+}
+
+/// Unsharing removes from the host stage-2 the unshared pages and nothing else: runs of
+/// contiguous pages are coalesced, a gap between them (a host page the host has mapped)
+/// and what an earlier, longer call left in the scratch list stay mapped.
+#[test]
+fn guest_unshare_host_removes_only_the_unshared_pages_from_the_host_stage2() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let p = 0x4800_0000;
+    let page = |i: usize| p + i * PAGE_SIZE;
+    // Guest frames 0x40, 0x41, 0x42 map pages 0, 2, 3 (pages 1 and 4 stay the host's);
+    // frames 0x50..0x54 map pages 5..9.
+    for (i, gfn) in [(0, 0x40), (2, 0x41), (3, 0x42)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| {
+        w.own
+            .host_donate_guest(a, pfn(page(5)), 0x50, 4, &mut w.tlb)
+    })
+    .unwrap();
+    // A private page in the same 2 MiB keeps the host's mappings there page-sized.
+    w.step(|w| {
+        w.own
+            .host_donate_guest(a, pfn(page(10)), 0x60, 1, &mut w.tlb)
+    })
+    .unwrap();
+    // A longer call first, so that the scratch list holds page 8 past the next call's end.
+    w.step(|w| w.own.guest_share_host(a, 0x50, 4)).unwrap();
+    w.step(|w| w.own.guest_share_host(a, 0x40, 3)).unwrap();
+    for i in 0..9 {
+        assert_eq!(
+            w.step(|w| Ok(w.own.host_handle_fault(page(i)))),
+            Ok(FaultAction::MapAndRetry),
+            "page {i}"
+        );
+    }
+    w.step(|w| w.own.guest_unshare_host(a, 0x40, 3, &mut w.tlb))
+        .unwrap();
+    for i in [0, 2, 3] {
+        assert_eq!(w.host_level(page(i)), None, "unshared page {i}");
+    }
+    for i in [1, 4, 5, 6, 7, 8] {
+        assert_eq!(w.host_level(page(i)), Some(3), "page {i} lost its mapping");
+    }
+}
+
+/// Teardown takes from the host's devices exactly the pages the guest had shared, in runs
+/// of contiguous pages: not the host's own pages between them, and not one page fewer
+/// (each step checks I1 for DMA, exactly).
+#[test]
+fn teardown_revokes_dma_to_exactly_the_pages_the_guest_had_shared() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let page = |i: usize| 0x4800_0000 + i * PAGE_SIZE;
+    // Guest frames 0x40..0x44 map pages 0, 2, 3 and 6; pages 1, 4 and 5 stay the host's.
+    for (i, gfn) in [(0, 0x40), (2, 0x41), (3, 0x42), (6, 0x43)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| w.own.guest_share_host(a, 0x40, 4)).unwrap();
+    let granted = |w: &World<'_>, i: usize| w.own.host_dma().unwrap().is_granted(page(i));
+    assert!((0..7).all(|i| granted(&w, i)));
+    w.step(|w| w.own.vm_teardown(a, &mut w.tlb)).unwrap();
+    for i in [0, 2, 3, 6] {
+        assert!(!granted(&w, i), "shared page {i} still reachable by DMA");
+    }
+    for i in [1, 4, 5] {
+        assert!(granted(&w, i), "host page {i} lost its DMA mapping");
+    }
+}
+
+/// Unsharing removes every unshared page from the host stage-2 whatever the order of their
+/// addresses: descending or scattered pages are never mistaken for a run.
+#[test]
+fn guest_unshare_host_removes_every_page_whatever_the_order_of_their_addresses() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    let page = |i: usize| 0x4800_0000 + i * PAGE_SIZE;
+    // Guest frames 0x40..0x44 map pages 1, 0, 3 and 6; page 10 stays private, so that the
+    // host's mappings in this 2 MiB are page-sized.
+    for (i, gfn) in [(1, 0x40), (0, 0x41), (3, 0x42), (6, 0x43), (10, 0x60)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(page(i)), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| w.own.guest_share_host(a, 0x40, 4)).unwrap();
+    for i in [0, 1, 3, 6] {
+        assert_eq!(
+            w.step(|w| Ok(w.own.host_handle_fault(page(i)))),
+            Ok(FaultAction::MapAndRetry)
+        );
+    }
+    w.step(|w| w.own.guest_unshare_host(a, 0x40, 4, &mut w.tlb))
+        .unwrap();
+    for i in [0, 1, 3, 6] {
+        assert_eq!(
+            w.host_level(page(i)),
+            None,
+            "unshared page {i} still mapped"
+        );
+    }
 }

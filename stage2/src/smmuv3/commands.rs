@@ -41,6 +41,9 @@ impl Command {
 
 /// Revocations of up to this many pages invalidate page by page; larger ones drop the whole
 /// ASID (one command instead of hundreds; the host's devices refetch what they still use).
+/// Must stay below 512: an unmap of a whole 2 MiB frees its level-3 table, and the per-page
+/// commands (Leaf = 1) would leave that table in the SMMU's walk cache (IHI 0070 4.4.1;
+/// `dma_table` test `an_unmap_that_frees_a_table_is_invalidated_with_the_walk_caches`).
 pub const PER_PAGE_TLBI_MAX: usize = 8;
 
 /// The TLB invalidation for removing `[start, end)` from ASID `asid`: `CMD_TLBI_NH_VA` per

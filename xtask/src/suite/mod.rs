@@ -2,6 +2,7 @@
 //! `N passed, N failed` as the last line; non-zero exit on any failure.
 
 mod cargo_checks;
+mod maintenance;
 mod qemu_cases;
 mod report;
 mod run_cases;
@@ -14,6 +15,7 @@ use report::Report;
 /// Every check, in the order they run: cheap static checks first, then the boots.
 fn names() -> Vec<&'static str> {
     let mut names = cargo_checks::NAMES.to_vec();
+    names.push(maintenance::NAME);
     names.extend(qemu_cases::STEP_NAMES);
     names.extend(qemu_cases::cases().iter().map(|c| c.name));
     names.push(qemu_cases::BENCH_CASE);
@@ -53,6 +55,9 @@ pub fn run(args: TestArgs) -> Result<u8> {
     match prereqs::ensure() {
         Ok(()) => {
             cargo_checks::run(&mut report, &selected);
+            if selected(maintenance::NAME) {
+                maintenance::run(&mut report);
+            }
             qemu_cases::run(&mut report, &selected);
             run_cases::run(&mut report, &selected);
         }
