@@ -25,6 +25,9 @@ pub fn command(package: &str, args: &MutantsArgs) -> Command {
         // Its tests are all unit tests; doc-tests would add a slow build per mutant.
         c.arg("--cargo-test-arg=--lib");
     }
+    if let Some(filter) = &args.tests {
+        c.arg(format!("--cargo-test-arg={filter}"));
+    }
     for file in &args.file {
         c.args(["--file", file]);
     }
