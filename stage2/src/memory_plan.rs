@@ -558,7 +558,7 @@ mod tests {
             dynamic.start..dynamic.start + PAGE,
             dynamic.end - PAGE..dynamic.end,
         ] {
-            let moved = dynamic_with(&list(&[busy.clone()]));
+            let moved = dynamic_with(&list(core::slice::from_ref(&busy)));
             assert_ne!(moved, dynamic);
             assert!(!overlaps(&moved, &busy), "{moved:x?} over {busy:x?}");
         }
@@ -603,8 +603,8 @@ mod tests {
     fn the_host_dtb_window_never_overlaps_the_image_or_the_carve_out() {
         // Written without `overlaps`, which this checks.
         let apart = |a: &Range<u64>, b: &Range<u64>| a.end <= b.start || b.end <= a.start;
-        // RAM so tight that the only 2 MiB windows left are next to the image and the
-        // dynamic carve-out: 8 MiB, the image in the first 2 MiB.
+        // RAM so tight that the 2 MiB windows left are next to the image and the dynamic
+        // carve-out: 8 MiB, the image in the first or the last 2 MiB.
         let ram = list(&[0x4000_0000..0x4080_0000]);
         let busy = list(&[]);
         // The window is the highest free one: right below the image when that is at the top.
@@ -623,6 +623,7 @@ mod tests {
                 apart(&p.dynamic, &image) || p.dynamic.start == image.end,
                 "{p:x?}"
             );
+            assert_eq!(p.host_dtb.start, window, "{p:x?}");
         }
     }
 
