@@ -645,4 +645,15 @@ mod tests {
         );
         assert!(p.dynamic.start >= 0x4000_0000, "{p:x?}");
     }
+
+    #[test]
+    fn windows_in_a_bank_that_ends_off_a_2mib_boundary_are_still_2mib_aligned() {
+        // The Linux boot protocol wants the DTB in one 2 MiB block.
+        let ram = list(&[0x4000_0000..0x407f_f000]);
+        let busy = list(&[]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start % BLOCK_2M, 0, "{p:x?}");
+        assert!(p.host_dtb.end <= 0x407f_f000, "{p:x?}");
+        assert_eq!(p.host_dtb.start, 0x4040_0000, "the highest whole block");
+    }
 }
