@@ -656,4 +656,20 @@ mod tests {
         assert!(p.host_dtb.end <= 0x407f_f000, "{p:x?}");
         assert_eq!(p.host_dtb.start, 0x4040_0000, "the highest whole block");
     }
+
+    #[test]
+    fn below_a_busy_range_that_starts_off_a_2mib_boundary_the_window_is_still_aligned() {
+        let ram = list(&[0x4000_0000..0x4080_0000]);
+        let busy = list(&[0x4070_1000..0x4080_0000]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start, 0x4040_0000, "{p:x?}");
+    }
+
+    #[test]
+    fn the_window_goes_in_the_highest_bank_whatever_their_order() {
+        let ram = list(&[0x4000_0000..0x4080_0000, 0x8000_0000..0x8080_0000]);
+        let busy = list(&[]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start, 0x8060_0000, "{p:x?}");
+    }
 }
