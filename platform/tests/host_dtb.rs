@@ -690,3 +690,28 @@ fn a_carveout_above_4_gib_is_refused_by_one_cell_reserved_memory() {
         })
     );
 }
+
+#[test]
+fn reserved_memory_regions_stay_in_the_host_dtb_whatever_they_carry() {
+    // dma_masters never lists them (/reserved-memory is not a device): the host DTB must
+    // not drop them either, or the host would use memory the firmware reserved.
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let resv = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let pool = w.begin_node("pool@50000000").unwrap();
+        w.property_string("compatible", "shared-dma-pool").unwrap();
+        common::reg2(w, &[(0x5000_0000, 0x10_0000)]);
+        w.property_null("dma-coherent").unwrap();
+        w.end_node(pool).unwrap();
+        w.end_node(resv).unwrap();
+    }));
+    let edits = HostDtbEdits {
+        withhold_dma: Some(DmaPolicy::default()),
+        ..HostDtbEdits::default()
+    };
+    let after = rewrite_board(&board, &edits);
+    node(&after, "/reserved-memory/pool@50000000");
+}
