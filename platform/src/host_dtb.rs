@@ -180,7 +180,7 @@ pub fn write_host_dtb(
         withheld,
         smmu_phandles,
     };
-    copier.copy_node(root, 0)?;
+    copier.copy_node(root, 0, true)?;
     let blob = copier
         .writer
         .finish()
@@ -367,7 +367,15 @@ impl Copier<'_, '_, '_> {
         dropped
     }
 
-    fn copy_node(&mut self, node: FdtNode<'_, '_>, depth: usize) -> Result<(), HostDtbError> {
+    /// `classify_children`: false below a node the rules say is not a device (as
+    /// `dma_masters` skips such subtrees, e.g. `/reserved-memory`'s regions), so the host
+    /// DTB drops exactly the masters `unconfined_dma_masters` lists.
+    fn copy_node(
+        &mut self,
+        node: FdtNode<'_, '_>,
+        depth: usize,
+        classify_children: bool,
+    ) -> Result<(), HostDtbError> {
         let role = match (depth, base_name(node.name)) {
             (0, _) => Role::Root,
             (1, "chosen") => Role::Chosen,
@@ -400,10 +408,13 @@ impl Copier<'_, '_, '_> {
             if is_compatible(child, SMMU_V3_COMPATIBLE) {
                 continue;
             }
-            if let Some(policy) = &self.edits.withhold_dma
-                && let Verdict::Unconfined(_) =
+            let verdict = match &self.edits.withhold_dma {
+                Some(policy) if classify_children => {
                     classify(self.fdt, child, Some(node), depth + 1, policy)
-            {
+                }
+                _ => Verdict::NotADevice,
+            };
+            if let Verdict::Unconfined(_) = verdict {
                 continue;
             }
             if role == Role::ReservedMemory
@@ -421,7 +432,7 @@ impl Copier<'_, '_, '_> {
                 saw_chosen |= base_name(child.name) == "chosen";
                 saw_reserved |= base_name(child.name) == "reserved-memory";
             }
-            self.copy_node(child, depth + 1)?;
+            self.copy_node(child, depth + 1, verdict == Verdict::Confined)?;
         }
 
         match role {

@@ -346,3 +346,221 @@ fn juno_iommus_gpu_pcie_and_masters_behind_mmu_401s_are_unconfined() {
             && !m.path.as_str().contains("interrupt-controller"))
     );
 }
+
+/// A board whose SMMUv3 (phandle 1, `#iommu-cells = cells`) EL2 drives, with `extra`
+/// written after it.
+fn board_with_smmu(cells: u32, extra: common::NodeWriter) -> Vec<u8> {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(move |w| {
+        let smmu = w.begin_node("iommu@9050000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        common::reg2(w, &[(0x905_0000, 0x2_0000)]);
+        w.property_u32("#iommu-cells", cells).unwrap();
+        w.property_u32("phandle", 1).unwrap();
+        w.end_node(smmu).unwrap();
+    }));
+    board.extra.push(extra);
+    board.build()
+}
+
+/// A device at 0xa000000 behind the SMMU of [`board_with_smmu`], with `specifier` cells.
+fn device_behind_smmu(specifier: usize) -> common::NodeWriter {
+    Box::new(move |w| {
+        let dev = w.begin_node("dev@a000000").unwrap();
+        w.property_string("compatible", "test,dev").unwrap();
+        common::reg2(w, &[(0xa00_0000, 0x1000)]);
+        let mut iommus = vec![1u32];
+        iommus.extend((0..specifier as u32).map(|i| 0x10 + i));
+        w.property("iommus", &common::be_cells(&iommus)).unwrap();
+        w.end_node(dev).unwrap();
+    })
+}
+
+#[test]
+fn a_device_behind_the_smmu_with_a_four_cell_specifier_is_confined() {
+    let list = masters(&board_with_smmu(4, device_behind_smmu(4)), &SMMU_V3);
+    assert_eq!(paths(&list), Vec::<String>::new());
+}
+
+#[test]
+fn an_iommus_specifier_longer_than_four_cells_counts_as_not_driven() {
+    let list = masters(&board_with_smmu(5, device_behind_smmu(5)), &SMMU_V3);
+    let reason = find(&list, "/dev@a000000").map(|m| m.reason);
+    assert_eq!(reason, Some(DmaReason::BehindIommuNotDrivenByEl2));
+}
+
+#[test]
+fn a_pci_device_node_under_a_bridge_behind_the_smmu_is_confined_with_its_bridge() {
+    // PCI device nodes have 3-cell bus addresses (no CPU address to withhold) and sit
+    // behind the bridge's iommu-map: the bridge's verdict covers them.
+    let dtb = board_with_smmu(
+        1,
+        Box::new(|w| {
+            let pcie = w.begin_node("pcie@10000000").unwrap();
+            w.property_string("compatible", "pci-host-ecam-generic")
+                .unwrap();
+            w.property_string("device_type", "pci").unwrap();
+            w.property_u32("#address-cells", 3).unwrap();
+            w.property_u32("#size-cells", 2).unwrap();
+            common::reg2(w, &[(0x1000_0000, 0x100_0000)]);
+            w.property("iommu-map", &common::be_cells(&[0, 1, 0, 0x1_0000]))
+                .unwrap();
+            let nic = w.begin_node("ethernet@0,0").unwrap();
+            w.property("reg", &common::be_cells(&[0, 0, 0, 0, 0]))
+                .unwrap();
+            w.property_null("dma-coherent").unwrap();
+            w.end_node(nic).unwrap();
+            w.end_node(pcie).unwrap();
+        }),
+    );
+    assert_eq!(paths(&masters(&dtb, &SMMU_V3)), Vec::<String>::new());
+}
+
+#[test]
+fn memory_and_reserved_memory_nodes_are_never_dma_masters_whatever_they_carry() {
+    // Listing them would drop them from the host's DTB: the host would lose its RAM, or
+    // use memory the firmware reserved.
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let mem = w.begin_node("memory@c0000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        common::reg2(w, &[(0xc000_0000, 0x1000_0000)]);
+        w.property_null("dma-coherent").unwrap();
+        w.end_node(mem).unwrap();
+        let resv = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let pool = w.begin_node("pool@d0000000").unwrap();
+        w.property_string("compatible", "shared-dma-pool").unwrap();
+        common::reg2(w, &[(0xd000_0000, 0x10_0000)]);
+        w.property_null("dma-coherent").unwrap();
+        w.end_node(pool).unwrap();
+        w.end_node(resv).unwrap();
+    }));
+    assert_eq!(
+        paths(&masters(&board.build(), &NO_IOMMU)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn every_reason_has_its_own_boot_log_description() {
+    let all = [
+        DmaReason::IommuNotDrivenByEl2,
+        DmaReason::FwCfgDma,
+        DmaReason::VirtioMmio,
+        DmaReason::GicIts,
+        DmaReason::PciHostNotBehindEl2Iommu,
+        DmaReason::BehindIommuNotDrivenByEl2,
+        DmaReason::DmaController,
+        DmaReason::DmaCoherent,
+        DmaReason::KnownDmaMaster,
+    ];
+    let words: std::collections::BTreeSet<&str> = all.iter().map(|r| r.describe()).collect();
+    assert_eq!(words.len(), all.len(), "{words:?}");
+    assert_eq!(DmaReason::VirtioMmio.describe(), "virtio-mmio transport");
+}
+
+/// A `dma-coherent` bus at 0xc000000 with a 32 MiB window, and one child: with a `reg`
+/// if `described`.
+fn coherent_bus(described: bool) -> Vec<u8> {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(move |w| {
+        let bus = w.begin_node("bus@c000000").unwrap();
+        w.property_string("compatible", "test,coherent-bus")
+            .unwrap();
+        w.property_null("dma-coherent").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property("ranges", &common::be_cells(&[0, 0, 0xc00_0000, 0x200_0000]))
+            .unwrap();
+        let dev = w.begin_node("dev@10000").unwrap();
+        w.property_string("compatible", "test,dev").unwrap();
+        if described {
+            w.property("reg", &common::be_cells(&[0x1_0000, 0x1000]))
+                .unwrap();
+        }
+        w.end_node(dev).unwrap();
+        w.end_node(bus).unwrap();
+    }));
+    board.build()
+}
+
+#[test]
+fn a_withheld_bus_whose_devices_are_not_described_takes_its_whole_window() {
+    // mmio maps such a bus's windows to the host: leaving them would hand the host the
+    // registers of the devices on it.
+    let list = masters(&coherent_bus(false), &NO_IOMMU);
+    let bus = find(&list, "/bus@c000000").expect("the bus is listed");
+    assert_eq!(bus.regs.as_slice(), &[r(0xc00_0000, 0x200_0000)]);
+}
+
+#[test]
+fn a_withheld_bus_whose_devices_are_described_takes_their_registers_only() {
+    let list = masters(&coherent_bus(true), &NO_IOMMU);
+    let bus = find(&list, "/bus@c000000").expect("the bus is listed");
+    assert_eq!(bus.regs.as_slice(), &[r(0xc01_0000, 0x1000)]);
+}
+
+#[test]
+fn a_withheld_controller_keeps_its_registers_and_its_unmapped_children_add_none() {
+    // An I2C-like controller: its children's `reg` are bus addresses (#size-cells = 0),
+    // not memory, and must neither be withheld nor make the walk fail.
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let i2c = w.begin_node("i2c@b000000").unwrap();
+        w.property_string("compatible", "test,i2c").unwrap();
+        w.property_null("dma-coherent").unwrap();
+        common::reg2(w, &[(0xb00_0000, 0x1000)]);
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        let eeprom = w.begin_node("eeprom@50").unwrap();
+        w.property_string("compatible", "test,eeprom").unwrap();
+        w.property_u32("reg", 0x50).unwrap();
+        w.end_node(eeprom).unwrap();
+        w.end_node(i2c).unwrap();
+    }));
+    let list = masters(&board.build(), &NO_IOMMU);
+    let i2c = find(&list, "/i2c@b000000").expect("the controller is listed");
+    assert_eq!(i2c.regs.as_slice(), &[r(0xb00_0000, 0x1000)]);
+}
+
+#[test]
+fn a_path_cut_inside_a_multibyte_character_is_cut_before_it() {
+    // Node names are ASCII by the specification; a blob with a UTF-8 name straddling the
+    // path buffer's end must still give a valid (cut) name, not a panic or a hang.
+    // "/" + 30 + "/" + 30 + "/" is 63 bytes: the third name's first character straddles
+    // the 64-byte path buffer's end (node names are at most 31 characters).
+    let bus_a = format!("a{}", "b".repeat(29));
+    let bus_b = format!("c{}", "d".repeat(29));
+    let placeholder = "XYdev@a000000";
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(move |w| {
+        let a = w.begin_node(&bus_a).unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let b = w.begin_node(&bus_b).unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let dev = w.begin_node(placeholder).unwrap();
+        w.property_null("dma-coherent").unwrap();
+        common::reg2(w, &[(0xa00_0000, 0x1000)]);
+        w.end_node(dev).unwrap();
+        w.end_node(b).unwrap();
+        w.end_node(a).unwrap();
+    }));
+    let mut dtb = board.build();
+    let at = dtb
+        .windows(placeholder.len())
+        .position(|w| w == placeholder.as_bytes())
+        .expect("the name is in the blob");
+    dtb[at..at + 2].copy_from_slice("é".as_bytes());
+    let list = masters(&dtb, &NO_IOMMU);
+    assert_eq!(list.len(), 1, "{:?}", paths(&list));
+    let path = list[0].path.to_string();
+    assert!(path.starts_with("/abbb"), "{path}");
+    assert_eq!(list[0].regs.as_slice(), &[r(0xa00_0000, 0x1000)]);
+}

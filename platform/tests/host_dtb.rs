@@ -415,3 +415,303 @@ fn real_boards_lose_their_unconfined_masters_and_dangling_dma_references() {
         }
     }
 }
+
+fn rewrite_board(board: &common::Board, edits: &HostDtbEdits<'_>) -> Vec<FlatNode> {
+    flatten(&rewrite(&board.build(), edits))
+}
+
+#[test]
+fn adjacent_carveouts_and_an_empty_initrd_are_accepted() {
+    let carveouts = [(0x7e00_0000, 0x100_0000), (0x7f00_0000, 0x100_0000)];
+    let edits = HostDtbEdits {
+        carveouts: &carveouts,
+        initrd: Some((0x4800_0000, 0x4800_0000)),
+        ..HostDtbEdits::default()
+    };
+    let after = flatten(&rewrite(&fixture("virt-gicv3.dtb"), &edits));
+    node(&after, "/reserved-memory/el2@7e000000");
+    node(&after, "/reserved-memory/el2@7f000000");
+    let chosen = node(&after, "/chosen");
+    assert_eq!(
+        u64_prop(chosen.prop("linux,initrd-end").unwrap()),
+        0x4800_0000
+    );
+}
+
+/// A board with no `/chosen`: a root with a memory node and a UART.
+fn board_without_chosen() -> Vec<u8> {
+    let mut w = vm_fdt::FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let mem = w.begin_node("memory@40000000").unwrap();
+    w.property_string("device_type", "memory").unwrap();
+    common::reg2(&mut w, &[(0x4000_0000, 0x4000_0000)]);
+    w.end_node(mem).unwrap();
+    let uart = w.begin_node("pl011@9000000").unwrap();
+    w.property_string("compatible", "arm,pl011").unwrap();
+    common::reg2(&mut w, &[(0x900_0000, 0x1000)]);
+    w.end_node(uart).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn a_blob_without_chosen_gets_one_for_bootargs_alone() {
+    let edits = HostDtbEdits {
+        bootargs: Some("console=ttyAMA0"),
+        ..HostDtbEdits::default()
+    };
+    let after = flatten(&rewrite(&board_without_chosen(), &edits));
+    assert_eq!(after.iter().filter(|n| n.path == "/chosen").count(), 1);
+    assert_eq!(
+        node(&after, "/chosen").prop("bootargs"),
+        Some(&b"console=ttyAMA0\0"[..])
+    );
+}
+
+#[test]
+fn a_blob_without_chosen_gets_one_for_an_initrd_alone() {
+    let edits = HostDtbEdits {
+        initrd: Some((0x4800_0000, 0x4900_0000)),
+        ..HostDtbEdits::default()
+    };
+    let after = flatten(&rewrite(&board_without_chosen(), &edits));
+    let chosen = node(&after, "/chosen");
+    assert_eq!(
+        u64_prop(chosen.prop("linux,initrd-start").unwrap()),
+        0x4800_0000
+    );
+    assert_eq!(
+        u64_prop(chosen.prop("linux,initrd-end").unwrap()),
+        0x4900_0000
+    );
+}
+
+#[test]
+fn chosen_keeps_its_children_that_are_not_modules() {
+    let mut board = common::Board::default();
+    board.chosen_children.push(common::module(
+        "module@48000000",
+        &["multiboot,kernel", "multiboot,module"],
+        Some((0x4800_0000, 0x10_0000)),
+        None,
+    ));
+    board.chosen_children.push(Box::new(|w| {
+        let fb = w.begin_node("framebuffer@50000000").unwrap();
+        w.property_string("compatible", "simple-framebuffer")
+            .unwrap();
+        common::reg2(w, &[(0x5000_0000, 0x10_0000)]);
+        w.end_node(fb).unwrap();
+    }));
+    let after = rewrite_board(&board, &HostDtbEdits::default());
+    let paths = node_paths(&after);
+    assert!(
+        paths.contains(&"/chosen/framebuffer@50000000".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/chosen/module@")),
+        "{paths:?}"
+    );
+}
+
+const SMMU: &[&str] = &["arm,smmu-v3"];
+
+/// Root nodes: EL2's SMMUv3 (phandle 1), an unconfined PL330 (phandle 3), a DMA controller
+/// behind the SMMU (phandle 2), and a UART at 0x9100000 whose `dmas` is `dmas`.
+fn board_with_dma_clients(dmas: &'static [u32]) -> common::Board {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(move |w| {
+        let smmu = w.begin_node("iommu@9050000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        common::reg2(w, &[(0x905_0000, 0x2_0000)]);
+        w.property_u32("#iommu-cells", 1).unwrap();
+        w.property_u32("phandle", 1).unwrap();
+        w.end_node(smmu).unwrap();
+        let confined = w.begin_node("dma-controller@9200000").unwrap();
+        w.property_string("compatible", "test,dmac").unwrap();
+        common::reg2(w, &[(0x920_0000, 0x1000)]);
+        w.property("iommus", &common::be_cells(&[1, 0x20])).unwrap();
+        w.property_u32("#dma-cells", 1).unwrap();
+        w.property_u32("phandle", 2).unwrap();
+        w.end_node(confined).unwrap();
+        let pl330 = w.begin_node("dma-controller@9300000").unwrap();
+        w.property_string("compatible", "arm,pl330").unwrap();
+        common::reg2(w, &[(0x930_0000, 0x1000)]);
+        w.property_u32("#dma-cells", 1).unwrap();
+        w.property_u32("phandle", 3).unwrap();
+        w.end_node(pl330).unwrap();
+        let uart = w.begin_node("serial@9100000").unwrap();
+        w.property_string("compatible", "arm,pl011").unwrap();
+        common::reg2(w, &[(0x910_0000, 0x1000)]);
+        w.property("dmas", &common::be_cells(dmas)).unwrap();
+        w.property_string("dma-names", "tx").unwrap();
+        w.end_node(uart).unwrap();
+    }));
+    board
+}
+
+fn uart_after(dmas: &'static [u32]) -> FlatNode {
+    let edits = HostDtbEdits {
+        withhold_dma: Some(DmaPolicy { el2_iommus: SMMU }),
+        ..HostDtbEdits::default()
+    };
+    let after = rewrite_board(&board_with_dma_clients(dmas), &edits);
+    assert!(!node_paths(&after).contains(&"/dma-controller@9300000".to_string()));
+    node(&after, "/serial@9100000").clone()
+}
+
+#[test]
+fn dmas_naming_a_kept_dma_controller_stay() {
+    let uart = uart_after(&[2, 0]);
+    assert_eq!(uart.prop("dmas").map(cells), Some(vec![2, 0]));
+    assert!(uart.prop("dma-names").is_some());
+}
+
+#[test]
+fn dmas_naming_a_withheld_or_missing_controller_are_dropped() {
+    for dmas in [&[3u32, 0][..], &[0x99, 0], &[2]] {
+        let dmas: &'static [u32] = Box::leak(dmas.to_vec().into_boxed_slice());
+        let uart = uart_after(dmas);
+        assert!(uart.prop("dmas").is_none(), "dmas {dmas:x?} kept");
+        assert!(
+            uart.prop("dma-names").is_none(),
+            "dma-names kept for {dmas:x?}"
+        );
+    }
+}
+
+#[test]
+fn an_iommu_map_naming_el2s_smmu_in_a_later_entry_is_dropped() {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        for (name, compatible, phandle) in [
+            ("iommu@9050000", "arm,smmu-v3", 1),
+            ("iommu@9060000", "arm,mmu-500", 4),
+        ] {
+            let n = w.begin_node(name).unwrap();
+            w.property_string("compatible", compatible).unwrap();
+            w.property_u32("#iommu-cells", 1).unwrap();
+            w.property_u32("phandle", phandle).unwrap();
+            w.end_node(n).unwrap();
+        }
+        let pcie = w.begin_node("pcie@10000000").unwrap();
+        w.property_string("device_type", "pci").unwrap();
+        w.property_u32("#address-cells", 3).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        common::reg2(w, &[(0x1000_0000, 0x100_0000)]);
+        let map = [0, 4, 0, 0x8000, 0x8000, 1, 0x8000, 0x8000];
+        w.property("iommu-map", &common::be_cells(&map)).unwrap();
+        w.end_node(pcie).unwrap();
+    }));
+    let after = rewrite_board(&board, &HostDtbEdits::default());
+    assert!(node(&after, "/pcie@10000000").prop("iommu-map").is_none());
+}
+
+#[test]
+fn a_node_inside_a_withheld_master_goes_with_it_and_references_to_it_are_dropped() {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let bridge = w.begin_node("bridge@c000000").unwrap();
+        w.property_string("compatible", "test,bridge").unwrap();
+        w.property_null("dma-coherent").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let msi = w.begin_node("msi@c010000").unwrap();
+        w.property_string("compatible", "test,msi").unwrap();
+        common::reg2(w, &[(0xc01_0000, 0x1000)]);
+        w.property_null("msi-controller").unwrap();
+        w.property_u32("#msi-cells", 0).unwrap();
+        w.property_u32("phandle", 5).unwrap();
+        w.end_node(msi).unwrap();
+        w.end_node(bridge).unwrap();
+        let dev = w.begin_node("dev@d000000").unwrap();
+        w.property_string("compatible", "test,dev").unwrap();
+        common::reg2(w, &[(0xd00_0000, 0x1000)]);
+        w.property_u32("msi-parent", 5).unwrap();
+        w.end_node(dev).unwrap();
+    }));
+    let edits = HostDtbEdits {
+        withhold_dma: Some(DmaPolicy::default()),
+        ..HostDtbEdits::default()
+    };
+    let after = rewrite_board(&board, &edits);
+    let paths = node_paths(&after);
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/bridge@")),
+        "{paths:?}"
+    );
+    assert!(node(&after, "/dev@d000000").prop("msi-parent").is_none());
+}
+
+/// A board whose `/reserved-memory` has one address and one size cell.
+fn board_with_one_cell_reserved_memory() -> Vec<u8> {
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let resv = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_null("ranges").unwrap();
+        w.end_node(resv).unwrap();
+    }));
+    board.build()
+}
+
+#[test]
+fn a_carveout_is_written_in_one_cell_reserved_memory_when_it_fits() {
+    let edits = HostDtbEdits {
+        carveouts: &[CARVEOUT],
+        ..HostDtbEdits::default()
+    };
+    let after = flatten(&rewrite(&board_with_one_cell_reserved_memory(), &edits));
+    let carveout = node(&after, "/reserved-memory/el2@7e000000");
+    assert_eq!(
+        carveout.prop("reg").map(cells),
+        Some(vec![0x7e00_0000, 0x200_0000])
+    );
+}
+
+#[test]
+fn a_carveout_above_4_gib_is_refused_by_one_cell_reserved_memory() {
+    let edits = HostDtbEdits {
+        carveouts: &[(0x1_0000_0000, 0x1000)],
+        ..HostDtbEdits::default()
+    };
+    let mut out = vec![0u8; 64 * 1024];
+    assert_eq!(
+        write_host_dtb(&board_with_one_cell_reserved_memory(), &edits, &mut out),
+        Err(HostDtbError::CarveoutDoesNotFit {
+            base: 0x1_0000_0000,
+            size: 0x1000,
+            address_cells: 1,
+            size_cells: 1
+        })
+    );
+}
+
+#[test]
+fn reserved_memory_regions_stay_in_the_host_dtb_whatever_they_carry() {
+    // dma_masters never lists them (/reserved-memory is not a device): the host DTB must
+    // not drop them either, or the host would use memory the firmware reserved.
+    let mut board = common::Board::default();
+    board.extra.push(Box::new(|w| {
+        let resv = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let pool = w.begin_node("pool@50000000").unwrap();
+        w.property_string("compatible", "shared-dma-pool").unwrap();
+        common::reg2(w, &[(0x5000_0000, 0x10_0000)]);
+        w.property_null("dma-coherent").unwrap();
+        w.end_node(pool).unwrap();
+        w.end_node(resv).unwrap();
+    }));
+    let edits = HostDtbEdits {
+        withhold_dma: Some(DmaPolicy::default()),
+        ..HostDtbEdits::default()
+    };
+    let after = rewrite_board(&board, &edits);
+    node(&after, "/reserved-memory/pool@50000000");
+}

@@ -296,4 +296,73 @@ mod tests {
             .unwrap();
         assert_eq!(seen, 1024);
     }
+
+    #[test]
+    fn an_empty_range_is_refused_and_maps_nothing() {
+        let arena = Arena::new(table_pages(&[BANK]) * PAGE_SIZE, PAGE_SIZE);
+        let mut t = table(&arena);
+        let at = BANK.0 + 0x1_0000;
+        assert_eq!(t.map(at, at), Err(OutsideRam { start: at, end: at }));
+        assert!(!t.is_mapped(at));
+        t.map(at, at + PAGE_SIZE).unwrap();
+        assert!(t.unmap(at, at).is_err());
+        assert!(t.is_mapped(at), "an empty unmap removed a page");
+    }
+
+    #[test]
+    fn the_mair_gives_the_leaves_attribute_index_normal_write_back_memory() {
+        // MAIR Attr<n> is byte n (Arm ARM D19.2 MAIR_EL1): Attr0 Device-nGnRE (0x04) for
+        // nothing mapped here, Attr1 (the leaves' AttrIndx = 1) Normal, Inner and Outer
+        // Write-Back Read/Write-Allocate (0xff), as the CPU maps RAM: DMA stays coherent.
+        assert!(DMA_PAGE.contains(El1Attributes::ATTRIBUTE_INDEX_1));
+        let attr = |n: u64| (MAIR >> (8 * n)) & 0xff;
+        assert_eq!((attr(0), attr(1)), (0x04, 0xff));
+        assert_eq!(MAIR >> 16, 0, "attributes 2..7 unused");
+    }
+
+    #[test]
+    fn a_refused_range_says_which_and_why() {
+        let e = OutsideRam {
+            start: 0x1000,
+            end: 0x3000,
+        };
+        assert_eq!(
+            std::format!("{e}"),
+            "DMA range 0x1000..0x3000 is not page-aligned RAM"
+        );
+    }
+
+    #[test]
+    fn a_page_at_physical_address_zero_is_not_reported_mapped_once_unmapped() {
+        // An invalid leaf's output address is 0: page 0 must not match it (boards with RAM
+        // at 0 exist).
+        const LOW: (usize, usize) = (0, 4 << 20);
+        let arena = Arena::new(table_pages(&[LOW]) * PAGE_SIZE, PAGE_SIZE);
+        // SAFETY: as in `table`.
+        let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+        let mut t = DmaTable::new(pool, &[LOW]).unwrap();
+        t.map(PAGE_SIZE, 2 * PAGE_SIZE).unwrap();
+        assert!(!t.is_mapped(0), "never mapped");
+        t.map(0, PAGE_SIZE).unwrap();
+        assert!(t.is_mapped(0));
+        t.unmap(0, PAGE_SIZE).unwrap();
+        assert!(!t.is_mapped(0), "unmapped");
+    }
+
+    #[test]
+    fn the_root_address_is_the_level_0_table_in_the_pool() {
+        // The SMMU's context descriptor points its walks here (TTB0).
+        let arena = Arena::new(table_pages(&[BANK]) * PAGE_SIZE, PAGE_SIZE);
+        let mut t = table(&arena);
+        t.map(BANK.0, BANK.0 + PAGE_SIZE).unwrap();
+        let root = t.root_pa();
+        assert!(root >= arena.base() && root < arena.base() + arena.len());
+        assert!(root.is_multiple_of(PAGE_SIZE));
+        // Level 0 indexes VA[47:39].
+        let index = BANK.0 >> 39;
+        // SAFETY: `root` is a page of the arena (checked above), which the table's pool
+        // owns and which outlives this read; tests translate PA = VA.
+        let entry = unsafe { core::ptr::read_volatile((root as *const u64).add(index)) };
+        assert_eq!(entry & 0b11, 0b11, "a valid table descriptor: {entry:#x}");
+    }
 }

@@ -348,6 +348,8 @@ mod heapless_banks {
 // RAM lists of one bank are slices of one range on purpose.
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     const GIB: u64 = 1 << 30;
@@ -511,5 +513,163 @@ mod tests {
         assert_eq!(host_stage2_pool_pages(&ram, &shared, 0, 1) - ram_only, 3);
         let big = [0x80_0000_0000..0x100_0000_0000];
         assert_eq!(host_stage2_pool_pages(&ram, &big, 0, 1) - ram_only, 1);
+    }
+
+    #[test]
+    fn more_mmio_tables_than_the_dedup_list_holds_are_all_counted() {
+        // 300 one-page devices, each in its own GiB below 512 GiB: one level-1 table, then
+        // a level-2 and a level-3 table each. Past the 256 the list remembers, the rest
+        // must still be counted (undeduplicated, so over), or the pool runs dry mapping the
+        // last devices.
+        let mmio: std::vec::Vec<Range<u64>> = (0..300u64)
+            .map(|i| (i + 1) * GIB..(i + 1) * GIB + PAGE)
+            .collect();
+        let counted = mmio_table_pages(&mmio, 0);
+        assert!(counted >= 1 + 300 + 300, "{counted} tables counted");
+    }
+
+    #[test]
+    fn an_mmio_range_covering_whole_blocks_needs_no_table_below_them() {
+        // One aligned GiB: a level-1 table holds its block entry; no level-2 or level-3
+        // table is needed.
+        assert_eq!(mmio_table_pages(&[GIB..2 * GIB], 0), 1);
+        // One aligned 2 MiB block: level-1 and level-2 tables, no level-3 table.
+        assert_eq!(mmio_table_pages(&[GIB..GIB + BLOCK_2M], 0), 2);
+        // A range starting inside one GiB and ending inside another: a level-2 and a
+        // level-3 table at each end.
+        assert_eq!(
+            mmio_table_pages(&[GIB + PAGE..3 * GIB + PAGE], 0),
+            1 + 2 + 2
+        );
+        // Empty ranges need nothing.
+        assert_eq!(mmio_table_pages(&[GIB..GIB], 0), 0);
+    }
+
+    #[test]
+    fn busy_ranges_that_only_touch_the_carve_out_do_not_move_it() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let dynamic_with = |busy: &RangeList| plan(&qemu_1g(&ram, busy, &MMIO)).unwrap().dynamic;
+        let dynamic = dynamic_with(&list(&[]));
+        // A range ending where the carve-out starts, one starting where it ends.
+        let touching = list(&[0x4000_0000..dynamic.start, dynamic.end..dynamic.end + PAGE]);
+        assert_eq!(dynamic_with(&touching), dynamic);
+        // Overlapping it by one page at either end moves it.
+        for busy in [
+            dynamic.start..dynamic.start + PAGE,
+            dynamic.end - PAGE..dynamic.end,
+        ] {
+            let moved = dynamic_with(&list(core::slice::from_ref(&busy)));
+            assert_ne!(moved, dynamic);
+            assert!(!overlaps(&moved, &busy), "{moved:x?} over {busy:x?}");
+        }
+    }
+
+    #[test]
+    fn plan_errors_say_what_is_missing() {
+        assert_eq!(
+            std::format!("{}", PlanError::NoRam),
+            "the DTB describes no RAM"
+        );
+        assert_eq!(
+            std::format!("{}", PlanError::NoRoom { needed: 0x20_0000 }),
+            "no free 2 MiB-aligned RAM window of 0x200000 bytes for EL2's pools and the host DTB"
+        );
+    }
+
+    #[test]
+    fn every_part_of_the_plan_has_the_size_its_contents_need() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let busy = list(&[0x4800_0000..0x4800_9000]);
+        let input = PlanInput {
+            smmu: true,
+            ..qemu_1g(&ram, &busy, &MMIO)
+        };
+        let p = plan(&input).unwrap();
+        let len = |r: &Range<u64>| r.end - r.start;
+        let pool_pages = host_stage2_pool_pages(&ram, &MMIO, 0, 1);
+        assert_eq!(len(&p.stage2_pool), pool_pages * 4096);
+        assert_eq!(len(&p.el2_tables), 16 * 4096);
+        // 32 KiB and twice the DTB (0x8e00), rounded up to pages.
+        assert_eq!(len(&p.heap), 0x8000 + 0x12000);
+        // 64 KiB of SMMU structures, then the worst-case DMA table: root, level 1,
+        // level 2 and 512 level-3 tables for 1 GiB.
+        assert_eq!(SMMU_STRUCTURE_BYTES, 0x1_0000);
+        assert_eq!(len(&p.smmu), 0x1_0000 + (3 + 512) * 4096);
+        assert_eq!(len(&p.host_dtb), 2 << 20);
+        assert_eq!(len(&p.ownership), GIB / 4096 * 2);
+    }
+
+    #[test]
+    fn the_host_dtb_window_never_overlaps_the_image_or_the_carve_out() {
+        // Written without `overlaps`, which this checks.
+        let apart = |a: &Range<u64>, b: &Range<u64>| a.end <= b.start || b.end <= a.start;
+        // RAM so tight that the 2 MiB windows left are next to the image and the dynamic
+        // carve-out: 8 MiB, the image in the first or the last 2 MiB.
+        let ram = list(&[0x4000_0000..0x4080_0000]);
+        let busy = list(&[]);
+        // The window is the highest free one: right below the image when that is at the top.
+        for (image, window) in [
+            (0x4000_0000..0x400c_e000, 0x4060_0000),
+            (0x4060_0000..0x406c_e000, 0x4040_0000),
+        ] {
+            let input = PlanInput {
+                image: image.clone(),
+                ..qemu_1g(&ram, &busy, &[])
+            };
+            let p = plan(&input).unwrap();
+            assert!(apart(&p.host_dtb, &image), "{p:x?}");
+            assert!(apart(&p.host_dtb, &p.dynamic), "{p:x?}");
+            assert!(
+                apart(&p.dynamic, &image) || p.dynamic.start == image.end,
+                "{p:x?}"
+            );
+            assert_eq!(p.host_dtb.start, window, "{p:x?}");
+        }
+    }
+
+    #[test]
+    fn a_carve_out_that_would_run_past_the_end_of_ram_goes_below_the_image() {
+        // The image ends 64 KiB before the end of RAM: the dynamic carve-out (200 KiB)
+        // cannot follow it.
+        let ram = list(&[0x4000_0000..0x4080_0000]);
+        let busy = list(&[]);
+        let input = PlanInput {
+            image: 0x4070_0000..0x407f_0000,
+            ..qemu_1g(&ram, &busy, &[])
+        };
+        let p = plan(&input).unwrap();
+        assert!(p.dynamic.end - p.dynamic.start > 0x1_0000, "{p:x?}");
+        assert!(
+            p.dynamic.end <= 0x4070_0000,
+            "{p:x?} is not below the image"
+        );
+        assert!(p.dynamic.start >= 0x4000_0000, "{p:x?}");
+    }
+
+    #[test]
+    fn windows_in_a_bank_that_ends_off_a_2mib_boundary_are_still_2mib_aligned() {
+        // The Linux boot protocol wants the DTB in one 2 MiB block.
+        let ram = list(&[0x4000_0000..0x407f_f000]);
+        let busy = list(&[]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start % BLOCK_2M, 0, "{p:x?}");
+        assert!(p.host_dtb.end <= 0x407f_f000, "{p:x?}");
+        assert_eq!(p.host_dtb.start, 0x4040_0000, "the highest whole block");
+    }
+
+    #[test]
+    fn below_a_busy_range_that_starts_off_a_2mib_boundary_the_window_is_still_aligned() {
+        let ram = list(&[0x4000_0000..0x4080_0000]);
+        let busy = list(&[0x4070_1000..0x4080_0000]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start, 0x4040_0000, "{p:x?}");
+    }
+
+    #[test]
+    fn the_window_goes_in_the_highest_bank_whatever_their_order() {
+        let ram = list(&[0x4000_0000..0x4080_0000, 0x8000_0000..0x8080_0000]);
+        let busy = list(&[]);
+        let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
+        assert_eq!(p.host_dtb.start, 0x8060_0000, "{p:x?}");
     }
 }

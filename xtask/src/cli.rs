@@ -158,6 +158,10 @@ pub struct MutantsArgs {
     /// Seconds before a mutant's tests count as hung.
     #[arg(long, default_value_t = 60)]
     pub timeout: u32,
+    /// Run only the tests whose names contain this (cargo test's filter), e.g. the
+    /// mutated module's: `memory_plan` takes stage2 from 8 s to under 1 s per mutant.
+    #[arg(long, short = 't')]
+    pub tests: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -20,16 +20,13 @@ pub fn command(package: &str, args: &MutantsArgs) -> Command {
         .args(["--timeout", &args.timeout.to_string()])
         // Cargo.toml's `mutants` profile: the ownership tests take 1 s instead of 20.
         .args(["--profile", "mutants"])
-        .args([
-            "-o",
-            &paths::cargo_target()
-                .join("mutants")
-                .join(package)
-                .to_string_lossy(),
-        ]);
+        .args(["-o", &output_dir(package).to_string_lossy()]);
     if package == "stage2" {
         // Its tests are all unit tests; doc-tests would add a slow build per mutant.
         c.arg("--cargo-test-arg=--lib");
+    }
+    if let Some(filter) = &args.tests {
+        c.arg(format!("--cargo-test-arg={filter}"));
     }
     for file in &args.file {
         c.args(["--file", file]);
@@ -39,6 +36,12 @@ pub fn command(package: &str, args: &MutantsArgs) -> Command {
     }
     c.current_dir(paths::repo_root());
     c
+}
+
+/// Where cargo-mutants writes `mutants.out/` for `package` (it creates only the last
+/// component itself).
+fn output_dir(package: &str) -> std::path::PathBuf {
+    paths::cargo_target().join("mutants-out").join(package)
 }
 
 pub fn run(args: MutantsArgs) -> Result<u8> {
@@ -55,6 +58,11 @@ pub fn run(args: MutantsArgs) -> Result<u8> {
     };
     let mut worst = 0;
     for package in packages {
+        let out = output_dir(package);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::msg(format!("could not create {}: {e}", parent.display())))?;
+        }
         let mut c = command(package, &args);
         println!("xtask: {}", cmd::display(&c));
         let status = c
@@ -64,11 +72,7 @@ pub fn run(args: MutantsArgs) -> Result<u8> {
         let code = status.code().unwrap_or(1) as u8;
         println!(
             "xtask: {package}: exit {code}; survivors in {}",
-            paths::cargo_target()
-                .join("mutants-out")
-                .join(package)
-                .join("mutants.out/missed.txt")
-                .display()
+            out.join("mutants.out/missed.txt").display()
         );
         worst = worst.max(code);
     }
