@@ -697,6 +697,14 @@ impl Stage2Table {
         pa: usize,
         kind: MemKind,
     ) -> Result<(), Stage2Error> {
+        self.check_output(start, end, pa)?;
+        self.map_attrs(start, end, pa, kind.attributes(self.encoding))
+    }
+
+    /// The checks [`map`](Self::map) and [`map_inaccessible`](Self::map_inaccessible) share:
+    /// the IPA range, and an output range from `pa` that is page aligned, does not wrap and
+    /// fits a descriptor's address field.
+    fn check_output(&self, start: usize, end: usize, pa: usize) -> Result<(), Stage2Error> {
         self.check_range(start, end)?;
         if !pa.is_multiple_of(PAGE_SIZE)
             || pa
@@ -705,7 +713,7 @@ impl Stage2Table {
         {
             return Err(Stage2Error::InvalidRange { start, end });
         }
-        self.map_attrs(start, end, pa, kind.attributes(self.encoding))
+        Ok(())
     }
 
     /// As [`map`](Self::map), but the leaves give no access (S2AP = 0b00): every access
@@ -726,14 +734,7 @@ impl Stage2Table {
         pa: usize,
         kind: MemKind,
     ) -> Result<(), Stage2Error> {
-        self.check_range(start, end)?;
-        if !pa.is_multiple_of(PAGE_SIZE)
-            || pa
-                .checked_add(end - start)
-                .is_none_or(|e| e as u64 > DESC_ADDR_MASK + 1)
-        {
-            return Err(Stage2Error::InvalidRange { start, end });
-        }
+        self.check_output(start, end, pa)?;
         let attrs = kind.attributes(self.encoding) - Stage2Attributes::S2AP_ACCESS_RW;
         self.map_attrs(start, end, pa, attrs)
     }
