@@ -13,13 +13,15 @@ pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
 pub const NOT_SUPPORTED: u64 = -1i64 as u64;
 
 pub fn handle(frame: &mut TrapFrame) {
-    // EL2 takes no interrupts: the SMMU's fault events are collected on the way in.
-    crate::smmu::poll_events();
     let result = match smccc_call(frame) {
         Some(r) => r,
         #[cfg(feature = "selftest")]
         None if let Some(r) = crate::selftest::debug_call(frame) => r,
         None if FunctionId::from_x0(frame.x[0]).is_vendor_hyp_service() => {
+            // EL2 takes no interrupts: the SMMU's fault events are collected when the host
+            // makes one of the payload's own calls (the ones that change what DMA may
+            // reach), not on the SMCCC discovery or foreign-owner paths.
+            crate::smmu::poll_events();
             let mut regs = [0u64; 8];
             regs.copy_from_slice(&frame.x[..8]);
             host_call(&regs).to_regs()
