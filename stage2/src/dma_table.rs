@@ -1,25 +1,28 @@
-//! The host's DMA translation: a VMSAv8-64 stage-1 identity map (4 KiB granule, 48-bit input,
-//! level-0 root) in the format an SMMUv3 context descriptor points at, built with
-//! `aarch64-paging`.
+//! The host's DMA translation, identity-mapped, in the format the SMMU walks: a VMSAv8-64
+//! stage-1 table (4 KiB granule, 48-bit input, level-0 root) that a context descriptor
+//! points at, or a VMSAv8-64 stage-2 table (4 KiB granule, the CPU's start-level and
+//! concatenation rules for the SMMU's output size: `pgtable::stage2_config`) that a
+//! stage-2-only STE points at. Both built with `aarch64-paging`.
 //!
-//! Stage 1 and not stage 2 because some SMMUs implement only stage 1 (QEMU 7.2's does:
-//! `IDR0.S1P` without `S2P`); with EL2 owning the tables and the host never seeing the SMMU,
-//! stage 1 confines DMA as well.
+//! Stage 2 where the SMMU has it, stage 1 where it has only that (QEMU 7.2's: `IDR0.S1P`
+//! without `S2P`; `smmuv3::mode`); with EL2 owning the tables and the host never seeing the
+//! SMMU, stage 1 confines DMA as well.
 //!
 //! Only 4 KiB pages, never blocks: a page that leaves the host must go without taking its
 //! neighbours with it, and splitting a live block would need break-before-make, during which
 //! the host's devices would fault (they cannot retry). With pages only, every change is an
 //! invalid <-> valid flip of one leaf, and once the RAM banks are mapped the tables never
-//! need more than [`table_pages`] pages, the worst case (every RAM page mapped), which the
-//! pool holds: a change can never run out of memory.
+//! need more than [`table_pages`] (stage 1) or [`table_pages_stage2`] pages, the worst case
+//! (every RAM page mapped), which the pool holds: a change can never run out of memory.
 //!
 //! The table is never marked active in `aarch64-paging`'s sense, so the library issues no CPU
 //! TLB maintenance for it; the SMMU's invalidation is the owner's job (`HostDma::revoke`).
 
+use crate::pgtable::{AttrEncoding, MemKind, Stage2Config, stage2_config, stage2_mapping};
 use crate::pool::{PAGE_SIZE, PagePool, PoolTranslation, pages_needed_to_map};
 use aarch64_paging::Mapping;
-use aarch64_paging::descriptor::{El1Attributes, PhysicalAddress};
-use aarch64_paging::paging::{Constraints, El1And0, MemoryRegion, VaRange};
+use aarch64_paging::descriptor::{El1Attributes, PhysicalAddress, Stage2Attributes};
+use aarch64_paging::paging::{Constraints, El1And0, MemoryRegion, Stage2, VaRange};
 
 /// Root level: 4 KiB granule, 48-bit input addresses (`CD.T0SZ` = 16).
 const ROOT_LEVEL: usize = 0;
@@ -42,12 +45,43 @@ const DMA_PAGE: El1Attributes = El1Attributes::VALID
     .union(El1Attributes::PXN)
     .union(El1Attributes::UXN);
 
-/// Table pages (the root included) that a [`DmaTable`] over `banks` needs, ever.
+/// A stage-2 DMA page: what the host's own stage 2 maps RAM as (normal write-back inner and
+/// outer, inner shareable, S2AP read-write, access flag set; combined with the device's
+/// attributes, the stricter wins), plus execute-never.
+fn s2_dma_page() -> Stage2Attributes {
+    MemKind::Normal.attributes(AttrEncoding::Combined) | Stage2Attributes::XN
+}
+
+/// Stage-2 changes are cut at 1 GiB boundaries: the library frees a table whose whole range
+/// is unmapped in one call, and a whole 512 GiB would free one of the concatenated roots the
+/// SMMU walks (they sit under the library's directory page, `pgtable::stage2_mapping`).
+const S2_CHUNK: usize = 1 << 30;
+
+/// Table pages (the root included) that a stage-1 [`DmaTable`] over `banks` needs, ever.
 pub fn table_pages(banks: &[(usize, usize)]) -> usize {
     1 + banks
         .iter()
         .map(|&(s, e)| pages_needed_to_map(s, e, ROOT_LEVEL))
         .sum::<usize>()
+}
+
+/// Table pages a stage-2 [`DmaTable`] for `config` over `banks` needs, ever: the root (the
+/// directory, the concatenated tables and the pages an aligned run may leave before it, with
+/// concatenation), then the tables below the hardware root.
+pub fn table_pages_stage2(banks: &[(usize, usize)], config: &Stage2Config) -> usize {
+    config.root_pages_worst_case()
+        + banks
+            .iter()
+            .map(|&(s, e)| pages_needed_to_map(s, e, config.root_level))
+            .sum::<usize>()
+}
+
+/// The most table pages any format EL2 may choose needs over `banks` (the memory plan is made
+/// before the SMMU's ID registers are read).
+pub fn worst_case_table_pages(banks: &[(usize, usize)]) -> usize {
+    (0..=6)
+        .map(|pa_range| table_pages_stage2(banks, &stage2_config(pa_range)))
+        .fold(table_pages(banks), usize::max)
 }
 
 /// A range the table was asked to change is not inside the RAM banks it was built for, or
@@ -68,50 +102,89 @@ impl core::fmt::Display for OutsideRam {
     }
 }
 
-/// The identity stage-1 table for the host's DMA.
+enum Tree {
+    Stage1(Mapping<PoolTranslation, El1And0>),
+    Stage2 {
+        mapping: Mapping<PoolTranslation, Stage2>,
+        /// What the STE's S2TTB names: the root, or the first concatenated table.
+        hw_root: usize,
+    },
+}
+
+/// The identity table for the host's DMA.
 pub struct DmaTable {
-    mapping: Mapping<PoolTranslation, El1And0>,
+    tree: Tree,
     banks: [(usize, usize); crate::ownership::MAX_RAM_BANKS],
     n_banks: usize,
 }
 
+/// Whether `banks` can be mapped by a table whose input addresses end at `limit`.
+fn banks_fit(banks: &[(usize, usize)], limit: usize) -> bool {
+    banks.len() <= crate::ownership::MAX_RAM_BANKS
+        && banks.iter().all(|&(s, e)| {
+            s < e && s.is_multiple_of(PAGE_SIZE) && e.is_multiple_of(PAGE_SIZE) && e <= limit
+        })
+}
+
 impl DmaTable {
-    /// An empty table over `banks`, whose tables come from `pool`. Tables are created as
-    /// pages are mapped (and the library may free a table whose entries all go invalid), so
-    /// at no time does the table hold more than [`table_pages`] pages: a pool of that size
-    /// never runs dry.
-    ///
-    /// Returns `None` if there are more banks than the record allows, a bank is not
-    /// page-aligned or lies beyond 48 bits, or `pool` has fewer than [`table_pages`] pages.
-    pub fn new(pool: PagePool, banks: &[(usize, usize)]) -> Option<Self> {
-        if banks.len() > crate::ownership::MAX_RAM_BANKS || pool.free_pages() < table_pages(banks) {
-            return None;
-        }
+    fn with_tree(tree: Tree, banks: &[(usize, usize)]) -> Self {
         let mut table = DmaTable {
-            mapping: Mapping::with_asid_and_va_range(
-                PoolTranslation::new(pool),
-                0,
-                ROOT_LEVEL,
-                El1And0,
-                VaRange::Lower,
-            ),
+            tree,
             banks: [(0, 0); crate::ownership::MAX_RAM_BANKS],
             n_banks: banks.len(),
         };
         table.banks[..banks.len()].copy_from_slice(banks);
-        for &(s, e) in banks {
-            if s >= e
-                || !s.is_multiple_of(PAGE_SIZE)
-                || !e.is_multiple_of(PAGE_SIZE)
-                || e > 1 << INPUT_BITS
-            {
-                return None;
-            }
-        }
-        Some(table)
+        table
     }
 
-    fn write(&mut self, start: usize, end: usize, attrs: El1Attributes) -> Result<(), OutsideRam> {
+    /// An empty stage-1 table over `banks`, whose tables come from `pool`. Tables are
+    /// created as pages are mapped (and the library may free a table whose entries all go
+    /// invalid), so at no time does the table hold more than [`table_pages`] pages: a pool of
+    /// that size never runs dry.
+    ///
+    /// Returns `None` if there are more banks than the record allows, a bank is not
+    /// page-aligned or lies beyond 48 bits, or `pool` has fewer than [`table_pages`] pages.
+    pub fn new(pool: PagePool, banks: &[(usize, usize)]) -> Option<Self> {
+        if !banks_fit(banks, 1 << INPUT_BITS) || pool.free_pages() < table_pages(banks) {
+            return None;
+        }
+        let mapping = Mapping::with_asid_and_va_range(
+            PoolTranslation::new(pool),
+            0,
+            ROOT_LEVEL,
+            El1And0,
+            VaRange::Lower,
+        );
+        Some(Self::with_tree(Tree::Stage1(mapping), banks))
+    }
+
+    /// An empty stage-2 table for `config` over `banks` (input address = output address), as
+    /// [`new`](Self::new) with [`table_pages_stage2`] pages.
+    ///
+    /// Returns `None` as [`new`](Self::new), or if a bank ends beyond the configuration's
+    /// input size.
+    pub fn new_stage2(
+        pool: PagePool,
+        banks: &[(usize, usize)],
+        config: &Stage2Config,
+    ) -> Option<Self> {
+        Self::build_stage2(pool, banks, config, table_pages_stage2(banks, config))
+    }
+
+    fn build_stage2(
+        pool: PagePool,
+        banks: &[(usize, usize)],
+        config: &Stage2Config,
+        pages: usize,
+    ) -> Option<Self> {
+        if !banks_fit(banks, config.ipa_size()) || pool.free_pages() < pages {
+            return None;
+        }
+        let (mapping, hw_root) = stage2_mapping(pool, config).ok()?;
+        Some(Self::with_tree(Tree::Stage2 { mapping, hw_root }, banks))
+    }
+
+    fn write(&mut self, start: usize, end: usize, valid: bool) -> Result<(), OutsideRam> {
         let inside = start < end
             && start.is_multiple_of(PAGE_SIZE)
             && end.is_multiple_of(PAGE_SIZE)
@@ -121,14 +194,48 @@ impl DmaTable {
         if !inside {
             return Err(OutsideRam { start, end });
         }
-        self.mapping
-            .map_range(
-                &MemoryRegion::new(start, end),
-                PhysicalAddress(start),
-                attrs,
-                Constraints::NO_BLOCK_MAPPINGS,
-            )
-            .map_err(|_| OutsideRam { start, end })
+        let refused = |_| OutsideRam { start, end };
+        match &mut self.tree {
+            Tree::Stage1(mapping) => {
+                let attrs = if valid {
+                    DMA_PAGE
+                } else {
+                    El1Attributes::empty()
+                };
+                mapping
+                    .map_range(
+                        &MemoryRegion::new(start, end),
+                        PhysicalAddress(start),
+                        attrs,
+                        Constraints::NO_BLOCK_MAPPINGS,
+                    )
+                    .map_err(refused)
+            }
+            Tree::Stage2 { mapping, .. } => {
+                // Unmaps may write invalid "blocks": an invalid entry whose whole range is
+                // unmapped then stays one invalid entry instead of being split into tables
+                // of invalid entries (which would take pool pages for nothing).
+                let (attrs, constraints) = if valid {
+                    (s2_dma_page(), Constraints::NO_BLOCK_MAPPINGS)
+                } else {
+                    (Stage2Attributes::empty(), Constraints::empty())
+                };
+                let mut at = start;
+                while at < end {
+                    let to = (at / S2_CHUNK + 1).saturating_mul(S2_CHUNK).min(end);
+                    mapping
+                        .map_range(
+                            &MemoryRegion::new(at, to),
+                            PhysicalAddress(at),
+                            attrs,
+                            constraints,
+                        )
+                        .map_err(refused)?;
+                    at = to;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Maps `[start, end)` (inside one bank) identity for DMA. Takes no memory.
@@ -137,7 +244,7 @@ impl DmaTable {
     ///
     /// [`OutsideRam`] if the range is not page-aligned RAM of one bank.
     pub fn map(&mut self, start: usize, end: usize) -> Result<(), OutsideRam> {
-        self.write(start, end, DMA_PAGE)
+        self.write(start, end, true)
     }
 
     /// Makes `[start, end)` (inside one bank) invalid. The caller invalidates the IOMMU's TLB.
@@ -149,33 +256,44 @@ impl DmaTable {
     // the SMMU revocation, before the invalidation.
     #[inline(never)]
     pub fn unmap(&mut self, start: usize, end: usize) -> Result<(), OutsideRam> {
-        self.write(start, end, El1Attributes::empty())
+        self.write(start, end, false)
     }
 
     /// Whether the page containing `pa` is mapped, and to itself.
     pub fn is_mapped(&self, pa: usize) -> bool {
         let page = pa & !(PAGE_SIZE - 1);
+        let region = MemoryRegion::new(page, page + PAGE_SIZE);
         let mut mapped = false;
-        let _ = self.mapping.walk_range(
-            &MemoryRegion::new(page, page + PAGE_SIZE),
-            &mut |_, desc, level| {
-                if level == 3 && desc.is_valid() && desc.output_address().0 == page {
-                    mapped = true;
-                }
+        // Level 3 only: the table holds no blocks, and the stage-1 and stage-2 descriptor
+        // formats agree on the valid bit and the output address.
+        let _ = match &self.tree {
+            Tree::Stage1(mapping) => mapping.walk_range(&region, &mut |_, desc, level| {
+                mapped |= level == 3 && desc.is_valid() && desc.output_address().0 == page;
                 Ok(())
-            },
-        );
+            }),
+            Tree::Stage2 { mapping, .. } => mapping.walk_range(&region, &mut |_, desc, level| {
+                mapped |= level == 3 && desc.is_valid() && desc.output_address().0 == page;
+                Ok(())
+            }),
+        };
         mapped
     }
 
-    /// Physical address of the root table (`CD.TTB0`).
+    /// Physical address of the root table the SMMU walks (`CD.TTB0`, or `STE.S2TTB`: the
+    /// first of the concatenated tables, if any).
     pub fn root_pa(&self) -> usize {
-        self.mapping.root_address().0
+        match &self.tree {
+            Tree::Stage1(mapping) => mapping.root_address().0,
+            Tree::Stage2 { hw_root, .. } => *hw_root,
+        }
     }
 
     /// Free pages left in the table pool (0 once built; kept for tests).
     pub fn pool_free_pages(&self) -> usize {
-        self.mapping.translation().free_pages()
+        match &self.tree {
+            Tree::Stage1(mapping) => mapping.translation().free_pages(),
+            Tree::Stage2 { mapping, .. } => mapping.translation().free_pages(),
+        }
     }
 }
 
@@ -224,7 +342,7 @@ mod tests {
     /// Leaf = 0). A smaller unmap changes only leaves, which Leaf = 1 covers.
     #[test]
     fn an_unmap_that_frees_a_table_is_invalidated_with_the_walk_caches() {
-        use crate::smmuv3::commands::revoke_invalidation;
+        use crate::smmuv3::commands::{DmaContext, revoke_invalidation};
         let arena = Arena::new(table_pages(&[BANK]) * PAGE_SIZE, PAGE_SIZE);
         let mut t = table(&arena);
         t.map(BANK.0, BANK.1).unwrap();
@@ -245,7 +363,7 @@ mod tests {
             free + 1,
             "the whole 2 MiB: its table is freed"
         );
-        let (cmds, n) = revoke_invalidation(1, block, block + (2 << 20));
+        let (cmds, n) = revoke_invalidation(DmaContext::Stage1Asid(1), block, block + (2 << 20));
         for c in &cmds[..n] {
             let opcode = c.0[0] & 0xff;
             let by_va_leaf_only = opcode == 0x12 && c.0[1] & 1 == 1;
@@ -281,7 +399,10 @@ mod tests {
         let mut t = table(&arena);
         t.map(BANK.0, BANK.0 + (4 << 20)).unwrap();
         let mut seen = 0;
-        t.mapping
+        let Tree::Stage1(mapping) = &t.tree else {
+            panic!("not a stage-1 table");
+        };
+        mapping
             .walk_range(
                 &MemoryRegion::new(BANK.0, BANK.0 + (4 << 20)),
                 &mut |_, d, level| {
@@ -364,5 +485,198 @@ mod tests {
         // owns and which outlives this read; tests translate PA = VA.
         let entry = unsafe { core::ptr::read_volatile((root as *const u64).add(index)) };
         assert_eq!(entry & 0b11, 0b11, "a valid table descriptor: {entry:#x}");
+    }
+
+    mod stage_2 {
+        use super::*;
+        use crate::smmuv3::s2_walk::{self, S2Config};
+        use crate::smmuv3::tables::host_ste_s2;
+
+        const MIB8: usize = 8 << 20;
+
+        /// Two 8 MiB banks: one at 2 GiB, one at the top of the input range (in the last of
+        /// the concatenated root tables, where there are several).
+        fn banks(config: &Stage2Config) -> [(usize, usize); 2] {
+            let top = config.ipa_size();
+            [(0x8000_0000, 0x8000_0000 + MIB8), (top - MIB8, top)]
+        }
+
+        /// The table as the SMMU would see it: decoded from the STE EL2 writes for it.
+        fn smmu_view(t: &DmaTable, config: &Stage2Config, oas: u64) -> S2Config {
+            let ste = host_ste_s2(t.root_pa(), config);
+            s2_walk::decode(&ste, oas).unwrap_or_else(|e| panic!("OAS {oas}: C_BAD_STE {e:?}"))
+        }
+
+        #[test]
+        fn a_stage_2_table_walked_as_the_smmu_would_reaches_exactly_the_granted_pages() {
+            for oas in 0..=6u64 {
+                let config = stage2_config(oas);
+                let banks = banks(&config);
+                let pages = table_pages_stage2(&banks, &config);
+                // Table memory below 4 GiB: S2TTB must lie inside the smallest output size.
+                let arena = Arena::fixed_at(0x2000_0000, pages * PAGE_SIZE);
+                // SAFETY: the arena is ours, page-aligned and outlives the table.
+                let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+                let mut t = DmaTable::new_stage2(pool, &banks, &config).unwrap();
+                let smmu = smmu_view(&t, &config, oas);
+                assert_eq!(smmu.concatenated as usize, config.root_tables, "OAS {oas}");
+                let mut granted = std::collections::BTreeSet::new();
+                let check = |t: &DmaTable, granted: &std::collections::BTreeSet<usize>| {
+                    for &(s, e) in &banks {
+                        for pa in
+                            (s - 2 * PAGE_SIZE..(e + 2 * PAGE_SIZE).min(1 << 48)).step_by(PAGE_SIZE)
+                        {
+                            let want = granted.contains(&pa);
+                            assert_eq!(
+                                s2_walk::reaches_itself(&smmu, pa as u64),
+                                want,
+                                "OAS {oas}: page {pa:#x} as the SMMU walks it"
+                            );
+                            assert_eq!(t.is_mapped(pa), want, "OAS {oas}: is_mapped({pa:#x})");
+                        }
+                    }
+                };
+                check(&t, &granted);
+                let mut change = |t: &mut DmaTable, s: usize, e: usize, map: bool| {
+                    if map {
+                        t.map(s, e).unwrap();
+                        granted.extend((s..e).step_by(PAGE_SIZE));
+                    } else {
+                        t.unmap(s, e).unwrap();
+                        (s..e).step_by(PAGE_SIZE).for_each(|p| {
+                            granted.remove(&p);
+                        });
+                    }
+                    check(t, &granted);
+                };
+                for (s, e) in banks {
+                    change(&mut t, s, e, true);
+                }
+                let (lo, hi) = (banks[0].0, banks[1].0);
+                change(&mut t, lo + 0x3000, lo + 0x5000, false);
+                change(&mut t, hi + (2 << 20), hi + (4 << 20), false); // frees a table
+                change(
+                    &mut t,
+                    hi + (2 << 20) + 0x1000,
+                    hi + (2 << 20) + 0x2000,
+                    true,
+                );
+                change(&mut t, hi, hi + PAGE_SIZE, false);
+                change(&mut t, lo, lo + MIB8, false);
+                change(&mut t, lo + 0x4000, lo + 0x6000, true);
+                // Leaves: pages only, read-write, never executable, normal write-back.
+                let leaf = s2_walk::walk(&smmu, (lo + 0x4000) as u64).unwrap();
+                assert_eq!(leaf.level, 3, "OAS {oas}: a block in the DMA table");
+                assert!(
+                    t.pool_free_pages() <= pages,
+                    "the pool never runs dry (worst case reserved)"
+                );
+            }
+        }
+
+        #[test]
+        fn stage_2_leaves_are_normal_write_back_read_write_pages_that_never_execute() {
+            let config = stage2_config(5);
+            let bank = (0x4000_0000, 0x4000_0000 + MIB8);
+            let arena = Arena::new(table_pages_stage2(&[bank], &config) * PAGE_SIZE, PAGE_SIZE);
+            // SAFETY: as above.
+            let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+            let mut t = DmaTable::new_stage2(pool, &[bank], &config).unwrap();
+            t.map(bank.0, bank.1).unwrap();
+            let Tree::Stage2 { mapping, .. } = &t.tree else {
+                panic!("not a stage-2 table");
+            };
+            let mut seen = 0;
+            mapping
+                .walk_range(&MemoryRegion::new(bank.0, bank.1), &mut |_, d, level| {
+                    if d.is_valid() && (level == 3 || !d.is_table_or_page()) {
+                        assert_eq!(level, 3);
+                        let raw = d.flags().bits() as u64;
+                        assert_eq!(
+                            (raw >> 2) & 0xf,
+                            0b1111,
+                            "MemAttr: Normal WB inner and outer"
+                        );
+                        assert_eq!((raw >> 6) & 3, 0b11, "S2AP: read-write");
+                        assert_eq!((raw >> 8) & 3, 0b11, "SH: inner shareable");
+                        assert_eq!((raw >> 10) & 1, 1, "AF");
+                        assert_eq!((raw >> 53) & 3, 0b10, "XN[1:0]: never executable");
+                        seen += 1;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(seen, MIB8 / PAGE_SIZE);
+        }
+
+        /// With concatenated roots (40- and 42-bit output), the library's root is a directory
+        /// whose entries point to the tables the SMMU walks. aarch64-paging frees the table
+        /// under an entry whose whole range one call unmaps: a whole 512 GiB would hand one
+        /// of the SMMU's root tables back to the pool, to be reused as another table while
+        /// the SMMU still walks it. Changes are cut at 1 GiB so that never happens.
+        #[test]
+        fn unmapping_a_whole_concatenated_root_table_keeps_it_in_place() {
+            let config = stage2_config(2);
+            assert_eq!(config.root_tables, 2);
+            const GIB512: usize = 512 << 30;
+            let bank = (GIB512, 2 * GIB512);
+            let arena = Arena::fixed_at(0x2800_0000, 64 * PAGE_SIZE);
+            // SAFETY: as above.
+            let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+            // The worst-case pool of a 512 GiB bank is 1 GiB: build with what the test maps.
+            let mut t = DmaTable::build_stage2(pool, &[bank], &config, 0).unwrap();
+            let root = t.root_pa();
+            let free = t.pool_free_pages();
+            t.map(bank.0 + GIB512 / 2, bank.0 + GIB512 / 2 + PAGE_SIZE)
+                .unwrap();
+            t.unmap(bank.0, bank.1).unwrap();
+            assert_eq!(t.root_pa(), root);
+            let Tree::Stage2 { mapping, .. } = &t.tree else {
+                panic!("not a stage-2 table");
+            };
+            // SAFETY: the directory is the library's root page in the arena (identity).
+            let dir = unsafe {
+                core::ptr::read_volatile((mapping.root_address().0 as *const u64).add(1))
+            };
+            assert_eq!(
+                dir & 0x0000_ffff_ffff_f003,
+                (root + PAGE_SIZE) as u64 | 0b11,
+                "the second concatenated root left the directory"
+            );
+            assert!(
+                t.pool_free_pages() <= free,
+                "a root table went back to the pool ({} free, {free} before)",
+                t.pool_free_pages()
+            );
+            let smmu = smmu_view(&t, &config, 2);
+            t.map(bank.0 + PAGE_SIZE, bank.0 + 2 * PAGE_SIZE).unwrap();
+            assert!(s2_walk::reaches_itself(&smmu, (bank.0 + PAGE_SIZE) as u64));
+        }
+
+        #[test]
+        fn banks_beyond_the_stage_2_input_size_are_refused() {
+            let config = stage2_config(0);
+            let arena = Arena::new(64 * PAGE_SIZE, PAGE_SIZE);
+            // SAFETY: as above.
+            let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+            let bank = (0xffe0_0000, 0x1_0020_0000);
+            assert!(DmaTable::new_stage2(pool, &[bank], &config).is_none());
+        }
+
+        #[test]
+        fn the_plan_reserves_enough_for_every_format() {
+            let banks = [(0x4000_0000, 0x8000_0000), (0x80_0000_0000, 0x80_4000_0000)];
+            let worst = worst_case_table_pages(&banks);
+            assert!(worst >= table_pages(&banks));
+            for pa_range in 0..=6 {
+                assert!(worst >= table_pages_stage2(&banks, &stage2_config(pa_range)));
+            }
+            // 42-bit output: 8 concatenated roots (plus the directory and up to 7 pages of
+            // alignment) instead of one level-0 root and a level-1 table per bank.
+            assert_eq!(
+                worst - table_pages(&banks),
+                stage2_config(3).root_pages_worst_case() - 3
+            );
+        }
     }
 }

@@ -203,7 +203,8 @@ const HEAP_BASE: u64 = 32 << 10;
 pub const SMMU_STRUCTURE_BYTES: u64 = 64 << 10;
 
 /// Bytes for the SMMUv3: its structures and the worst case of the host's DMA table (every
-/// RAM page mapped with 4 KiB pages, `dma_table::table_pages`), so no change can run out.
+/// RAM page mapped with 4 KiB pages, in whichever format the SMMU's ID registers will
+/// choose: `dma_table::worst_case_table_pages`), so no change can run out.
 pub fn smmu_bytes(ram: &RangeList) -> u64 {
     let mut banks = [(0usize, 0usize); MAX_RANGES];
     let mut n = 0;
@@ -211,7 +212,7 @@ pub fn smmu_bytes(ram: &RangeList) -> u64 {
         banks[n] = (r.start as usize, r.end as usize);
         n += 1;
     }
-    SMMU_STRUCTURE_BYTES + crate::dma_table::table_pages(&banks[..n]) as u64 * PAGE
+    SMMU_STRUCTURE_BYTES + crate::dma_table::worst_case_table_pages(&banks[..n]) as u64 * PAGE
 }
 
 pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
@@ -420,8 +421,10 @@ mod tests {
         let without = plan(&input).unwrap();
         input.smmu = true;
         let with = plan(&input).unwrap();
-        // Root, one level-1 and one level-2 table, 512 level-3 tables for 1 GiB of pages.
-        let table = (1 + 1 + 1 + 512) * PAGE;
+        // The worst format is stage 2 on a 42-bit SMMU: a directory, 8 concatenated level-1
+        // roots and up to 7 pages before their aligned run, then one level-2 table and 512
+        // level-3 tables for 1 GiB of pages (stage 1: root, level-1, level-2, 512).
+        let table = (16 + 1 + 512) * PAGE;
         assert_eq!(smmu_bytes(&ram), SMMU_STRUCTURE_BYTES + table);
         assert_eq!(with.smmu.end - with.smmu.start, smmu_bytes(&ram));
         assert_eq!(
@@ -432,12 +435,11 @@ mod tests {
             (with.dynamic.end - with.dynamic.start) - (without.dynamic.end - without.dynamic.start),
             smmu_bytes(&ram)
         );
-        // Two RAM banks: each counts its own level-1 and level-2 tables (an upper bound:
-        // here they could share the level-1 table).
+        // Two RAM banks: each counts its own level-2 tables (an upper bound).
         let two = list(&[0x4000_0000..0x8000_0000, 0x1_0000_0000..0x1_4000_0000]);
         assert_eq!(
             smmu_bytes(&two),
-            SMMU_STRUCTURE_BYTES + (1 + 2 + 2 + 1024) * PAGE
+            SMMU_STRUCTURE_BYTES + (16 + 2 + 1024) * PAGE
         );
     }
 
@@ -591,10 +593,10 @@ mod tests {
         assert_eq!(len(&p.el2_tables), 16 * 4096);
         // 32 KiB and twice the DTB (0x8e00), rounded up to pages.
         assert_eq!(len(&p.heap), 0x8000 + 0x12000);
-        // 64 KiB of SMMU structures, then the worst-case DMA table: root, level 1,
-        // level 2 and 512 level-3 tables for 1 GiB.
+        // 64 KiB of SMMU structures, then the worst-case DMA table (stage 2 with 8
+        // concatenated roots: 16 root pages), level 2 and 512 level-3 tables for 1 GiB.
         assert_eq!(SMMU_STRUCTURE_BYTES, 0x1_0000);
-        assert_eq!(len(&p.smmu), 0x1_0000 + (3 + 512) * 4096);
+        assert_eq!(len(&p.smmu), 0x1_0000 + (16 + 1 + 512) * 4096);
         assert_eq!(len(&p.host_dtb), 2 << 20);
         assert_eq!(len(&p.ownership), GIB / 4096 * 2);
     }

@@ -448,6 +448,48 @@ fn tables_for_parts(
     tables
 }
 
+/// An empty stage-2 tree for `config` whose pages come from `pool`, and the address of the
+/// root the hardware walks (`VTTBR_EL2.BADDR`, or an SMMU STE's `S2TTB`): with concatenated
+/// roots, the library's root is a directory page one level up whose first
+/// `config.root_tables` entries point to the concatenated tables (see [`Stage2Table`]).
+///
+/// # Errors
+///
+/// As [`Stage2Table::try_new`].
+pub(crate) fn stage2_mapping(
+    mut pool: PagePool,
+    config: &Stage2Config,
+) -> Result<(Mapping<PoolTranslation, Stage2>, usize), Stage2Error> {
+    let needed = config.root_pages();
+    let free = pool.free_pages();
+    if free < needed {
+        return Err(Stage2Error::NoMemory { needed, free });
+    }
+    // The run first: the directory page must not be taken from the middle of it.
+    let run = if config.root_tables > 1 {
+        Some(
+            pool.take_aligned_run(config.root_tables)
+                .ok_or(Stage2Error::NoMemory { needed, free })?,
+        )
+    } else {
+        None
+    };
+    let mapping = Mapping::new(PoolTranslation::new(pool), config.tree_root_level(), Stage2);
+    let directory = mapping.root_address().0;
+    if let Some(run) = run {
+        for i in 0..config.root_tables {
+            let desc = (run + i * PAGE_SIZE) as u64 | TABLE_DESC;
+            // SAFETY: `directory` is the zeroed root page the library just took from our
+            // pool (identity-mapped, 512 descriptors, `i` < 16); the table is not live and
+            // the library holds no reference into the page between calls. The entry points
+            // to a zeroed pool page of the run, which the library then owns like any table
+            // it allocated (it frees it into the same pool).
+            unsafe { core::ptr::write_volatile((directory as *mut u64).add(i), desc) };
+        }
+    }
+    Ok((mapping, run.unwrap_or(directory)))
+}
+
 /// A stage-2 translation table whose table pages come from its own [`PagePool`].
 ///
 /// # Concatenated roots
@@ -526,46 +568,15 @@ impl Stage2Table {
     /// `config.root_tables` contiguous free pages aligned to their size that come one after
     /// the other on its free list (always found in a pool filled from one range that
     /// [`Stage2Config::root_fits_in`]).
-    pub fn try_new(
-        mut pool: PagePool,
-        config: &Stage2Config,
-        vmid: u16,
-    ) -> Result<Self, Stage2Error> {
-        let needed = config.root_pages();
-        let free = pool.free_pages();
-        if free < needed {
-            return Err(Stage2Error::NoMemory { needed, free });
-        }
-        // The run first: the directory page must not be taken from the middle of it.
-        let run = if config.root_tables > 1 {
-            Some(
-                pool.take_aligned_run(config.root_tables)
-                    .ok_or(Stage2Error::NoMemory { needed, free })?,
-            )
-        } else {
-            None
-        };
-        let tree_root_level = config.tree_root_level();
-        let mapping = Mapping::new(PoolTranslation::new(pool), tree_root_level, Stage2);
-        let directory = mapping.root_address().0;
-        if let Some(run) = run {
-            for i in 0..config.root_tables {
-                let desc = (run + i * PAGE_SIZE) as u64 | TABLE_DESC;
-                // SAFETY: `directory` is the zeroed root page the library just took from our
-                // pool (identity-mapped, 512 descriptors, `i` < 16); the table is not live and
-                // the library holds no reference into the page between calls. The entry points
-                // to a zeroed pool page of the run, which the library then owns like any table
-                // it allocated (it frees it into the same pool).
-                unsafe { core::ptr::write_volatile((directory as *mut u64).add(i), desc) };
-            }
-        }
+    pub fn try_new(pool: PagePool, config: &Stage2Config, vmid: u16) -> Result<Self, Stage2Error> {
+        let (mapping, hw_root_pa) = stage2_mapping(pool, config)?;
         Ok(Self {
             mapping,
             vmid,
             ipa_size: config.ipa_size(),
-            hw_root_pa: run.unwrap_or(directory),
+            hw_root_pa,
             root_level: config.root_level,
-            tree_root_level,
+            tree_root_level: config.tree_root_level(),
             encoding: config.encoding_for_vmid(vmid),
         })
     }

@@ -358,12 +358,17 @@ pub(crate) mod test_memory {
         /// world whose IPA space is 40 bits (heap addresses lie near 2^47). One such arena
         /// at a time per process.
         pub fn below_40_bits(bytes: usize) -> Self {
-            const ADDR: usize = 0x40_0000_0000;
+            Self::fixed_at(0x40_0000_0000, bytes)
+        }
+
+        /// `bytes` of zeroed memory at `addr` (page-aligned, free in this process: each test
+        /// that needs one picks its own address, tests run in parallel).
+        pub fn fixed_at(addr: usize, bytes: usize) -> Self {
             // SAFETY: an anonymous private mapping at an address nothing else uses
             // (MAP_FIXED_NOREPLACE refuses to replace an existing mapping).
             let ptr = unsafe {
                 libc::mmap(
-                    ADDR as *mut libc::c_void,
+                    addr as *mut libc::c_void,
                     bytes,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
@@ -371,7 +376,7 @@ pub(crate) mod test_memory {
                     0,
                 )
             };
-            assert_eq!(ptr as usize, ADDR, "cannot map test RAM at {ADDR:#x}");
+            assert_eq!(ptr as usize, addr, "cannot map test RAM at {addr:#x}");
             Self {
                 ptr: ptr.cast(),
                 layout: Layout::from_size_align(bytes, PAGE_SIZE).unwrap(),

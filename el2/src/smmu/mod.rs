@@ -3,13 +3,17 @@
 //! stream behind it to the pages the host may access.
 //!
 //! - Unknown streams and an SMMU that is off abort (SMMU_GBPA.ABORT, CR2.RECINVSID).
-//! - Every host stream translates through one stage-1 context whose table
-//!   (`stage2::DmaTable`) identity-maps exactly the host's pages. Stage 1 because it is
-//!   what every SMMU with AArch64 tables implements (QEMU 7.2's has no stage 2); EL2, not the
-//!   host, owns the CD and the tables, so stage 1 confines as well as stage 2 would.
+//! - Every host stream translates through one table (`stage2::DmaTable`) that
+//!   identity-maps exactly the host's pages: a stage-2 table (STE Config = 0b110, VMID
+//!   `HOST_VMID`) where the SMMU has stage 2 (IDR0.S2P), else a stage-1 table through one CD
+//!   (QEMU 7.2's SMMU has no stage 2); EL2, not the host, owns the STEs, the CD and the
+//!   tables, so stage 1 confines as well as stage 2 would. An SMMU with neither, or without
+//!   AArch64 4 KiB tables or coherent walks, stops the boot with the reason
+//!   (`stage2::smmuv3::mode`).
 //! - The ownership record drives the table through `stage2::HostDma` ([`SmmuDma`]): a page
-//!   that leaves the host is unmapped, then CMD_TLBI_* and CMD_SYNC, and EL2 waits for the
-//!   sync before the call returns; a page that comes back is mapped at once.
+//!   that leaves the host is unmapped, then CMD_TLBI_NH_* (stage 1) or CMD_TLBI_S2_IPA /
+//!   CMD_TLBI_S12_VMALL (stage 2) and CMD_SYNC, and EL2 waits for the sync before the call
+//!   returns; a page that comes back is mapped at once.
 //! - Faults land in the event queue, which the next CPU to enter EL2 for a host call drains
 //!   into the log (`[el2] smmu: event ...`), counted.
 //!
@@ -24,8 +28,9 @@ use platform::fdt_discovery::Smmu;
 use queues::{CommandQueue, EventQueue, QueueError};
 use regs::{Features, Regs};
 use spin::{Mutex, Once};
-use stage2::smmuv3::commands::{Command, revoke_invalidation};
-use stage2::smmuv3::tables::{self, HOST_ASID, Layout};
+use stage2::smmuv3::commands::{Command, DmaContext, revoke_invalidation};
+use stage2::smmuv3::mode::{self, DmaTranslation};
+use stage2::smmuv3::tables::{self, HOST_ASID, HOST_VMID, Layout};
 use stage2::{DmaTable, HostDma, PagePool};
 
 static REGS: Once<Regs> = Once::new();
@@ -42,6 +47,10 @@ pub enum SmmuError {
     NoAck(&'static str),
     Queue(QueueError),
     TablePool,
+    RamBeyondStage2 {
+        ram_end: usize,
+        ipa_bits: u32,
+    },
 }
 
 impl core::fmt::Display for SmmuError {
@@ -58,6 +67,10 @@ impl core::fmt::Display for SmmuError {
             Self::NoAck(what) => write!(f, "SMMUv3 did not acknowledge {what}"),
             Self::Queue(e) => write!(f, "{e}"),
             Self::TablePool => write!(f, "SMMUv3: the DMA table pool is smaller than planned"),
+            Self::RamBeyondStage2 { ram_end, ipa_bits } => write!(
+                f,
+                "SMMUv3: RAM ends at {ram_end:#x}, beyond the {ipa_bits}-bit input of its stage 2"
+            ),
         }
     }
 }
@@ -66,6 +79,8 @@ impl core::fmt::Display for SmmuError {
 pub struct SmmuDma {
     table: DmaTable,
     cmdq: CommandQueue,
+    /// The table's ASID (stage 1) or VMID (stage 2): which TLBIs remove its entries.
+    context: DmaContext,
 }
 
 fn fatal_queue(e: QueueError) -> ! {
@@ -88,7 +103,7 @@ impl HostDma for SmmuDma {
         if let Err(e) = self.table.unmap(start, end) {
             crate::fatal::halt_system(format_args!("smmu: {e}"));
         }
-        let (cmds, n) = revoke_invalidation(HOST_ASID, start, end);
+        let (cmds, n) = revoke_invalidation(self.context, start, end);
         // `run` orders the descriptor writes before the commands (dsb) and returns only when
         // CMD_SYNC has been consumed: the invalidation is complete (IHI 0070 4.7.3).
         if let Err(e) = self.cmdq.run(cmds[..n].iter().copied()) {
@@ -163,20 +178,14 @@ pub unsafe fn init(
         smmu.masters,
         smmu.stream_id_end
     );
-    if !f.stage1 {
-        return Err(SmmuError::Unsupported(
-            "no stage 1 (stage-2-only SMMUs are not driven yet)",
-        ));
-    }
-    if !f.aarch64_tables || !f.granule_4k {
-        return Err(SmmuError::Unsupported(
-            "no AArch64 tables with a 4 KiB granule",
-        ));
-    }
-    if !f.coherent {
-        return Err(SmmuError::Unsupported(
-            "not coherent (IDR0.COHACC = 0): EL2 would have to clean every table change",
-        ));
+    let translation = mode::choose(f.idr0, f.idr5).map_err(SmmuError::Unsupported)?;
+    if let DmaTranslation::Stage2(cfg) = &translation
+        && let Some(&(_, ram_end)) = ram.iter().find(|&&(_, e)| e > cfg.ipa_size())
+    {
+        return Err(SmmuError::RamBeyondStage2 {
+            ram_end,
+            ipa_bits: cfg.ipa_bits,
+        });
     }
     let needed_bits = bits_for(smmu.stream_id_end.max(1));
     let table_bits = if f.two_level_streams {
@@ -207,9 +216,19 @@ pub unsafe fn init(
     zero(block.start..layout.end);
     // SAFETY: the pool pages are the rest of the plan's SMMU block, EL2's alone.
     let pool = unsafe { PagePool::new(layout.end, block.end - layout.end) };
-    let table = DmaTable::new(pool, ram).ok_or(SmmuError::TablePool)?;
-
-    let ste = tables::host_ste(layout.cd);
+    let (table, ste, context) = match &translation {
+        DmaTranslation::Stage1 { ips } => {
+            let table = DmaTable::new(pool, ram).ok_or(SmmuError::TablePool)?;
+            write_words(layout.cd, &tables::host_cd(table.root_pa(), *ips));
+            let ste = tables::host_ste(layout.cd);
+            (table, ste, DmaContext::Stage1Asid(HOST_ASID))
+        }
+        DmaTranslation::Stage2(cfg) => {
+            let table = DmaTable::new_stage2(pool, ram, cfg).ok_or(SmmuError::TablePool)?;
+            let ste = tables::host_ste_s2(table.root_pa(), cfg);
+            (table, ste, DmaContext::Stage2Vmid(HOST_VMID))
+        }
+    };
     let (strtab, cfg) = if f.two_level_streams {
         for i in 0..1usize << tables::SPLIT {
             write_words(layout.ste + i * 64, &ste);
@@ -226,7 +245,6 @@ pub unsafe fn init(
         }
         (layout.ste, table_bits)
     };
-    write_words(layout.cd, &tables::host_cd(table.root_pa(), f.oas.min(5)));
     // SAFETY: a barrier has no other effect; the tables must be in memory before the SMMU
     // is told where they are.
     unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
@@ -274,19 +292,35 @@ pub unsafe fn init(
     EVENTS.call_once(|| Mutex::new(unsafe { EventQueue::new(regs, layout.eventq, eventq_log2) }));
     REGS.call_once(|| regs);
     log::info!(
-        "smmu: stream table {} ({} stream ID bits), CD at {:#x}, DMA table root {:#x}, command queue {} entries, event queue {} entries",
+        "smmu: stream table {} ({} stream ID bits), command queue {} entries, event queue {} entries",
         if f.two_level_streams {
             "2-level, one shared level-2 table"
         } else {
             "linear"
         },
         table_bits,
-        layout.cd,
-        table.root_pa(),
         1u32 << cmdq_log2,
         1u32 << eventq_log2
     );
-    let dma = alloc::boxed::Box::new(SmmuDma { table, cmdq });
+    match &translation {
+        DmaTranslation::Stage1 { .. } => log::info!(
+            "smmu: host streams: stage 1 (ASID {HOST_ASID}), CD at {:#x}, DMA table root {:#x}",
+            layout.cd,
+            table.root_pa()
+        ),
+        DmaTranslation::Stage2(cfg) => log::info!(
+            "smmu: host streams: stage 2 (VMID {HOST_VMID}), {}-bit input from level {} ({} root table(s)), DMA table root {:#x}",
+            cfg.ipa_bits,
+            cfg.root_level,
+            cfg.root_tables,
+            table.root_pa()
+        ),
+    }
+    let dma = alloc::boxed::Box::new(SmmuDma {
+        table,
+        cmdq,
+        context,
+    });
     Ok(alloc::boxed::Box::leak(dma))
 }
 

@@ -72,21 +72,20 @@ impl Regs {
     }
 }
 
-/// What IDR0, IDR1 and IDR5 say, as far as EL2 cares.
+/// What IDR0, IDR1 and IDR5 say, as far as EL2 cares (which stage and table format it uses
+/// is `stage2::smmuv3::mode::choose`, from the raw IDR0 and IDR5).
 #[derive(Clone, Copy, Debug)]
 pub struct Features {
     pub stage1: bool,
     pub stage2: bool,
     pub two_level_streams: bool,
-    pub coherent: bool,
-    pub aarch64_tables: bool,
-    pub granule_4k: bool,
     pub sid_bits: u32,
     pub cmdq_log2: u32,
     pub eventq_log2: u32,
-    /// IDR5.OAS as the 3-bit encoding CD.IPS takes.
+    /// IDR5.OAS, the output-size encoding (PARange's).
     pub oas: u64,
     pub idr0: u32,
+    pub idr5: u32,
 }
 
 impl Features {
@@ -98,15 +97,12 @@ impl Features {
             stage1: idr0 & (1 << 1) != 0,
             stage2: idr0 & 1 != 0,
             two_level_streams: (idr0 >> 27) & 3 == 1,
-            coherent: idr0 & (1 << 4) != 0,
-            // TTF: 0b10 AArch64, 0b11 AArch32 and AArch64.
-            aarch64_tables: (idr0 >> 2) & 0b10 != 0,
-            granule_4k: idr5 & (1 << 4) != 0,
             sid_bits: idr1 & 0x3f,
             cmdq_log2: (idr1 >> 21) & 0x1f,
             eventq_log2: (idr1 >> 16) & 0x1f,
             oas: u64::from(idr5 & 7),
             idr0,
+            idr5,
         }
     }
 

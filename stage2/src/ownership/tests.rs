@@ -57,21 +57,25 @@ impl PageSanitizer for RecordingSanitizer {
 /// A [`HostDma`] that keeps its own table (one flag per page of each bank) and logs every
 /// call, standing in for the SMMU: every World has one attached, so the invariant checks
 /// after each step cover DMA (I1 exactly; I6: the log shows what was revoked, in the call).
+/// Every change also goes to a real SMMU stage-2 table, which each check walks as the SMMU
+/// would and compares with the flags ([`super::dma_tests::SmmuShadow`]).
 #[derive(Debug, Default)]
 pub(super) struct FakeDma {
     banks: Vec<(usize, Vec<bool>)>,
     /// Every call: (grant?, start, end).
     pub log: Vec<(bool, usize, usize)>,
+    smmu: Option<super::dma_tests::SmmuShadow>,
 }
 
 impl FakeDma {
-    fn new(banks: &[(usize, usize)]) -> Self {
+    fn new(banks: &[(usize, usize)], smmu: super::dma_tests::SmmuShadow) -> Self {
         FakeDma {
             banks: banks
                 .iter()
                 .map(|&(s, e)| (s, std::vec![false; (e - s) / PAGE_SIZE]))
                 .collect(),
             log: Vec::new(),
+            smmu: Some(smmu),
         }
     }
 
@@ -84,6 +88,9 @@ impl FakeDma {
         let first = (start - bank.0) / PAGE_SIZE;
         bank.1[first..first + (end - start) / PAGE_SIZE].fill(granted);
         self.log.push((granted, start, end));
+        if let Some(smmu) = &mut self.smmu {
+            smmu.set(start, end, granted);
+        }
     }
 }
 
@@ -97,9 +104,17 @@ impl HostDma for FakeDma {
     }
 
     fn is_granted(&self, pa: usize) -> bool {
-        self.banks
-            .iter()
-            .any(|(s, pages)| pa >= *s && pages.get((pa - s) / PAGE_SIZE).copied().unwrap_or(false))
+        let granted = self.banks.iter().any(|(s, pages)| {
+            pa >= *s && pages.get((pa - s) / PAGE_SIZE).copied().unwrap_or(false)
+        });
+        if let Some(smmu) = &self.smmu {
+            assert_eq!(
+                smmu.reaches(pa),
+                granted,
+                "the SMMU stage-2 table disagrees with the DMA view at {pa:#x}"
+            );
+        }
+        granted
     }
 }
 
@@ -110,6 +125,8 @@ pub(super) struct Memory {
     host_pool: Arena,
     fake: (usize, usize),
     dma: FakeDma,
+    /// The SMMU shadow table's pages; dropped after `dma` (fields drop in order).
+    _smmu_pool: Arena,
 }
 
 impl Memory {
@@ -135,12 +152,14 @@ impl Memory {
                 .chain(&QEMU_MMIO)
                 .map(|&(s, e)| pages_needed_to_map(s, e, root_level))
                 .sum::<usize>();
+        let (smmu, smmu_pool) = super::dma_tests::SmmuShadow::new(&[fake, real_range]);
         Memory {
             meta: std::vec![0xffff; metadata_entries(&[fake, real_range])],
             host_pool: Arena::new(pool_pages * PAGE_SIZE, PAGE_SIZE),
             real,
             fake,
-            dma: FakeDma::new(&[fake, real_range]),
+            dma: FakeDma::new(&[fake, real_range], smmu),
+            _smmu_pool: smmu_pool,
         }
     }
 }

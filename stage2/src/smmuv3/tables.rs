@@ -9,6 +9,7 @@
 
 use crate::dma_table::{MAIR, T0SZ};
 use crate::memory_plan::SMMU_STRUCTURE_BYTES;
+use crate::pgtable::Stage2Config;
 
 /// STEs in the shared level-2 table (STRTAB_BASE_CFG.SPLIT = 8).
 pub const SPLIT: u32 = 8;
@@ -21,8 +22,11 @@ pub const CMDQ_LOG2: u32 = 8;
 pub const EVENTQ_LOG2: u32 = 7;
 const QUEUE_BYTES: usize = 4096;
 
-/// The ASID of the host's DMA context.
+/// The ASID of the host's DMA context (stage 1).
 pub const HOST_ASID: u16 = 1;
+/// The VMID of the host's streams (stage 2). Private to the SMMU: CR2.PTM keeps the CPUs'
+/// broadcast TLBIs (whose VMIDs are the CPU's) away from the SMMU's TLB.
+pub const HOST_VMID: u16 = 1;
 
 /// Addresses of the structures inside the SMMU block of the memory plan.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +91,30 @@ pub fn host_ste(cd: usize) -> [u64; 8] {
     [q0, q1, 0, 0, 0, 0, 0, 0]
 }
 
+/// The STE of every host stream on an SMMU with stage 2 (IHI 0070 5.2): valid, stage 1
+/// bypassed and stage 2 translating (Config = 0b110), VMID [`HOST_VMID`], walking the table
+/// at `s2ttb` (`DmaTable::root_pa`) as `config` says. S2T0SZ [165:160], S2SL0 [167:166],
+/// S2IR0 [169:168], S2OR0 [171:170], S2SH0 [173:172], S2TG [175:174] and S2PS [178:176]
+/// have `VTCR_EL2`'s layout and meaning, so they are `config.vtcr[18:0]`: input size, start
+/// level (concatenated roots included), write-back inner-shareable walks, 4 KiB granule,
+/// output size. S2AA64 (AArch64 tables), S2AFFD (no access-flag faults; the leaves have AF
+/// set anyway), S2PTW (as Linux sets it: would make a stage-1 walk to device memory fault,
+/// none happens here), S2R (faults recorded); S2ENDI = 0 (little-endian), S2HD = S2HA = 0
+/// (no hardware updates), S2S = 0 (faults terminate, never stall). Stream attributes as in
+/// [`host_ste`]: SHCFG = incoming, STRW = NS-EL1, no ATS.
+pub fn host_ste_s2(s2ttb: usize, config: &Stage2Config) -> [u64; 8] {
+    let q0 = 1 | (0b110 << 1);
+    let q1 = 0b01 << 44; // SHCFG
+    let q2 = u64::from(HOST_VMID)
+        | ((config.vtcr & 0x7_ffff) << 32)
+        | (1 << 51) // S2AA64
+        | (1 << 53) // S2AFFD
+        | (1 << 54) // S2PTW
+        | (1 << 58); // S2R
+    let q3 = s2ttb as u64 & ((1 << 52) - 1) & !0xf;
+    [q0, q1, q2, q3, 0, 0, 0, 0]
+}
+
 /// The host's context descriptor: TTB0 = the DMA table, 4 KiB granule, 48-bit input
 /// (T0SZ), walks inner-shareable write-back, TTB1 walks disabled (EPD1), AArch64, output
 /// size `ips` (IDR5.OAS), access-flag faults off (AFFD; the leaves have AF set anyway),
@@ -138,6 +166,82 @@ mod tests {
         assert_eq!(ste[0] >> 59, 0, "S1CDMax: one CD");
         assert_eq!((ste[1] >> 30) & 3, 0, "STRW: NS-EL1");
         assert_eq!(ste[2..], [0; 6]);
+    }
+
+    /// STE bit `bit` (IHI 0070 5.2 numbers the 512 bits of the entry from 0), `width` wide.
+    fn field(ste: &[u64; 8], bit: u32, width: u32) -> u64 {
+        (ste[(bit / 64) as usize] >> (bit % 64)) & ((1 << width) - 1)
+    }
+
+    #[test]
+    fn the_stage_2_ste_puts_every_field_where_the_spec_does() {
+        use crate::pgtable::stage2_config;
+        // A 44-bit SMMU: 44-bit input, level-0 start, one root table.
+        let cfg = stage2_config(4);
+        let ste = host_ste_s2(0x0000_0812_3456_7000, &cfg);
+        assert_eq!(field(&ste, 0, 1), 1, "V");
+        assert_eq!(field(&ste, 1, 3), 0b110, "Config: S1 bypass, S2 translate");
+        assert_eq!(field(&ste, 4, 2), 0, "S1Fmt");
+        assert_eq!(field(&ste, 6, 46), 0, "S1ContextPtr: none");
+        assert_eq!(field(&ste, 59, 5), 0, "S1CDMax");
+        assert_eq!(field(&ste, 64, 2), 0, "S1DSS");
+        assert_eq!(field(&ste, 92, 2), 0, "EATS: no ATS");
+        assert_eq!(field(&ste, 94, 2), 0, "STRW: NS-EL1");
+        assert_eq!(field(&ste, 96, 4), 0, "MemAttr (MTCFG = 0: unused)");
+        assert_eq!(field(&ste, 100, 1), 0, "MTCFG: incoming memory type");
+        assert_eq!(field(&ste, 108, 2), 0b01, "SHCFG: incoming shareability");
+        assert_eq!(field(&ste, 110, 2), 0, "NSCFG");
+        assert_eq!(field(&ste, 112, 2), 0, "PRIVCFG: incoming");
+        assert_eq!(field(&ste, 114, 2), 0, "INSTCFG: incoming");
+        assert_eq!(field(&ste, 128, 16), u64::from(HOST_VMID), "S2VMID");
+        assert_eq!(field(&ste, 160, 6), 64 - 44, "S2T0SZ: 44-bit input");
+        assert_eq!(field(&ste, 166, 2), 0b10, "S2SL0: start at level 0");
+        assert_eq!(field(&ste, 168, 2), 0b01, "S2IR0: write-back");
+        assert_eq!(field(&ste, 170, 2), 0b01, "S2OR0: write-back");
+        assert_eq!(field(&ste, 172, 2), 0b11, "S2SH0: inner shareable");
+        assert_eq!(field(&ste, 174, 2), 0b00, "S2TG: 4 KiB");
+        assert_eq!(field(&ste, 176, 3), 4, "S2PS: 44 bits");
+        assert_eq!(field(&ste, 179, 1), 1, "S2AA64");
+        assert_eq!(field(&ste, 180, 1), 0, "S2ENDI: little-endian");
+        assert_eq!(field(&ste, 181, 1), 1, "S2AFFD");
+        assert_eq!(field(&ste, 182, 1), 1, "S2PTW");
+        assert_eq!(field(&ste, 183, 2), 0, "S2HD, S2HA: no hardware updates");
+        assert_eq!(field(&ste, 185, 1), 0, "S2S: terminate, never stall");
+        assert_eq!(field(&ste, 186, 1), 1, "S2R: record faults");
+        assert_eq!(field(&ste, 187, 5), 0, "bits [191:187]");
+        assert_eq!(field(&ste, 192, 4), 0, "bits [195:192]");
+        assert_eq!(field(&ste, 196, 48) << 4, 0x0000_0812_3456_7000, "S2TTB");
+        assert_eq!(ste[4..], [0; 4], "no VMSPtr, no S2 secure fields");
+    }
+
+    #[test]
+    fn the_stage_2_ste_follows_the_start_level_and_size_of_every_output_size() {
+        use crate::pgtable::stage2_config;
+        // (IDR5.OAS, S2T0SZ, S2SL0, S2PS)
+        for (oas, t0sz, sl0, ps) in [
+            (0, 32, 1, 0),
+            (1, 28, 1, 1),
+            (2, 24, 1, 2), // 2 concatenated level-1 tables
+            (3, 22, 1, 3), // 8 concatenated level-1 tables
+            (4, 20, 2, 4),
+            (5, 16, 2, 5),
+            (6, 16, 2, 5), // 52-bit SMMU: 48 bits without LPA2
+        ] {
+            let ste = host_ste_s2(0x8000, &stage2_config(oas));
+            assert_eq!(
+                (
+                    field(&ste, 160, 6),
+                    field(&ste, 166, 2),
+                    field(&ste, 176, 3)
+                ),
+                (t0sz, sl0, ps),
+                "OAS {oas}"
+            );
+            let decoded = crate::smmuv3::s2_walk::decode(&ste, oas)
+                .unwrap_or_else(|e| panic!("OAS {oas}: {e:?}"));
+            assert_eq!(decoded.vmid, HOST_VMID);
+            assert_eq!(decoded.ttb, 0x8000);
+        }
     }
 
     #[test]
