@@ -8,6 +8,8 @@
 pub mod commands;
 pub mod events;
 pub mod mode;
+#[cfg(test)]
+mod qemu_decode;
 pub mod queue_index;
 #[cfg(test)]
 pub(crate) mod s2_walk;
