@@ -374,6 +374,38 @@ mod tests {
         }
     }
 
+    /// The same for a stage-2 table: CMD_TLBI_S2_IPA with Leaf = 1 leaves walk caches
+    /// alone, so an unmap that frees a table needs CMD_TLBI_S12_VMALL (or Leaf = 0).
+    #[test]
+    fn a_stage_2_unmap_that_frees_a_table_is_invalidated_with_the_walk_caches() {
+        use crate::smmuv3::commands::{DmaContext, revoke_invalidation};
+        let config = stage2_config(5);
+        let arena = Arena::new(table_pages_stage2(&[BANK], &config) * PAGE_SIZE, PAGE_SIZE);
+        // SAFETY: as in `table`.
+        let pool = unsafe { PagePool::new(arena.base(), arena.len()) };
+        let mut t = DmaTable::new_stage2(pool, &[BANK], &config).unwrap();
+        t.map(BANK.0, BANK.1).unwrap();
+        let free = t.pool_free_pages();
+        let block = BANK.0 + (2 << 20);
+        t.unmap(block, block + 8 * PAGE_SIZE).unwrap();
+        assert_eq!(t.pool_free_pages(), free, "8 pages: only leaves change");
+        t.map(block, block + 8 * PAGE_SIZE).unwrap();
+        t.unmap(block, block + (2 << 20)).unwrap();
+        assert_eq!(
+            t.pool_free_pages(),
+            free + 1,
+            "the whole 2 MiB: its table is freed"
+        );
+        let (cmds, n) = revoke_invalidation(DmaContext::Stage2Vmid(1), block, block + (2 << 20));
+        for c in &cmds[..n] {
+            let opcode = c.0[0] & 0xff;
+            assert!(
+                opcode == 0x28 || (opcode == 0x2a && c.0[1] & 1 == 0),
+                "{c:x?} keeps the freed table in the SMMU's walk cache"
+            );
+        }
+    }
+
     #[test]
     fn a_pool_smaller_than_the_worst_case_is_refused() {
         let pages = table_pages(&[BANK]) - 1;

@@ -216,17 +216,18 @@ pub unsafe fn init(
     zero(block.start..layout.end);
     // SAFETY: the pool pages are the rest of the plan's SMMU block, EL2's alone.
     let pool = unsafe { PagePool::new(layout.end, block.end - layout.end) };
-    let (table, ste, context) = match &translation {
+    let context = translation.context();
+    let (table, ste) = match &translation {
         DmaTranslation::Stage1 { ips } => {
             let table = DmaTable::new(pool, ram).ok_or(SmmuError::TablePool)?;
             write_words(layout.cd, &tables::host_cd(table.root_pa(), *ips));
             let ste = tables::host_ste(layout.cd);
-            (table, ste, DmaContext::Stage1Asid(HOST_ASID))
+            (table, ste)
         }
         DmaTranslation::Stage2(cfg) => {
             let table = DmaTable::new_stage2(pool, ram, cfg).ok_or(SmmuError::TablePool)?;
             let ste = tables::host_ste_s2(table.root_pa(), cfg);
-            (table, ste, DmaContext::Stage2Vmid(HOST_VMID))
+            (table, ste)
         }
     };
     let (strtab, cfg) = if f.two_level_streams {

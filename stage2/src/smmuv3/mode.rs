@@ -8,6 +8,8 @@
 //! cannot confine the host's DMA and the boot stops with the reason.
 
 use crate::pgtable::{Stage2Config, stage2_config};
+use crate::smmuv3::commands::DmaContext;
+use crate::smmuv3::tables::{HOST_ASID, HOST_VMID};
 
 /// How the host's streams translate.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -20,6 +22,17 @@ pub enum DmaTranslation {
     /// ([`stage2_config`]), the STE's S2T0SZ/S2SL0/S2IR0/S2OR0/S2SH0/S2TG/S2PS are
     /// `vtcr[18:0]`.
     Stage2(Stage2Config),
+}
+
+impl DmaTranslation {
+    /// The context the host's table is cached under, which revocations invalidate: the CD's
+    /// ASID for stage 1, the STE's VMID for stage 2.
+    pub fn context(&self) -> DmaContext {
+        match self {
+            DmaTranslation::Stage1 { .. } => DmaContext::Stage1Asid(HOST_ASID),
+            DmaTranslation::Stage2(_) => DmaContext::Stage2Vmid(HOST_VMID),
+        }
+    }
 }
 
 const IDR0_S2P: u32 = 1 << 0;
@@ -112,6 +125,14 @@ mod tests {
                 "OAS {oas}"
             );
         }
+    }
+
+    #[test]
+    fn revocations_invalidate_the_context_the_ste_names() {
+        let s2 = choose(IDR0_S2P | COHERENT_AA64, IDR5_GRAN4K | 4).unwrap();
+        assert_eq!(s2.context(), DmaContext::Stage2Vmid(HOST_VMID));
+        let s1 = choose(IDR0_S1P | COHERENT_AA64, IDR5_GRAN4K | 4).unwrap();
+        assert_eq!(s1.context(), DmaContext::Stage1Asid(HOST_ASID));
     }
 
     #[test]
