@@ -353,3 +353,51 @@ fn uboot_regions(
 fn uboot_top(mem: MemSize) -> u64 {
     mem.ram_end(Board::Virt) - layout::UBOOT_TOP_RESERVE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zcu102_plan() -> Plan {
+        Plan {
+            machine: Machine {
+                board: Board::Zcu102,
+                virtualization: true,
+                smp: 4,
+                mem: layout::default_mem(Board::Zcu102),
+                smmu: false,
+                devices: Vec::new(),
+                cpu: "cortex-a53".into(),
+                mte: false,
+            },
+            via: Via::Direct,
+            payload: None,
+            host: Host {
+                kernel: PathBuf::from("/x/Image"),
+                initrd: None,
+                bootargs: String::new(),
+            },
+            dtb: DtbVariant::WithModules,
+            work_dir: PathBuf::from("/x/work"),
+        }
+    }
+
+    /// The suite and `run` build plans alike: what only `virt` has is refused on
+    /// xlnx-zcu102 however the plan was made, with the reason.
+    #[test]
+    fn a_zcu102_plan_refuses_what_only_virt_has() {
+        check_board(&zcu102_plan()).unwrap();
+        let mut uboot = zcu102_plan();
+        uboot.via = Via::Uboot;
+        let err = check_board(&uboot).unwrap_err().to_string();
+        assert!(err.contains("built for QEMU virt"), "{err}");
+        let mut smmu = zcu102_plan();
+        smmu.machine.smmu = true;
+        let err = check_board(&smmu).unwrap_err().to_string();
+        assert!(err.contains("only on --machine virt"), "{err}");
+        let mut mte = zcu102_plan();
+        mte.machine.mte = true;
+        let err = check_board(&mte).unwrap_err().to_string();
+        assert!(err.contains("no MTE"), "{err}");
+    }
+}

@@ -137,6 +137,14 @@ const PVM_VMM: &str = "bin/vmm";
 /// version) when one is missing, e.g. the board DTB in a cache made before it was used.
 fn ensure_fetched(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
+    if !fetched_files_complete(dir) {
+        fetch(dir)?;
+    }
+    Ok(())
+}
+
+/// Every file [`fetch`] leaves in `dir` is there.
+fn fetched_files_complete(dir: &Path) -> bool {
     let modules = dir.join("modules");
     let have_modules = MODULES
         .iter()
@@ -144,10 +152,7 @@ fn ensure_fetched(dir: &Path) -> Result<()> {
     let have_files = ["Image", "kernel-package", "busybox", ZCU102_DTB]
         .iter()
         .all(|f| dir.join(f).is_file());
-    if !(have_files && have_modules) {
-        fetch(dir)?;
-    }
-    Ok(())
+    have_files && have_modules
 }
 
 /// The xlnx-zcu102 board DTB from Debian's kernel package, fetched if missing. Only the
@@ -479,6 +484,27 @@ mod tests {
         assert_eq!(v("linux-image-6.1.0-50-rt-arm64-unsigned"), None);
         assert_eq!(v("linux-image-6.1.0-50-cloud-arm64-unsigned"), None);
         assert_eq!(v("linux-image-arm64-unsigned"), None);
+    }
+
+    /// A `target/linux/` filled before the board DTB was fetched must be fetched again
+    /// (CI caches and old checkouts), not used without it.
+    #[test]
+    fn a_cache_without_the_board_dtb_is_fetched_again() {
+        let dir = std::env::temp_dir().join(format!("xtask-linux-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("modules")).unwrap();
+        for f in ["Image", "kernel-package", "busybox"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        for m in MODULES {
+            std::fs::write(dir.join("modules").join(module_file(m)), "x").unwrap();
+        }
+        assert!(!fetched_files_complete(&dir));
+        std::fs::write(dir.join(ZCU102_DTB), "x").unwrap();
+        assert!(fetched_files_complete(&dir));
+        std::fs::remove_file(dir.join("modules").join(module_file(MODULES[0]))).unwrap();
+        assert!(!fetched_files_complete(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
