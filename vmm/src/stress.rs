@@ -9,9 +9,10 @@ use crate::story::mem_free_kb;
 use crate::uapi::{PAGE_SIZE, Stats};
 use test_guest::{Command, DATA_GFN, REPLY, REPLY_OFFSET, Report, SHARED_GFN, Step};
 
-/// How far MemFree may move after many processes died: their freed pages can sit on the
+/// How far MemFree may drop after many processes died: their freed pages can sit on the
 /// per-CPU page lists, which MemFree does not count. The driver's own count of the pages it
-/// holds is the exact check.
+/// holds is the exact check. A rise is no loss (pages that sat on those lists before were
+/// drained meanwhile: 2.6 MiB seen on xlnx-zcu102 with 2 GiB, whose lists are longer).
 const MEM_FREE_SLACK_KB: i64 = 2048;
 
 /// EL2's VM slots (docs/abi.md section 9, MAX_VMS).
@@ -85,7 +86,7 @@ fn nothing_left(c: &mut Checks, dev: &Device, before: &Stats, mem_free: (i64, i6
     );
     drop(vms);
     c.check(
-        (mem_free_after - mem_free_before).abs() <= MEM_FREE_SLACK_KB,
+        mem_free_before - mem_free_after <= MEM_FREE_SLACK_KB,
         "Linux's free memory is back where it started",
         format!("MemFree {mem_free_before} kB before, {mem_free_after} kB after"),
     );

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::dtb::{self, DtbEdits, Module, ModuleKind};
 use crate::error::{Context, Result, bail};
 use crate::layout::{self, MemSize, Region};
-use crate::qemu::{self, Machine};
+use crate::qemu::{self, Board, Machine};
 use crate::uboot::{self, BootiTarget};
 
 /// How the first image gets control.
@@ -131,6 +131,7 @@ pub fn prepare(plan: &Plan) -> Result<Vec<String>> {
     }
     std::fs::create_dir_all(&plan.work_dir)
         .context(|| format!("creating {}", plan.work_dir.display()))?;
+    check_board(plan)?;
     let boot_args = match &plan.payload {
         Some(payload) => with_payload(plan, payload)?,
         None => without_payload(plan)?,
@@ -138,7 +139,34 @@ pub fn prepare(plan: &Plan) -> Result<Vec<String>> {
     Ok(plan.machine.command(&boot_args))
 }
 
+/// What only QEMU `virt` has: U-Boot (Debian's build is `qemu_arm64`, for virt), the SMMUv3
+/// and PCI devices, MTE.
+fn check_board(plan: &Plan) -> Result<()> {
+    let board = plan.machine.board;
+    if board == Board::Virt {
+        return Ok(());
+    }
+    let name = board.name();
+    if plan.via == Via::Uboot {
+        bail!(
+            "--via uboot works only on --machine virt: Debian's U-Boot (u-boot-qemu) is built \
+             for QEMU virt; on {name} QEMU loads the payload itself"
+        );
+    }
+    if plan.machine.smmu || !plan.machine.devices.is_empty() {
+        bail!("an SMMUv3 and PCI devices exist only on --machine virt, not on {name}");
+    }
+    if plan.machine.mte {
+        bail!(
+            "--mte works only on --machine virt (`-M virt,mte=on`): {name}'s Cortex-A53s have \
+             no MTE"
+        );
+    }
+    Ok(())
+}
+
 fn with_payload(plan: &Plan, payload: &Path) -> Result<Vec<String>> {
+    let board = plan.machine.board;
     let modules = modules(&plan.host)?;
     let mut regions = module_regions(&plan.host, &modules)?;
     let payload_span = layout::file_span(payload)?;
@@ -147,15 +175,15 @@ fn with_payload(plan: &Plan, payload: &Path) -> Result<Vec<String>> {
         Via::Direct => {
             regions.push(Region::new(
                 format!("payload {}", payload.display()),
-                layout::PAYLOAD_DIRECT_LOAD,
+                layout::payload_direct_load(board),
                 payload_span,
             ));
             regions.push(Region::new(
                 "QEMU's DTB",
-                layout::QEMU_DTB_ADDR,
+                layout::qemu_dtb_addr(board),
                 layout::QEMU_DTB_ROOM,
             ));
-            layout::check_regions(&regions, plan.machine.mem)?;
+            layout::check_regions(&regions, board, plan.machine.mem)?;
             if plan.dtb == DtbVariant::LpisLeftOn {
                 bail!("a boot with LPIs left on needs --via uboot (U-Boot sets them)");
             }
@@ -172,7 +200,7 @@ fn with_payload(plan: &Plan, payload: &Path) -> Result<Vec<String>> {
         }
         Via::Uboot => {
             uboot_regions(&mut regions, payload, payload_span, plan.machine.mem)?;
-            layout::check_regions(&regions, plan.machine.mem)?;
+            layout::check_regions(&regions, board, plan.machine.mem)?;
             let edits = plan.dtb.edits(&modules);
             let bootcmd = uboot::bootcmd(&BootiTarget::Payload { edits: &edits })?;
             let flash = uboot::write_flash(&plan.work_dir, &uboot::env_text(&bootcmd, None)?)?;
@@ -211,13 +239,14 @@ fn without_payload(plan: &Plan) -> Result<Vec<String>> {
                 std::fs::metadata(initrd)?.len(),
             ));
         }
-        layout::check_regions(&regions, plan.machine.mem)?;
+        layout::check_regions(&regions, Board::Virt, plan.machine.mem)?;
         // booti moves the kernel down to RAM base; it must still end below the initrd.
         layout::check_regions(
             &[
                 Region::new("kernel after booti", layout::UBOOT_BOOTI_LOAD, kernel_span),
                 Region::new("staged initrd", layout::UBOOT_INITRD_STAGING, 1),
             ],
+            Board::Virt,
             plan.machine.mem,
         )?;
         let initrd_size = match &host.initrd {
@@ -235,6 +264,10 @@ fn without_payload(plan: &Plan) -> Result<Vec<String>> {
     }
     if plan.via == Via::Direct {
         args.extend(["-append".into(), host.bootargs.clone()]);
+        // xlnx-zcu102 has no DTB of its own: the board's, which QEMU completes.
+        if let Some(dtb) = dtb::board_dtb(plan.machine.board)? {
+            args.extend(["-dtb".into(), dtb.display().to_string()]);
+        }
     }
     Ok(args)
 }
@@ -318,5 +351,53 @@ fn uboot_regions(
 }
 
 fn uboot_top(mem: MemSize) -> u64 {
-    mem.ram_end() - layout::UBOOT_TOP_RESERVE
+    mem.ram_end(Board::Virt) - layout::UBOOT_TOP_RESERVE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zcu102_plan() -> Plan {
+        Plan {
+            machine: Machine {
+                board: Board::Zcu102,
+                virtualization: true,
+                smp: 4,
+                mem: layout::default_mem(Board::Zcu102),
+                smmu: false,
+                devices: Vec::new(),
+                cpu: "cortex-a53".into(),
+                mte: false,
+            },
+            via: Via::Direct,
+            payload: None,
+            host: Host {
+                kernel: PathBuf::from("/x/Image"),
+                initrd: None,
+                bootargs: String::new(),
+            },
+            dtb: DtbVariant::WithModules,
+            work_dir: PathBuf::from("/x/work"),
+        }
+    }
+
+    /// The suite and `run` build plans alike: what only `virt` has is refused on
+    /// xlnx-zcu102 however the plan was made, with the reason.
+    #[test]
+    fn a_zcu102_plan_refuses_what_only_virt_has() {
+        check_board(&zcu102_plan()).unwrap();
+        let mut uboot = zcu102_plan();
+        uboot.via = Via::Uboot;
+        let err = check_board(&uboot).unwrap_err().to_string();
+        assert!(err.contains("built for QEMU virt"), "{err}");
+        let mut smmu = zcu102_plan();
+        smmu.machine.smmu = true;
+        let err = check_board(&smmu).unwrap_err().to_string();
+        assert!(err.contains("only on --machine virt"), "{err}");
+        let mut mte = zcu102_plan();
+        mte.machine.mte = true;
+        let err = check_board(&mte).unwrap_err().to_string();
+        assert!(err.contains("no MTE"), "{err}");
+    }
 }

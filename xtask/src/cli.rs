@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::boot::Via;
 use crate::layout::MemSize;
+use crate::qemu::Board;
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +76,11 @@ pub struct RunArgs {
     /// Which host the payload starts at EL1.
     #[arg(long, value_enum, default_value_t = HostKind::Demo)]
     pub host: HostKind,
+    /// QEMU machine: `virt`, or `zcu102` (xlnx-zcu102: four Cortex-A53, GICv2, Cadence
+    /// UART, RAM at 0, booted with the board DTB of Debian's kernel package; no --via uboot,
+    /// --mte, --cpu or --smp other than its own; --mem 1280M to 2G, default 2G).
+    #[arg(long, value_enum, default_value_t = Board::Virt)]
+    pub machine: Board,
     /// Boot the payload with QEMU's loader or through U-Boot.
     #[arg(long, value_enum, default_value_t = Via::Direct)]
     pub via: Via,
@@ -88,14 +94,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "STR")]
     pub append: Option<String>,
     /// Number of CPUs: 1 to 8, the most the payload supports (MAX_CPUS of
-    /// platform::fdt_discovery and el2/src/layout.rs).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=PAYLOAD_MAX_CPUS))]
-    pub smp: u32,
+    /// platform::fdt_discovery and el2/src/layout.rs) [default: 4; zcu102: 4 only].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=PAYLOAD_MAX_CPUS))]
+    pub smp: Option<u32>,
     /// RAM size (QEMU -m syntax: 1G, 2048M, ...), from 256M; the host modules are placed
     /// to fit it (docs/booting.md). The payload sets no upper limit (16G checked); QEMU
-    /// refuses what this machine cannot allocate.
-    #[arg(long, default_value = "1G")]
-    pub mem: MemSize,
+    /// refuses what this machine cannot allocate [default: 1G; zcu102: 2G, 1280M to 2G].
+    #[arg(long)]
+    pub mem: Option<MemSize>,
     /// Boot the host kernel itself, without the payload, on a machine with
     /// virtualization=off (it starts at EL1): Linux as it runs without EL2 firmware.
     #[arg(long)]
@@ -117,9 +123,10 @@ pub struct RunArgs {
     /// device and refuses protected VMs (VM_CREATE returns DENIED).
     #[arg(long)]
     pub unconfined_dma: bool,
-    /// QEMU CPU model and options (`-cpu`), e.g. cortex-a53, cortex-a72, a64fx.
-    #[arg(long, value_name = "MODEL", default_value = crate::qemu::DEFAULT_CPU)]
-    pub cpu: String,
+    /// QEMU CPU model and options (`-cpu`), e.g. cortex-a53, cortex-a72, a64fx
+    /// [default: max,pauth-impdef=on; zcu102: cortex-a53 only].
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
     /// Give the machine MTE (`-M virt,mte=on`; needs a CPU with MTE, such as the default).
     #[arg(long)]
     pub mte: bool,
@@ -209,6 +216,12 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(help.contains("[default: 300]"), "{help}");
+        // --cpu's default is written out in its help (the option itself is optional, as
+        // xlnx-zcu102 takes none): it must be the one the virt machine uses.
+        assert!(
+            help.contains(&format!("[default: {};", crate::qemu::DEFAULT_CPU)),
+            "{help}"
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn describe(code: u8) -> String {
 pub fn plan(name: &str, boot: Boot) -> Plan {
     Plan {
         machine: Machine {
+            board: crate::qemu::Board::Virt,
             virtualization: true,
             smp: 4,
             mem: MemSize::from_bytes(GIB),

@@ -4,22 +4,42 @@
 //! The host kernel module goes at [`HOST_KERNEL_ADDR`], just above QEMU's DTB at RAM base +
 //! 128 MiB, and the ramdisk right after the kernel's in-memory size ([`ramdisk_addr`]), so
 //! that `--mem 256M` holds the demo host and Debian's Linux with its initramfs.
+//!
+//! On xlnx-zcu102 RAM starts at 0, not 0x4000_0000: QEMU puts the payload and its DTB at
+//! the same offsets from RAM base ([`payload_direct_load`], [`qemu_dtb_addr`]), but the
+//! modules stay at [`HOST_KERNEL_ADDR`] because the test hosts are linked there. That
+//! needs at least [`ZCU102_MIN_MEM`] of RAM, and the board's low DDR bank ends at 2 GiB
+//! ([`mem_limits`]).
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Context, Result, bail};
+use crate::qemu::Board;
 
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
 
 /// Start of RAM on QEMU `virt`.
 pub const RAM_BASE: u64 = 0x4000_0000;
-/// Where QEMU's `-kernel` puts a raw arm64 Image with text_offset 0.
+/// Where QEMU's `-kernel` puts a raw arm64 Image with text_offset 0 on `virt` (RAM base +
+/// 2 MiB: QEMU keeps the bottom 2 MiB for its boot stub).
 pub const PAYLOAD_DIRECT_LOAD: u64 = 0x4020_0000;
-/// Where QEMU puts the DTB when booting `-kernel` without `-initrd` (RAM base + 128 MiB).
+/// Where QEMU puts the DTB when booting `-kernel` without `-initrd` on `virt` (RAM base +
+/// 128 MiB).
 pub const QEMU_DTB_ADDR: u64 = 0x4800_0000;
+/// Offsets from RAM base of the two above, the same on every QEMU arm machine (hw/arm/boot.c).
+const PAYLOAD_OFFSET: u64 = PAYLOAD_DIRECT_LOAD - RAM_BASE;
+const QEMU_DTB_OFFSET: u64 = QEMU_DTB_ADDR - RAM_BASE;
+/// The least `--mem` on xlnx-zcu102: RAM from 0 must reach past the modules at
+/// [`HOST_KERNEL_ADDR`] (1156 MiB), with room for Debian's kernel (32 MiB with its .bss),
+/// the initramfs and what Linux allocates at boot above them.
+pub const ZCU102_MIN_MEM: u64 = 1280 * MIB;
+/// The most `--mem` on xlnx-zcu102: its low DDR bank is 0..2 GiB; above that QEMU maps the
+/// rest at 0x8_0000_0000 but describes `-m` as one bank from 0 in the DTB's `/memory`,
+/// which would hand the host the board's MMIO space as RAM.
+pub const ZCU102_MAX_MEM: u64 = 2 * GIB;
 /// Room kept for that DTB (QEMU limits it to 1 MiB plus its own padding).
 pub const QEMU_DTB_ROOM: u64 = 2 * MIB;
 /// Host kernel (or test image): the `multiboot,kernel` module. The test hosts are linked
@@ -44,6 +64,65 @@ pub const UBOOT_TOP_RESERVE: u64 = 64 * MIB;
 const _: () = assert!(QEMU_DTB_ADDR + QEMU_DTB_ROOM <= HOST_KERNEL_ADDR);
 const _: () = assert!(HOST_KERNEL_ADDR < RAM_BASE + MIN_MEM);
 const _: () = assert!(HOST_KERNEL_ADDR.is_multiple_of(2 * MIB));
+const _: () = assert!(HOST_KERNEL_ADDR + 64 * MIB < ZCU102_MIN_MEM);
+
+/// Start of RAM on `board`.
+pub fn ram_base(board: Board) -> u64 {
+    match board {
+        Board::Virt => RAM_BASE,
+        Board::Zcu102 => 0,
+    }
+}
+
+/// Where QEMU's `-kernel` puts the payload (an arm64 Image with text_offset 0) on `board`.
+pub fn payload_direct_load(board: Board) -> u64 {
+    ram_base(board) + PAYLOAD_OFFSET
+}
+
+/// Where QEMU puts the DTB when it boots `-kernel` without `-initrd` on `board`.
+pub fn qemu_dtb_addr(board: Board) -> u64 {
+    ram_base(board) + QEMU_DTB_OFFSET
+}
+
+/// The least and the most `--mem` on `board` (`None`: no limit of the board's own).
+pub fn mem_limits(board: Board) -> (u64, Option<u64>) {
+    match board {
+        Board::Virt => (MIN_MEM, None),
+        Board::Zcu102 => (ZCU102_MIN_MEM, Some(ZCU102_MAX_MEM)),
+    }
+}
+
+/// `--mem`'s default on `board`: 1G on `virt`; all of xlnx-zcu102's low bank, which the
+/// fixed module address needs most of.
+pub fn default_mem(board: Board) -> MemSize {
+    match board {
+        Board::Virt => MemSize::from_bytes(GIB),
+        Board::Zcu102 => MemSize::from_bytes(ZCU102_MAX_MEM),
+    }
+}
+
+/// Refuses a RAM size `board` cannot have, saying why.
+pub fn check_mem(board: Board, mem: MemSize) -> Result<()> {
+    let (min, max) = mem_limits(board);
+    if mem.bytes() < min {
+        bail!(
+            "--mem {mem} is too small for --machine {}: at least {}M (RAM starts at {:#x} and \
+             the host modules go at {HOST_KERNEL_ADDR:#x}, where the test hosts are linked)",
+            board.name(),
+            min / MIB,
+            ram_base(board)
+        );
+    }
+    if let Some(max) = max.filter(|max| mem.bytes() > *max) {
+        bail!(
+            "--mem {mem} is too large for --machine {}: at most {}M (the board's low DDR bank \
+             is 0..2 GiB; QEMU would describe more as one bank from 0, over the board's MMIO)",
+            board.name(),
+            max / MIB
+        );
+    }
+    Ok(())
+}
 
 /// Where the ramdisk goes: after the kernel's in-memory size (`image_size`, which covers
 /// its .bss), so nothing the kernel clears at boot lands on it.
@@ -64,9 +143,13 @@ impl MemSize {
         Self(bytes)
     }
 
-    /// First address after RAM.
-    pub fn ram_end(self) -> u64 {
-        RAM_BASE + self.0
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// First address after RAM on `board`.
+    pub fn ram_end(self, board: Board) -> u64 {
+        ram_base(board) + self.0
     }
 
     /// The `-m` argument (QEMU reads a bare number as MiB).
@@ -152,12 +235,13 @@ impl fmt::Display for Region {
 }
 
 /// Fails with a message naming the culprits if a region leaves RAM or two regions overlap.
-pub fn check_regions(regions: &[Region], mem: MemSize) -> Result<()> {
+pub fn check_regions(regions: &[Region], board: Board, mem: MemSize) -> Result<()> {
+    let (base, end) = (ram_base(board), mem.ram_end(board));
     for r in regions {
-        if r.start < RAM_BASE || r.end() > mem.ram_end() {
+        if r.start < base || r.end() > end {
             bail!(
-                "{r} does not fit in RAM [{RAM_BASE:#x}..{:#x}) with -m {mem}",
-                mem.ram_end()
+                "{r} does not fit in RAM [{base:#x}..{end:#x}) of {} with -m {mem}",
+                board.qemu_name()
             );
         }
     }
@@ -259,11 +343,11 @@ mod tests {
             Region::new("ramdisk", ramdisk, 2 * MIB),
             Region::new(
                 "U-Boot (relocated)",
-                mem.ram_end() - UBOOT_TOP_RESERVE,
+                mem.ram_end(Board::Virt) - UBOOT_TOP_RESERVE,
                 UBOOT_TOP_RESERVE,
             ),
         ];
-        check_regions(&regions, mem).unwrap();
+        check_regions(&regions, Board::Virt, mem).unwrap();
     }
 
     #[test]
@@ -302,7 +386,9 @@ mod tests {
             Region::new("host kernel", HOST_KERNEL_ADDR, 0xc00_0001),
             Region::new("ramdisk", HOST_KERNEL_ADDR + 0xc00_0000, 2 * MIB),
         ];
-        let err = check_regions(&regions, mem).unwrap_err().to_string();
+        let err = check_regions(&regions, Board::Virt, mem)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("host kernel") && err.contains("ramdisk"),
             "{err}"
@@ -313,7 +399,48 @@ mod tests {
     fn regions_past_the_end_of_ram_are_refused() {
         let mem = MemSize::from_bytes(256 * MIB);
         let regions = [Region::new("ramdisk", HOST_KERNEL_ADDR, 125 * MIB)];
-        let err = check_regions(&regions, mem).unwrap_err().to_string();
+        let err = check_regions(&regions, Board::Virt, mem)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not fit in RAM"), "{err}");
+    }
+
+    /// xlnx-zcu102: RAM at 0, so QEMU's payload and DTB move down by 1 GiB, while the
+    /// modules stay where the test hosts are linked; Debian's kernel and initramfs fit
+    /// in the smallest RAM accepted there.
+    #[test]
+    fn zcu102_places_qemus_images_from_ram_at_0_and_the_modules_still_fit() {
+        assert_eq!(payload_direct_load(Board::Zcu102), 0x20_0000);
+        assert_eq!(qemu_dtb_addr(Board::Zcu102), 0x800_0000);
+        assert_eq!(payload_direct_load(Board::Virt), PAYLOAD_DIRECT_LOAD);
+        assert_eq!(qemu_dtb_addr(Board::Virt), QEMU_DTB_ADDR);
+        let mem = MemSize::from_bytes(ZCU102_MIN_MEM);
+        let kernel = 0x201_0000;
+        let ramdisk = ramdisk_addr(HOST_KERNEL_ADDR, kernel);
+        let regions = [
+            Region::new("payload", payload_direct_load(Board::Zcu102), 2 * MIB),
+            Region::new("QEMU's DTB", qemu_dtb_addr(Board::Zcu102), QEMU_DTB_ROOM),
+            Region::new("host kernel", HOST_KERNEL_ADDR, kernel),
+            Region::new("ramdisk", ramdisk, 8 * MIB),
+        ];
+        check_regions(&regions, Board::Zcu102, mem).unwrap();
+        // The same regions are outside virt's RAM.
+        assert!(check_regions(&regions[..1], Board::Virt, mem).is_err());
+    }
+
+    #[test]
+    fn zcu102_mem_is_checked_against_its_low_bank_and_the_module_address() {
+        check_mem(Board::Zcu102, default_mem(Board::Zcu102)).unwrap();
+        check_mem(Board::Zcu102, MemSize::from_bytes(ZCU102_MIN_MEM)).unwrap();
+        let err = check_mem(Board::Zcu102, MemSize::from_bytes(GIB))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 1280M"), "{err}");
+        let err = check_mem(Board::Zcu102, MemSize::from_bytes(4 * GIB))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 2048M"), "{err}");
+        check_mem(Board::Virt, MemSize::from_bytes(16 * GIB)).unwrap();
+        check_mem(Board::Virt, MemSize::from_bytes(MIN_MEM)).unwrap();
     }
 }

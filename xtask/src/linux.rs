@@ -6,10 +6,25 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Context, Result, bail};
 use crate::pvm::{self, PvmAssets};
+use crate::qemu::Board;
 use crate::{apt, cmd, layout, paths};
 
 /// Kernel command line for the Linux host. No `quiet`: the tests match kernel lines.
 pub const DEFAULT_APPEND: &str = "console=ttyAMA0 earlycon rdinit=/init panic=-1";
+/// The same on xlnx-zcu102, whose console is the Cadence UART (`ttyPS0`).
+pub const ZCU102_APPEND: &str = "console=ttyPS0,115200 earlycon rdinit=/init panic=-1";
+
+/// The Linux host's command line on `board`.
+pub fn default_append(board: Board) -> &'static str {
+    match board {
+        Board::Virt => DEFAULT_APPEND,
+        Board::Zcu102 => ZCU102_APPEND,
+    }
+}
+
+/// The board DTB xlnx-zcu102 boots with, as Debian's kernel package ships it
+/// (`usr/lib/linux-image-<version>/xilinx/`), cached as `target/linux/<this name>`.
+pub const ZCU102_DTB: &str = "zynqmp-zcu102-rev1.0.dtb";
 
 /// The PCI device the Linux host gets behind the SMMUv3 (`iommu=smmuv3`): an entropy source
 /// whose every request and answer is DMA through EL2's tables.
@@ -118,21 +133,42 @@ const PVM_MODULE: &str = "lib/el2/el2_pvm.ko";
 const PVM_GUEST: &str = "lib/el2/guest.bin";
 const PVM_VMM: &str = "bin/vmm";
 
-/// Fetches what is missing and (re)builds the initramfs when `/init` changed.
-pub fn ensure() -> Result<LinuxHost> {
-    let dir = paths::linux();
-    std::fs::create_dir_all(&dir)?;
-    let kernel = dir.join("Image");
-    let package_file = dir.join("kernel-package");
-    let busybox = dir.join("busybox");
+/// Debian's files `target/linux/` caches; fetched again (all of them, from one package
+/// version) when one is missing, e.g. the board DTB in a cache made before it was used.
+fn ensure_fetched(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    if !fetched_files_complete(dir) {
+        fetch(dir)?;
+    }
+    Ok(())
+}
+
+/// Every file [`fetch`] leaves in `dir` is there.
+fn fetched_files_complete(dir: &Path) -> bool {
     let modules = dir.join("modules");
     let have_modules = MODULES
         .iter()
         .all(|m| modules.join(module_file(m)).is_file());
+    let have_files = ["Image", "kernel-package", "busybox", ZCU102_DTB]
+        .iter()
+        .all(|f| dir.join(f).is_file());
+    have_files && have_modules
+}
 
-    if !(kernel.is_file() && package_file.is_file() && busybox.is_file() && have_modules) {
-        fetch(&dir, &kernel, &package_file, &busybox)?;
-    }
+/// The xlnx-zcu102 board DTB from Debian's kernel package, fetched if missing. Only the
+/// package is needed, not the initramfs: the test hosts boot on that board too.
+pub fn zcu102_dtb() -> Result<PathBuf> {
+    let dir = paths::linux();
+    ensure_fetched(&dir)?;
+    Ok(dir.join(ZCU102_DTB))
+}
+
+/// Fetches what is missing and (re)builds the initramfs when `/init` changed.
+pub fn ensure() -> Result<LinuxHost> {
+    let dir = paths::linux();
+    ensure_fetched(&dir)?;
+    let kernel = dir.join("Image");
+    let package_file = dir.join("kernel-package");
     let package = std::fs::read_to_string(&package_file)?.trim().to_string();
     let pvm = pvm::ensure(&package)?;
     let initrd = dir.join("initrd.cpio.gz");
@@ -149,7 +185,7 @@ pub fn ensure() -> Result<LinuxHost> {
     .iter()
     .all(|(built, at)| same_file_contents(built, &dir.join("initramfs").join(at)));
     if !initrd.is_file() || current != INIT_SCRIPT || !has_modules || !pvm_current {
-        build_initramfs(&dir, &busybox, &initrd, &pvm)?;
+        build_initramfs(&dir, &dir.join("busybox"), &initrd, &pvm)?;
     }
     Ok(LinuxHost {
         kernel,
@@ -158,7 +194,10 @@ pub fn ensure() -> Result<LinuxHost> {
     })
 }
 
-fn fetch(dir: &Path, kernel: &Path, package_file: &Path, busybox: &Path) -> Result<()> {
+fn fetch(dir: &Path) -> Result<()> {
+    let kernel = dir.join("Image");
+    let package_file = dir.join("kernel-package");
+    let busybox = dir.join("busybox");
     if !(cmd::is_root() && apt::is_debian()) {
         bail!(
             "the Linux host is fetched with apt-get (Debian's arm64 kernel and \
@@ -211,7 +250,8 @@ fn fetch(dir: &Path, kernel: &Path, package_file: &Path, busybox: &Path) -> Resu
         .iter()
         .map(|m| format!("./lib/modules/*/{m}"))
         .collect();
-    let mut members = vec!["./boot/vmlinuz-*"];
+    let dtb_member = format!("./usr/lib/linux-image-*/xilinx/{ZCU102_DTB}");
+    let mut members = vec!["./boot/vmlinuz-*", dtb_member.as_str()];
     members.extend(module_members.iter().map(String::as_str));
     extract(&kernel_deb, &root, &members)?;
     extract(&busybox_deb, &root, &["./bin/busybox"])?;
@@ -231,8 +271,18 @@ fn fetch(dir: &Path, kernel: &Path, package_file: &Path, busybox: &Path) -> Resu
             vmlinuz.display()
         );
     }
-    std::fs::rename(&vmlinuz, kernel)?;
-    std::fs::rename(root.join("bin/busybox"), busybox)?;
+    let Some(board_dtb) = std::fs::read_dir(root.join("usr/lib"))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("xilinx").join(ZCU102_DTB)))
+        .find(|p| p.is_file())
+    else {
+        bail!(
+            "{} has no usr/lib/linux-image-*/xilinx/{ZCU102_DTB}",
+            kernel_deb.display()
+        );
+    };
+    std::fs::rename(&vmlinuz, &kernel)?;
+    std::fs::rename(&board_dtb, dir.join(ZCU102_DTB))?;
+    std::fs::rename(root.join("bin/busybox"), &busybox)?;
     let modules = dir.join("modules");
     std::fs::create_dir_all(&modules)?;
     let Some(version_dir) = std::fs::read_dir(root.join("lib/modules"))?
@@ -247,7 +297,7 @@ fn fetch(dir: &Path, kernel: &Path, package_file: &Path, busybox: &Path) -> Resu
     }
     std::fs::remove_dir_all(&root)?;
     std::fs::remove_dir_all(&debs)?;
-    std::fs::write(package_file, format!("{package}\n"))?;
+    std::fs::write(&package_file, format!("{package}\n"))?;
     Ok(())
 }
 
@@ -434,6 +484,27 @@ mod tests {
         assert_eq!(v("linux-image-6.1.0-50-rt-arm64-unsigned"), None);
         assert_eq!(v("linux-image-6.1.0-50-cloud-arm64-unsigned"), None);
         assert_eq!(v("linux-image-arm64-unsigned"), None);
+    }
+
+    /// A `target/linux/` filled before the board DTB was fetched must be fetched again
+    /// (CI caches and old checkouts), not used without it.
+    #[test]
+    fn a_cache_without_the_board_dtb_is_fetched_again() {
+        let dir = std::env::temp_dir().join(format!("xtask-linux-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("modules")).unwrap();
+        for f in ["Image", "kernel-package", "busybox"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        for m in MODULES {
+            std::fs::write(dir.join("modules").join(module_file(m)), "x").unwrap();
+        }
+        assert!(!fetched_files_complete(&dir));
+        std::fs::write(dir.join(ZCU102_DTB), "x").unwrap();
+        assert!(fetched_files_complete(&dir));
+        std::fs::remove_file(dir.join("modules").join(module_file(MODULES[0]))).unwrap();
+        assert!(!fetched_files_complete(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

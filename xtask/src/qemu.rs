@@ -11,9 +11,52 @@ pub const QEMU: &str = "qemu-system-aarch64";
 /// under TCG.
 pub const DEFAULT_CPU: &str = "max,pauth-impdef=on";
 
+/// QEMU's machine model (`--machine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Board {
+    /// QEMU `virt`: GICv3, PL011, RAM at 0x4000_0000, any `-cpu`, an SMMUv3 on request;
+    /// QEMU writes the DTB from its options.
+    #[default]
+    Virt,
+    /// QEMU `xlnx-zcu102` (Xilinx ZynqMP): four Cortex-A53 (40-bit PA), GIC-400 (GICv2),
+    /// Cadence UART, RAM at 0. The DTB is the board's own, as Debian's kernel package ships
+    /// it (`zynqmp-zcu102-rev1.0.dtb`); QEMU replaces its `/memory` and `/psci`.
+    Zcu102,
+}
+
+impl Board {
+    /// `-M` without options.
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Board::Virt => "virt",
+            Board::Zcu102 => "xlnx-zcu102",
+        }
+    }
+
+    /// The name `--machine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Virt => "virt",
+            Board::Zcu102 => "zcu102",
+        }
+    }
+
+    /// The CPUs the board has, if it is fixed: xlnx-zcu102's APU is four Cortex-A53. QEMU
+    /// takes any `-smp` there (5 and 6 add the RPU's Cortex-R5s, fewer leaves CPUs that its
+    /// DTB lists missing) and ignores `-cpu`, so xtask passes neither.
+    pub fn fixed_cpus(self) -> Option<(u32, &'static str)> {
+        match self {
+            Board::Virt => None,
+            Board::Zcu102 => Some((4, "cortex-a53")),
+        }
+    }
+}
+
 /// The emulated board: everything that shapes QEMU's own DTB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Machine {
+    /// `virt` or `xlnx-zcu102`.
+    pub board: Board,
     /// Start CPUs at EL2 (`virtualization=on`); off boots the image at EL1.
     pub virtualization: bool,
     pub smp: u32,
@@ -34,6 +77,21 @@ impl Machine {
     /// `--no-install-recommends` QEMU does not have).
     pub fn args(&self) -> Vec<String> {
         let virt = if self.virtualization { "on" } else { "off" };
+        if self.board == Board::Zcu102 {
+            // No -cpu or -smp: the board's CPUs are fixed (Board::fixed_cpus). Its GEMs
+            // get no network backend, its DisplayPort no audio backend (QEMU would try ALSA
+            // and warn). SMMU, MTE and PCI devices are virt's (refused before this).
+            return vec![
+                "-M".into(),
+                format!("xlnx-zcu102,virtualization={virt}"),
+                "-m".into(),
+                self.mem.qemu_arg(),
+                "-nic".into(),
+                "none".into(),
+                "-audiodev".into(),
+                "none,id=none".into(),
+            ];
+        }
         let iommu = if self.smmu { ",iommu=smmuv3" } else { "" };
         let mte = if self.mte { ",mte=on" } else { "" };
         let mut args: Vec<String> = vec![
@@ -60,6 +118,11 @@ impl Machine {
     pub fn command(&self, boot_args: &[String]) -> Vec<String> {
         let mut args = self.args();
         args.extend(["-nographic", "-semihosting", "-no-reboot"].map(String::from));
+        if self.board == Board::Zcu102 {
+            // Two UARTs: the console (uart0, ttyPS0, the DTB's serial0) on stdio with the
+            // monitor, the second one nowhere (-nographic alone would give it stdio too).
+            args.extend(["-serial", "mon:stdio", "-serial", "null"].map(String::from));
+        }
         args.extend_from_slice(boot_args);
         args
     }
@@ -92,6 +155,7 @@ mod tests {
     #[test]
     fn machine_args_are_the_project_convention() {
         let m = Machine {
+            board: Board::Virt,
             virtualization: true,
             smp: 4,
             mem: MemSize::from_bytes(GIB),
@@ -110,6 +174,7 @@ mod tests {
     #[test]
     fn cpu_model_and_mte_reach_the_command_line() {
         let m = Machine {
+            board: Board::Virt,
             virtualization: true,
             smp: 2,
             mem: MemSize::from_bytes(GIB),
@@ -122,6 +187,30 @@ mod tests {
             m.args()[..4].join(" "),
             "-M virt,virtualization=on,gic-version=3,mte=on -cpu cortex-a53"
         );
+    }
+
+    #[test]
+    fn zcu102_has_its_own_machine_fixed_cpus_and_two_serials() {
+        let m = Machine {
+            board: Board::Zcu102,
+            virtualization: true,
+            smp: 4,
+            mem: MemSize::from_bytes(2 * GIB),
+            smmu: false,
+            devices: Vec::new(),
+            cpu: "cortex-a53".into(),
+            mte: false,
+        };
+        assert_eq!(
+            m.command(&[]).join(" "),
+            "-M xlnx-zcu102,virtualization=on -m 2G -nic none -audiodev none,id=none \
+             -nographic -semihosting -no-reboot -serial mon:stdio -serial null"
+        );
+        let off = Machine {
+            virtualization: false,
+            ..m
+        };
+        assert_eq!(off.args()[1], "xlnx-zcu102,virtualization=off");
     }
 
     #[test]

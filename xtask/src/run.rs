@@ -4,12 +4,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::boot::Via;
 use crate::boot::{self, DtbVariant, Host, Plan};
 use crate::build::{self, Image};
 use crate::cli::{HostKind, RunArgs};
 use crate::console::{self, Outcome, RunOptions};
 use crate::error::{Result, bail};
-use crate::qemu::{self, Machine};
+use crate::layout::MemSize;
+use crate::qemu::{self, Board, Machine};
 use crate::run_watch::{Failure, RunWatch};
 use crate::{child_guard, image_check, layout, linux, paths, prereqs};
 
@@ -93,7 +95,42 @@ fn check_options(args: &RunArgs) -> Result<()> {
     if args.no_el2 && args.payload.is_some() {
         bail!("--payload and --no-el2 contradict each other");
     }
+    check_machine_options(args)
+}
+
+/// What `--machine` allows: xlnx-zcu102's CPUs and RAM are the board's, and U-Boot and MTE
+/// are QEMU virt's.
+fn check_machine_options(args: &RunArgs) -> Result<()> {
+    let board = args.machine;
+    layout::check_mem(board, mem(args))?;
+    let Some((cpus, model)) = board.fixed_cpus() else {
+        return Ok(());
+    };
+    let name = board.name();
+    if args.smp.is_some_and(|smp| smp != cpus) {
+        bail!(
+            "--smp: --machine {name} has exactly {cpus} CPUs ({model}), as its DTB lists; \
+             QEMU would start fewer, or add the board's Cortex-R5s"
+        );
+    }
+    if args.cpu.as_deref().is_some_and(|cpu| cpu != model) {
+        bail!("--cpu: --machine {name} has {model} CPUs only (QEMU ignores -cpu there)");
+    }
+    if args.via == Via::Uboot {
+        bail!(
+            "--via uboot works only on --machine virt: Debian's U-Boot (u-boot-qemu) is built \
+             for QEMU virt"
+        );
+    }
+    if args.mte {
+        bail!("--mte works only on --machine virt: {name}'s Cortex-A53s have no MTE");
+    }
     Ok(())
+}
+
+/// `--mem`, or the machine's default.
+fn mem(args: &RunArgs) -> MemSize {
+    args.mem.unwrap_or(layout::default_mem(args.machine))
 }
 
 /// Builds only the images this boot uses, fetches the Linux host if needed.
@@ -129,23 +166,29 @@ fn plan(args: &RunArgs) -> Result<Plan> {
                 bootargs: args
                     .append
                     .clone()
-                    .unwrap_or_else(|| linux::DEFAULT_APPEND.into()),
+                    .unwrap_or_else(|| linux::default_append(args.machine).into()),
             }
         }
     };
+    let with_rng = args.host == HostKind::Linux && args.machine == Board::Virt;
     Ok(Plan {
         machine: Machine {
+            board: args.machine,
             virtualization: !args.no_el2,
-            smp: args.smp,
-            mem: args.mem,
-            // Linux gets an entropy source behind the SMMUv3, which EL2 owns.
-            smmu: args.host == HostKind::Linux,
-            devices: if args.host == HostKind::Linux {
+            smp: args.smp.unwrap_or(4),
+            mem: mem(args),
+            // Linux gets an entropy source behind the SMMUv3, which EL2 owns (virt only).
+            smmu: with_rng,
+            devices: if with_rng {
                 vec![linux::RNG_DEVICE.into()]
             } else {
                 Vec::new()
             },
-            cpu: args.cpu.clone(),
+            cpu: match (args.machine.fixed_cpus(), &args.cpu) {
+                (Some((_, model)), _) => model.into(),
+                (None, Some(cpu)) => cpu.clone(),
+                (None, None) => qemu::DEFAULT_CPU.into(),
+            },
             mte: args.mte,
         },
         via: args.via,
@@ -248,6 +291,38 @@ mod tests {
             .to_string();
         assert!(err.contains("need the payload"), "{err}");
         check_options(&run_args(&["--no-el2", "--host", "linux"])).unwrap();
+    }
+
+    #[test]
+    fn zcu102_refuses_what_the_board_does_not_have_with_the_reason() {
+        let err = |extra: &[&str]| {
+            let argv = [&["--machine", "zcu102"], extra].concat();
+            check_options(&run_args(&argv)).unwrap_err().to_string()
+        };
+        assert!(err(&["--smp", "2"]).contains("exactly 4 CPUs (cortex-a53)"));
+        assert!(err(&["--smp", "6"]).contains("exactly 4 CPUs"));
+        assert!(err(&["--cpu", "max"]).contains("cortex-a53 CPUs only"));
+        assert!(err(&["--via", "uboot"]).contains("--via uboot works only on --machine virt"));
+        assert!(err(&["--mte"]).contains("--mte works only on --machine virt"));
+        assert!(err(&["--mem", "1G"]).contains("at least 1280M"));
+        assert!(err(&["--mem", "4G"]).contains("at most 2048M"));
+        for ok in [
+            &[][..],
+            &["--smp", "4", "--cpu", "cortex-a53", "--mem", "1536M"],
+            &["--host", "linux", "--no-el2"],
+        ] {
+            let argv = [&["--machine", "zcu102"], ok].concat();
+            check_options(&run_args(&argv)).unwrap();
+        }
+        // On virt the same options are the user's choice.
+        check_options(&run_args(&["--smp", "2", "--cpu", "max", "--mem", "4G"])).unwrap();
+    }
+
+    #[test]
+    fn zcu102_defaults_to_its_whole_low_bank() {
+        let args = run_args(&["--machine", "zcu102"]);
+        assert_eq!(mem(&args), MemSize::from_bytes(2 * layout::GIB));
+        assert_eq!(mem(&run_args(&[])), MemSize::from_bytes(layout::GIB));
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl HostMode {
 
 fn one_cpu(virtualization: bool, mem: MemSize) -> Machine {
     Machine {
+        board: crate::qemu::Board::Virt,
         virtualization,
         smp: 1,
         mem,

@@ -196,7 +196,7 @@ impl Report {
 
 /// A machine's RAM as "4 GiB".
 pub fn gib(ram: MemSize) -> String {
-    let bytes = ram.ram_end() - crate::layout::RAM_BASE;
+    let bytes = ram.bytes();
     if bytes.is_multiple_of(GIB) {
         format!("{} GiB", bytes / GIB)
     } else {

@@ -9,10 +9,10 @@ use crate::boot::{self, DtbVariant, Host, Plan, Via};
 use crate::build::{self, Image};
 use crate::console::{self, RunOptions};
 use crate::expect::{ConsoleCheck, End, Expectation};
-use crate::layout::{GIB, MemSize};
+use crate::layout;
 use crate::linux::{self, LinuxHost};
 use crate::paths;
-use crate::qemu::{DEFAULT_CPU, Machine};
+use crate::qemu::{Board, DEFAULT_CPU, Machine};
 
 /// Steps the boots depend on, reported as checks of their own.
 pub const STEP_NAMES: [&str; 2] = ["build_images", "linux_host_assets"];
@@ -75,6 +75,8 @@ pub struct Case {
     cpu: &'static str,
     /// QEMU `-M ...,mte=on`.
     mte: bool,
+    /// QEMU's machine: `virt` or `xlnx-zcu102` (with its own RAM size, CPUs and DTB).
+    board: Board,
 }
 
 fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
@@ -89,6 +91,7 @@ fn demo_case(name: &'static str, via: Via, expect: Vec<&'static str>) -> Case {
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect,
             forbid: FORBID.to_vec(),
@@ -118,6 +121,7 @@ fn fatal_case(
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect: vec!["[el2] FATAL:", why],
             forbid: FORBID_FATAL.to_vec(),
@@ -141,6 +145,7 @@ fn linux_case(name: &'static str, via: Via) -> Case {
         dma_devices: true,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             // Linux prints "Brought up" (kernel/smp.c) before the arm64 EL check.
             expect: vec![
@@ -245,6 +250,7 @@ fn image_case(name: &'static str, image: Image, timeout: Duration) -> Case {
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect: vec!["[el2]", " passed, 0 failed"],
             // On the default CPU (`max`) every test applies: none may quietly not run.
@@ -279,6 +285,7 @@ fn stress_case(name: &'static str) -> Case {
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect: vec!["[el2]", "test smp_stress ... ok", " passed, 0 failed"],
             forbid,
@@ -310,6 +317,7 @@ fn dma_case(name: &'static str, dtb: DtbVariant, log_lines: Vec<&'static str>) -
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect,
             forbid,
@@ -338,6 +346,7 @@ fn conformance_case(name: &'static str, dtb: DtbVariant) -> Case {
         dma_devices: false,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         expect: Expectation {
             expect: vec!["[el2]", "TAP version 14", " passed, 0 failed"],
             forbid,
@@ -412,6 +421,7 @@ fn smmu_case() -> Case {
         dma_devices: true,
         cpu: DEFAULT_CPU,
         mte: false,
+        board: Board::Virt,
         log_check: None,
         bootargs: "",
         reboot: false,
@@ -495,6 +505,49 @@ fn abi_host_with_mte_case() -> Case {
     case.expect
         .expect
         .insert(1, "test guest_cannot_reach_mte_registers ... ok");
+    case
+}
+
+/// `case` on QEMU's xlnx-zcu102 (four Cortex-A53, GICv2, Cadence UART, RAM at 0, the board
+/// DTB of Debian's kernel package): no SMMUv3 or PCI devices there, so no line about them.
+fn on_zcu102(case: Case) -> Case {
+    let mut case = on_cpu(case, "cortex-a53");
+    case.board = Board::Zcu102;
+    case.dma_devices = false;
+    case.expect
+        .expect
+        .retain(|line| !line.contains("smmu") && !line.contains("/dev/hwrng"));
+    case
+}
+
+/// Debian's Linux under the payload on xlnx-zcu102: everything it finds there comes from
+/// the board DTB (GICv2, the Cadence console, PSCI, RAM at 0), the board's DMA masters
+/// behind its SMMU-500 (which EL2 does not drive) are withheld, and Linux still boots to
+/// /init, where the carve-out read and the protected guest's story pass as on virt.
+fn linux_on_zcu102_case() -> Case {
+    let mut case = on_zcu102(linux_case(
+        "linux_boots_under_the_payload_on_zcu102_to_init",
+        Via::Direct,
+    ));
+    case.expect.expect.splice(
+        1..1,
+        [
+            "[el2] RAM bank 0x0..0x80000000 (2048 MiB)",
+            "GIC V2 distributor at 0xf9010000",
+            "[el2] withheld from the host: /axi/iommu@fd800000 (arm,mmu-500",
+        ],
+    );
+    // Linux's Cadence UART driver found its clock (dtb::ZCU102_QEMU_FIXUP): /init has a
+    // console. Matched in order, so just before /init's first line.
+    let at = case
+        .expect
+        .expect
+        .iter()
+        .position(|l| *l == "init: reached /init")
+        .unwrap_or(case.expect.expect.len());
+    case.expect
+        .expect
+        .insert(at, "ff000000.serial: ttyPS0 at MMIO 0xff000000");
     case
 }
 
@@ -653,6 +706,26 @@ pub fn cases() -> Vec<Case> {
             ),
             false,
         ),
+        linux_on_zcu102_case(),
+        on_zcu102(Case {
+            name: "linux_protected_guests_from_user_space_on_zcu102",
+            ..linux_pvm_case()
+        }),
+        // These two need the bare-metal hosts' GICv2 and Cadence console (el1-rt) and
+        // the payload's host timer on GICv2.
+        on_zcu102(demo_case(
+            "demo_host_runs_on_zcu102",
+            Via::Direct,
+            demo_boot(),
+        )),
+        with_fwb_line(
+            on_zcu102(image_case(
+                "abi_host_scenarios_on_zcu102",
+                Image::AbiHost,
+                DEMO_TIMEOUT,
+            )),
+            false,
+        ),
     ])
     .collect()
 }
@@ -748,7 +821,7 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
         (HostKind::Linux, Some(l)) => Host {
             kernel: l.kernel.clone(),
             initrd: Some(l.initrd.clone()),
-            bootargs: format!("{} {}", linux::DEFAULT_APPEND, case.bootargs)
+            bootargs: format!("{} {}", linux::default_append(case.board), case.bootargs)
                 .trim_end()
                 .to_string(),
         },
@@ -765,9 +838,10 @@ fn run_case(report: &mut Report, case: &Case, linux_host: Option<&LinuxHost>) {
     };
     let plan = Plan {
         machine: Machine {
+            board: case.board,
             virtualization: case.virtualization,
             smp: 4,
-            mem: MemSize::from_bytes(GIB),
+            mem: layout::default_mem(case.board),
             smmu: case.dma_devices,
             devices: match (case.dma_devices, case.host) {
                 (false, _) => Vec::new(),
