@@ -19,7 +19,7 @@
 //!    (`spectre_bhb_patch_wa3`); Linux deems the WORKAROUND_1 call sufficient for BHB too
 //!    (Cortex-A57/A72 firmware invalidates the whole predictor).
 //! 2. Spectre-BHB (`spectre_bhb_enable_mitigation`), first match wins: CSV2_3 (PFR0 CSV2
-//!    >= 3) or the BHB safe list: unaffected; ECBHB (ID_AA64MMFR1_EL1 [63:60]): the
+//!    at least 3) or the BHB safe list: unaffected; ECBHB (ID_AA64MMFR1_EL1 [63:60]): the
 //!    hardware clears the history on exceptions, nothing to run; CLRBHB (ID_AA64ISAR2_EL1
 //!    [31:28]): the instruction; a core in a `spectre_bhb_loop_affected()` list: the branch
 //!    loop with that core's k; the firmware's WORKAROUND_3 when ARCH_FEATURES says it is

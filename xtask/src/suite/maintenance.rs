@@ -232,7 +232,7 @@ pub fn run(report: &mut Report) {
 
 /// The toolchain's `llvm-objdump` (component `llvm-tools`, listed in rust-toolchain.toml),
 /// else one on PATH.
-fn objdump() -> PathBuf {
+pub(super) fn objdump() -> PathBuf {
     let sysroot = Command::new("rustc")
         .args(["--print", "sysroot"])
         .current_dir(paths::repo_root())
@@ -257,7 +257,7 @@ fn objdump() -> PathBuf {
     PathBuf::from("llvm-objdump")
 }
 
-fn disassemble(elf: &Path) -> Result<String, String> {
+pub(super) fn disassemble(elf: &Path) -> Result<String, String> {
     let tool = objdump();
     let out = Command::new(&tool)
         .args(["-d", "-C", "--no-show-raw-insn"])
