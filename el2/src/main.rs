@@ -45,6 +45,7 @@ mod record;
 mod selftest;
 mod smmu;
 mod spectre;
+mod speculative_at;
 mod sysreg;
 mod system_reset;
 mod tlb;

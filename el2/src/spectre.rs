@@ -34,7 +34,7 @@ static BRANCH_HARDENING: AtomicU64 = AtomicU64::new(0);
 static EXPOSURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Decides this CPU's hardening (once per CPU bring-up, after the PSCI relay knows the
-/// firmware's conduit).
+/// firmware's conduit), and notes whether it needs the speculative-AT sequences.
 pub fn choose_for_this_cpu() {
     let midr = Midr(MIDR_EL1.get());
     let by_smc = psci_relay::firmware_conduit() == Conduit::Smc;
@@ -93,4 +93,5 @@ pub fn choose_for_this_cpu() {
             },
         );
     }
+    crate::speculative_at::note_this_cpu(midr);
 }

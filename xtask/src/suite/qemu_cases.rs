@@ -456,18 +456,25 @@ fn with_fwb_line(mut case: Case, fwb: bool) -> Case {
 /// EL2's boot lines for the branch-predictor hardening and the speculative-AT sequences
 /// (`el2/src/spectre.rs`, `platform::branch_hardening`): QEMU's Cortex-A57/A72 (no CSV2,
 /// no ECBHB/CLRBHB, and a built-in PSCI without SMCCC 1.1) get Linux's branch loop with
-/// k = 8; QEMU's Cortex-A76 (r4p1) and Neoverse-N1 get the loop with k = 24. `max` needs
-/// none.
+/// k = 8 and, both being speculative-AT cores (errata 1319537/1319367), the erratum
+/// sequences; QEMU's Cortex-A76 (r4p1) and Neoverse-N1 get the loop with k = 24 and no AT
+/// sequences (1165522 ends at r2p0). `max` (CSV2_3, ECBHB) needs nothing.
 fn speculation_lines(cpu: &str) -> &'static [&'static str] {
     match cpu {
-        "cortex-a57" | "cortex-a72" => &["[el2] lower-EL entries run the branch loop (k = 8)"],
+        "cortex-a57" | "cortex-a72" => &[
+            "[el2] lower-EL entries run the branch loop (k = 8)",
+            "[el2] speculative-AT erratum sequences on",
+        ],
         "cortex-a76" | "neoverse-n1" => &["[el2] lower-EL entries run the branch loop (k = 24)"],
         _ => &[],
     }
 }
 
 /// What EL2 never prints on a CPU that needs no hardening (`max`).
-const NO_SPECULATION_LINES: [&str; 1] = ["[el2] lower-EL entries run"];
+const NO_SPECULATION_LINES: [&str; 2] = [
+    "[el2] lower-EL entries run",
+    "[el2] speculative-AT erratum sequences on",
+];
 
 fn with_speculation_lines(mut case: Case) -> Case {
     let lines = speculation_lines(case.cpu);
@@ -683,7 +690,7 @@ pub fn cases() -> Vec<Case> {
             false,
         ),
         // Every ABI scenario (the world switch above all) with the branch loop on every
-        // lower-EL entry.
+        // lower-EL entry and the speculative-AT sequences around every EL1&0 context change.
         // (EL2 logs the CPU features before the hardening: S2FWB first.)
         with_fwb_line(
             with_speculation_lines(on_cpu(
