@@ -15,17 +15,21 @@ use core::arch::asm;
 const _: () = assert!(core::mem::size_of::<FpRegs>() == 528);
 
 macro_rules! el1_sysregs {
-    ($($field:ident => $reg:literal),* $(,)?) => {
+    (
+        translation { $($tfield:ident => $treg:literal),* $(,)? }
+        others { $($field:ident => $reg:literal),* $(,)? }
+    ) => {
         /// EL1/EL0 system registers of one world.
         #[repr(C)]
         #[derive(Clone, Copy, Default, Debug)]
         pub struct SysRegs {
+            $(pub $tfield: u64,)*
             $(pub $field: u64,)*
         }
 
         impl SysRegs {
             pub const fn zeroed() -> Self {
-                Self { $($field: 0,)* }
+                Self { $($tfield: 0,)* $($field: 0,)* }
             }
 
             /// Reads every register of the world currently loaded.
@@ -33,17 +37,31 @@ macro_rules! el1_sysregs {
                 let mut s = Self::default();
                 $(
                     // SAFETY: reading an EL1 register at EL2 has no side effect.
+                    unsafe { asm!(concat!("mrs {}, ", $treg), out(reg) s.$tfield, options(nomem, nostack, preserves_flags)) };
+                )*
+                $(
+                    // SAFETY: as above.
                     unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) s.$field, options(nomem, nostack, preserves_flags)) };
                 )*
                 s
             }
 
-            /// Loads every register; takes effect for EL1 after the next ERET.
-            pub fn load(&self) {
+            /// Loads every register but the stage-1 translation controls (SCTLR_EL1,
+            /// TCR_EL1), which the speculative-AT sequence loads last (`speculative_at`).
+            pub fn load_except_translation(&self) {
                 $(
                     // SAFETY: EL1's registers only affect EL1/EL0, which is not running
                     // while EL2 executes; the values come from the same world.
                     unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) self.$field, options(nostack, preserves_flags)) };
+                )*
+            }
+
+            /// Loads every register; takes effect for EL1 after the next ERET.
+            pub fn load(&self) {
+                self.load_except_translation();
+                $(
+                    // SAFETY: as above.
+                    unsafe { asm!(concat!("msr ", $treg, ", {}"), in(reg) self.$tfield, options(nostack, preserves_flags)) };
                 )*
             }
         }
@@ -51,32 +69,36 @@ macro_rules! el1_sysregs {
 }
 
 el1_sysregs! {
-    sctlr => "sctlr_el1",
-    cpacr => "cpacr_el1",
-    ttbr0 => "ttbr0_el1",
-    ttbr1 => "ttbr1_el1",
-    tcr => "tcr_el1",
-    esr => "esr_el1",
-    afsr0 => "afsr0_el1",
-    afsr1 => "afsr1_el1",
-    far => "far_el1",
-    mair => "mair_el1",
-    amair => "amair_el1",
-    vbar => "vbar_el1",
-    contextidr => "contextidr_el1",
-    tpidr_el1 => "tpidr_el1",
-    tpidr_el0 => "tpidr_el0",
-    tpidrro_el0 => "tpidrro_el0",
-    cntkctl => "cntkctl_el1",
-    par => "par_el1",
-    csselr => "csselr_el1",
-    sp_el0 => "sp_el0",
-    sp_el1 => "sp_el1",
-    elr => "elr_el1",
-    spsr => "spsr_el1",
-    mdscr => "mdscr_el1",
-    cntv_ctl => "cntv_ctl_el0",
-    cntv_cval => "cntv_cval_el0",
+    translation {
+        sctlr => "sctlr_el1",
+        tcr => "tcr_el1",
+    }
+    others {
+        cpacr => "cpacr_el1",
+        ttbr0 => "ttbr0_el1",
+        ttbr1 => "ttbr1_el1",
+        esr => "esr_el1",
+        afsr0 => "afsr0_el1",
+        afsr1 => "afsr1_el1",
+        far => "far_el1",
+        mair => "mair_el1",
+        amair => "amair_el1",
+        vbar => "vbar_el1",
+        contextidr => "contextidr_el1",
+        tpidr_el1 => "tpidr_el1",
+        tpidr_el0 => "tpidr_el0",
+        tpidrro_el0 => "tpidrro_el0",
+        cntkctl => "cntkctl_el1",
+        par => "par_el1",
+        csselr => "csselr_el1",
+        sp_el0 => "sp_el0",
+        sp_el1 => "sp_el1",
+        elr => "elr_el1",
+        spsr => "spsr_el1",
+        mdscr => "mdscr_el1",
+        cntv_ctl => "cntv_ctl_el0",
+        cntv_cval => "cntv_cval_el0",
+    }
 }
 
 /// Pointer-authentication keys (five 128-bit keys), switched only where FEAT_PAuth exists.
@@ -192,6 +214,18 @@ impl El1State {
 
     pub fn load(&self) {
         self.sys.load();
+        self.load_keys_and_fp();
+    }
+
+    /// Loads everything but SCTLR_EL1 and TCR_EL1: the speculative-AT sequence keeps the
+    /// values that stop stage-1 walks until the world's stage 2 is in place, then loads
+    /// the world's own (`speculative_at::unblock_stage1_walks`).
+    pub fn load_except_translation(&self) {
+        self.sys.load_except_translation();
+        self.load_keys_and_fp();
+    }
+
+    fn load_keys_and_fp(&self) {
         if crate::guest_sysregs::has_pointer_auth() {
             self.pauth.load();
         }

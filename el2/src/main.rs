@@ -45,6 +45,7 @@ mod record;
 mod selftest;
 mod smmu;
 mod spectre;
+mod speculative_at;
 mod sysreg;
 mod system_reset;
 mod tlb;
@@ -55,6 +56,7 @@ mod vcpu;
 mod vm;
 
 use core::arch::global_asm;
+use platform::branch_hardening::word;
 
 global_asm!(
     include_str!("asm/entry.S"),
@@ -72,6 +74,11 @@ global_asm!(
     emergency_stack_size = const fatal::EMERGENCY_STACK_SIZE,
     abi_version = const hvc_abi::function_id::Version::CURRENT.to_x1(),
     host_features = const hvc_abi::function_id::HOST_FEATURES_BITMAP,
+    hardening_clrbhb_bit = const word::CLRBHB.trailing_zeros(),
+    hardening_loop_bit = const word::LOOP.trailing_zeros(),
+    hardening_k_shift = const word::K_SHIFT,
+    hardening_smc_mask = const word::SMC_WORKAROUND_1 | word::SMC_WORKAROUND_3,
+    hardening_wa3_mask = const word::SMC_WORKAROUND_3,
 );
 
 #[panic_handler]

@@ -23,7 +23,11 @@ use stage2::{PageSanitizer, TlbMaintenance};
 fn with_vmid(vmid: u16, f: impl FnOnce()) {
     let saved = VTTBR_EL2.get();
     let wanted = vttbr_with_vmid(saved, vmid);
+    let mut blocked = None;
     if wanted != saved {
+        // Speculative-AT cores: no stage-1 walk of the current world under the other VMID
+        // (pKVM's `enter_vmid_context`, see `speculative_at`).
+        blocked = crate::speculative_at::block_stage1_walks_if_needed();
         VTTBR_EL2.set(wanted);
         // SAFETY: a barrier has no other effect.
         unsafe { asm!("isb", options(nostack, preserves_flags)) };
@@ -33,6 +37,10 @@ fn with_vmid(vmid: u16, f: impl FnOnce()) {
         VTTBR_EL2.set(saved);
         // SAFETY: as above.
         unsafe { asm!("isb", options(nostack, preserves_flags)) };
+        if let Some(b) = blocked {
+            // `exit_vmid_context`: the world's own SCTLR_EL1 then TCR_EL1.
+            crate::speculative_at::unblock_stage1_walks(b.sctlr, b.tcr);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::el1_state::El1State;
 use crate::layout::MAX_CPUS;
 use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
-use crate::{cpu, el2_regs, guest_serror, host_abort, record};
+use crate::{cpu, el2_regs, guest_serror, host_abort, record, speculative_at};
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable, SPSR_EL2, Writeable};
 use hvc_abi::limits::check_ipa_range;
 use hvc_abi::{AccessSize, Error, Exit, GuestCall, GuestRoute, MmioAccess, Version};
@@ -120,8 +120,15 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     crate::host_sve::save_host();
     host.save();
     let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
-    v.el1.load();
+    // On speculative-AT cores (pKVM's `__kvm_vcpu_run` order, see `speculative_at`): stage-1
+    // walks stopped, the guest's EL1 registers, its stage 2 (`enter_guest` ends with `isb`),
+    // then its SCTLR_EL1 and TCR_EL1.
+    let blocked = speculative_at::block_stage1_walks_if_needed();
+    load_el1(&v.el1, blocked);
     el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
+    if blocked.is_some() {
+        speculative_at::unblock_stage1_walks(v.el1.sys.sctlr, v.el1.sys.tcr);
+    }
     guest_serror::resume(&v.el1);
     ELR_EL2.set(v.pc);
     SPSR_EL2.set(v.pstate);
@@ -160,8 +167,17 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     }
     // The host's stage 2 and traps before its EL1 registers (pKVM's order in
     // `__kvm_vcpu_run`), so no walk combines the host's stage 1 with the guest's stage 2.
+    let blocked = speculative_at::block_stage1_walks_if_needed();
     el2_regs::leave_guest(host_stage2);
-    host.load();
+    if let Some(b) = blocked {
+        // The host's stage 2 is in VTTBR_EL2 before its EL1 registers change (pKVM's
+        // `__load_host_stage2` `isb` on these cores).
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        load_el1(host, Some(b));
+        speculative_at::unblock_stage1_walks(host.sys.sctlr, host.sys.tcr);
+    } else {
+        host.load();
+    }
     crate::host_sve::restore_host();
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
@@ -169,6 +185,15 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     crate::system_reset::saved_guest_state(me, || *v = Vcpu::new());
     activate_stage2(vm, false);
     exit
+}
+
+/// Loads `world`'s EL1 state; with stage-1 walks blocked (`speculative_at`), SCTLR_EL1 and
+/// TCR_EL1 keep the blocking values (MMU on, EPD0/EPD1 set) until `unblock_stage1_walks`.
+fn load_el1(world: &El1State, blocked: Option<speculative_at::Blocked>) {
+    match blocked {
+        None => world.load(),
+        Some(_) => world.load_except_translation(),
+    }
 }
 
 /// Marks the VM's stage-2 live (or not) and returns its VTTBR and the VTCR to use.

@@ -7,6 +7,8 @@
 //! - [`psci`]: SMC/HVC conduit to PSCI firmware.
 //! - [`gicr_rd`]: what the host may do with a GICv3 redistributor's RD_base frame (EL2
 //!   emulates it), and how a trapped access is decoded.
+//! - [`midr`], [`branch_hardening`], [`speculative_at`]: which core a CPU is, and the
+//!   Spectre-v2/BHB mitigation and speculative-AT erratum sequences it needs.
 //! - [`id_regs`], [`guest_traps`]: the CPU's feature fields, the sanitised ID registers a
 //!   guest reads, and the trap controls a guest runs under.
 //!
@@ -17,6 +19,7 @@
 
 extern crate alloc;
 
+pub mod branch_hardening;
 pub mod console;
 pub mod fdt_check;
 pub mod fdt_discovery;
@@ -26,7 +29,9 @@ pub mod gicr_rd;
 pub mod guest_traps;
 pub mod host_dtb;
 pub mod id_regs;
+pub mod midr;
 pub mod psci;
+pub mod speculative_at;
 
 pub use fdt_check::FdtFormatError;
 pub use fdt_discovery::{BootInfo, DiscoveryError, discover};

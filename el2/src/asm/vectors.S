@@ -1,7 +1,8 @@
 /*
  * EL2 exception vectors.
  *
- * From the host (lower EL, AArch64 or a 32-bit EL0):
+ * From the host (lower EL, AArch64 or a 32-bit EL0), after branch-predictor hardening
+ * (`run_branch_hardening`, on every CPU that needs it):
  *   sync -> the caller-saved registers x0-x18 and x30 are pushed as a `TrapFrame`
  *   (x0 at offset 0, ..., x18 at 144, x30 at 152) and `handle_lower_sync(&mut TrapFrame)`
  *   runs; x19-x29 are callee-saved under AAPCS64, so the Rust code preserves them for the
@@ -42,15 +43,53 @@
     eret
 .endm
 
-.macro lower_sync_vector
-.balign 0x80
-    /*
-     * Fast path: an HVC whose function id belongs to neither the SMCCC architecture
-     * calls (owner 0) nor the vendor hypervisor service (owner 6) is answered
-     * NOT_SUPPORTED here, touching only x0 (the result) and two scratch registers it
-     * restores. Everything else goes to Rust.
-     */
-    stp     x1, x2, [sp, #-16]!
+/*
+ * Branch-predictor hardening (Spectre-v2 and Spectre-BHB) on an entry from a lower EL,
+ * before EL2's first indirect branch: what BRANCH_HARDENING (spectre.rs, chosen per CPU by
+ * platform::branch_hardening in Linux's order) says, in pKVM's `__bp_harden_hyp_vecs` form
+ * (arch/arm64/kvm/hyp/hyp-entry.S `hyp_ventry`, arch/arm64/include/asm/assembler.h):
+ *   - CLRBHB, isb (`mitigate_spectre_bhb_clear_insn`);
+ *   - the branch loop: k taken branches, then `dsb nsh; isb` (`mitigate_spectre_bhb_loop`,
+ *     Linux's `sb` without FEAT_SB), k from the word;
+ *   - an SMC to SMCCC_ARCH_WORKAROUND_3 or _1 (`spectrev2_smccc_wa1_smc`, WA3 when chosen).
+ * Expects the word in x2 (non-zero); clobbers x0-x3 (an SMCCC 1.1 architecture call keeps
+ * x4-x17 and everything above, DEN0028 section 2.6).
+ */
+.macro run_branch_hardening
+    tbz     x2, #{hardening_clrbhb_bit}, .Lno_clrbhb\@
+    hint    #22                         /* CLRBHB */
+    isb
+.Lno_clrbhb\@:
+    tbz     x2, #{hardening_loop_bit}, .Lno_loop\@
+    ubfx    x3, x2, #{hardening_k_shift}, #8
+.Lbhb_loop\@:
+    b       . + 4
+    subs    x3, x3, #1
+    b.ne    .Lbhb_loop\@
+    dsb     nsh
+    isb
+.Lno_loop\@:
+    tst     x2, #{hardening_smc_mask}
+    b.eq    .Lno_smc\@
+    movz    w0, #0x8000, lsl #16
+    mov     w1, #0x8000                 /* SMCCC_ARCH_WORKAROUND_1 = 0x8000_8000 */
+    mov     w3, #0x3fff                 /* SMCCC_ARCH_WORKAROUND_3 = 0x8000_3fff */
+    tst     x2, #{hardening_wa3_mask}
+    csel    w1, w3, w1, ne
+    orr     w0, w0, w1
+    smc     #0
+.Lno_smc\@:
+.endm
+
+/*
+ * The host's synchronous exceptions, after hardening. On entry x1 and x2 are saved at [sp].
+ *
+ * Fast path: an HVC whose function id belongs to neither the SMCCC architecture calls
+ * (owner 0) nor the vendor hypervisor service (owner 6) is answered NOT_SUPPORTED here,
+ * touching only x0 (the result) and two scratch registers it restores. Everything else
+ * goes to Rust.
+ */
+.macro lower_sync_dispatch
     mrs     x1, esr_el2
     lsr     x1, x1, #26
     cmp     x1, #0x16
@@ -73,6 +112,23 @@
     ldp     x1, x2, [sp], #16
     b.eq    lower_dabt_slow
     b       lower_sync_slow
+.endm
+
+/*
+ * Every synchronous exception from the host (HVC, SMC trap, system-register trap, abort)
+ * is hardened first, as pKVM's host vectors are (the host is not trusted either): with
+ * nothing to run (BRANCH_HARDENING = 0) that costs three instructions, otherwise
+ * `lower_sync_hardened` runs the mitigation and continues with the same dispatch. IRQ, FIQ
+ * and SError from the host never reach EL2 (the host's HCR_EL2 leaves IMO/FMO/AMO clear):
+ * those slots are fatal.
+ */
+.macro lower_sync_vector
+.balign 0x80
+    stp     x1, x2, [sp, #-16]!
+    adrp    x2, BRANCH_HARDENING
+    ldr     x2, [x2, :lo12:BRANCH_HARDENING]
+    cbnz    x2, lower_sync_hardened
+    lower_sync_dispatch
 .endm
 
 .macro fatal_vector kind
@@ -122,6 +178,13 @@ el2_vectors:
     fatal_vector 13
     fatal_vector 14
     fatal_vector 15
+
+/* A host entry with hardening to run: x1/x2 are saved, x2 holds BRANCH_HARDENING. */
+lower_sync_hardened:
+    stp     x0, x3, [sp, #-16]!
+    run_branch_hardening
+    ldp     x0, x3, [sp], #16
+    lower_sync_dispatch
 
 /*
  * Second fast path: the ABI's FEATURES call (docs/abi.md section 2), the one call a host
@@ -349,27 +412,15 @@ guest_exit_common:
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #0]
     /*
-     * Branch-predictor hardening (spectre.rs) before the first indirect branch EL2 takes
-     * after the guest: nothing, CLRBHB, or the firmware's SMCCC_ARCH_WORKAROUND_1/3 (an
-     * SMCCC 1.1 architecture call preserves x4-x17, so x0/x1 wait in x5/x6).
+     * Branch-predictor hardening (spectre.rs, `run_branch_hardening`) before the first
+     * indirect branch EL2 takes after the guest; x0/x1 wait in x5/x6.
      */
-    adrp    x2, GUEST_EXIT_MITIGATION
-    ldr     x2, [x2, :lo12:GUEST_EXIT_MITIGATION]
+    adrp    x2, BRANCH_HARDENING
+    ldr     x2, [x2, :lo12:BRANCH_HARDENING]
     cbz     x2, 3f
-    cmp     x2, #1
-    b.ne    2f
-    hint    #22                         /* CLRBHB */
-    isb
-    b       3f
-2:  mov     x5, x0
+    mov     x5, x0
     mov     x6, x1
-    movz    w0, #0x8000, lsl #16
-    cmp     x2, #2
-    mov     w3, #0x8000                 /* SMCCC_ARCH_WORKAROUND_1 = 0x8000_8000 */
-    mov     w4, #0x3fff                 /* SMCCC_ARCH_WORKAROUND_3 = 0x8000_3fff */
-    csel    w3, w3, w4, eq
-    orr     w0, w0, w3
-    smc     #0
+    run_branch_hardening
     mov     x0, x5
     mov     x1, x6
 3:

@@ -33,7 +33,8 @@ struct Sequence {
 
 /// Every maintenance sequence EL2 issues. A function whose VMID is already loaded takes the
 /// short path (first group), otherwise the long one (VMID loaded, `isb`, the same, restore,
-/// `isb`); both are in the list because the compiler lays out both.
+/// `isb`), on speculative-AT cores between `block_stage1_walks` and `unblock_stage1_walks`;
+/// all three are in the list because the compiler lays out all three.
 const SEQUENCES: &[Sequence] = &[
     Sequence {
         function: "<el2::tlb::Tlb as stage2::tlb::TlbMaintenance>::invalidate_ipa",
@@ -43,6 +44,14 @@ const SEQUENCES: &[Sequence] = &[
             "bfi #48, #16",
             "dsb ishst",
             "tlbi ipas2e1is",
+            "call el2::speculative_at::block_stage1_walks",
+            "msr VTTBR_EL2",
+            "isb",
+            "dsb ishst",
+            "tlbi ipas2e1is",
+            "msr VTTBR_EL2",
+            "isb",
+            "call el2::speculative_at::unblock_stage1_walks",
             "msr VTTBR_EL2",
             "isb",
             "dsb ishst",
@@ -52,7 +61,9 @@ const SEQUENCES: &[Sequence] = &[
         ],
         rule: "Arm ARM D8.13 (break-before-make, TLB maintenance of stage 2): the descriptor write is \
                visible to the walkers (dsb ishst) before TLBI IPAS2E1IS by IPA, which acts on the VMID \
-               in VTTBR_EL2 (VMID field replaced, bfi, then isb); FEAT_TTL hint from ID_AA64MMFR2_EL1",
+               in VTTBR_EL2 (VMID field replaced, bfi, then isb); FEAT_TTL hint from ID_AA64MMFR2_EL1; \
+               on speculative-AT cores stage-1 walks are stopped before the VMID changes and the \
+               translation controls restored after it is back (pKVM's enter/exit_vmid_context)",
     },
     Sequence {
         function: "<el2::tlb::Tlb as stage2::tlb::TlbMaintenance>::invalidate_stage1_for_vmid",
@@ -63,6 +74,16 @@ const SEQUENCES: &[Sequence] = &[
             "tlbi vmalle1is",
             "dsb ish",
             "isb",
+            "call el2::speculative_at::block_stage1_walks",
+            "msr VTTBR_EL2",
+            "isb",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            "msr VTTBR_EL2",
+            "isb",
+            "call el2::speculative_at::unblock_stage1_walks",
             "msr VTTBR_EL2",
             "isb",
             "dsb ish",
@@ -84,6 +105,16 @@ const SEQUENCES: &[Sequence] = &[
             "tlbi vmalls12e1is",
             "dsb ish",
             "isb",
+            "call el2::speculative_at::block_stage1_walks",
+            "msr VTTBR_EL2",
+            "isb",
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            "msr VTTBR_EL2",
+            "isb",
+            "call el2::speculative_at::unblock_stage1_walks",
             "msr VTTBR_EL2",
             "isb",
             "dsb ishst",
@@ -95,6 +126,26 @@ const SEQUENCES: &[Sequence] = &[
         ],
         rule: "Arm ARM D8.13/D8.16 (VMID reuse): before a VMID is reused every entry tagged with it, \
                stage 1, stage 2 and walk caches, is removed: TLBI VMALLS12E1IS, dsb ish, isb",
+    },
+    Sequence {
+        function: "el2::speculative_at::block_stage1_walks",
+        expect: &[
+            "mrs TCR_EL1",
+            "msr TCR_EL1",
+            "isb",
+            "mrs SCTLR_EL1",
+            "msr SCTLR_EL1",
+            "isb",
+        ],
+        rule: "Cortex-A57/A72/A76/A55 speculative-AT errata (Linux ARM64_WORKAROUND_SPECULATIVE_AT, \
+               pKVM nVHE __deactivate_traps / enter_vmid_context): TCR_EL1.EPD0/EPD1 set and \
+               synchronised, then SCTLR_EL1.M, before the EL1&0 context (VTTBR, stage-1 registers) changes",
+    },
+    Sequence {
+        function: "el2::speculative_at::unblock_stage1_walks",
+        expect: &["isb", "msr SCTLR_EL1", "isb", "msr TCR_EL1"],
+        rule: "pKVM nVHE __activate_traps / __sysreg_restore_el1_state / exit_vmid_context: the new \
+               stage 2 synchronised, then the world's SCTLR_EL1, isb, and only then its TCR_EL1",
     },
     Sequence {
         function: "<el2::tlb::Sanitizer as stage2::ownership::PageSanitizer>::zero_and_clean",
@@ -204,6 +255,7 @@ const KEY_CALLEES: &[&str] = &[
     "DmaTable::unmap",
     "CommandQueue::",
     "memset",
+    "el2::speculative_at::",
 ];
 
 pub fn run(report: &mut Report) {
@@ -232,7 +284,7 @@ pub fn run(report: &mut Report) {
 
 /// The toolchain's `llvm-objdump` (component `llvm-tools`, listed in rust-toolchain.toml),
 /// else one on PATH.
-fn objdump() -> PathBuf {
+pub(super) fn objdump() -> PathBuf {
     let sysroot = Command::new("rustc")
         .args(["--print", "sysroot"])
         .current_dir(paths::repo_root())
@@ -257,7 +309,7 @@ fn objdump() -> PathBuf {
     PathBuf::from("llvm-objdump")
 }
 
-fn disassemble(elf: &Path) -> Result<String, String> {
+pub(super) fn disassemble(elf: &Path) -> Result<String, String> {
     let tool = objdump();
     let out = Command::new(&tool)
         .args(["-d", "-C", "--no-show-raw-insn"])

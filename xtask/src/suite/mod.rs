@@ -6,6 +6,7 @@ mod maintenance;
 mod qemu_cases;
 mod report;
 mod run_cases;
+mod vector_hardening;
 
 use crate::cli::TestArgs;
 use crate::error::Result;
@@ -16,6 +17,7 @@ use report::Report;
 fn names() -> Vec<&'static str> {
     let mut names = cargo_checks::NAMES.to_vec();
     names.push(maintenance::NAME);
+    names.push(vector_hardening::NAME);
     names.extend(qemu_cases::STEP_NAMES);
     names.extend(qemu_cases::cases().iter().map(|c| c.name));
     names.push(qemu_cases::BENCH_CASE);
@@ -57,6 +59,9 @@ pub fn run(args: TestArgs) -> Result<u8> {
             cargo_checks::run(&mut report, &selected);
             if selected(maintenance::NAME) {
                 maintenance::run(&mut report);
+            }
+            if selected(vector_hardening::NAME) {
+                vector_hardening::run(&mut report);
             }
             qemu_cases::run(&mut report, &selected);
             run_cases::run(&mut report, &selected);

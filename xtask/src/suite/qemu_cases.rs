@@ -463,6 +463,40 @@ fn with_fwb_line(mut case: Case, fwb: bool) -> Case {
     case
 }
 
+/// EL2's boot lines for the branch-predictor hardening and the speculative-AT sequences
+/// (`el2/src/spectre.rs`, `platform::branch_hardening`): QEMU's Cortex-A57/A72 (no CSV2,
+/// no ECBHB/CLRBHB, and a built-in PSCI without SMCCC 1.1) get Linux's branch loop with
+/// k = 8 and, both being speculative-AT cores (errata 1319537/1319367), the erratum
+/// sequences; QEMU's Cortex-A76 (r4p1) and Neoverse-N1 get the loop with k = 24 and no AT
+/// sequences (1165522 ends at r2p0). `max` (CSV2_3, ECBHB) needs nothing.
+fn speculation_lines(cpu: &str) -> &'static [&'static str] {
+    match cpu {
+        "cortex-a57" | "cortex-a72" => &[
+            "[el2] lower-EL entries run the branch loop (k = 8)",
+            "[el2] speculative-AT erratum sequences on",
+        ],
+        "cortex-a76" | "neoverse-n1" => &["[el2] lower-EL entries run the branch loop (k = 24)"],
+        _ => &[],
+    }
+}
+
+/// What EL2 never prints on a CPU that needs no hardening (`max`).
+const NO_SPECULATION_LINES: [&str; 2] = [
+    "[el2] lower-EL entries run",
+    "[el2] speculative-AT erratum sequences on",
+];
+
+fn with_speculation_lines(mut case: Case) -> Case {
+    let lines = speculation_lines(case.cpu);
+    if lines.is_empty() {
+        case.expect.forbid.extend(NO_SPECULATION_LINES);
+    }
+    for (i, line) in lines.iter().enumerate() {
+        case.expect.expect.insert(1 + i, line);
+    }
+    case
+}
+
 fn on_cpu(mut case: Case, cpu: &'static str) -> Case {
     case.cpu = cpu;
     // A smaller CPU may lack what some tests check (SVE, SME): they say so and are counted
@@ -565,7 +599,7 @@ pub fn cases() -> Vec<Case> {
         ]
     };
     vec![
-        demo_case("boot_direct_demo", Via::Direct, demo_boot()),
+        with_speculation_lines(demo_case("boot_direct_demo", Via::Direct, demo_boot())),
         demo_case("boot_uboot_demo", Via::Uboot, demo_boot()),
         demo_case(
             "carveout_read_aborts_in_demo",
@@ -684,7 +718,9 @@ pub fn cases() -> Vec<Case> {
         linux_pvm_case(),
     ]
     .into_iter()
-    .chain(CPU_MODELS.map(|(name, cpu)| on_cpu(demo_case(name, Via::Direct, demo_boot()), cpu)))
+    .chain(CPU_MODELS.map(|(name, cpu)| {
+        with_speculation_lines(on_cpu(demo_case(name, Via::Direct, demo_boot()), cpu))
+    }))
     .chain([
         on_cpu(
             linux_case("linux_runs_on_cortex_a53", Via::Direct),
@@ -723,6 +759,20 @@ pub fn cases() -> Vec<Case> {
                 "abi_host_scenarios_on_zcu102",
                 Image::AbiHost,
                 DEMO_TIMEOUT,
+            )),
+            false,
+        ),
+        // Every ABI scenario (the world switch above all) with the branch loop on every
+        // lower-EL entry and the speculative-AT sequences around every EL1&0 context change.
+        // (EL2 logs the CPU features before the hardening: S2FWB first.)
+        with_fwb_line(
+            with_speculation_lines(on_cpu(
+                image_case(
+                    "abi_host_scenarios_on_cortex_a72",
+                    Image::AbiHost,
+                    DEMO_TIMEOUT,
+                ),
+                "cortex-a72",
             )),
             false,
         ),
