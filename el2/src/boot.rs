@@ -138,13 +138,25 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     let smmu_regs = info
         .smmu
         .map(|s| s.regs.base as usize..(s.regs.base + s.regs.size) as usize);
-    let devices = redistributors.clone().chain(smmu_regs);
+    // GICv2: the distributor, whose banked PPI registers `host_timer` uses (a GICv3's
+    // redistributors play that part).
+    let gicv2_distributor = (info.gic.version == GicVersion::V2).then(|| {
+        let d = info.gic.distributor;
+        d.base as usize..(d.base + d.size) as usize
+    });
+    let devices = redistributors
+        .clone()
+        .chain(smmu_regs)
+        .chain(gicv2_distributor.clone());
     let el2_map = match mmu::El2Map::build(el2_pool, ram, console, devices) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
     };
     el2_map.activate();
     host_timer::init(redistributors);
+    if let Some(gicd) = gicv2_distributor {
+        host_timer::init_gicv2(gicd.start);
+    }
     // The map lives as long as EL2 does.
     core::mem::forget(el2_map);
     log::info!("EL2 stage-1 on: text RX, rodata R, data/stacks RW+XN, stack guard pages unmapped");
