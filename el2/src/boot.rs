@@ -331,12 +331,33 @@ fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_RE
     }
     let regions = gicr.map_or(&[][..], |l| l.regions());
     let sgi_frames = gicr.into_iter().flat_map(|l| l.sgi_frames());
-    match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
+    let mut list = match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
         Ok(list) => list,
         Err(_) => {
             fatal!("more than {MAX_MMIO_REGIONS} host MMIO ranges once DMA masters are withheld")
         }
+    };
+    // The GIC's memory-mapped virtual interface (GICv2's GICH and GICV) is not the host's:
+    // see `Gic::virtual_interface`.
+    for r in info.gic.virtual_interface() {
+        let Some(aligned) = r.page_aligned() else {
+            fatal!(
+                "the GIC's virtual interface at {:#x} ends past 2^64",
+                r.base
+            );
+        };
+        if list.remove(aligned).is_err() {
+            fatal!(
+                "more than {MAX_MMIO_REGIONS} host MMIO ranges once the GIC's virtual interface is removed"
+            );
+        }
+        log::info!(
+            "GIC virtual interface {:#x}..{:#x} kept from the host",
+            aligned.base,
+            aligned.end()
+        );
     }
+    list
 }
 
 fn plan_memory(

@@ -196,11 +196,14 @@ fn find_console(fdt: &Fdt) -> Result<ConsoleUart, BoardError> {
     })
 }
 
-/// The GIC's register regions this image may touch: GICD, GICR (v3), GICC.
+/// The GIC's register regions: GICD, GICR (v3), GICC, and GICH/GICV where the DTB lists
+/// them (mapped so that a probe of them reaches stage 2, which must refuse it).
 fn gic_regions(gic: &Gic) -> impl Iterator<Item = MemRange> + '_ {
     core::iter::once(gic.distributor)
         .chain(gic.redistributors.as_slice().iter().copied())
         .chain(gic.cpu_interface)
+        .chain(gic.hypervisor_interface)
+        .chain(gic.virtual_cpu_interface)
 }
 
 /// Adds `range` to the device list unless a listed region already covers it.
