@@ -497,6 +497,72 @@ mod tests {
         assert_eq!(board.psci, Some(Conduit::Smc));
     }
 
+    /// A board whose console is a DesignWare 16550 (32-bit registers, 4 bytes apart)
+    /// behind a bus that translates addresses (child 0x0 -> CPU 0xfe00_0000).
+    fn dw_apb_uart_board() -> Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("stdout-path", "serial2:1500000n8")
+            .unwrap();
+        w.end_node(chosen).unwrap();
+        let aliases = w.begin_node("aliases").unwrap();
+        w.property_string("serial2", "/soc/serial@b50000").unwrap();
+        w.end_node(aliases).unwrap();
+        let memory = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0, 0x8000_0000]).unwrap();
+        w.end_node(memory).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        let cpu = w.begin_node("cpu@0").unwrap();
+        w.property_string("device_type", "cpu").unwrap();
+        w.property_u32("reg", 0).unwrap();
+        w.end_node(cpu).unwrap();
+        w.end_node(cpus).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_string("compatible", "simple-bus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0, 0, 0xfe00_0000, 0x100_0000])
+            .unwrap();
+        let uart = w.begin_node("serial@b50000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["rockchip,rk3588-uart".into(), "snps,dw-apb-uart".into()],
+        )
+        .unwrap();
+        w.property_array_u32("reg", &[0xb5_0000, 0x100]).unwrap();
+        w.property_u32("reg-shift", 2).unwrap();
+        w.property_u32("reg-io-width", 4).unwrap();
+        w.end_node(uart).unwrap();
+        w.end_node(soc).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_dw_apb_uart_console_behind_a_translating_bus_is_found_and_mapped() {
+        let blob = dw_apb_uart_board();
+        let board = board(&blob);
+        assert_eq!(
+            board.console.kind,
+            UartKind::Ns16550 {
+                reg_shift: 2,
+                io_width: 4
+            }
+        );
+        assert_eq!(board.uart, 0xfeb5_0000);
+        let reg = Region {
+            base: 0xfeb5_0000,
+            size: 0x100,
+        };
+        assert!(board.devices.iter().any(|d| d.contains(&reg)));
+    }
+
     #[test]
     fn qemu_virt_console_and_gic_are_not_listed_twice() {
         let board = board(QEMU_VIRT);
