@@ -18,11 +18,13 @@
 //! state can be read back. Everything is switched off again at the end.
 
 use crate::runner::{Ctx, Failure, TestResult, bail};
-use el1_rt::board::GicVersion;
-use el1_rt::cpus;
+use core::sync::atomic::{AtomicU64, Ordering};
+use el1_rt::board::{Gic, GicVersion};
 use el1_rt::host_calls;
-use el1_rt::timeout::Deadline;
-use hvc_abi::Exit;
+use el1_rt::timeout::{Deadline, wait_until};
+use el1_rt::{cpus, psci};
+use hvc_abi::{Exit, VmHandle};
+use spin::mutex::SpinMutex;
 use test_guest::Command;
 
 const TIMER_PPI: u32 = 30;
@@ -78,8 +80,14 @@ enum Ppis {
 }
 
 impl Ppis {
+    /// The calling CPU's PPI controls on the board's GIC.
     fn find(ctx: &Ctx) -> Result<Self, Failure> {
-        let Some(gic) = ctx.platform.board.gic else {
+        Self::on(ctx.platform.board.gic)
+    }
+
+    /// The calling CPU's PPI controls on `gic`.
+    fn on(gic: Option<Gic>) -> Result<Self, Failure> {
+        let Some(gic) = gic else {
             bail!("the DTB describes no GICv2 or GICv3");
         };
         let gicd = gic.distributor.base as usize;
@@ -313,7 +321,10 @@ fn run_with_priority_mask(ctx: &mut Ctx) -> TestResult {
 
 fn run_until_virtual_timer(ctx: &mut Ctx, ppis: Ppis) -> TestResult {
     let guest = ctx.guest(Command::Spin, 1)?;
-    let handle = guest.vm().handle();
+    run_vcpu_until_virtual_timer(guest.vm().handle(), ppis)
+}
+
+fn run_vcpu_until_virtual_timer(handle: VmHandle, ppis: Ppis) -> TestResult {
     // Due in a few microseconds, long before the spinning guest's first tick.
     set_virtual_timer(true, 100);
     match host_calls::vcpu_run(handle, 0, 0)? {
@@ -359,4 +370,63 @@ fn run_until_irq(ctx: &mut Ctx, ppis: Ppis) -> TestResult {
         }
     }
     Ok(())
+}
+
+/// How long the other CPU may take to come up, run its check and be reported off.
+const CPU_TIMEOUT_MS: u64 = 10_000;
+/// What the other CPU needs (the GIC, the VM) and what it found.
+static OTHER_CPU_GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
+static OTHER_CPU_VM: AtomicU64 = AtomicU64::new(0);
+static OTHER_CPU_RESULT: SpinMutex<Option<TestResult>> = SpinMutex::new(None);
+
+/// The same on a CPU other than the boot CPU: the payload finds that CPU's PPI controls
+/// (its own redistributor on a GICv3; on a GICv2 its own bank of the distributor's PPI
+/// registers, reached at the same address as every other CPU's).
+pub fn host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu(ctx: &mut Ctx) -> TestResult {
+    let own = cpus::own_mpidr();
+    let Some((index, mpidr)) = ctx
+        .platform
+        .board
+        .cpus
+        .iter()
+        .find(|&(_, mpidr)| mpidr != own)
+    else {
+        bail!("needs a second CPU (-smp 2 or more)");
+    };
+    let guest = ctx.guest(Command::Spin, 1)?;
+    *OTHER_CPU_GIC.lock() = ctx.platform.board.gic;
+    OTHER_CPU_VM.store(guest.vm().handle().raw(), Ordering::Release);
+    *OTHER_CPU_RESULT.lock() = None;
+    let status = cpus::start(index, mpidr, &ctx.platform.mmu, virtual_timer_on_this_cpu);
+    if status != 0 {
+        bail!("PSCI CPU_ON of cpu {index} returned {status}");
+    }
+    let finished = wait_until(CPU_TIMEOUT_MS, || OTHER_CPU_RESULT.lock().is_some());
+    let off = wait_until(CPU_TIMEOUT_MS, || {
+        psci::affinity_info(mpidr) == psci::AFFINITY_OFF
+    });
+    let Some(result) = OTHER_CPU_RESULT.lock().take() else {
+        bail!("cpu {index} did not finish within {CPU_TIMEOUT_MS} ms (finished: {finished})");
+    };
+    if let Err(failure) = result {
+        bail!("on cpu {index}: {}", failure.as_str());
+    }
+    if !off {
+        bail!("cpu {index} was not reported off within {CPU_TIMEOUT_MS} ms");
+    }
+    Ok(())
+}
+
+/// The other CPU's task: the virtual-timer check with its own PPI controls.
+fn virtual_timer_on_this_cpu(_index: usize) {
+    let gic = *OTHER_CPU_GIC.lock();
+    let handle = VmHandle(OTHER_CPU_VM.load(Ordering::Acquire));
+    let result = Ppis::on(gic).and_then(|ppis| {
+        ppis.enable(VIRTUAL_TIMER_PPI);
+        let result = run_vcpu_until_virtual_timer(handle, ppis);
+        set_virtual_timer(false, 0);
+        ppis.disable(VIRTUAL_TIMER_PPI);
+        result
+    });
+    *OTHER_CPU_RESULT.lock() = Some(result);
 }

@@ -61,6 +61,10 @@ pub const ALL: &[Test] = &[
         run: irq_exit::host_virtual_timer_deadline_ends_a_guest_run,
     },
     Test {
+        name: "host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu",
+        run: irq_exit::host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu,
+    },
+    Test {
         name: "host_cannot_reach_the_gic_virtual_interface",
         run: gic_virtual_interface::host_cannot_reach_the_gic_virtual_interface,
     },
