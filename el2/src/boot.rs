@@ -138,13 +138,25 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     let smmu_regs = info
         .smmu
         .map(|s| s.regs.base as usize..(s.regs.base + s.regs.size) as usize);
-    let devices = redistributors.clone().chain(smmu_regs);
+    // GICv2: the distributor, whose banked PPI registers `host_timer` uses (a GICv3's
+    // redistributors play that part).
+    let gicv2_distributor = (info.gic.version == GicVersion::V2).then(|| {
+        let d = info.gic.distributor;
+        d.base as usize..(d.base + d.size) as usize
+    });
+    let devices = redistributors
+        .clone()
+        .chain(smmu_regs)
+        .chain(gicv2_distributor.clone());
     let el2_map = match mmu::El2Map::build(el2_pool, ram, console, devices) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
     };
     el2_map.activate();
     host_timer::init(redistributors);
+    if let Some(gicd) = gicv2_distributor {
+        host_timer::init_gicv2(gicd.start);
+    }
     // The map lives as long as EL2 does.
     core::mem::forget(el2_map);
     log::info!("EL2 stage-1 on: text RX, rodata R, data/stacks RW+XN, stack guard pages unmapped");
@@ -319,12 +331,33 @@ fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_RE
     }
     let regions = gicr.map_or(&[][..], |l| l.regions());
     let sgi_frames = gicr.into_iter().flat_map(|l| l.sgi_frames());
-    match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
+    let mut list = match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
         Ok(list) => list,
         Err(_) => {
             fatal!("more than {MAX_MMIO_REGIONS} host MMIO ranges once DMA masters are withheld")
         }
+    };
+    // The GIC's memory-mapped virtual interface (GICv2's GICH and GICV) is not the host's:
+    // see `Gic::virtual_interface`.
+    for r in info.gic.virtual_interface() {
+        let Some(aligned) = r.page_aligned() else {
+            fatal!(
+                "the GIC's virtual interface at {:#x} ends past 2^64",
+                r.base
+            );
+        };
+        if list.remove(aligned).is_err() {
+            fatal!(
+                "more than {MAX_MMIO_REGIONS} host MMIO ranges once the GIC's virtual interface is removed"
+            );
+        }
+        log::info!(
+            "GIC virtual interface {:#x}..{:#x} kept from the host",
+            aligned.base,
+            aligned.end()
+        );
     }
+    list
 }
 
 fn plan_memory(

@@ -4,12 +4,22 @@
 //! switch loads the guest's virtual timer in its place: without help the host's deadline
 //! could pass unnoticed until the guest exits for another reason. So while a guest runs, EL2
 //! copies an armed host deadline into its own physical timer (CNTHP, PPI 26) and enables
-//! that PPI in this CPU's GICv3 redistributor; HCR_EL2.IMO/FMO make it exit the guest with
-//! an IRQ exit. On the way back EL2 disarms the timer and disables the PPI again: the
-//! timer's output is level-sensitive, so the PPI is no longer pending and the host never
-//! sees it, only its own virtual timer, which is due by then. The host's Linux does not
-//! use PPI 26 at EL1. The PPI goes in group 1 at a middle priority, like every PPI a
-//! Linux host configures, so the host's own CPU-interface settings let it through.
+//! that PPI for this CPU; HCR_EL2.IMO/FMO make it exit the guest with an IRQ exit. On the
+//! way back EL2 disarms the timer and disables the PPI again: the timer's output is
+//! level-sensitive, so the PPI is no longer pending and the host never sees it, only its
+//! own virtual timer, which is due by then. The host's Linux does not use PPI 26 at EL1.
+//!
+//! Where the PPI's controls are depends on the GIC, as the DTB says:
+//! - GICv3: in this CPU's redistributor (SGI/PPI frame). The PPI goes in group 1 at a
+//!   middle priority (0x80), like every PPI a Linux host configures, so the host's own
+//!   CPU-interface settings (group 1 enabled, ICC_PMR_EL1) let it through.
+//! - GICv2 (GIC-400, e.g. zcu102): in the distributor, whose GICD_ISENABLER0,
+//!   GICD_ICENABLER0 and GICD_IPRIORITYR0..7 are banked per CPU (GICv2 spec 4.3.5, 4.3.6,
+//!   4.3.11): the same address reaches the calling CPU's own copy. Its group (GICD_IGROUPR0)
+//!   is left as the host has it: Linux's GICv2 driver on a GIC without the Security
+//!   Extensions enables only group 0, which PPIs reset to, and a GIC with them makes that
+//!   register Secure-only. The priority is Linux's default 0xa0 (GICD_INT_DEF_PRI), which
+//!   its GICC_PMR of 0xf0 lets through. There are no GIC system registers to touch.
 
 use crate::layout::MAX_CPUS;
 use crate::sysreg;
@@ -27,6 +37,12 @@ const GICR_IGROUPR0: usize = SGI_BASE + 0x80;
 const GICR_ISENABLER0: usize = SGI_BASE + 0x100;
 const GICR_ICENABLER0: usize = SGI_BASE + 0x180;
 const GICR_IPRIORITYR: usize = SGI_BASE + 0x400;
+/// GICv2 distributor registers banked per CPU for SGIs and PPIs.
+const GICD_ISENABLER0: usize = 0x100;
+const GICD_ICENABLER0: usize = 0x180;
+const GICD_IPRIORITYR: usize = 0x400;
+/// Linux's GICv2 default interrupt priority (GICD_INT_DEF_PRI).
+const GICV2_PRIORITY: u8 = 0xa0;
 /// CNTV_CTL_EL0 / CNTHP_CTL_EL2: ENABLE set, IMASK clear.
 const TIMER_ARMED: u64 = 0b01;
 const TIMER_CTL_MASK: u64 = 0b11;
@@ -39,6 +55,8 @@ struct Redistributors {
 static REDISTRIBUTORS: Once<Redistributors> = Once::new();
 /// This CPU's redistributor frame, found once (0: not looked up yet; 1: none).
 static FRAME: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// GICv2: the distributor's base (0: not a GICv2).
+static GICV2_DISTRIBUTOR: AtomicUsize = AtomicUsize::new(0);
 
 /// Records the redistributor regions the DTB describes (EL2 maps them as device memory).
 pub fn init(ranges: impl Iterator<Item = Range<usize>>) {
@@ -53,9 +71,15 @@ pub fn init(ranges: impl Iterator<Item = Range<usize>>) {
     REDISTRIBUTORS.call_once(|| r);
 }
 
+/// Records a GICv2 distributor the DTB describes (EL2 maps it as device memory); its
+/// banked PPI registers stand in for the redistributors of a GICv3.
+pub fn init_gicv2(distributor: usize) {
+    GICV2_DISTRIBUTOR.store(distributor, Ordering::Relaxed);
+}
+
 fn read32(addr: usize) -> u32 {
-    // SAFETY: `addr` is a register of a redistributor the DTB describes, mapped at EL2 as
-    // device memory (`mmu`); reading it has no side effect.
+    // SAFETY: `addr` is a register of a redistributor (or GICv2 distributor) the DTB
+    // describes, mapped at EL2 as device memory (`mmu`); reading it has no side effect.
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
@@ -63,6 +87,12 @@ fn write32(addr: usize, value: u32) {
     // SAFETY: as in `read32`; the registers written are this CPU's own PPI controls, of
     // which the host does not use PPI 26.
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+fn write8(addr: usize, value: u8) {
+    // SAFETY: as in `write32`: PPI 26's priority byte in this CPU's banked copy of a GICv2
+    // distributor's GICD_IPRIORITYR6, which is byte-accessible (GICv2 spec 4.3.11).
+    unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
 }
 
 /// The redistributor frame whose GICR_TYPER affinity is this CPU's MPIDR.
@@ -95,9 +125,18 @@ fn own_frame(cpu: usize) -> Option<usize> {
     found
 }
 
+/// Where this CPU's PPI 26 is enabled and disabled.
+#[derive(Clone, Copy)]
+enum PpiControls {
+    /// GICv3: this CPU's redistributor frame.
+    Redistributor(usize),
+    /// GICv2: the distributor, whose PPI registers are banked per CPU.
+    Gicv2Distributor(usize),
+}
+
 /// Armed while a guest runs: disarm with [`disarm`].
 pub struct Armed {
-    frame: usize,
+    ppis: PpiControls,
 }
 
 /// If the host's virtual timer (`cntv_ctl`, `cntv_cval`, as saved on guest entry) is armed,
@@ -106,7 +145,10 @@ pub fn arm_for_guest(cpu: usize, cntv_ctl: u64, cntv_cval: u64) -> Option<Armed>
     if cntv_ctl & TIMER_CTL_MASK != TIMER_ARMED {
         return None;
     }
-    let frame = own_frame(cpu)?;
+    let ppis = match GICV2_DISTRIBUTOR.load(Ordering::Relaxed) {
+        0 => PpiControls::Redistributor(own_frame(cpu)?),
+        gicd => PpiControls::Gicv2Distributor(gicd),
+    };
     // The host's CNTVOFF_EL2 is 0 (el2_regs), so its virtual deadline is a physical one.
     // SAFETY: the EL2 physical timer is EL2's own.
     unsafe {
@@ -114,17 +156,32 @@ pub fn arm_for_guest(cpu: usize, cntv_ctl: u64, cntv_cval: u64) -> Option<Armed>
         sysreg::set_cnthp_ctl_el2(TIMER_ARMED);
     }
     let bit = 1 << HYP_TIMER_PPI;
-    write32(frame + GICR_IGROUPR0, read32(frame + GICR_IGROUPR0) | bit);
-    let prio = frame + GICR_IPRIORITYR + (HYP_TIMER_PPI as usize & !3);
-    let shift = 8 * (HYP_TIMER_PPI % 4);
-    write32(prio, (read32(prio) & !(0xff << shift)) | 0x80 << shift);
-    write32(frame + GICR_ISENABLER0, bit);
-    Some(Armed { frame })
+    match ppis {
+        PpiControls::Redistributor(frame) => {
+            write32(frame + GICR_IGROUPR0, read32(frame + GICR_IGROUPR0) | bit);
+            let prio = frame + GICR_IPRIORITYR + (HYP_TIMER_PPI as usize & !3);
+            let shift = 8 * (HYP_TIMER_PPI % 4);
+            write32(prio, (read32(prio) & !(0xff << shift)) | 0x80 << shift);
+            write32(frame + GICR_ISENABLER0, bit);
+        }
+        PpiControls::Gicv2Distributor(gicd) => {
+            write8(
+                gicd + GICD_IPRIORITYR + HYP_TIMER_PPI as usize,
+                GICV2_PRIORITY,
+            );
+            write32(gicd + GICD_ISENABLER0, bit);
+        }
+    }
+    Some(Armed { ppis })
 }
 
 /// Stops the stand-in: the timer's output drops, so PPI 26 is no longer pending.
 pub fn disarm(armed: Armed) {
     // SAFETY: as in `arm_for_guest`.
     unsafe { sysreg::set_cnthp_ctl_el2(0) };
-    write32(armed.frame + GICR_ICENABLER0, 1 << HYP_TIMER_PPI);
+    let icenabler0 = match armed.ppis {
+        PpiControls::Redistributor(frame) => frame + GICR_ICENABLER0,
+        PpiControls::Gicv2Distributor(gicd) => gicd + GICD_ICENABLER0,
+    };
+    write32(icenabler0, 1 << HYP_TIMER_PPI);
 }

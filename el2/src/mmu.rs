@@ -6,8 +6,8 @@
 //!   unmapped so an overflow faults instead of corrupting the neighbour;
 //! - RAM (including the dynamic carve-out and host memory EL2 must read or clear):
 //!   read-write, never executable;
-//! - the console and the GICv3 redistributors (for the host-timer stand-in while a guest
-//!   runs, see `host_timer`): device memory.
+//! - the console and the GICv3 redistributors or the GICv2 distributor (for the host-timer
+//!   stand-in while a guest runs, see `host_timer`): device memory.
 //!
 //! SCTLR_EL2.WXN backs this up: nothing writable is ever executable.
 

@@ -2,7 +2,8 @@
 //! the device tree the host gets, the console and the PSCI conduit.
 //!
 //! - [`fdt_discovery`]: reads the loader's DTB into a [`fdt_discovery::BootInfo`] (no alloc).
-//! - [`host_dtb`]: writes the host's DTB with EL2's edits (uses `alloc`).
+//! - `host_dtb`: writes the host's DTB with EL2's edits (uses `alloc`; feature `host-dtb`,
+//!   on by default).
 //! - [`console`]: PL011 console and `log` backend (first thing the payload sets up).
 //! - [`psci`]: SMC/HVC conduit to PSCI firmware.
 //! - [`gicr_rd`]: what the host may do with a GICv3 redistributor's RD_base frame (EL2
@@ -17,6 +18,9 @@
 
 #![cfg_attr(not(test), no_std)]
 
+// Only the host DTB writer allocates; without it (the EL1 test hosts, which have no
+// allocator) the crate does not link `alloc` at all.
+#[cfg(feature = "host-dtb")]
 extern crate alloc;
 
 pub mod branch_hardening;
@@ -27,6 +31,7 @@ mod fdt_tree;
 pub mod fixed_list;
 pub mod gicr_rd;
 pub mod guest_traps;
+#[cfg(feature = "host-dtb")]
 pub mod host_dtb;
 pub mod id_regs;
 pub mod midr;
@@ -36,4 +41,5 @@ pub mod speculative_at;
 pub use fdt_check::FdtFormatError;
 pub use fdt_discovery::{BootInfo, DiscoveryError, discover};
 pub use fixed_list::{FixedList, MemRange};
+#[cfg(feature = "host-dtb")]
 pub use host_dtb::{HostDtbEdits, HostDtbError, write_host_dtb};

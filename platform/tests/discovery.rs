@@ -126,6 +126,29 @@ fn qemu_virt_gicv2_regions_are_discovered() {
 }
 
 #[test]
+fn zcu102_gic_400_is_a_gicv2_whose_virtual_interface_is_gich_and_gicv() {
+    let blob = fixture("zynqmp-zcu102-rev1.0.dtb");
+    let info = discover(&blob).unwrap();
+    assert_eq!(info.gic.version, GicVersion::V2);
+    assert_eq!(info.gic.distributor, r(0xf901_0000, 0x1_0000));
+    assert_eq!(info.gic.cpu_interface, Some(r(0xf902_0000, 0x2_0000)));
+    let virtual_interface: Vec<_> = info.gic.virtual_interface().collect();
+    assert_eq!(
+        virtual_interface,
+        [r(0xf904_0000, 0x2_0000), r(0xf906_0000, 0x2_0000)]
+    );
+    // The GIC sits under /axi: its MMIO is in the list EL2 starts the host's from.
+    assert!(covers(info.mmio.as_slice(), 0xf904_0000, 0x2_0000));
+}
+
+#[test]
+fn qemu_virt_gicv3_has_no_memory_mapped_virtual_interface() {
+    let blob = fixture("virt-gicv3.dtb");
+    let info = discover(&blob).unwrap();
+    assert_eq!(info.gic.virtual_interface().count(), 0);
+}
+
+#[test]
 fn multiboot_modules_are_discovered() {
     let blob = fixture("virt-modules.dtb");
     let info = discover(&blob).unwrap();

@@ -30,6 +30,19 @@ pub struct Gic {
     pub virtual_cpu_interface: Option<MemRange>,
 }
 
+impl Gic {
+    /// The memory-mapped virtual interface the DTB lists (GICH, then GICV): a GICv2's, or
+    /// a GICv3's legacy one. EL2 keeps both from the host: with GICH a host could make a
+    /// guest take virtual interrupts (its list registers drive the CPU's virtual IRQ, which
+    /// a guest running with HCR_EL2.IMO set takes), and the payload gives guests no virtual
+    /// GIC. A GICv3's own controls are the ICH_*_EL2 system registers, out of EL1's reach.
+    pub fn virtual_interface(&self) -> impl Iterator<Item = MemRange> {
+        self.hypervisor_interface
+            .into_iter()
+            .chain(self.virtual_cpu_interface)
+    }
+}
+
 const V3: &[&str] = &["arm,gic-v3"];
 const V2: &[&str] = &["arm,cortex-a15-gic", "arm,gic-400"];
 

@@ -21,10 +21,10 @@ mod smmu;
 mod stdout;
 
 pub use error::{DiscoveryError, NodeName};
-pub use gic::{Gic, GicVersion};
+pub use gic::{Gic, GicVersion, find as find_gic};
 pub use modules::{HostModule, HostModules, MODULE_COMPATIBLES, is_module};
 pub use smmu::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, Smmu};
-pub use stdout::{ConsoleUart, UartKind};
+pub use stdout::{ConsoleUart, UartKind, console as stdout_console};
 
 use crate::fdt_check;
 use crate::fixed_list::{FixedList, MemRange};

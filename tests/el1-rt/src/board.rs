@@ -1,5 +1,9 @@
 //! What an EL1 test image learns from the DTB the payload gives it: console, RAM, device
-//! MMIO, CPUs, PSCI conduit, the payload's carve-out and the memory already in use.
+//! MMIO, GIC, CPUs, PSCI conduit, the payload's carve-out and the memory already in use.
+//!
+//! The console and the GIC are found by the payload's own discovery (`platform`): the UART
+//! `/chosen/stdout-path` names (an alias or a path, on any bus, driver by `compatible`)
+//! and the first GICv2 or GICv3 node, with bus `ranges` applied.
 //!
 //! Parsing runs on the boot CPU with the MMU off, so it only reads the DTB and fills
 //! fixed-size arrays: no allocation, no atomics.
@@ -8,6 +12,8 @@ use crate::region::{ListFull, MAX_REGIONS, Region, RegionList};
 use core::fmt;
 use fdt::Fdt;
 use fdt::node::FdtNode;
+use platform::MemRange;
+pub use platform::fdt_discovery::{ConsoleUart, Gic, GicVersion, UartKind};
 
 /// Most CPUs an image brings up (the QEMU tests use 4).
 pub const MAX_CPUS: usize = 8;
@@ -52,11 +58,16 @@ impl CpuList {
 /// Everything the demo host takes from the DTB.
 #[derive(Clone, Copy, Debug)]
 pub struct Board {
-    /// The PL011 that `/chosen/stdout-path` names.
+    /// The UART that `/chosen/stdout-path` names (else the first PL011), and its driver.
+    pub console: ConsoleUart,
+    /// The console UART's register base (`console.regs.base`).
     pub uart: usize,
+    /// The interrupt controller, if the DTB describes one the payload's discovery reads.
+    pub gic: Option<Gic>,
     /// RAM from the `memory` nodes.
     pub memory: RegionList,
-    /// MMIO ranges (`reg`) of the devices directly under the root node.
+    /// MMIO ranges (`reg`) of the devices directly under the root node, plus the console's
+    /// and the GIC's registers wherever they sit (zcu102 has both under `/axi`).
     pub devices: RegionList,
     pub cpus: CpuList,
     /// The first PCI host bridge (`device_type = "pci"`, generic ECAM), if any.
@@ -103,7 +114,10 @@ pub enum BoardError {
 impl fmt::Display for BoardError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Self::NoUart => write!(f, "DTB names no PL011 console (/chosen/stdout-path)"),
+            Self::NoUart => write!(
+                f,
+                "DTB names no console UART with a driver here (/chosen/stdout-path: PL011, Cadence, 16550) and has no PL011"
+            ),
             Self::NoMemory => write!(f, "DTB has no memory node with a reg property"),
             Self::NoCpus => write!(f, "DTB has no /cpus/cpu@* node with a reg property"),
             Self::TooManyCpus => write!(f, "DTB lists more than {MAX_CPUS} CPUs"),
@@ -134,10 +148,19 @@ impl Board {
             bootargs[..args.len()].copy_from_slice(args.as_bytes());
             bootargs_len = args.len();
         }
+        let console = find_console(fdt)?;
+        let gic = platform::fdt_discovery::find_gic(fdt).ok();
+        let mut devices = find_devices(fdt)?;
+        add_device(&mut devices, console.regs)?;
+        for region in gic.iter().flat_map(gic_regions) {
+            add_device(&mut devices, region)?;
+        }
         Ok(Self {
-            uart: find_console(fdt)?,
+            console,
+            uart: console.regs.base as usize,
+            gic,
             memory: find_memory(fdt)?,
-            devices: find_devices(fdt)?,
+            devices,
             pci: find_pci(fdt),
             cpus: find_cpus(fdt)?,
             psci: find_psci(fdt),
@@ -154,25 +177,45 @@ impl Board {
     }
 }
 
-/// The PL011 named by `/chosen/stdout-path` ("path[:options]"), else the first PL011.
-fn find_console(fdt: &Fdt) -> Result<usize, BoardError> {
-    let stdout = fdt
-        .find_node("/chosen")
-        .and_then(|chosen| chosen.property("stdout-path"))
-        .and_then(|path| path.as_str())
-        .and_then(|path| fdt.find_node(path.split(':').next().unwrap_or(path)));
-    let node = stdout
-        .filter(|node| is_pl011(*node))
-        .or_else(|| fdt.find_compatible(&["arm,pl011"]))
+/// The UART named by `/chosen/stdout-path` if the payload's console code has a driver
+/// for it (the same choice the payload makes), else the first PL011 under the root.
+fn find_console(fdt: &Fdt) -> Result<ConsoleUart, BoardError> {
+    if let Some(uart) = platform::fdt_discovery::stdout_console(fdt) {
+        return Ok(uart);
+    }
+    let node = fdt
+        .find_compatible(&["arm,pl011"])
         .ok_or(BoardError::NoUart)?;
-    first_reg(node)
-        .map(|region| region.base)
-        .ok_or(BoardError::NoUart)
+    let region = first_reg(node).ok_or(BoardError::NoUart)?;
+    Ok(ConsoleUart {
+        kind: UartKind::Pl011,
+        regs: MemRange {
+            base: region.base as u64,
+            size: region.size as u64,
+        },
+    })
 }
 
-fn is_pl011(node: FdtNode) -> bool {
-    node.compatible()
-        .is_some_and(|compatible| compatible.all().any(|c| c == "arm,pl011"))
+/// The GIC's register regions: GICD, GICR (v3), GICC, and GICH/GICV where the DTB lists
+/// them (mapped so that a probe of them reaches stage 2, which must refuse it).
+fn gic_regions(gic: &Gic) -> impl Iterator<Item = MemRange> + '_ {
+    core::iter::once(gic.distributor)
+        .chain(gic.redistributors.as_slice().iter().copied())
+        .chain(gic.cpu_interface)
+        .chain(gic.hypervisor_interface)
+        .chain(gic.virtual_cpu_interface)
+}
+
+/// Adds `range` to the device list unless a listed region already covers it.
+fn add_device(devices: &mut RegionList, range: MemRange) -> Result<(), BoardError> {
+    let region = Region {
+        base: range.base as usize,
+        size: range.size as usize,
+    };
+    if devices.iter().any(|d| d.contains(&region)) {
+        return Ok(());
+    }
+    push(devices, region, "device")
 }
 
 fn find_memory(fdt: &Fdt) -> Result<RegionList, BoardError> {
@@ -389,6 +432,7 @@ mod tests {
     use super::*;
 
     const QEMU_VIRT: &[u8] = include_bytes!("../../../platform/tests/data/virt-gicv3.dtb");
+    const ZCU102: &[u8] = include_bytes!("../../../platform/tests/data/zynqmp-zcu102-rev1.0.dtb");
     const WITH_RESERVATIONS: &[u8] =
         include_bytes!("../../../platform/tests/data/virt-reserved.dtb");
 
@@ -429,6 +473,109 @@ mod tests {
             }
         );
         assert!(board.devices.iter().any(|d| *d == pci.mem32));
+    }
+
+    #[test]
+    fn zcu102_console_is_the_cadence_uart_its_stdout_alias_names_and_it_and_the_gic_are_mapped() {
+        let board = board(ZCU102);
+        // stdout-path = "serial0:115200n8", serial0 = "/axi/serial@ff000000".
+        assert_eq!(board.console.kind, UartKind::Cadence);
+        assert_eq!(board.uart, 0xff00_0000);
+        let gic = board.gic.unwrap();
+        assert_eq!(gic.version, GicVersion::V2);
+        assert_eq!(gic.distributor.base, 0xf901_0000);
+        assert_eq!(gic.cpu_interface.unwrap().base, 0xf902_0000);
+        // Both sit under /axi, not under the root: mapped all the same.
+        for base in [0xff00_0000, 0xf901_0000, 0xf902_0000] {
+            let reg = Region { base, size: 0x1000 };
+            assert!(
+                board.devices.iter().any(|d| d.contains(&reg)),
+                "{base:#x} is not in the device map"
+            );
+        }
+        assert_eq!(board.cpus.len(), 4);
+        assert_eq!(board.psci, Some(Conduit::Smc));
+    }
+
+    /// A board whose console is a DesignWare 16550 (32-bit registers, 4 bytes apart)
+    /// behind a bus that translates addresses (child 0x0 -> CPU 0xfe00_0000).
+    fn dw_apb_uart_board() -> Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("stdout-path", "serial2:1500000n8")
+            .unwrap();
+        w.end_node(chosen).unwrap();
+        let aliases = w.begin_node("aliases").unwrap();
+        w.property_string("serial2", "/soc/serial@b50000").unwrap();
+        w.end_node(aliases).unwrap();
+        let memory = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0, 0x8000_0000]).unwrap();
+        w.end_node(memory).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        let cpu = w.begin_node("cpu@0").unwrap();
+        w.property_string("device_type", "cpu").unwrap();
+        w.property_u32("reg", 0).unwrap();
+        w.end_node(cpu).unwrap();
+        w.end_node(cpus).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_string("compatible", "simple-bus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0, 0, 0xfe00_0000, 0x100_0000])
+            .unwrap();
+        let uart = w.begin_node("serial@b50000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["rockchip,rk3588-uart".into(), "snps,dw-apb-uart".into()],
+        )
+        .unwrap();
+        w.property_array_u32("reg", &[0xb5_0000, 0x100]).unwrap();
+        w.property_u32("reg-shift", 2).unwrap();
+        w.property_u32("reg-io-width", 4).unwrap();
+        w.end_node(uart).unwrap();
+        w.end_node(soc).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_dw_apb_uart_console_behind_a_translating_bus_is_found_and_mapped() {
+        let blob = dw_apb_uart_board();
+        let board = board(&blob);
+        assert_eq!(
+            board.console.kind,
+            UartKind::Ns16550 {
+                reg_shift: 2,
+                io_width: 4
+            }
+        );
+        assert_eq!(board.uart, 0xfeb5_0000);
+        let reg = Region {
+            base: 0xfeb5_0000,
+            size: 0x100,
+        };
+        assert!(board.devices.iter().any(|d| d.contains(&reg)));
+    }
+
+    #[test]
+    fn qemu_virt_console_and_gic_are_not_listed_twice() {
+        let board = board(QEMU_VIRT);
+        assert_eq!(board.console.kind, UartKind::Pl011);
+        assert_eq!(board.gic.unwrap().version, GicVersion::V3);
+        let uart = Region {
+            base: 0x0900_0000,
+            size: 0x1000,
+        };
+        assert_eq!(
+            board.devices.iter().filter(|d| d.contains(&uart)).count(),
+            1
+        );
     }
 
     #[test]

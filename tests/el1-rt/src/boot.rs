@@ -65,7 +65,7 @@ pub fn start_mapping(
             ));
         }
     }
-    console::set_uart(board.uart);
+    console::set_uart(board.console);
     check_el1();
 
     // SAFETY: called once, here, before any other CPU runs.

@@ -1,22 +1,33 @@
-//! The console: the PL011 named by `/chosen/stdout-path`, one line at a time, each line
+//! The console: the UART named by `/chosen/stdout-path`, one line at a time, each line
 //! starting with the image's prefix (`demo: `, `abi-host: `), except the bare lines a test
-//! runner prints.
+//! runner prints. The UART is driven by the payload's own console drivers
+//! (`platform::console`: PL011, Cadence, 16550 family), chosen by its `compatible`.
 //!
 //! Until the MMU is on, memory is Device memory and exclusive accesses (spin locks) are not
 //! guaranteed to work, so lines are written without the lock; only the boot CPU runs then.
 //! [`enable_locking`] is called once the MMU is on and before any secondary CPU starts.
 
-use arm_pl011_uart::{PL011Registers, Uart, UniqueMmioPointer};
 use core::fmt::{self, Write};
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use platform::MemRange;
+use platform::console::Console;
+use platform::fdt_discovery::{ConsoleUart, UartKind};
 use spin::mutex::SpinMutex;
 
 /// The PL011 of QEMU's `virt` board, used until the DTB has named the real one (and when
 /// there is no DTB at all, so that the failure can still be reported).
 pub const FALLBACK_UART: usize = 0x0900_0000;
 
+/// The console UART, as plain stores (set with the MMU off, where atomic
+/// read-modify-write is unreliable): its base, its kind and, for a 16550, its register
+/// shift and access width.
 static UART_BASE: AtomicUsize = AtomicUsize::new(FALLBACK_UART);
+static UART_KIND: AtomicU8 = AtomicU8::new(KIND_PL011);
+static UART_SHIFT: AtomicU8 = AtomicU8::new(0);
+static UART_WIDTH: AtomicU8 = AtomicU8::new(1);
+const KIND_PL011: u8 = 0;
+const KIND_CADENCE: u8 = 1;
+const KIND_NS16550: u8 = 2;
 static LOCKING: AtomicBool = AtomicBool::new(false);
 static LOCK: SpinMutex<()> = SpinMutex::new(());
 /// The prefix, as the pointer and length of a `&'static str` (two plain stores: this is
@@ -45,9 +56,44 @@ fn prefix() -> &'static str {
     core::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// Sets the console's PL011 base address. Called by the boot CPU before the MMU is on.
-pub fn set_uart(base: usize) {
-    UART_BASE.store(base, Ordering::Release);
+/// Sets the console's UART. Called by the boot CPU before the MMU is on.
+pub fn set_uart(uart: ConsoleUart) {
+    let (kind, shift, width) = match uart.kind {
+        UartKind::Pl011 => (KIND_PL011, 0, 1),
+        UartKind::Cadence => (KIND_CADENCE, 0, 1),
+        UartKind::Ns16550 {
+            reg_shift,
+            io_width,
+        } => (KIND_NS16550, reg_shift, io_width),
+    };
+    UART_KIND.store(kind, Ordering::Relaxed);
+    UART_SHIFT.store(shift, Ordering::Relaxed);
+    UART_WIDTH.store(width, Ordering::Relaxed);
+    // A base that does not fit the address space leaves the console silent (0).
+    UART_BASE.store(
+        usize::try_from(uart.regs.base).unwrap_or(0),
+        Ordering::Release,
+    );
+}
+
+/// The UART [`set_uart`] recorded.
+fn uart() -> ConsoleUart {
+    let base = UART_BASE.load(Ordering::Acquire);
+    let kind = match UART_KIND.load(Ordering::Relaxed) {
+        KIND_CADENCE => UartKind::Cadence,
+        KIND_NS16550 => UartKind::Ns16550 {
+            reg_shift: UART_SHIFT.load(Ordering::Relaxed),
+            io_width: UART_WIDTH.load(Ordering::Relaxed),
+        },
+        _ => UartKind::Pl011,
+    };
+    ConsoleUart {
+        kind,
+        regs: MemRange {
+            base: base as u64,
+            size: 0x1000,
+        },
+    }
 }
 
 /// From now on lines are written under a lock: the MMU is on, memory is Normal memory.
@@ -98,19 +144,17 @@ pub fn unlocked_line(args: fmt::Arguments) {
 }
 
 fn write_line(prefix: &str, args: fmt::Arguments) {
-    let base = UART_BASE.load(Ordering::Acquire);
-    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+    // SAFETY: the UART is the one the DTB names (or QEMU virt's PL011, before there is a
+    // DTB), identity-mapped as Device memory once the MMU is on (`Board::devices` holds
+    // it). Writers are serialised by LOCK, or run alone (boot CPU before locking). The
+    // exceptions, `emergency_line` after its timeout and `unlocked_line` on a failing CPU,
+    // can only interleave bytes in the data register: the drivers reach the registers with
+    // single MMIO accesses and no Rust memory is shared through them.
+    let Some(mut console) = (unsafe { Console::for_uart(&uart()) }) else {
         return;
     };
-    // SAFETY: `base` is the PL011 named by the DTB (or QEMU virt's, before there is one),
-    // identity-mapped as Device memory once the MMU is on. Writers are serialised by LOCK,
-    // or run alone (boot CPU before locking). The exceptions, `emergency_line` after its
-    // timeout and `unlocked_line` on a failing CPU, can only interleave bytes in the data
-    // register: the driver reaches the registers with single MMIO accesses and no Rust
-    // memory is shared through them.
-    let mut uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
-    // The PL011 driver's `write_str` cannot fail.
-    let _ = writeln!(uart, "{prefix}{args}");
+    // The drivers' `write_str` cannot fail.
+    let _ = writeln!(console, "{prefix}{args}");
 }
 
 /// Prints one console line, prefixed with the image's prefix.

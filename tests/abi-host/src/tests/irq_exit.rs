@@ -6,15 +6,25 @@
 //! The host arms its EL1 physical timer (PPI 30): the payload does not switch that timer
 //! (guests cannot reach it: CNTHCTL_EL2.EL1PCEN is clear while they run), so it keeps
 //! counting down while the spinning test guest runs and fires during a run. The test enables
-//! just that PPI in this CPU's GICv3 redistributor and the group-1 CPU interface; the host
-//! keeps its IRQs masked in PSTATE, so nothing is taken at EL1 and the pending state can be
-//! read back. Everything is switched off again at the end.
+//! just that PPI for this CPU and the CPU interface, as a Linux host would on that GIC:
+//! - GICv3: in this CPU's redistributor, group 1 at priority 0x80, the CPU interface
+//!   through its system registers (ICC_*), group 1 enabled;
+//! - GICv2 (GIC-400, zcu102): in the distributor's banked per-CPU PPI registers, at
+//!   Linux's default priority 0xa0 and in the group it resets to (group 0: a GIC without
+//!   the Security Extensions signals it as an IRQ, and Linux's GICv2 driver enables only
+//!   that group), the memory-mapped CPU interface (GICC) enabled with Linux's mask 0xf0.
+//!
+//! The host keeps its IRQs masked in PSTATE, so nothing is taken at EL1 and the pending
+//! state can be read back. Everything is switched off again at the end.
 
-use crate::runner::{Ctx, TestResult, bail};
-use el1_rt::cpus;
+use crate::runner::{Ctx, Failure, TestResult, bail};
+use core::sync::atomic::{AtomicU64, Ordering};
+use el1_rt::board::{Gic, GicVersion};
 use el1_rt::host_calls;
-use el1_rt::timeout::Deadline;
-use hvc_abi::Exit;
+use el1_rt::timeout::{Deadline, wait_until};
+use el1_rt::{cpus, psci};
+use hvc_abi::{Exit, VmHandle};
+use spin::mutex::SpinMutex;
 use test_guest::Command;
 
 const TIMER_PPI: u32 = 30;
@@ -25,17 +35,28 @@ const GICR_STRIDE: usize = 0x2_0000;
 const GICR_TYPER: usize = 0x8;
 const GICR_WAKER: usize = 0x14;
 const SGI_BASE: usize = 0x1_0000;
-const GICR_IGROUPR0: usize = SGI_BASE + 0x80;
-const GICR_ISENABLER0: usize = SGI_BASE + 0x100;
-const GICR_ICENABLER0: usize = SGI_BASE + 0x180;
-const GICR_ISPENDR0: usize = SGI_BASE + 0x200;
-const GICR_IPRIORITYR: usize = SGI_BASE + 0x400;
+/// The PPI registers, at the same offsets in a GICv3 SGI/PPI frame and (banked per CPU)
+/// in a GICv2 distributor: GICR_/GICD_IGROUPR0, ISENABLER0, ICENABLER0, ISPENDR0,
+/// IPRIORITYR<n>.
+const IGROUPR0: usize = 0x80;
+const ISENABLER0: usize = 0x100;
+const ICENABLER0: usize = 0x180;
+const ISPENDR0: usize = 0x200;
+const IPRIORITYR: usize = 0x400;
 const GICD_CTLR_ARE_NS_GRP1: u32 = (1 << 4) | (1 << 1);
+/// GICv2 GICD_CTLR / GICC_CTLR bit 0: forwarding (of group 0, without the Security
+/// Extensions) enabled.
+const GICV2_ENABLE_GRP0: u32 = 1;
+const GICC_CTLR: usize = 0x0;
+const GICC_PMR: usize = 0x4;
+/// Linux's GICv2 values: GICD_INT_DEF_PRI and GICC_INT_PRI_THRESHOLD.
+const GICV2_DEFAULT_PRIORITY: u8 = 0xa0;
+const GICV2_PMR: u32 = 0xf0;
 const RUN_TIMEOUT_MS: u64 = 10_000;
 
 fn read32(addr: usize) -> u32 {
     // SAFETY: a register of the GIC the DTB describes, identity-mapped as device memory
-    // by el1-rt's MMU set-up (every direct child of / is).
+    // by el1-rt's MMU set-up (`Board::devices` holds the GIC's regions).
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
@@ -44,15 +65,107 @@ fn write32(addr: usize, value: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
 
-/// GICD and GICR bases of the `arm,gic-v3` node.
-fn gic_v3(ctx: &Ctx) -> Option<(usize, usize)> {
-    // SAFETY: the payload handed over this DTB and nothing changes it.
-    let fdt = unsafe { fdt::Fdt::from_ptr(ctx.platform.dtb.base as *const u8) }.ok()?;
-    let node = fdt.find_compatible(&["arm,gic-v3"])?;
-    let mut reg = node.reg()?;
-    let gicd = reg.next()?.starting_address as usize;
-    let gicr = reg.next()?.starting_address as usize;
-    Some((gicd, gicr))
+fn write8(addr: usize, value: u8) {
+    // SAFETY: as in `read32`; GICD_IPRIORITYR is byte-accessible (GICv2 spec 4.3.11).
+    unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
+}
+
+/// This CPU's PPI controls and CPU interface, on the GIC the DTB describes.
+#[derive(Clone, Copy)]
+enum Ppis {
+    /// GICv3: the distributor, and this CPU's redistributor's SGI/PPI frame.
+    V3 { gicd: usize, ppi_frame: usize },
+    /// GICv2: the distributor (its PPI registers are banked per CPU) and the CPU interface.
+    V2 { gicd: usize, gicc: usize },
+}
+
+impl Ppis {
+    /// The calling CPU's PPI controls on the board's GIC.
+    fn find(ctx: &Ctx) -> Result<Self, Failure> {
+        Self::on(ctx.platform.board.gic)
+    }
+
+    /// The calling CPU's PPI controls on `gic`.
+    fn on(gic: Option<Gic>) -> Result<Self, Failure> {
+        let Some(gic) = gic else {
+            bail!("the DTB describes no GICv2 or GICv3");
+        };
+        let gicd = gic.distributor.base as usize;
+        match gic.version {
+            GicVersion::V3 => {
+                let Some(gicr) = gic.redistributors.as_slice().first() else {
+                    bail!("the GICv3 node has no redistributor region");
+                };
+                let Some(rd) = own_redistributor(gicr.base as usize) else {
+                    bail!("no GICv3 redistributor for this CPU's MPIDR");
+                };
+                wake(rd)?;
+                Ok(Self::V3 {
+                    gicd,
+                    ppi_frame: rd + SGI_BASE,
+                })
+            }
+            GicVersion::V2 => {
+                let Some(gicc) = gic.cpu_interface else {
+                    bail!("the GICv2 node has no CPU interface region");
+                };
+                Ok(Self::V2 {
+                    gicd,
+                    gicc: gicc.base as usize,
+                })
+            }
+        }
+    }
+
+    /// Where this CPU's PPI registers are.
+    fn ppi_frame(self) -> usize {
+        match self {
+            Self::V3 { ppi_frame, .. } => ppi_frame,
+            Self::V2 { gicd, .. } => gicd,
+        }
+    }
+
+    /// Enables `ppi` and the CPU interface as a Linux host does on this GIC.
+    fn enable(self, ppi: u32) {
+        let frame = self.ppi_frame();
+        match self {
+            Self::V3 { gicd, .. } => {
+                write32(gicd, read32(gicd) | GICD_CTLR_ARE_NS_GRP1);
+                write32(frame + IGROUPR0, read32(frame + IGROUPR0) | 1 << ppi);
+                write8(frame + IPRIORITYR + ppi as usize, 0x80);
+                write32(frame + ISENABLER0, 1 << ppi);
+                set_v3_cpu_interface(true);
+            }
+            Self::V2 { gicd, gicc } => {
+                write32(gicd, read32(gicd) | GICV2_ENABLE_GRP0);
+                write8(frame + IPRIORITYR + ppi as usize, GICV2_DEFAULT_PRIORITY);
+                write32(frame + ISENABLER0, 1 << ppi);
+                write32(gicc + GICC_PMR, GICV2_PMR);
+                write32(
+                    gicc + GICC_CTLR,
+                    read32(gicc + GICC_CTLR) | GICV2_ENABLE_GRP0,
+                );
+            }
+        }
+    }
+
+    fn disable(self, ppi: u32) {
+        write32(self.ppi_frame() + ICENABLER0, 1 << ppi);
+        match self {
+            Self::V3 { .. } => set_v3_cpu_interface(false),
+            Self::V2 { gicc, .. } => {
+                write32(
+                    gicc + GICC_CTLR,
+                    read32(gicc + GICC_CTLR) & !GICV2_ENABLE_GRP0,
+                );
+            }
+        }
+    }
+
+    /// This CPU's pending PPIs and SGIs (GICR_/GICD_ISPENDR0).
+    fn pending(self) -> u32 {
+        read32(self.ppi_frame() + ISPENDR0)
+    }
 }
 
 /// This CPU's redistributor frame: the one whose GICR_TYPER affinity is our MPIDR's.
@@ -72,6 +185,18 @@ fn own_redistributor(gicr: usize) -> Option<usize> {
         frame += GICR_STRIDE;
     }
     None
+}
+
+/// Wakes a GICv3 redistributor (GICR_WAKER.ProcessorSleep, then wait for ChildrenAsleep).
+fn wake(rd: usize) -> TestResult {
+    write32(rd + GICR_WAKER, read32(rd + GICR_WAKER) & !(1 << 1));
+    let deadline = Deadline::after_ms(1_000);
+    while read32(rd + GICR_WAKER) & (1 << 2) != 0 {
+        if deadline.passed() {
+            bail!("the redistributor did not wake up");
+        }
+    }
+    Ok(())
 }
 
 fn set_timer(enabled: bool, ticks_from_now: u64) {
@@ -102,10 +227,10 @@ fn set_virtual_timer(enabled: bool, ticks_from_now: u64) {
     }
 }
 
-fn set_cpu_interface(enabled: bool) {
+fn set_v3_cpu_interface(enabled: bool) {
     // SAFETY: the GICv3 CPU interface of this CPU: system-register access (ICC_SRE_EL2.Enable
     // is set by the payload), priority mask open, group 1 on or off. IRQs stay masked in
-    // PSTATE, so nothing is taken at EL1.
+    // PSTATE, so nothing is taken at EL1. Only called on a GICv3 (`Ppis::V3`).
     unsafe {
         core::arch::asm!("mrs {t}, icc_sre_el1", "orr {t}, {t}, #1", "msr icc_sre_el1, {t}", "isb", t = out(reg) _);
         core::arch::asm!("msr icc_pmr_el1, {}", in(reg) 0xffu64);
@@ -113,50 +238,26 @@ fn set_cpu_interface(enabled: bool) {
     }
 }
 
-/// Wakes this CPU's redistributor, puts `ppi` in group 1 at a middle priority, enables it
-/// and the group-1 CPU interface (as a Linux host would); returns the redistributor.
-fn enable_ppi(ctx: &Ctx, ppi: u32) -> Result<usize, crate::runner::Failure> {
-    let Some((gicd, gicr)) = gic_v3(ctx) else {
-        bail!("no arm,gic-v3 node with GICD and GICR regions in the DTB");
-    };
-    let Some(rd) = own_redistributor(gicr) else {
-        bail!("no GICv3 redistributor for this CPU's MPIDR");
-    };
-    write32(rd + GICR_WAKER, read32(rd + GICR_WAKER) & !(1 << 1));
-    let deadline = Deadline::after_ms(1_000);
-    while read32(rd + GICR_WAKER) & (1 << 2) != 0 {
-        if deadline.passed() {
-            bail!("the redistributor did not wake up");
-        }
-    }
-    write32(gicd, read32(gicd) | GICD_CTLR_ARE_NS_GRP1);
-    write32(rd + GICR_IGROUPR0, read32(rd + GICR_IGROUPR0) | 1 << ppi);
-    let prio = rd + GICR_IPRIORITYR + (ppi as usize & !3);
-    let shift = 8 * (ppi % 4);
-    write32(prio, (read32(prio) & !(0xff << shift)) | 0x80 << shift);
-    write32(rd + GICR_ISENABLER0, 1 << ppi);
-    set_cpu_interface(true);
-    Ok(rd)
-}
-
-fn disable_ppi(rd: usize, ppi: u32) {
-    write32(rd + GICR_ICENABLER0, 1 << ppi);
-    set_cpu_interface(false);
+/// Enables `ppi` and the CPU interface (see the module comment).
+fn enable_ppi(ctx: &Ctx, ppi: u32) -> Result<Ppis, Failure> {
+    let ppis = Ppis::find(ctx)?;
+    ppis.enable(ppi);
+    Ok(ppis)
 }
 
 pub fn irq_during_guest_run_exits_to_host(ctx: &mut Ctx) -> TestResult {
-    let rd = enable_ppi(ctx, TIMER_PPI)?;
-    let result = run_until_irq(ctx, rd);
+    let ppis = enable_ppi(ctx, TIMER_PPI)?;
+    let result = run_until_irq(ctx, ppis);
     set_timer(false, 0);
-    disable_ppi(rd, TIMER_PPI);
+    ppis.disable(TIMER_PPI);
     result
 }
 
 pub fn host_virtual_timer_deadline_ends_a_guest_run(ctx: &mut Ctx) -> TestResult {
-    let rd = enable_ppi(ctx, VIRTUAL_TIMER_PPI)?;
-    let result = run_until_virtual_timer(ctx, rd);
+    let ppis = enable_ppi(ctx, VIRTUAL_TIMER_PPI)?;
+    let result = run_until_virtual_timer(ctx, ppis);
     set_virtual_timer(false, 0);
-    disable_ppi(rd, VIRTUAL_TIMER_PPI);
+    ppis.disable(VIRTUAL_TIMER_PPI);
     result
 }
 
@@ -170,10 +271,18 @@ const PMR_IRQS_OFF: u64 = 0x60;
 pub fn host_priority_mask_does_not_keep_an_irq_from_ending_a_guest_run(
     ctx: &mut Ctx,
 ) -> TestResult {
-    let rd = enable_ppi(ctx, TIMER_PPI)?;
+    let ppis = Ppis::find(ctx)?;
+    if let Ppis::V2 { .. } = ppis {
+        return Err(Failure::not_applicable(format_args!(
+            "not applicable on a GICv2: there is no ICC_PMR_EL1 and no pseudo-NMI host; the \
+             host's GICC_PMR is its own MMIO register, which the payload neither reads nor \
+             changes"
+        )));
+    }
+    ppis.enable(TIMER_PPI);
     let result = run_with_priority_mask(ctx);
     set_timer(false, 0);
-    disable_ppi(rd, TIMER_PPI);
+    ppis.disable(TIMER_PPI);
     result
 }
 
@@ -210,16 +319,19 @@ fn run_with_priority_mask(ctx: &mut Ctx) -> TestResult {
     Ok(())
 }
 
-fn run_until_virtual_timer(ctx: &mut Ctx, rd: usize) -> TestResult {
+fn run_until_virtual_timer(ctx: &mut Ctx, ppis: Ppis) -> TestResult {
     let guest = ctx.guest(Command::Spin, 1)?;
-    let handle = guest.vm().handle();
+    run_vcpu_until_virtual_timer(guest.vm().handle(), ppis)
+}
+
+fn run_vcpu_until_virtual_timer(handle: VmHandle, ppis: Ppis) -> TestResult {
     // Due in a few microseconds, long before the spinning guest's first tick.
     set_virtual_timer(true, 100);
     match host_calls::vcpu_run(handle, 0, 0)? {
         Exit::Irq => {}
         other => bail!("the host's virtual-timer deadline did not end the run: got {other:?}"),
     }
-    let pending = read32(rd + GICR_ISPENDR0);
+    let pending = ppis.pending();
     if pending & (1 << VIRTUAL_TIMER_PPI) == 0 {
         bail!("IRQ exit, but the host's virtual timer interrupt is not pending for it");
     }
@@ -229,7 +341,7 @@ fn run_until_virtual_timer(ctx: &mut Ctx, rd: usize) -> TestResult {
     Ok(())
 }
 
-fn run_until_irq(ctx: &mut Ctx, rd: usize) -> TestResult {
+fn run_until_irq(ctx: &mut Ctx, ppis: Ppis) -> TestResult {
     let guest = ctx.guest(Command::Spin, 1)?;
     let handle = guest.vm().handle();
     // A few microseconds: it expires during the first run or between two.
@@ -246,16 +358,75 @@ fn run_until_irq(ctx: &mut Ctx, rd: usize) -> TestResult {
             bail!("no IRQ exit within {RUN_TIMEOUT_MS} ms ({ticks} ticks seen)");
         }
     }
-    if read32(rd + GICR_ISPENDR0) & (1 << TIMER_PPI) == 0 {
+    if ppis.pending() & (1 << TIMER_PPI) == 0 {
         bail!("IRQ exit, but the timer interrupt is not pending for the host");
     }
     // Level-sensitive: once the host turns its timer off, the interrupt is no longer pending.
     set_timer(false, 0);
     let deadline = Deadline::after_ms(1_000);
-    while read32(rd + GICR_ISPENDR0) & (1 << TIMER_PPI) != 0 {
+    while ppis.pending() & (1 << TIMER_PPI) != 0 {
         if deadline.passed() {
             bail!("the timer interrupt stayed pending after the host disabled the timer");
         }
     }
     Ok(())
+}
+
+/// How long the other CPU may take to come up, run its check and be reported off.
+const CPU_TIMEOUT_MS: u64 = 10_000;
+/// What the other CPU needs (the GIC, the VM) and what it found.
+static OTHER_CPU_GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
+static OTHER_CPU_VM: AtomicU64 = AtomicU64::new(0);
+static OTHER_CPU_RESULT: SpinMutex<Option<TestResult>> = SpinMutex::new(None);
+
+/// The same on a CPU other than the boot CPU: the payload finds that CPU's PPI controls
+/// (its own redistributor on a GICv3; on a GICv2 its own bank of the distributor's PPI
+/// registers, reached at the same address as every other CPU's).
+pub fn host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu(ctx: &mut Ctx) -> TestResult {
+    let own = cpus::own_mpidr();
+    let Some((index, mpidr)) = ctx
+        .platform
+        .board
+        .cpus
+        .iter()
+        .find(|&(_, mpidr)| mpidr != own)
+    else {
+        bail!("needs a second CPU (-smp 2 or more)");
+    };
+    let guest = ctx.guest(Command::Spin, 1)?;
+    *OTHER_CPU_GIC.lock() = ctx.platform.board.gic;
+    OTHER_CPU_VM.store(guest.vm().handle().raw(), Ordering::Release);
+    *OTHER_CPU_RESULT.lock() = None;
+    let status = cpus::start(index, mpidr, &ctx.platform.mmu, virtual_timer_on_this_cpu);
+    if status != 0 {
+        bail!("PSCI CPU_ON of cpu {index} returned {status}");
+    }
+    let finished = wait_until(CPU_TIMEOUT_MS, || OTHER_CPU_RESULT.lock().is_some());
+    let off = wait_until(CPU_TIMEOUT_MS, || {
+        psci::affinity_info(mpidr) == psci::AFFINITY_OFF
+    });
+    let Some(result) = OTHER_CPU_RESULT.lock().take() else {
+        bail!("cpu {index} did not finish within {CPU_TIMEOUT_MS} ms (finished: {finished})");
+    };
+    if let Err(failure) = result {
+        bail!("on cpu {index}: {}", failure.as_str());
+    }
+    if !off {
+        bail!("cpu {index} was not reported off within {CPU_TIMEOUT_MS} ms");
+    }
+    Ok(())
+}
+
+/// The other CPU's task: the virtual-timer check with its own PPI controls.
+fn virtual_timer_on_this_cpu(_index: usize) {
+    let gic = *OTHER_CPU_GIC.lock();
+    let handle = VmHandle(OTHER_CPU_VM.load(Ordering::Acquire));
+    let result = Ppis::on(gic).and_then(|ppis| {
+        ppis.enable(VIRTUAL_TIMER_PPI);
+        let result = run_vcpu_until_virtual_timer(handle, ppis);
+        set_virtual_timer(false, 0);
+        ppis.disable(VIRTUAL_TIMER_PPI);
+        result
+    });
+    *OTHER_CPU_RESULT.lock() = Some(result);
 }

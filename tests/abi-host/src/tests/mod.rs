@@ -3,6 +3,7 @@
 mod destroy;
 mod discovery;
 mod errors;
+mod gic_virtual_interface;
 mod guest_address_space;
 mod guest_calls;
 mod host_faults;
@@ -58,6 +59,14 @@ pub const ALL: &[Test] = &[
     Test {
         name: "host_virtual_timer_deadline_ends_a_guest_run",
         run: irq_exit::host_virtual_timer_deadline_ends_a_guest_run,
+    },
+    Test {
+        name: "host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu",
+        run: irq_exit::host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu,
+    },
+    Test {
+        name: "host_cannot_reach_the_gic_virtual_interface",
+        run: gic_virtual_interface::host_cannot_reach_the_gic_virtual_interface,
     },
     Test {
         name: "guest_relinquish_returns_page_zeroed",
