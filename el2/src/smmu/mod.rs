@@ -106,7 +106,7 @@ impl HostDma for SmmuDma {
         let (cmds, n) = revoke_invalidation(self.context, start, end);
         // `run` orders the descriptor writes before the commands (dsb) and returns only when
         // CMD_SYNC has been consumed: the invalidation is complete (IHI 0070 4.7.3).
-        if let Err(e) = self.cmdq.run(cmds[..n].iter().copied()) {
+        if let Err(e) = self.cmdq.run(&cmds[..n]) {
             fatal_queue(e);
         }
     }
@@ -284,7 +284,7 @@ pub unsafe fn init(
     // SAFETY: the queue memory is in the block, named by CMDQ_BASE.
     let mut cmdq = unsafe { CommandQueue::new(regs, layout.cmdq, cmdq_log2) };
     // Nothing cached from before EL2 (firmware may have used the SMMU) survives.
-    cmdq.run([Command::cfgi_all(), Command::tlbi_nsnh_all()])
+    cmdq.run(&[Command::cfgi_all(), Command::tlbi_nsnh_all()])
         .map_err(SmmuError::Queue)?;
     let cr0 = regs::CR0_CMDQEN | regs::CR0_EVENTQEN;
     regs.write32(regs::CR0, cr0);

@@ -112,6 +112,17 @@ impl CommandQueue {
     }
 
     /// Writes `cmd` at PROD (waiting for room) without telling the SMMU yet.
+    /// Queues `cmds` in order. Kept out of line so that `run`'s code is the fixed order the
+    /// maintenance check reads (the commands, the sync, the publish) however the compiler
+    /// lays out this loop.
+    #[inline(never)]
+    fn push_all(&mut self, cmds: &[Command]) -> Result<(), QueueError> {
+        for &cmd in cmds {
+            self.push(cmd)?;
+        }
+        Ok(())
+    }
+
     fn push(&mut self, cmd: Command) -> Result<(), QueueError> {
         if self.full(self.regs.read32(CMDQ_CONS)) {
             // Let the SMMU see what is queued, then wait for room.
@@ -141,10 +152,8 @@ impl CommandQueue {
     /// Issues `cmds` then a CMD_SYNC and waits until the SMMU has consumed the sync, i.e.
     /// has completed every command before it (IHI 0070 4.7.3).
     #[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
-    pub fn run(&mut self, cmds: impl IntoIterator<Item = Command>) -> Result<(), QueueError> {
-        for cmd in cmds {
-            self.push(cmd)?;
-        }
+    pub fn run(&mut self, cmds: &[Command]) -> Result<(), QueueError> {
+        self.push_all(cmds)?;
         self.push(Command::sync())?;
         let (target, log2) = (self.prod, self.log2);
         self.publish();

@@ -231,7 +231,7 @@ const SEQUENCES: &[Sequence] = &[
     Sequence {
         function: "el2::smmu::queues::CommandQueue::run",
         expect: &[
-            "call el2::smmu::queues::CommandQueue::push",
+            "call el2::smmu::queues::CommandQueue::push_all",
             "call el2::smmu::queues::CommandQueue::push",
             "call el2::smmu::queues::CommandQueue::publish",
         ],
