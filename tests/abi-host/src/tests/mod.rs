@@ -6,6 +6,7 @@ mod errors;
 mod guest_address_space;
 mod guest_calls;
 mod host_faults;
+mod host_features;
 mod host_state;
 mod irq_exit;
 mod locked_launch;
@@ -118,6 +119,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "host_in_streaming_mode_can_run_a_guest",
         run: world_switch::host_in_streaming_mode_can_run_a_guest,
+    },
+    Test {
+        name: "host_features_in_its_id_registers_work_at_el1",
+        run: host_features::host_features_in_its_id_registers_work_at_el1,
     },
     Test {
         name: "host_spectre_workaround_queries_reach_the_firmware",
