@@ -225,7 +225,10 @@ fn sve(ids: &Ids) -> Found {
         return Found::Broken("RDVL/UADDV on Z0 (CPTR_EL2.TZ)", esr);
     }
     if vl < 16 || vl % 16 != 0 || sum != 0x5a * vl {
-        return Found::Broken("Z0 at the vector length (RDVL, then the sum of its bytes)", sum);
+        return Found::Broken(
+            "Z0 at the vector length (RDVL, then the sum of its bytes)",
+            sum,
+        );
     }
     Found::Works
 }
@@ -270,7 +273,10 @@ fn sme(ids: &Ids) -> Found {
         return Found::Broken("RDSVL/SMSTART/ZERO {ZA} (CPTR_EL2.TSM)", esr);
     }
     if svl < 16 || svl != streaming_vl {
-        return Found::Broken("the streaming vector length (RDSVL vs RDVL in streaming mode)", svl);
+        return Found::Broken(
+            "the streaming vector length (RDSVL vs RDVL in streaming mode)",
+            svl,
+        );
     }
     if let Err(esr) = try_mrs!("s3_3_c13_c0_5") {
         return Found::Broken("TPIDR2_EL0", esr);
@@ -552,7 +558,10 @@ fn random_numbers(ids: &Ids) -> Found {
     read_all!("s3_3_c2_c4_0")
 }
 
-const FEATURES: [(&str, fn(&Ids) -> Found); 23] = [
+/// A feature's name and its check.
+type Feature = (&'static str, fn(&Ids) -> Found);
+
+const FEATURES: [Feature; 23] = [
     ("pointer authentication (PACIA/AUTIA)", pointer_auth_address),
     ("pointer authentication (PACGA)", pointer_auth_generic),
     ("SVE", sve),

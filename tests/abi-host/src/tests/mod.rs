@@ -109,6 +109,10 @@ pub const ALL: &[Test] = &[
         run: world_switch::guest_write_to_actlr_el1_does_not_reach_the_host,
     },
     Test {
+        name: "guest_cannot_read_or_write_the_hosts_tpidr2_el0",
+        run: world_switch::guest_cannot_read_or_write_the_hosts_tpidr2_el0,
+    },
+    Test {
         name: "host_pmu_counts_nothing_while_a_guest_runs",
         run: world_switch::host_pmu_counts_nothing_while_a_guest_runs,
     },
