@@ -1,5 +1,5 @@
-//! The host keeps every feature its ID registers advertise (docs/booting.md, "What the
-//! host gets"; the audit table in `platform::host_controls`): for each feature the host
+//! The host keeps every feature its ID registers advertise (the audit table against
+//! Linux's nVHE host is in `platform::host_controls`): for each feature the host
 //! reads in its own ID registers, the registers and instructions of that feature work at
 //! EL1 under the payload, rather than trapping to EL2 and coming back as an undefined
 //! instruction. A feature the payload hides must be absent from those ID registers.
