@@ -145,7 +145,7 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
         // stage 2 is still the one in use (pKVM's `__debug_save_trace`).
         unsafe { core::arch::asm!("hint #18", "dsb nsh", options(nostack, preserves_flags)) };
     }
-    host_features::enter_guest();
+    host_features::enter_guest(me);
     // A host that masks its IRQs by priority (a pseudo-NMI Linux calls VCPU_RUN with
     // ICC_PMR_EL1 at its "IRQs off" value) must still get its CPU back when an interrupt
     // arrives: the mask is opened for the run (interrupts go to EL2, HCR_EL2.IMO) and put
@@ -206,7 +206,7 @@ pub fn leave_guest(stage2: HostStage2Regs) {
         // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
         unsafe { sysreg::set_trfcr_el1(HOST_TRFCR[me].load(Ordering::Relaxed)) };
     }
-    host_features::leave_guest();
+    host_features::leave_guest(me);
     crate::host_entry::install_vectors();
     if f.pmu {
         // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so

@@ -11,7 +11,6 @@
 //! (TCR2_EL1, PIR_EL1, POR_EL0, GCS, FPMR, TPIDR2_EL0...) are not the guest's; and
 //! TPIDR2_EL0, which no trap covers on a CPU with SME but no FEAT_FGT, is saved and zeroed.
 
-use crate::cpu;
 use crate::layout::MAX_CPUS;
 use aarch64_cpu::registers::{
     HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64DFR0_EL1,
@@ -177,10 +176,11 @@ const PMBLIMITR_E: u64 = 1;
 /// BRBCR_EL1.E0BRE and .E1BRE: branch recording at EL0/EL1.
 const BRBCR_EL1_RECORDING: u64 = 0b11;
 
-/// Before a guest run, on this CPU (before the guest's stage 2 is loaded).
-pub fn enter_guest() {
+/// Before a guest run, on CPU `me` (the caller's own), before the guest's stage 2 is
+/// loaded.
+pub fn enter_guest(me: usize) {
     let c = controls();
-    let Some(saved) = SAVED.get(cpu::current()) else {
+    let Some(saved) = SAVED.get(me) else {
         return;
     };
     if c.pmscr_el2.is_some() {
@@ -212,7 +212,9 @@ pub fn enter_guest() {
             .store(mrs!("s3_3_c13_c0_5"), Ordering::Relaxed);
         msr!("s3_3_c13_c0_5", 0);
     }
-    if c.hcrx.is_some() {
+    if let Some(hcrx) = c.hcrx
+        && hcrx != GUEST_HCRX
+    {
         // SAFETY: the guest's HCRX_EL2 enables nothing.
         unsafe { crate::sysreg::set_hcrx_el2(GUEST_HCRX) };
     }
@@ -223,10 +225,10 @@ pub fn enter_guest() {
     }
 }
 
-/// After a guest run, on this CPU: the host's values of everything `enter_guest` changed.
-pub fn leave_guest() {
+/// After a guest run, on CPU `me`: the host's values of everything `enter_guest` changed.
+pub fn leave_guest(me: usize) {
     let c = controls();
-    let Some(saved) = SAVED.get(cpu::current()) else {
+    let Some(saved) = SAVED.get(me) else {
         return;
     };
     if let Some(fgt) = &c.fgt
@@ -234,7 +236,9 @@ pub fn leave_guest() {
     {
         write_fgt(fgt);
     }
-    if let Some(hcrx) = c.hcrx {
+    if let Some(hcrx) = c.hcrx
+        && hcrx != GUEST_HCRX
+    {
         // SAFETY: as in `configure_this_cpu`.
         unsafe { crate::sysreg::set_hcrx_el2(hcrx) };
     }
