@@ -530,6 +530,30 @@ mod tests {
         assert_eq!(host_hcr(&mte1, false) & hcr::ATA, 0);
     }
 
+    /// el2_regs builds the guest's HCR_EL2 from the host's minus `HOST_ONLY`: whatever the
+    /// CPU, a guest never gets the host's MTE tag access or SCXTNUM registers.
+    #[test]
+    fn guest_hcr_built_from_the_hosts_has_no_host_only_bit() {
+        use crate::id_regs::{CpuFeatures, IdRegs};
+        for id in [QEMU_MAX, A53, EVERYTHING] {
+            let f = CpuFeatures::decode(&IdRegs {
+                pfr0: id.pfr0,
+                pfr1: id.pfr1,
+                dfr0: id.dfr0,
+                mmfr1: id.mmfr1,
+                mmfr2: 0,
+            });
+            let host = host_hcr(&id, true);
+            let guest = crate::guest_traps::guest_hcr(host & !hcr::HOST_ONLY, &f);
+            assert_eq!(guest & (hcr::ATA | hcr::ENSCXT), 0, "{id:?}");
+            assert_eq!(
+                guest & (hcr::API | hcr::APK),
+                hcr::API | hcr::APK,
+                "keys switched"
+            );
+        }
+    }
+
     #[test]
     fn scxtnum_is_the_hosts_with_csv2_2_or_csv2_1p2_and_never_a_guests() {
         let csv2_1p2 = HostIdRegs {
