@@ -89,6 +89,13 @@ pub fn controls() -> &'static HostControls {
             Hex(c.smcr),
             if c.fgt.is_some() { "set" } else { "absent" },
         );
+        // MPAM is the one feature the host may see advertised and not get (see
+        // `platform::host_controls`): say so on the boards that have it.
+        if (pfr0 >> 40) & 0xf != 0 || (pfr1 >> 16) & 0xf != 0 {
+            log::warn!(
+                "MPAM: not given to the host (MPAM2_EL2 left as the firmware set it); a host that uses MPAM1_EL1 may take an undefined-instruction exception"
+            );
+        }
         c
     })
 }
