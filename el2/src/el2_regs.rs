@@ -3,29 +3,18 @@
 //! EL1, finds the same machine) plus the controls EL2 keeps for itself.
 
 use crate::layout::MAX_CPUS;
-use crate::{cpu, guest_sysregs, sysreg};
+use crate::{cpu, guest_sysregs, host_features, sysreg};
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64MMFR0_EL1,
-    ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, MIDR_EL1, MPIDR_EL1, Readable,
-    SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
+    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64PFR0_EL1, MDCR_EL2,
+    MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 use platform::guest_traps;
+use platform::host_controls::hcr;
 
 /// CPTR_EL2 (nVHE) with no trap enabled: TCPAC, TAM, TTA, TSM, TFP and TZ clear; bits 13,
 /// 9 and 7:0 are RES1.
 pub const CPTR_EL2_NO_TRAPS: u64 = guest_traps::cptr::NO_TRAPS;
-
-/// HCR_EL2 for the host: stage-2 on (VM), EL1 is AArch64 (RW), SMC traps to EL2 (TSC,
-/// for the PSCI relay). IMO/FMO/AMO stay clear: the host keeps the GIC and its interrupts.
-const HCR_HOST: u64 = (1 << 0) | (1 << 19) | (1 << 31);
-/// HCR_EL2.APK and API: pointer-authentication keys and instructions do not trap.
-const HCR_PTRAUTH: u64 = (1 << 40) | (1 << 41);
-
-/// HCR_EL2.ATA: EL1's MTE registers (GCR_EL1, RGSR_EL1, TFSR*_EL1) and allocation tags do
-/// not trap. Linux's own nVHE host flags (`HCR_HOST_NVHE_FLAGS`) set it; without it Linux
-/// takes UNDEF in `mte_cpu_setup` on a CPU with MTE2.
-const HCR_ATA: u64 = 1 << 56;
 
 /// SCTLR_EL1 as the Linux boot protocol wants it on entry: MMU and caches off, RES1 bits.
 pub const SCTLR_EL1_BOOT: u64 = 0x30d0_0800;
@@ -37,22 +26,17 @@ pub struct HostStage2Regs {
     pub vttbr: u64,
 }
 
-/// FEAT_MTE2 (ID_AA64PFR1_EL1.MTE >= 2): allocation tags in memory, for which HCR_EL2.ATA
-/// exists. (MTE = 1 is instructions only: nothing for EL1 to reach.)
-fn has_mte2() -> bool {
-    ID_AA64PFR1_EL1.get() >> 8 & 0xf >= 2
+/// HCR_EL2 for the host on this CPU: Linux's nVHE host flags plus stage 2 and SMC traps,
+/// with every feature enable the CPU has (`platform::host_controls`, which holds the
+/// audit against Linux's host set-up).
+fn host_hcr() -> u64 {
+    host_features::controls().hcr
 }
 
-/// HCR_EL2 for the host on this CPU.
-fn host_hcr() -> u64 {
-    let mut hcr = HCR_HOST;
-    if guest_sysregs::has_pointer_auth() {
-        hcr |= HCR_PTRAUTH;
-    }
-    if has_mte2() {
-        hcr |= HCR_ATA;
-    }
-    hcr
+/// MDCR_EL2 for the host: every PMU counter (HPMN = PMCR_EL0.N) and, where they exist,
+/// the SPE and trace buffers (E2PB, E2TB) belong to EL1; nothing traps.
+fn host_mdcr() -> u64 {
+    pmu_counters() | host_features::controls().mdcr
 }
 
 /// MDCR_EL2.HPMN: every PMU counter (PMCR_EL0.N) belongs to EL1.
@@ -79,8 +63,8 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     CNTVOFF_EL2.set(0);
 
-    // Debug and PMU: every counter belongs to EL1 (HPMN = PMCR_EL0.N), nothing traps.
-    MDCR_EL2.set(pmu_counters());
+    // Debug, PMU, SPE and trace buffers: EL1's, nothing traps.
+    MDCR_EL2.set(host_mdcr());
 
     // SAFETY: HSTR_EL2 = 0 traps no AArch32 system register accesses.
     unsafe { sysreg::set_hstr_el2(0) };
@@ -92,25 +76,9 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
         ICH_HCR_EL2.set(0);
     }
 
-    // SVE and SME: let EL1 use the largest vector length the CPU has.
-    if ID_AA64PFR0_EL1.get() >> 32 & 0xf != 0 {
-        // SAFETY: ZCR_EL2.LEN only caps the vector length EL1 may choose.
-        unsafe { sysreg::set_zcr_el2(0x1ff) };
-    }
-    if ID_AA64PFR1_EL1.get() >> 24 & 0xf != 0 {
-        // SAFETY: SMCR_EL2.LEN only caps the streaming vector length EL1 may choose.
-        unsafe { sysreg::set_smcr_el2(0x1ff) };
-    }
-    // FEAT_HCX: no extra traps (its reset value is UNKNOWN).
-    if ID_AA64MMFR1_EL1.get() >> 40 & 0xf != 0 {
-        // SAFETY: zero enables no trap and no feature for EL1.
-        unsafe { sysreg::set_hcrx_el2(0) };
-    }
-    // FEAT_FGT: fine-grained traps off (reset values are UNKNOWN).
-    if ID_AA64MMFR0_EL1.get() >> 56 & 0xf != 0 {
-        let has_sme = ID_AA64PFR1_EL1.get() >> 24 & 0xf != 0;
-        clear_fine_grained_traps(has_sme);
-    }
+    // SVE/SME vector lengths, FA64, HCRX_EL2, fine-grained traps, SPE/trace/BRBE at EL2:
+    // every feature the CPU has is the host's (their reset values are UNKNOWN).
+    host_features::configure_this_cpu();
 
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
@@ -131,18 +99,6 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     // Stage 2 on (HCR_EL2.VM) last, once nothing stale can be used under it.
     HCR_EL2.set(host_hcr());
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-}
-
-/// Fine-grained traps off. Most bits trap when set; nTPIDR2_EL0 and nSMPRI_EL1 (bits 55
-/// and 54, present with SME) trap when clear, so they are set where SME exists.
-fn clear_fine_grained_traps(has_sme: bool) {
-    use aarch64_cpu::registers::{HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2};
-    let negative_bits = if has_sme { (1 << 55) | (1 << 54) } else { 0 };
-    HFGRTR_EL2.set(negative_bits);
-    HFGWTR_EL2.set(negative_bits);
-    HFGITR_EL2.set(0);
-    HDFGRTR_EL2.set(0);
-    HDFGWTR_EL2.set(0);
 }
 
 unsafe extern "C" {
@@ -185,8 +141,11 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
         unsafe { sysreg::set_trfcr_el1(0) };
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
         // SAFETY: TSB CSYNC (hint #18, FEAT_TRF) only orders trace operations.
-        unsafe { core::arch::asm!("hint #18", options(nostack, preserves_flags)) };
+        // `dsb nsh` then makes a trace buffer's (TRBE's) writes complete while the host's
+        // stage 2 is still the one in use (pKVM's `__debug_save_trace`).
+        unsafe { core::arch::asm!("hint #18", "dsb nsh", options(nostack, preserves_flags)) };
     }
+    host_features::enter_guest(me);
     // A host that masks its IRQs by priority (a pseudo-NMI Linux calls VCPU_RUN with
     // ICC_PMR_EL1 at its "IRQs off" value) must still get its CPU back when an interrupt
     // arrives: the mask is opened for the run (interrupts go to EL2, HCR_EL2.IMO) and put
@@ -208,8 +167,9 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     let vectors = unsafe { &guest_vectors as *const u8 as u64 };
     // No MTE for guests: their GCR_EL1/RGSR_EL1/TFSR*_EL1 are not switched (they are the
     // host's), so ATA stays clear and those accesses trap (UNDEF in the guest); with ATA
-    // clear a guest's accesses are not tag-checked either.
-    HCR_EL2.set(guest_traps::guest_hcr(host_hcr() & !HCR_ATA, f));
+    // clear a guest's accesses are not tag-checked either. EnSCXT likewise: SCXTNUM_EL1 is
+    // the host's.
+    HCR_EL2.set(guest_traps::guest_hcr(host_hcr() & !hcr::HOST_ONLY, f));
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);
@@ -232,7 +192,7 @@ pub fn leave_guest(stage2: HostStage2Regs) {
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
     VMPIDR_EL2.set(MPIDR_EL1.get());
-    MDCR_EL2.set(pmu_counters());
+    MDCR_EL2.set(host_mdcr());
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
     // SAFETY: as in `configure_for_host`.
@@ -246,6 +206,7 @@ pub fn leave_guest(stage2: HostStage2Regs) {
         // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
         unsafe { sysreg::set_trfcr_el1(HOST_TRFCR[me].load(Ordering::Relaxed)) };
     }
+    host_features::leave_guest(me);
     crate::host_entry::install_vectors();
     if f.pmu {
         // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so

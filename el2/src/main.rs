@@ -32,6 +32,7 @@ mod guest_sysregs;
 mod heap;
 mod host_abort;
 mod host_entry;
+mod host_features;
 mod host_gicr;
 mod host_hvc;
 mod host_sve;

@@ -210,6 +210,10 @@ pub const fn guest_id_read(reg: SysRegEncoding) -> Option<GuestIdRead> {
     })
 }
 
+const fn min(a: u64, b: u64) -> u64 {
+    if a < b { a } else { b }
+}
+
 /// ID_AA64MMFR0_EL1.PARange encoding for an IPA of `bits` bits (the largest that fits).
 pub const fn parange_for_bits(bits: u32) -> u64 {
     match bits {
@@ -228,12 +232,18 @@ pub const fn parange_for_bits(bits: u32) -> u64 {
 pub const fn sanitise(reg: IdReg, real: u64, ipa_bits: u32) -> u64 {
     match reg {
         // EL0 [3:0] and EL1 [7:4]: AArch64 only (1); FP [19:16], AdvSIMD [23:20] kept;
-        // DIT [51:48], CSV2 [59:56], CSV3 [63:60] kept (guests rely on them for
-        // mitigations). EL2, EL3, GIC, RAS, SVE, SEL2, MPAM, AMU, RME: zero.
-        IdReg::Pfr0 => keep_fields(real, &[16, 20, 48, 56, 60]) | 0x11,
-        // BT [3:0], SSBS [7:4], CSV2_frac [35:32] kept; MTE, SME, RAS_frac, MPAM_frac,
-        // RNDR_trap, NMI, GCS...: zero.
-        IdReg::Pfr1 => keep_fields(real, &[0, 4, 32]),
+        // DIT [51:48], CSV3 [63:60] kept, CSV2 [59:56] capped at 1 (guests rely on them
+        // for mitigations; CSV2 >= 2 would promise SCXTNUM_ELx, which are the host's and
+        // trap for a guest, HCR_EL2.EnSCXT clear; KVM caps it too). EL2, EL3, GIC, RAS,
+        // SVE, SEL2, MPAM, AMU, RME: zero.
+        IdReg::Pfr0 => with_field(
+            keep_fields(real, &[16, 20, 48, 60]) | 0x11,
+            56,
+            min(field(real, 56), 1),
+        ),
+        // BT [3:0], SSBS [7:4] kept; CSV2_frac [35:32] capped at 1 (2 is FEAT_CSV2_1p2,
+        // SCXTNUM again); MTE, SME, RAS_frac, MPAM_frac, RNDR_trap, NMI, GCS...: zero.
+        IdReg::Pfr1 => with_field(keep_fields(real, &[0, 4]), 32, min(field(real, 32), 1)),
         // Debug architecture v8.0 (DebugVer 6) with the minimum of one breakpoint and
         // one watchpoint (BRPs, WRPs, CTX_CMPs = 0 mean one); the debug registers trap
         // (MDCR_EL2.TDA), so no more is promised. PMUVer, TraceVer, PMSVer, TraceFilt,
@@ -354,7 +364,23 @@ mod tests {
         assert_eq!(field(g, 4), 1, "EL1 AArch64 only");
         assert_eq!(field(g, 16), field(real, 16), "FP kept");
         assert_eq!(field(g, 20), field(real, 20), "AdvSIMD kept");
-        assert_eq!(field(g, 56), field(real, 56), "CSV2 kept");
+        assert_eq!(field(g, 56), 1, "CSV2 kept, capped at 1 (no SCXTNUM)");
+    }
+
+    /// FEAT_CSV2_2 / CSV2_1p2 add SCXTNUM_ELx, which a guest cannot use (HCR_EL2.EnSCXT is
+    /// the host's only): the guest reads CSV2 = 1, CSV2_frac <= 1.
+    #[test]
+    fn guest_csv2_is_capped_below_scxtnum() {
+        let g = sanitise(IdReg::Pfr0, 2 << 56, 40);
+        assert_eq!(field(g, 56), 1, "CSV2_2 becomes CSV2");
+        assert_eq!(
+            field(sanitise(IdReg::Pfr0, 0, 40), 56),
+            0,
+            "no CSV2 stays none"
+        );
+        let g1 = sanitise(IdReg::Pfr1, 2 << 32, 40);
+        assert_eq!(field(g1, 32), 1, "CSV2_1p2 becomes CSV2_1p1");
+        assert_eq!(field(sanitise(IdReg::Pfr1, 1 << 32, 40), 32), 1);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod fdt_tree;
 pub mod fixed_list;
 pub mod gicr_rd;
 pub mod guest_traps;
+pub mod host_controls;
 #[cfg(feature = "host-dtb")]
 pub mod host_dtb;
 pub mod id_regs;

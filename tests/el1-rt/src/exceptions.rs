@@ -77,6 +77,8 @@ impl core::fmt::Display for Abort {
 /// Per-CPU state of the probe hook.
 struct ProbeSlot {
     armed: AtomicBool,
+    /// Armed by [`expect_instruction_trap`]: any other synchronous exception at EL1.
+    trap_armed: AtomicBool,
     recorded: AtomicBool,
     esr: AtomicU64,
     far: AtomicU64,
@@ -86,6 +88,7 @@ impl ProbeSlot {
     const fn new() -> Self {
         Self {
             armed: AtomicBool::new(false),
+            trap_armed: AtomicBool::new(false),
             recorded: AtomicBool::new(false),
             esr: AtomicU64::new(0),
             far: AtomicU64::new(0),
@@ -147,6 +150,26 @@ pub fn take_data_abort() -> Option<Abort> {
     })
 }
 
+/// Arms the handler for one synchronous exception other than an abort on this CPU's next
+/// instructions: an undefined instruction (EC 0x00), or an SVE/SME/FP/pointer
+/// authentication trap taken to EL1. The handler records ESR_EL1 and steps over the
+/// instruction. For probes of whether an instruction or register works at EL1.
+pub fn expect_instruction_trap() {
+    if let Some(slot) = own_slot() {
+        slot.recorded.store(false, Ordering::Relaxed);
+        slot.trap_armed.store(true, Ordering::Release);
+    }
+}
+
+/// Disarms [`expect_instruction_trap`] and returns the ESR_EL1 of the exception it caught.
+pub fn take_instruction_trap() -> Option<u64> {
+    let slot = own_slot()?;
+    slot.trap_armed.store(false, Ordering::Release);
+    let recorded = slot.recorded.load(Ordering::Acquire);
+    slot.recorded.store(false, Ordering::Relaxed);
+    recorded.then(|| slot.esr.load(Ordering::Relaxed))
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn el1_rt_handle_exception(kind: u64, frame: &mut ExceptionFrame) {
     if exit::exiting() {
@@ -173,6 +196,18 @@ extern "C" fn el1_rt_handle_exception(kind: u64, frame: &mut ExceptionFrame) {
             // Step over the faulting access (A64 instructions are 4 bytes).
             frame.elr += 4;
         }
+        return;
+    }
+    if kind == SYNC_CURRENT_EL_SPX
+        && ec != EC_DATA_ABORT_SAME_EL
+        && ec != EC_INSTRUCTION_ABORT_SAME_EL
+        && let Some(slot) = own_slot()
+        && slot.trap_armed.load(Ordering::Acquire)
+    {
+        slot.trap_armed.store(false, Ordering::Release);
+        slot.esr.store(esr, Ordering::Relaxed);
+        slot.recorded.store(true, Ordering::Release);
+        frame.elr += 4;
         return;
     }
     let name = usize::try_from(kind)

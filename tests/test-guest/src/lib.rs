@@ -141,14 +141,22 @@ pub enum Command {
     /// maintenance, an IMPLEMENTATION DEFINED register, PMU, LORegions, RAS error records)
     /// each raise an undefined-instruction exception in the guest; done.
     TrappedRegisters = 0x22,
+    /// Reads TPIDR2_EL0 (SME's thread pointer, which no trap covers on a CPU without
+    /// FEAT_FGT) and writes [`GUEST_TPIDR2_PATTERN`] to it: the read must give 0 or raise
+    /// an undefined-instruction exception, never the host's value; done. The host checks
+    /// its own TPIDR2_EL0 is unchanged.
+    HostThreadPointer = 0x23,
 }
+
+/// What [`Command::HostThreadPointer`] writes to TPIDR2_EL0.
+pub const GUEST_TPIDR2_PATTERN: u64 = 0x6e57_0000_0000_2222;
 
 /// What [`Command::AuxControl`] writes to ACTLR_EL1.
 pub const ACTLR_PATTERN: u64 = 0x5a5a_0000_0000_a5a5;
 
 impl Command {
     /// Every command.
-    pub const ALL: [Command; 13] = [
+    pub const ALL: [Command; 14] = [
         Command::Discovery,
         Command::SecretAndShare,
         Command::Relinquish,
@@ -162,6 +170,7 @@ impl Command {
         Command::IdRegisters,
         Command::AuxControl,
         Command::TrappedRegisters,
+        Command::HostThreadPointer,
     ];
 
     /// The command with x0 value `x0`.
@@ -180,6 +189,7 @@ impl Command {
             0x20 => Self::IdRegisters,
             0x21 => Self::AuxControl,
             0x22 => Self::TrappedRegisters,
+            0x23 => Self::HostThreadPointer,
             _ => return None,
         })
     }

@@ -51,6 +51,7 @@ extern "C" fn guest_main(command: u64) -> ! {
         Some(Command::IdRegisters) => sysregs::id_registers(),
         Some(Command::AuxControl) => sysregs::aux_control(),
         Some(Command::TrappedRegisters) => sysregs::trapped_registers(),
+        Some(Command::HostThreadPointer) => sysregs::host_thread_pointer(),
         None => Err(Failure {
             check: UNKNOWN_COMMAND_CHECK,
             value: command as u32,

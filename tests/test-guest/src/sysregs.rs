@@ -4,7 +4,7 @@
 //! and cannot program the host's auxiliary control.
 
 use crate::commands::Failure;
-use test_guest::{ACTLR_PATTERN, IPA_BITS};
+use test_guest::{ACTLR_PATTERN, GUEST_TPIDR2_PATTERN, IPA_BITS};
 
 type Checked = Result<(), Failure>;
 
@@ -144,6 +144,14 @@ pub fn id_registers() -> Checked {
     // AArch32 ID registers of an AArch64-only guest read as zero.
     let pfr0_32 = read_sysreg!("s3_0_c0_c1_0");
     ensure(pfr0_32 == 0, 16, pfr0_32, "ID_PFR0_EL1 (AArch32) is not 0")?;
+    // SCXTNUM_ELx (FEAT_CSV2_2, FEAT_CSV2_1p2) trap for a guest (HCR_EL2.EnSCXT is the
+    // host's only), so the guest's ID registers must not promise them.
+    ensure(
+        field(pfr0, 56) <= 1 && field(pfr1, 32) <= 1,
+        17,
+        (field(pfr0, 56) << 4) | field(pfr1, 32),
+        "ID_AA64PFR0_EL1.CSV2 / PFR1.CSV2_frac promise SCXTNUM_ELx",
+    )?;
     Ok(())
 }
 
@@ -210,4 +218,37 @@ pub fn trapped_registers() -> Checked {
         ensure(esr != u64::MAX && esr >> 26 == EC_UNKNOWN, check, esr, what)?;
     }
     Ok(())
+}
+
+/// ESR_EL1 of the probe's exception (or -1) and the value it read.
+#[repr(C)]
+struct ProbeResult {
+    esr: u64,
+    value: u64,
+}
+
+unsafe extern "C" {
+    fn guest_probe_tpidr2(value: u64) -> ProbeResult;
+}
+
+/// Command::HostThreadPointer.
+pub fn host_thread_pointer() -> Checked {
+    // SAFETY: the probe installs its own vectors for the two accesses, steps over them if
+    // they fault, and puts VBAR_EL1 back; it touches x9-x12 only. TPIDR2_EL0 is a plain
+    // thread-pointer register nothing in this guest uses.
+    let r = unsafe { guest_probe_tpidr2(GUEST_TPIDR2_PATTERN) };
+    if r.esr != u64::MAX {
+        return ensure(
+            r.esr >> 26 == EC_UNKNOWN,
+            1,
+            r.esr,
+            "TPIDR2_EL0 raised an exception other than an undefined instruction",
+        );
+    }
+    ensure(
+        r.value == 0,
+        2,
+        r.value,
+        "TPIDR2_EL0 held a value the guest never wrote (the host's)",
+    )
 }

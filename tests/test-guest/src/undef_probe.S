@@ -113,3 +113,25 @@ guest_probe_erridr:
     isb
     mov     x0, x10
     ret
+
+/*
+ * guest_probe_tpidr2(x0 = value): reads TPIDR2_EL0, then writes x0 to it (for
+ * Command::HostThreadPointer). Returns x0 = ESR_EL1 of the last exception the accesses
+ * raised or -1, x1 = the value read (0 if the read raised one).
+ */
+.global guest_probe_tpidr2
+guest_probe_tpidr2:
+    mrs     x11, vbar_el1
+    adrp    x9, undef_probe_vectors
+    add     x9, x9, :lo12:undef_probe_vectors
+    msr     vbar_el1, x9
+    isb
+    mov     x10, #-1
+    mov     x12, #0
+    mrs     x12, s3_3_c13_c0_5
+    msr     s3_3_c13_c0_5, x0
+    msr     vbar_el1, x11
+    isb
+    mov     x1, x12
+    mov     x0, x10
+    ret

@@ -517,6 +517,36 @@ fn linux_mte_case() -> Case {
     case
 }
 
+/// Expects Linux on `-cpu max` to find under the payload what it finds booted bare at EL2
+/// (same kernel, same CPU: the bench's no-payload boot logs the same lines): pointer
+/// authentication and SVE at the CPU's largest vector length. (Debian's 6.1 reports no SME
+/// either way; abi-host's `host_features_in_its_id_registers_work_at_el1` checks SME, FA64
+/// and the rest at EL1.)
+fn with_max_cpu_features(mut case: Case) -> Case {
+    let expect = &mut case.expect.expect;
+    // Matched in order: the boot CPU's features print before SMP bring-up, the system-wide
+    // ones after it.
+    expect.insert(
+        2,
+        "CPU features: detected: Address authentication (IMP DEF algorithm)",
+    );
+    let after_smp = expect
+        .iter()
+        .position(|line| line.starts_with("Brought up"))
+        .map_or(expect.len(), |i| i + 1);
+    for (i, line) in [
+        "CPU features: detected: Generic authentication (IMP DEF algorithm)",
+        "CPU features: detected: Scalable Vector Extension",
+        "SVE: maximum available vector length 256 bytes per vector",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        expect.insert(after_smp + i, line);
+    }
+    case
+}
+
 /// `/chosen/stdout-path` names a device the payload has no driver for: the payload must not
 /// stop (it used to halt silently in discovery) and must print nothing; the demo host finds
 /// the PL011 on its own and runs as usual.
@@ -713,7 +743,7 @@ pub fn cases() -> Vec<Case> {
             crate::conformance::UNCONFINED_CASE,
             DtbVariant::UnconfinedDma,
         ),
-        linux_case("linux_smp4_el1", Via::Direct),
+        with_max_cpu_features(linux_case("linux_smp4_el1", Via::Direct)),
         linux_case("linux_via_uboot", Via::Uboot),
         linux_pvm_case(),
     ]
@@ -726,7 +756,7 @@ pub fn cases() -> Vec<Case> {
             linux_case("linux_runs_on_cortex_a53", Via::Direct),
             "cortex-a53",
         ),
-        linux_mte_case(),
+        with_max_cpu_features(linux_mte_case()),
         silent_console_case(),
         abi_host_with_mte_case(),
         // Guests' stage 2 with concatenated roots (40-bit PA): every ABI scenario.

@@ -7,6 +7,7 @@ mod gic_virtual_interface;
 mod guest_address_space;
 mod guest_calls;
 mod host_faults;
+mod host_features;
 mod host_state;
 mod irq_exit;
 mod locked_launch;
@@ -117,6 +118,10 @@ pub const ALL: &[Test] = &[
         run: world_switch::guest_write_to_actlr_el1_does_not_reach_the_host,
     },
     Test {
+        name: "guest_cannot_read_or_write_the_hosts_tpidr2_el0",
+        run: world_switch::guest_cannot_read_or_write_the_hosts_tpidr2_el0,
+    },
+    Test {
         name: "host_pmu_counts_nothing_while_a_guest_runs",
         run: world_switch::host_pmu_counts_nothing_while_a_guest_runs,
     },
@@ -127,6 +132,10 @@ pub const ALL: &[Test] = &[
     Test {
         name: "host_in_streaming_mode_can_run_a_guest",
         run: world_switch::host_in_streaming_mode_can_run_a_guest,
+    },
+    Test {
+        name: "host_features_in_its_id_registers_work_at_el1",
+        run: host_features::host_features_in_its_id_registers_work_at_el1,
     },
     Test {
         name: "host_spectre_workaround_queries_reach_the_firmware",

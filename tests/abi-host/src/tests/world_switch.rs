@@ -5,7 +5,7 @@
 use crate::runner::{Ctx, Failure, TestResult, bail};
 use el1_rt::host_calls;
 use hvc_abi::HostCall;
-use test_guest::{ACTLR_PATTERN, Command};
+use test_guest::{ACTLR_PATTERN, Command, GUEST_TPIDR2_PATTERN};
 
 core::arch::global_asm!(include_str!("sve.S"));
 
@@ -59,6 +59,36 @@ pub fn guest_write_to_actlr_el1_does_not_reach_the_host(ctx: &mut Ctx) -> TestRe
     if after != before {
         bail!(
             "the host's ACTLR_EL1 was {before:#x} and is {after:#x} after the guest wrote {ACTLR_PATTERN:#x}"
+        );
+    }
+    Ok(())
+}
+
+/// What the host keeps in TPIDR2_EL0 across the guest run.
+const HOST_TPIDR2_PATTERN: u64 = 0x4057_1111_0000_7e57;
+
+/// SME's TPIDR2_EL0 is not part of the switched state and, on a CPU without FEAT_FGT,
+/// nothing traps a guest's access to it: the payload saves and zeroes it for the run. The
+/// guest reads zero (or takes an UNDEF where fine-grained traps exist), and its write does
+/// not reach the host.
+pub fn guest_cannot_read_or_write_the_hosts_tpidr2_el0(ctx: &mut Ctx) -> TestResult {
+    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
+    if (pfr1 >> 24) & 0xf == 0 {
+        return Err(Failure::not_applicable(format_args!(
+            "this CPU has no SME, so no TPIDR2_EL0 (ID_AA64PFR1_EL1 {pfr1:#x})"
+        )));
+    }
+    let before = read_sysreg!("s3_3_c13_c0_5");
+    write_sysreg!("s3_3_c13_c0_5", HOST_TPIDR2_PATTERN);
+    let result = ctx
+        .guest(Command::HostThreadPointer, 1)
+        .and_then(|mut guest| guest.expect_done(0, 0).map_err(Failure::from));
+    let after = read_sysreg!("s3_3_c13_c0_5");
+    write_sysreg!("s3_3_c13_c0_5", before);
+    result?;
+    if after != HOST_TPIDR2_PATTERN {
+        bail!(
+            "the host's TPIDR2_EL0 was {HOST_TPIDR2_PATTERN:#x} and is {after:#x} after the guest wrote {GUEST_TPIDR2_PATTERN:#x}"
         );
     }
     Ok(())
