@@ -264,4 +264,3 @@ pub fn run(image: &[u8]) -> bool {
     );
     c.finish()
 }
-
