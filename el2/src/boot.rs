@@ -360,6 +360,43 @@ fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_RE
     list
 }
 
+/// The memory the host kernel will occupy once it runs: its file, or an arm64 `Image`'s
+/// `image_size` from its header (which covers .bss), so that EL2's carve-out never lands
+/// where the kernel clears its .bss. A kernel whose footprint runs into the ramdisk would
+/// clear the ramdisk: that is a fatal boot error naming both.
+fn kernel_span(info: &BootInfo, kernel: &fdt_discovery::HostModule) -> core::ops::Range<u64> {
+    let (base, file_size) = (kernel.range.base, kernel.range.size);
+    let header_len = fdt_discovery::IMAGE_HEADER_LEN.min(file_size as usize);
+    let in_ram = info.memory.as_slice().iter().any(|bank| {
+        base >= bank.base && base.saturating_add(header_len as u64) <= bank.base + bank.size
+    });
+    let footprint = if in_ram {
+        // SAFETY: the header lies within a RAM bank the DTB describes, where the loader put
+        // the module; EL2 runs with the MMU off (flat physical addresses) and only reads it.
+        let header = unsafe { core::slice::from_raw_parts(base as *const u8, header_len) };
+        fdt_discovery::kernel_footprint(header, file_size)
+    } else {
+        file_size
+    };
+    let end = base.saturating_add(footprint);
+    if let Some(rd) = &info.modules.ramdisk
+        && rd.base < end
+        && base < rd.base + rd.size
+    {
+        fatal!(
+            "the host kernel at {base:#x} occupies {footprint:#x} bytes once running (its Image header's image_size, .bss included), up to {end:#x}, which overlaps the ramdisk at {:#x}: load the ramdisk at or after {end:#x}",
+            rd.base
+        );
+    }
+    if footprint > file_size {
+        log::info!(
+            "host kernel occupies {base:#x}..{end:#x} once running ({} KiB with .bss, image_size)",
+            footprint >> 10
+        );
+    }
+    base..end
+}
+
 fn plan_memory(
     dtb: u64,
     info: &BootInfo,
@@ -392,7 +429,7 @@ fn plan_memory(
     };
     loader_uses(dtb..dtb + info.dtb_size as u64);
     if let Some(k) = &info.modules.kernel {
-        loader_uses(k.range.base..k.range.base + k.range.size);
+        loader_uses(kernel_span(info, k));
     }
     if let Some(rd) = &info.modules.ramdisk {
         loader_uses(rd.base..rd.base + rd.size);

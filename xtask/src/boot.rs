@@ -48,6 +48,10 @@ pub enum DtbVariant {
     /// With the module nodes, `/chosen/stdout-path` naming fw-cfg: a console no driver
     /// can drive (the payload must run silently; the test hosts fall back to the PL011).
     StdoutNotAUart,
+    /// With the module nodes plus a one-page ramdisk node just after the kernel's file,
+    /// inside the memory its Image header's `image_size` claims (.bss): the payload must
+    /// refuse it (nothing is loaded there; only the node matters).
+    RamdiskInKernelBss,
 }
 
 /// `n` reserved ranges for QEMU `virt` with 1 GiB: `n - 1` single pages at the bottom of
@@ -75,6 +79,7 @@ impl DtbVariant {
         DtbEdits {
             modules: match self {
                 DtbVariant::WithoutModules => Vec::new(),
+                DtbVariant::RamdiskInKernelBss => with_ramdisk_after_kernel_file(modules),
                 _ => modules.to_vec(),
             },
             delete_root_nodes: match self {
@@ -99,6 +104,21 @@ impl DtbVariant {
             },
         }
     }
+}
+
+/// `modules` plus a one-page ramdisk node at the first page after the kernel's file.
+fn with_ramdisk_after_kernel_file(modules: &[Module]) -> Vec<Module> {
+    let mut out = modules.to_vec();
+    if let Some(kernel) = modules.iter().find(|m| m.kind == ModuleKind::Kernel) {
+        out.retain(|m| m.kind != ModuleKind::Ramdisk);
+        out.push(Module {
+            kind: ModuleKind::Ramdisk,
+            addr: (kernel.addr + kernel.size).next_multiple_of(0x1000),
+            size: 0x1000,
+            bootargs: None,
+        });
+    }
+    out
 }
 
 #[derive(Clone, Debug)]

@@ -22,7 +22,9 @@ mod stdout;
 
 pub use error::{DiscoveryError, NodeName};
 pub use gic::{Gic, GicVersion, find as find_gic};
-pub use modules::{HostModule, HostModules, MODULE_COMPATIBLES, is_module};
+pub use modules::{
+    HostModule, HostModules, IMAGE_HEADER_LEN, MODULE_COMPATIBLES, is_module, kernel_footprint,
+};
 pub use smmu::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, Smmu};
 pub use stdout::{ConsoleUart, UartKind, console as stdout_console};
 

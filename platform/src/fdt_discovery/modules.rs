@@ -27,6 +27,30 @@ pub struct HostModules<'a> {
 pub const MODULE_COMPATIBLES: &[&str] =
     &["multiboot,module", "multiboot,kernel", "multiboot,ramdisk"];
 
+/// The bytes of an arm64 `Image` header [`kernel_footprint`] reads (Linux
+/// Documentation/arch/arm64/booting.rst: `image_size` at 0x10, the magic `ARM\x64` at 0x38).
+pub const IMAGE_HEADER_LEN: usize = 0x40;
+const IMAGE_SIZE_OFFSET: usize = 0x10;
+const IMAGE_MAGIC_OFFSET: usize = 0x38;
+const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
+
+/// How many bytes from its first the kernel module occupies once it runs: an arm64 `Image`
+/// needs its header's `image_size` (code, data and .bss, larger than the file) when that is
+/// set; a raw image (no magic, or `image_size` 0 as before Linux 3.17) just its file.
+/// `header` is the module's first bytes (fewer than [`IMAGE_HEADER_LEN`] if the file is
+/// shorter).
+pub fn kernel_footprint(header: &[u8], file_size: u64) -> u64 {
+    let Some(header) = header.get(..IMAGE_HEADER_LEN) else {
+        return file_size;
+    };
+    if &header[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4] != IMAGE_MAGIC {
+        return file_size;
+    }
+    let mut size = [0; 8];
+    size.copy_from_slice(&header[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
+    file_size.max(u64::from_le_bytes(size))
+}
+
 /// True if `node` is a multiboot module node.
 pub fn is_module(node: fdt::node::FdtNode<'_, '_>) -> bool {
     MODULE_COMPATIBLES.iter().any(|c| is_compatible(node, c))
@@ -190,5 +214,38 @@ mod tests {
         let fdt = fdt::Fdt::new(&blob).unwrap();
         let kernel = find(&fdt).unwrap().kernel.unwrap();
         assert_eq!(kernel.range, MemRange::new(0x4840_0000, 0x2000).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod footprint_tests {
+    use super::*;
+
+    fn header(image_size: u64, magic: &[u8; 4]) -> [u8; IMAGE_HEADER_LEN] {
+        let mut h = [0; IMAGE_HEADER_LEN];
+        h[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&image_size.to_le_bytes());
+        h[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4].copy_from_slice(magic);
+        h
+    }
+
+    #[test]
+    fn an_arm64_image_occupies_its_image_size_beyond_the_file() {
+        // Debian's 6.1 Image: a 32.9 MiB file whose .bss takes it to 34.5 MiB.
+        assert_eq!(
+            kernel_footprint(&header(0x228_0000, b"ARM\x64"), 0x20f_6a00),
+            0x228_0000
+        );
+    }
+
+    #[test]
+    fn a_raw_image_or_one_without_image_size_occupies_its_file() {
+        assert_eq!(
+            kernel_footprint(&header(0x10_0000, b"NOPE"), 0x1000),
+            0x1000
+        );
+        assert_eq!(kernel_footprint(&header(0, b"ARM\x64"), 0x1000), 0x1000);
+        assert_eq!(kernel_footprint(&[0; 16], 16), 16);
+        // An image_size smaller than the file never shrinks what is in use.
+        assert_eq!(kernel_footprint(&header(0x800, b"ARM\x64"), 0x1000), 0x1000);
     }
 }

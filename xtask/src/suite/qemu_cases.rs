@@ -660,6 +660,13 @@ pub fn cases() -> Vec<Case> {
             "no host kernel module",
         ),
         fatal_case(
+            "ramdisk_inside_the_kernels_bss_refused",
+            Via::Direct,
+            true,
+            DtbVariant::RamdiskInKernelBss,
+            "overlaps the ramdisk",
+        ),
+        fatal_case(
             "not_started_at_el2_refused",
             Via::Direct,
             false,
