@@ -11,11 +11,10 @@
 //! use PPI 26 at EL1. The PPI goes in group 1 at a middle priority, like every PPI a
 //! Linux host configures, so the host's own CPU-interface settings let it through.
 
-use crate::layout::MAX_CPUS;
 use crate::sysreg;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::ops::Range;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 use spin::Once;
 
 const HYP_TIMER_PPI: u32 = 26;
@@ -37,8 +36,8 @@ struct Redistributors {
 }
 
 static REDISTRIBUTORS: Once<Redistributors> = Once::new();
-/// This CPU's redistributor frame, found once (0: not looked up yet; 1: none).
-static FRAME: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+// Each CPU's redistributor frame is found once and kept in `per_cpu::CpuState::timer_frame`
+// (0: not looked up yet; 1: none).
 
 /// Records the redistributor regions the DTB describes (EL2 maps them as device memory).
 pub fn init(ranges: impl Iterator<Item = Range<usize>>) {
@@ -67,7 +66,7 @@ fn write32(addr: usize, value: u32) {
 
 /// The redistributor frame whose GICR_TYPER affinity is this CPU's MPIDR.
 fn own_frame(cpu: usize) -> Option<usize> {
-    match FRAME[cpu].load(Ordering::Relaxed) {
+    match crate::per_cpu::of(cpu).timer_frame.load(Ordering::Relaxed) {
         0 => {}
         1 => return None,
         frame => return Some(frame),
@@ -91,7 +90,9 @@ fn own_frame(cpu: usize) -> Option<usize> {
             None
         })
     });
-    FRAME[cpu].store(found.unwrap_or(1), Ordering::Relaxed);
+    crate::per_cpu::of(cpu)
+        .timer_frame
+        .store(found.unwrap_or(1), Ordering::Relaxed);
     found
 }
 
