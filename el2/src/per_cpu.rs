@@ -46,18 +46,20 @@ pub struct CpuState {
 unsafe impl Sync for CpuState {}
 
 impl CpuState {
-    const INIT: Self = Self {
-        power: AtomicU8::new(0),
-        host_entry: AtomicU64::new(0),
-        host_context: AtomicU64::new(0),
-        in_guest: AtomicBool::new(false),
-        timer_frame: AtomicUsize::new(0),
-        host_pmcnten: AtomicU64::new(0),
-        host_pmr: AtomicU64::new(0),
-        host_trfcr: AtomicU64::new(0),
-        host_el1: UnsafeCell::new(El1State::zeroed()),
-        host_sve: UnsafeCell::new(SveState::INIT),
-    };
+    const fn new() -> Self {
+        Self {
+            power: AtomicU8::new(0),
+            host_entry: AtomicU64::new(0),
+            host_context: AtomicU64::new(0),
+            in_guest: AtomicBool::new(false),
+            timer_frame: AtomicUsize::new(0),
+            host_pmcnten: AtomicU64::new(0),
+            host_pmr: AtomicU64::new(0),
+            host_trfcr: AtomicU64::new(0),
+            host_el1: UnsafeCell::new(El1State::zeroed()),
+            host_sve: UnsafeCell::new(SveState::INIT),
+        }
+    }
 }
 
 /// What the memory plan must reserve for `cpus` CPUs.
@@ -129,7 +131,7 @@ pub unsafe fn init(
     let (state, by_index, by_mpidr) = unsafe {
         let state = states as *mut CpuState;
         for i in 0..cpus {
-            state.add(i).write(CpuState::INIT);
+            state.add(i).write(CpuState::new());
         }
         let by_index = by_index as *mut u64;
         core::ptr::write_bytes(by_index, 0, cpus);

@@ -227,7 +227,7 @@ mod tests {
             !layout.contains("MAX_CPUS"),
             "the payload sizes per-CPU state at boot"
         );
-        assert!(SMP_MAX <= PAYLOAD_MAX_CPUS && SMP_MAX == QEMU_VIRT_MAX_CPUS);
+        const { assert!(SMP_MAX <= PAYLOAD_MAX_CPUS && SMP_MAX == QEMU_VIRT_MAX_CPUS) };
     }
 
     #[test]
