@@ -111,7 +111,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         ),
     };
     log::info!(
-        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB, SMMU {} KiB)",
+        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB, SMMU {} KiB, per-CPU {} KiB)",
         plan.image.start,
         plan.image.end,
         plan.dynamic.start,
@@ -121,6 +121,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         kib(&plan.el2_tables),
         kib(&plan.heap),
         kib(&plan.smmu),
+        kib(&plan.per_cpu),
     );
 
     // EL2 stage-1 with W^X.

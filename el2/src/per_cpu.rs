@@ -152,10 +152,12 @@ pub unsafe fn init(
     STATE.call_once(|| state);
     let map = MAP.call_once(|| map);
     SECONDARY_STACKS.store(region.start as usize, Ordering::Release);
-    // Secondary CPUs read these with their MMU off (`asm/entry.S`, `rust_secondary_main`):
-    // clean them to the point of coherency. Their stacks are cleaned and invalidated so
+    // Secondary CPUs read these with their MMU off (`asm/entry.S`, `rust_secondary_main`'s
+    // `cpu::count`): clean them to the point of coherency. Their stacks are cleaned and invalidated so
     // no stale line is later evicted over what a CPU wrote with its MMU off.
     cache::clean_to_poc(SECONDARY_STACKS.as_ptr() as usize, 8);
+    cache::clean_to_poc(&raw const STATE as usize, core::mem::size_of_val(&STATE));
+    cache::clean_to_poc(&raw const MAP as usize, core::mem::size_of_val(&MAP));
     cache::clean_to_poc(states, end - states);
     cache::clean_invalidate_to_poc(region.start as usize, stacks);
     Ok(map)
