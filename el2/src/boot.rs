@@ -174,6 +174,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         plan.per_cpu.start,
         plan.per_cpu.end
     );
+    check_stack_guards(&plan.per_cpu, cpus);
 
     // SAFETY: the plan gave this range to the heap alone; it is mapped RW now.
     unsafe { heap::init(plan.heap.start as usize, plan.heap.end as usize) };
@@ -245,6 +246,27 @@ extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
     cpu::set_power(cpu_index, cpu::PowerState::On);
     let (entry, context) = cpu::host_entry(cpu_index);
     host_entry::enter_host(entry, context, per_cpu::stack_top(cpu_index))
+}
+
+/// Checks, in the live EL2 stage-1, that every CPU's guard page is unmapped and the stack
+/// above it mapped (an overflow must fault, not run into the neighbour): one `AT` each.
+fn check_stack_guards(per_cpu: &core::ops::Range<u64>, cpus: usize) {
+    let boot = layout::boot_stack();
+    let boot_guard = boot.start - layout::PAGE_SIZE..boot.start;
+    let mut checked = 0;
+    for guard in core::iter::once(boot_guard).chain(per_cpu::stack_guards(per_cpu, cpus)) {
+        if mmu::maps_at_boot(guard.start) || !mmu::maps_at_boot(guard.end) {
+            fatal!(
+                "stack guard page {:#x}..{:#x} is mapped, or the stack above it is not",
+                guard.start,
+                guard.end
+            );
+        }
+        checked += 1;
+    }
+    log::info!(
+        "{checked} stack guard pages unmapped, stacks above them mapped (checked with AT S1E2R)"
+    );
 }
 
 /// EL2 takes the SMMU: its tables hold the host's pages (the record grants them), then it

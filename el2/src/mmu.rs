@@ -137,6 +137,26 @@ impl El2Map {
     }
 }
 
+/// Whether EL2's stage-1 (now active) maps `va` for reading: `AT S1E2R`, then PAR_EL1.F
+/// (Arm ARM D8.13, "Address translation instructions"). For boot-time checks only: PAR_EL1
+/// is the host's register, and the host has not run yet.
+pub fn maps_at_boot(va: usize) -> bool {
+    let par: u64;
+    // SAFETY: AT only looks the address up in the active EL2 translation (no access is
+    // made); it writes PAR_EL1, which holds nothing of the host's before the host starts.
+    unsafe {
+        core::arch::asm!(
+            "at s1e2r, {va}",
+            "isb",
+            "mrs {par}, par_el1",
+            va = in(reg) va,
+            par = out(reg) par,
+            options(nostack, preserves_flags),
+        );
+    }
+    par & 1 == 0
+}
+
 /// Turns the MMU on on a secondary CPU with the boot CPU's translation.
 pub fn enable_on_secondary() {
     if let Some(regs) = MMU_REGS.get() {

@@ -527,6 +527,7 @@ fn many_cpus_case() -> Case {
             "[el2] 64 GIC redistributors",
             "[el2] 64 CPUs from the DTB: per-CPU state sized at boot, ",
             " bytes per CPU (stack and guard page 53248, state ",
+            "[el2] 64 stack guard pages unmapped, stacks above them mapped",
             "64 CPUs known",
             "demo: all 64 cpus online (the boot cpu and 63 secondaries)",
             "demo: cpu 63 off",
