@@ -385,11 +385,14 @@ fn host_mmio_pairs(
     list: &[MemRange],
     gicr: Option<&'static host_gicr::Layout>,
 ) -> &'static [(usize, usize)] {
-    let sgi = gicr.into_iter().flat_map(|l| l.sgi_frames());
-    let all = list.iter().copied().chain(sgi);
-    let pairs: alloc::vec::Vec<(usize, usize)> = all
-        .map(|r| (r.base as usize, (r.base + r.size) as usize))
-        .collect();
+    let sgi = || gicr.into_iter().flat_map(|l| l.sgi_frames());
+    let count = list.len() + sgi().count();
+    let mut pairs = alloc::vec::Vec::new();
+    if pairs.try_reserve_exact(count).is_err() {
+        fatal!("no heap for the host's {count} MMIO ranges");
+    }
+    let all = list.iter().copied().chain(sgi());
+    pairs.extend(all.map(|r| (r.base as usize, (r.base + r.size) as usize)));
     alloc::vec::Vec::leak(pairs)
 }
 
