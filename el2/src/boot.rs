@@ -6,8 +6,8 @@
 use crate::record::{self, RecordSetup};
 use crate::unconfined_dma::{self, Decision};
 use crate::{
-    cache, cpu, el2_regs, fatal, heap, host_entry, host_gicr, host_timer, layout, mmu, psci_relay,
-    smmu,
+    cache, cpu, el2_regs, fatal, heap, host_entry, host_gicr, host_timer, layout, mmu, per_cpu,
+    psci_relay, smmu,
 };
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MPIDR_EL1, Readable};
 use platform::fdt_discovery::{self, BootInfo, GicVersion, MAX_MMIO_REGIONS};
@@ -92,21 +92,26 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         Ok(decision) => decision,
         Err(e) => fatal!("DMA masters: {e}"),
     };
-    let host_mmio = host_mmio(&info, &dma);
+    let (host_mmio, gicr) = host_mmio(&info, &dma);
 
-    cpu::init(MPIDR_EL1.get(), info.cpus.as_slice().iter().copied());
+    // As many CPUs as the DTB lists: their state is sized from this count (`per_cpu`).
+    let cpus = platform::cpu_map::cpu_count(MPIDR_EL1.get(), |f| info.cpus.for_each(f));
     psci_relay::init(info.psci.conduit);
 
     // Guests use FEAT_S2FWB where the CPU has it; `guest_traps::guest_hcr` sets
     // HCR_EL2.FWB from the same cached feature bit, so tables and HCR always agree.
     let config = stage2::stage2_config(ID_AA64MMFR0_EL1.get() & 0xf)
         .with_guest_fwb(crate::guest_sysregs::cpu_features().fwb);
-    let plan = match plan_memory(dtb as u64, &info, &host_mmio, &config) {
+    let per_cpu_needs = per_cpu::needs(cpus);
+    let plan = match plan_memory(dtb as u64, &info, &host_mmio, gicr, &config, per_cpu_needs) {
         Ok(plan) => plan,
-        Err(e) => fatal!("memory plan: {e}"),
+        Err(e) => fatal!(
+            "memory plan ({cpus} CPUs at {} bytes each): {e}",
+            per_cpu_needs.bytes_per_cpu()
+        ),
     };
     log::info!(
-        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB, SMMU {} KiB)",
+        "carve-out: image {:#x}..{:#x}, pools {:#x}..{:#x} (host stage-2 pool {} KiB, ownership record {} KiB, EL2 tables {} KiB, heap {} KiB, SMMU {} KiB, per-CPU {} KiB)",
         plan.image.start,
         plan.image.end,
         plan.dynamic.start,
@@ -116,6 +121,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         kib(&plan.el2_tables),
         kib(&plan.heap),
         kib(&plan.smmu),
+        kib(&plan.per_cpu),
     );
 
     // EL2 stage-1 with W^X.
@@ -148,7 +154,8 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         .clone()
         .chain(smmu_regs)
         .chain(gicv2_distributor.clone());
-    let el2_map = match mmu::El2Map::build(el2_pool, ram, console, devices) {
+    let guards = per_cpu::stack_guards(&plan.per_cpu, cpus);
+    let el2_map = match mmu::El2Map::build(el2_pool, ram, console, devices, guards) {
         Ok(map) => map,
         Err(e) => fatal!("{e}"),
     };
@@ -160,6 +167,26 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
     // The map lives as long as EL2 does.
     core::mem::forget(el2_map);
     log::info!("EL2 stage-1 on: text RX, rodata R, data/stacks RW+XN, stack guard pages unmapped");
+    // SAFETY: the plan gave this range to the per-CPU state alone; it is mapped RW now
+    // (guard pages excepted, which `per_cpu::init` does not touch).
+    if let Err(e) = unsafe {
+        per_cpu::init(&plan.per_cpu, cpus, MPIDR_EL1.get(), |f| {
+            info.cpus.for_each(f)
+        })
+    } {
+        fatal!("per-CPU state for {cpus} CPUs: {e}");
+    }
+    cpu::init();
+    log::info!(
+        "{cpus} CPUs from the DTB: per-CPU state sized at boot, {} bytes per CPU (stack and guard page {}, state {}), {} KiB at {:#x}..{:#x}",
+        per_cpu_needs.bytes_per_cpu(),
+        per_cpu_needs.stack_bytes,
+        per_cpu_needs.state_bytes,
+        kib(&plan.per_cpu),
+        plan.per_cpu.start,
+        plan.per_cpu.end
+    );
+    check_stack_guards(&plan.per_cpu, cpus);
 
     // SAFETY: the plan gave this range to the heap alone; it is mapped RW now.
     unsafe { heap::init(plan.heap.start as usize, plan.heap.end as usize) };
@@ -178,13 +205,13 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
             .iter()
             .map(|r| r.base..r.base + r.size),
     );
-    let mmio = to_pairs(host_mmio.as_slice().iter().map(|r| r.base..r.base + r.size));
+    let mmio = host_mmio_pairs(host_mmio.as_slice(), gicr);
     let hyp = to_pairs([plan.image.clone(), plan.dynamic.clone()].into_iter());
     let setup = RecordSetup {
         config,
         host_pool,
         ram: ram.as_slice(),
-        mmio: mmio.as_slice(),
+        mmio,
         hyp: hyp.as_slice(),
         meta,
     };
@@ -193,7 +220,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         Ok(stats) => log::info!(
             "host stage-2: {} bits of IPA, VMID 0, RAM minus carve-outs and {} MMIO regions as {stats}",
             config.ipa_bits,
-            host_mmio.as_slice().len()
+            mmio.len()
         ),
         Err(e) => fatal!("ownership record / host stage-2: {e}"),
     }
@@ -211,8 +238,7 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
         kernel.range.base,
         cpu::count()
     );
-    let stack_top = layout::stack_of(0).end;
-    host_entry::enter_host(kernel.range.base, host_dtb_addr, stack_top)
+    host_entry::enter_host(kernel.range.base, host_dtb_addr, per_cpu::stack_top(0))
 }
 
 /// A CPU the PSCI relay started (or woke from a power-down suspend): same EL2 state as the
@@ -231,7 +257,28 @@ extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
     el2_regs::configure_for_host(regs);
     cpu::set_power(cpu_index, cpu::PowerState::On);
     let (entry, context) = cpu::host_entry(cpu_index);
-    host_entry::enter_host(entry, context, layout::stack_of(cpu_index).end)
+    host_entry::enter_host(entry, context, per_cpu::stack_top(cpu_index))
+}
+
+/// Checks, in the live EL2 stage-1, that every CPU's guard page is unmapped and the stack
+/// above it mapped (an overflow must fault, not run into the neighbour): one `AT` each.
+fn check_stack_guards(per_cpu: &core::ops::Range<u64>, cpus: usize) {
+    let boot = layout::boot_stack();
+    let boot_guard = boot.start - layout::PAGE_SIZE..boot.start;
+    let mut checked = 0;
+    for guard in core::iter::once(boot_guard).chain(per_cpu::stack_guards(per_cpu, cpus)) {
+        if mmu::maps_at_boot(guard.start) || !mmu::maps_at_boot(guard.end) {
+            fatal!(
+                "stack guard page {:#x}..{:#x} is mapped, or the stack above it is not",
+                guard.start,
+                guard.end
+            );
+        }
+        checked += 1;
+    }
+    log::info!(
+        "{checked} stack guard pages unmapped, stacks above them mapped (checked with AT S1E2R)"
+    );
 }
 
 /// EL2 takes the SMMU: its tables hold the host's pages (the record grants them), then it
@@ -271,10 +318,13 @@ fn log_discovery(info: &BootInfo) {
             bank.size >> 20
         );
     }
+    // The MPIDR list is printed for small machines only: 256 of them make a 2 KiB line.
+    if info.cpus.len() <= 16 {
+        log::info!("CPU MPIDRs {:?}", info.cpus);
+    }
     log::info!(
-        "{} CPUs (MPIDRs {:x?}), PSCI {:?} via {:?}, GIC {:?} distributor at {:#x}, {} MMIO regions",
-        info.cpus.as_slice().len(),
-        info.cpus.as_slice(),
+        "{} CPUs in the DTB, PSCI {:?} via {:?}, GIC {:?} distributor at {:#x}, {} MMIO regions",
+        info.cpus.len(),
         info.psci.version,
         info.psci.conduit,
         info.gic.version,
@@ -299,17 +349,19 @@ fn log_discovery(info: &BootInfo) {
 }
 
 /// The device MMIO the host stage-2 maps (`unconfined_dma::host_mmio`); with LPIs kept
-/// from the host, the redistributors' RD_base frames are left out for `host_gicr`.
+/// from the host, the GICR regions are left out of that list and returned as a layout: the
+/// host gets their SGI_base frames (one per CPU, added by [`host_mmio_pairs`] once the heap
+/// exists, so their number is not capped), the RD_base frames are `host_gicr`'s.
 #[inline(never)]
-fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_REGIONS> {
+fn host_mmio(
+    info: &BootInfo,
+    dma: &Decision,
+) -> (
+    FixedList<MemRange, MAX_MMIO_REGIONS>,
+    Option<&'static host_gicr::Layout>,
+) {
     let gicr = if dma.withhold && info.gic.version == GicVersion::V3 {
-        match host_gicr::discover(info.gic.redistributors.as_slice()) {
-            Ok(layout) => Some(layout),
-            Err(host_gicr::LayoutError::TooMany) => fatal!(
-                "more than {} GIC redistributors",
-                host_gicr::MAX_REDISTRIBUTORS
-            ),
-        }
+        Some(host_gicr::discover(info.gic.redistributors.as_slice()))
     } else {
         if info.gic.version == GicVersion::V3 {
             unconfined_dma::disable_protected_vms(format_args!(
@@ -330,13 +382,15 @@ fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_RE
         );
     }
     let regions = gicr.map_or(&[][..], |l| l.regions());
-    let sgi_frames = gicr.into_iter().flat_map(|l| l.sgi_frames());
-    let mut list = match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, sgi_frames) {
-        Ok(list) => list,
-        Err(_) => {
-            fatal!("more than {MAX_MMIO_REGIONS} host MMIO ranges once DMA masters are withheld")
-        }
-    };
+    let mut list =
+        match unconfined_dma::host_mmio(info.mmio.as_slice(), dma, regions, core::iter::empty()) {
+            Ok(list) => list,
+            Err(_) => {
+                fatal!(
+                    "more than {MAX_MMIO_REGIONS} host MMIO ranges once DMA masters are withheld"
+                )
+            }
+        };
     // The GIC's memory-mapped virtual interface (GICv2's GICH and GICV) is not the host's:
     // see `Gic::virtual_interface`.
     for r in info.gic.virtual_interface() {
@@ -357,7 +411,7 @@ fn host_mmio(info: &BootInfo, dma: &Decision) -> FixedList<MemRange, MAX_MMIO_RE
             aligned.end()
         );
     }
-    list
+    (list, gicr)
 }
 
 /// The memory the host kernel will occupy once it runs: its file, or an arm64 `Image`'s
@@ -397,11 +451,31 @@ fn kernel_span(info: &BootInfo, kernel: &fdt_discovery::HostModule) -> core::ops
     base..end
 }
 
+/// The host's MMIO ranges for the record: `host_mmio`'s list and, with the GICR regions
+/// emulated, every redistributor's SGI_base frame. From the heap (the plan sized it for
+/// this many), kept for as long as the record.
+fn host_mmio_pairs(
+    list: &[MemRange],
+    gicr: Option<&'static host_gicr::Layout>,
+) -> &'static [(usize, usize)] {
+    let sgi = || gicr.into_iter().flat_map(|l| l.sgi_frames());
+    let count = list.len() + sgi().count();
+    let mut pairs = alloc::vec::Vec::new();
+    if pairs.try_reserve_exact(count).is_err() {
+        fatal!("no heap for the host's {count} MMIO ranges");
+    }
+    let all = list.iter().copied().chain(sgi());
+    pairs.extend(all.map(|r| (r.base as usize, (r.base + r.size) as usize)));
+    alloc::vec::Vec::leak(pairs)
+}
+
 fn plan_memory(
     dtb: u64,
     info: &BootInfo,
     host_mmio: &[MemRange],
+    gicr: Option<&'static host_gicr::Layout>,
     config: &stage2::Stage2Config,
+    per_cpu: memory_plan::PerCpuNeeds,
 ) -> Result<MemoryPlan, memory_plan::PlanError> {
     // Every RAM bank and every range the loader uses goes into the plan: a range left out
     // could end up under EL2's carve-out. The lists hold everything discovery accepts (the
@@ -443,6 +517,11 @@ fn plan_memory(
     for (slot, r) in mmio.iter_mut().zip(host_mmio) {
         *slot = r.base..r.base + r.size;
     }
+    let gicr_regions = gicr.map_or(&[][..], |l| l.regions());
+    let mut fine_mmio: [core::ops::Range<u64>; 4] = core::array::from_fn(|_| 0..0);
+    for (slot, r) in fine_mmio.iter_mut().zip(gicr_regions) {
+        *slot = r.base..r.base + r.size;
+    }
     memory_plan::plan(&PlanInput {
         ram: &ram,
         busy: &busy,
@@ -452,6 +531,9 @@ fn plan_memory(
         root_pages: config.root_pages_worst_case() as u64,
         dtb_size: info.dtb_size as u64,
         smmu: info.smmu.is_some(),
+        per_cpu,
+        fine_mmio: &fine_mmio[..gicr_regions.len()],
+        host_mmio_ranges: (host_mmio.len() + gicr.map_or(0, |l| l.count())) as u64,
     })
 }
 

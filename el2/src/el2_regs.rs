@@ -2,13 +2,12 @@
 //! Linux's own `init_el2_state` does when it is booted at EL2 (so that the host, now at
 //! EL1, finds the same machine) plus the controls EL2 keeps for itself.
 
-use crate::layout::MAX_CPUS;
-use crate::{cpu, guest_sysregs, host_features, sysreg};
+use crate::{cpu, guest_sysregs, host_features, per_cpu, sysreg};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64PFR0_EL1, MDCR_EL2,
     MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
 };
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use platform::guest_traps;
 use platform::host_controls::hcr;
 
@@ -105,10 +104,8 @@ unsafe extern "C" {
     static guest_vectors: u8;
 }
 
-/// What the host had in the registers a guest run borrows (per CPU, see `enter_guest`).
-static HOST_PMCNTEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static HOST_PMR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static HOST_TRFCR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+// What the host had in the registers a guest run borrows is kept per CPU in
+// `per_cpu::CpuState` (host_pmcnten, host_pmr, host_trfcr; see `enter_guest`).
 
 /// ICC_PMR_EL1 with every priority unmasked.
 const PMR_OPEN: u64 = 0xff;
@@ -128,7 +125,9 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // where the PMU has them; stopping covers EL1 and EL0 too, and older PMUs).
     if f.pmu {
         let enabled = sysreg::pmcntenset_el0();
-        HOST_PMCNTEN[me].store(enabled, Ordering::Relaxed);
+        per_cpu::of(me)
+            .host_pmcnten
+            .store(enabled, Ordering::Relaxed);
         // SAFETY: stops the host's counters; `leave_guest` starts the same ones again.
         unsafe { sysreg::set_pmcntenclr_el0(enabled) };
     }
@@ -136,7 +135,9 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // run (TRFCR_EL1 = 0), then `tsb csync` drains what was traced before (pKVM's
     // `__debug_save_trace`).
     if f.trace_filter {
-        HOST_TRFCR[me].store(sysreg::trfcr_el1(), Ordering::Relaxed);
+        per_cpu::of(me)
+            .host_trfcr
+            .store(sysreg::trfcr_el1(), Ordering::Relaxed);
         // SAFETY: only prohibits tracing at EL1/EL0 until `leave_guest` restores it.
         unsafe { sysreg::set_trfcr_el1(0) };
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
@@ -152,7 +153,9 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // back on exit, so the interrupt is then pending for the host as usual. The guest's
     // own GIC register accesses trap (ICH_HCR_GUEST), so ICH_VMCR_EL2 is never used.
     if f.gic_sysregs {
-        HOST_PMR[me].store(sysreg::icc_pmr_el1(), Ordering::Relaxed);
+        per_cpu::of(me)
+            .host_pmr
+            .store(sysreg::icc_pmr_el1(), Ordering::Relaxed);
         // SAFETY: EL2 runs with PSTATE.I masked; opening the mask only lets interrupts
         // end the guest run. `dsb sy` makes the CPU interface see the new mask before the
         // guest runs (Linux's `pmr_sync`).
@@ -200,17 +203,17 @@ pub fn leave_guest(stage2: HostStage2Regs) {
     if f.gic_sysregs {
         ICH_HCR_EL2.set(0);
         // SAFETY: the host's own priority mask, saved by `enter_guest` on this CPU.
-        unsafe { sysreg::set_icc_pmr_el1(HOST_PMR[me].load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_icc_pmr_el1(per_cpu::of(me).host_pmr.load(Ordering::Relaxed)) };
     }
     if f.trace_filter {
         // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
-        unsafe { sysreg::set_trfcr_el1(HOST_TRFCR[me].load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_trfcr_el1(per_cpu::of(me).host_trfcr.load(Ordering::Relaxed)) };
     }
     host_features::leave_guest(me);
     crate::host_entry::install_vectors();
     if f.pmu {
         // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so
         // that they count as little of EL2's work for the guest as possible.
-        unsafe { sysreg::set_pmcntenset_el0(HOST_PMCNTEN[me].load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_pmcntenset_el0(per_cpu::of(me).host_pmcnten.load(Ordering::Relaxed)) };
     }
 }

@@ -11,13 +11,12 @@
 //! (TCR2_EL1, PIR_EL1, POR_EL0, GCS, FPMR, TPIDR2_EL0...) are not the guest's; and
 //! TPIDR2_EL0, which no trap covers on a CPU with SME but no FEAT_FGT, is saved and zeroed.
 
-use crate::layout::MAX_CPUS;
 use aarch64_cpu::registers::{
     HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64DFR0_EL1,
     ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1,
     Readable, Writeable,
 };
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use platform::host_controls::{FineGrainedTraps, GUEST_FGT, GUEST_HCRX, HostControls, HostIdRegs};
 use spin::Once;
 
@@ -163,21 +162,6 @@ pub fn configure_this_cpu() {
     }
 }
 
-/// What `enter_guest` took from the host on one CPU, for `leave_guest` to put back.
-struct Saved {
-    pmscr_el1: AtomicU64,
-    brbcr_el1: AtomicU64,
-    tpidr2_el0: AtomicU64,
-}
-
-static SAVED: [Saved; MAX_CPUS] = [const {
-    Saved {
-        pmscr_el1: AtomicU64::new(0),
-        brbcr_el1: AtomicU64::new(0),
-        tpidr2_el0: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
-
 /// PMBLIMITR_EL1.E: the host's profiling buffer is enabled.
 const PMBLIMITR_E: u64 = 1;
 /// BRBCR_EL1.E0BRE and .E1BRE: branch recording at EL0/EL1.
@@ -187,9 +171,9 @@ const BRBCR_EL1_RECORDING: u64 = 0b11;
 /// loaded.
 pub fn enter_guest(me: usize) {
     let c = controls();
-    let Some(saved) = SAVED.get(me) else {
-        return;
-    };
+    // What this function takes from the host lives in the CPU's own state
+    // (`per_cpu::CpuState::host_pmscr`, `host_brbcr`, `host_tpidr2`): every CPU has one.
+    let saved = crate::per_cpu::of(me);
     if c.pmscr_el2.is_some() {
         // The host's profiling stops for the run and what it sampled reaches memory under
         // the host's translation: PMSCR_EL1 = 0, `psb csync`, `dsb nsh`.
@@ -203,7 +187,7 @@ pub fn enter_guest(me: usize) {
         } else {
             0
         };
-        saved.pmscr_el1.store(pmscr, Ordering::Relaxed);
+        saved.host_pmscr.store(pmscr, Ordering::Relaxed);
     }
     if c.brbcr_el2.is_some() {
         let brbcr = mrs!("s2_1_c9_c0_0");
@@ -211,11 +195,11 @@ pub fn enter_guest(me: usize) {
             msr!("s2_1_c9_c0_0", 0);
             aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
         }
-        saved.brbcr_el1.store(brbcr, Ordering::Relaxed);
+        saved.host_brbcr.store(brbcr, Ordering::Relaxed);
     }
     if c.smcr.is_some() {
         saved
-            .tpidr2_el0
+            .host_tpidr2
             .store(mrs!("s3_3_c13_c0_5"), Ordering::Relaxed);
         msr!("s3_3_c13_c0_5", 0);
     }
@@ -235,9 +219,7 @@ pub fn enter_guest(me: usize) {
 /// After a guest run, on CPU `me`: the host's values of everything `enter_guest` changed.
 pub fn leave_guest(me: usize) {
     let c = controls();
-    let Some(saved) = SAVED.get(me) else {
-        return;
-    };
+    let saved = crate::per_cpu::of(me);
     if let Some(fgt) = &c.fgt
         && *fgt != GUEST_FGT
     {
@@ -250,16 +232,16 @@ pub fn leave_guest(me: usize) {
         unsafe { crate::sysreg::set_hcrx_el2(hcrx) };
     }
     if c.smcr.is_some() {
-        msr!("s3_3_c13_c0_5", saved.tpidr2_el0.load(Ordering::Relaxed));
+        msr!("s3_3_c13_c0_5", saved.host_tpidr2.load(Ordering::Relaxed));
     }
     if c.brbcr_el2.is_some() {
-        let brbcr = saved.brbcr_el1.load(Ordering::Relaxed);
+        let brbcr = saved.host_brbcr.load(Ordering::Relaxed);
         if brbcr & BRBCR_EL1_RECORDING != 0 {
             msr!("s2_1_c9_c0_0", brbcr);
         }
     }
     if c.pmscr_el2.is_some() {
-        let pmscr = saved.pmscr_el1.load(Ordering::Relaxed);
+        let pmscr = saved.host_pmscr.load(Ordering::Relaxed);
         if pmscr != 0 {
             msr!("s3_0_c9_c9_0", pmscr);
         }

@@ -38,9 +38,6 @@ use platform::fixed_list::{FixedList, MemRange};
 use platform::gicr_rd::{self, CTLR, CTLR_ENABLE_LPIS, Read, TYPER, Write};
 use spin::Once;
 
-/// Redistributors EL2 keeps track of (one per CPU; QEMU virt has as many as `-smp`).
-pub const MAX_REDISTRIBUTORS: usize = 32;
-
 /// Each redistributor's frames are 64 KiB: RD_base, SGI_base, then VLPI_base and a
 /// reserved frame on GICv4 (GICR_TYPER.VLPIS).
 const FRAME: usize = 0x1_0000;
@@ -52,18 +49,13 @@ const CTLR_RWP: u32 = 1 << 3;
 /// protected VMs off). A redistributor finishes in microseconds; this is generous.
 const RWP_POLLS: usize = 1_000_000;
 
-/// The redistributors the GIC reports.
+/// The redistributors the GIC reports: one per CPU, as many as the machine has, so no
+/// list of them is kept; [`Layout::frames`] walks the GICR regions each time (a few
+/// register reads per redistributor, only on the rare trapped RD_base access and at boot).
 pub struct Layout {
     /// The GICR regions of the DTB.
     regions: FixedList<MemRange, 4>,
-    /// RD_base of each redistributor, with its size (two or four frames).
-    frames: [(usize, usize); MAX_REDISTRIBUTORS],
     count: usize,
-}
-
-/// Why the redistributors could not be laid out.
-pub enum LayoutError {
-    TooMany,
 }
 
 static LAYOUT: Once<Layout> = Once::new();
@@ -88,43 +80,41 @@ fn write32(addr: usize, value: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
 
-/// Walks each GICR region from its start through GICR_TYPER.Last (GICv3 9.10), reading
-/// VLPIS for each redistributor's size. Call once, before the host runs.
-pub fn discover(regions: &[MemRange]) -> Result<&'static Layout, LayoutError> {
+/// Records the GICR regions and counts their redistributors. Call once, before the host
+/// runs.
+pub fn discover(regions: &[MemRange]) -> &'static Layout {
     let mut layout = Layout {
         regions: FixedList::new(),
-        frames: [(0, 0); MAX_REDISTRIBUTORS],
         count: 0,
     };
     for region in regions.iter().take(4) {
         let _ = layout.regions.push(*region);
-        let (start, end) = (region.base as usize, region.end() as usize);
-        let mut rd = start;
-        while rd + 2 * FRAME <= end {
-            let typer = read64(rd + TYPER);
-            let size = if typer & TYPER_VLPIS != 0 { 4 } else { 2 } * FRAME;
-            if layout.count == MAX_REDISTRIBUTORS {
-                return Err(LayoutError::TooMany);
-            }
-            layout.frames[layout.count] = (rd, size);
-            layout.count += 1;
-            if typer & TYPER_LAST != 0 {
-                break;
-            }
-            rd += size;
-        }
     }
-    Ok(LAYOUT.call_once(|| layout))
+    layout.count = layout.frames().count();
+    LAYOUT.call_once(|| layout)
 }
 
 impl Layout {
-    fn frames(&self) -> &[(usize, usize)] {
-        &self.frames[..self.count]
+    /// RD_base of each redistributor with its size (two or four frames): each GICR region
+    /// walked from its start through GICR_TYPER.Last (GICv3 9.10), reading VLPIS for each
+    /// redistributor's size.
+    fn frames(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.regions.as_slice().iter().flat_map(|region| {
+            let end = region.end() as usize;
+            let mut next = Some(region.base as usize);
+            core::iter::from_fn(move || {
+                let rd = next.filter(|&rd| rd + 2 * FRAME <= end)?;
+                let typer = read64(rd + TYPER);
+                let size = if typer & TYPER_VLPIS != 0 { 4 } else { 2 } * FRAME;
+                next = (typer & TYPER_LAST == 0).then_some(rd + size);
+                Some((rd, size))
+            })
+        })
     }
 
     /// The SGI_base frames: the only part of the GICR regions the host stage-2 maps.
     pub fn sgi_frames(&self) -> impl Iterator<Item = MemRange> + '_ {
-        self.frames().iter().map(|&(rd, _)| MemRange {
+        self.frames().map(|(rd, _)| MemRange {
             base: (rd + FRAME) as u64,
             size: FRAME as u64,
         })
@@ -144,7 +134,7 @@ impl Layout {
     /// only once GICR_CTLR.RWP reads 0 (GICv3 12.11.2), and until then the redistributor
     /// may still write its pending table.
     pub fn disable_lpis(&self) -> Option<usize> {
-        self.frames().iter().find_map(|&(rd, _)| {
+        self.frames().find_map(|(rd, _)| {
             let ctlr = read32(rd + CTLR);
             if ctlr & CTLR_ENABLE_LPIS == 0 {
                 return None;
@@ -179,10 +169,9 @@ pub fn emulate(esr: u64, x: &mut [u64; 31]) -> bool {
     {
         return false;
     }
-    let Some(&(rd, size)) = layout
+    let Some((rd, size)) = layout
         .frames()
-        .iter()
-        .find(|&&(rd, size)| (rd..rd + size).contains(&ipa))
+        .find(|&(rd, size)| (rd..rd + size).contains(&ipa))
     else {
         return false;
     };

@@ -14,7 +14,6 @@
 //! Guests themselves get no SVE or SME (CPTR_EL2.TZ/TSM) and see none in their ID
 //! registers.
 
-use crate::layout::MAX_CPUS;
 use crate::{cpu, guest_sysregs, sysreg};
 
 /// The largest vector length the architecture allows: 2048 bits.
@@ -23,7 +22,7 @@ const MAX_VL_BYTES: usize = 256;
 const STATE_BYTES: usize = 32 * MAX_VL_BYTES + 17 * (MAX_VL_BYTES / 8);
 
 #[repr(C, align(16))]
-struct SveState {
+pub struct SveState {
     bytes: [u8; STATE_BYTES],
     /// The host was in streaming mode (SVCR.SM) at its VCPU_RUN.
     streaming: bool,
@@ -31,14 +30,15 @@ struct SveState {
     fpsr: u64,
 }
 
-/// One save area per CPU; each CPU uses only its own, inside its own VCPU_RUN.
-static mut HOST_SVE: [SveState; MAX_CPUS] = [const {
-    SveState {
+impl SveState {
+    /// One save area per CPU (`per_cpu::CpuState::host_sve`); each CPU uses only its own,
+    /// inside its own VCPU_RUN.
+    pub const INIT: Self = Self {
         bytes: [0; STATE_BYTES],
         streaming: false,
         fpsr: 0,
-    }
-}; MAX_CPUS];
+    };
+}
 
 unsafe extern "C" {
     fn sve_save(buffer: *mut u8, with_ffr: u64);
@@ -50,8 +50,7 @@ unsafe extern "C" {
 const SVCR_SM: u64 = 1 << 0;
 
 fn own_slot() -> *mut SveState {
-    // SAFETY: only the address of this CPU's slot is taken.
-    unsafe { (&raw mut HOST_SVE).cast::<SveState>().add(cpu::current()) }
+    crate::per_cpu::of(cpu::current()).host_sve.get()
 }
 
 /// FPSR, by encoding (S3_3_C4_C4_1): EL2 is built without the FP extension.

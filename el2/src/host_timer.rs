@@ -21,7 +21,6 @@
 //!   register Secure-only. The priority is Linux's default 0xa0 (GICD_INT_DEF_PRI), which
 //!   its GICC_PMR of 0xf0 lets through. There are no GIC system registers to touch.
 
-use crate::layout::MAX_CPUS;
 use crate::sysreg;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::ops::Range;
@@ -53,8 +52,8 @@ struct Redistributors {
 }
 
 static REDISTRIBUTORS: Once<Redistributors> = Once::new();
-/// This CPU's redistributor frame, found once (0: not looked up yet; 1: none).
-static FRAME: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+// Each CPU's redistributor frame is found once and kept in `per_cpu::CpuState::timer_frame`
+// (0: not looked up yet; 1: none).
 /// GICv2: the distributor's base (0: not a GICv2).
 static GICV2_DISTRIBUTOR: AtomicUsize = AtomicUsize::new(0);
 
@@ -97,7 +96,7 @@ fn write8(addr: usize, value: u8) {
 
 /// The redistributor frame whose GICR_TYPER affinity is this CPU's MPIDR.
 fn own_frame(cpu: usize) -> Option<usize> {
-    match FRAME[cpu].load(Ordering::Relaxed) {
+    match crate::per_cpu::of(cpu).timer_frame.load(Ordering::Relaxed) {
         0 => {}
         1 => return None,
         frame => return Some(frame),
@@ -121,7 +120,9 @@ fn own_frame(cpu: usize) -> Option<usize> {
             None
         })
     });
-    FRAME[cpu].store(found.unwrap_or(1), Ordering::Relaxed);
+    crate::per_cpu::of(cpu)
+        .timer_frame
+        .store(found.unwrap_or(1), Ordering::Relaxed);
     found
 }
 

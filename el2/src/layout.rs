@@ -1,34 +1,32 @@
-//! Where the image's parts are, from the linker script (`linker/el2.ld`), and the per-CPU
-//! stacks. All addresses are run-time addresses: the image relocates itself.
+//! Where the image's parts are, from the linker script (`linker/el2.ld`), and the boot
+//! CPU's stack. All addresses are run-time addresses: the image relocates itself. The other
+//! CPUs' stacks are sized from the DTB at boot (`per_cpu`).
 
 use core::ops::Range;
 
-/// Most CPUs the payload manages. The DTB may list fewer; more is refused at boot.
-pub const MAX_CPUS: usize = 8;
 /// Granule of every carve-out and mapping decision.
 pub const PAGE_SIZE: usize = 4096;
 const STACK_SIZE: usize = 48 * 1024;
 
-/// One CPU's stack with an unmapped guard page below it (see `mmu`).
+/// One CPU's stack with an unmapped guard page below it (see `mmu`): the boot CPU's here,
+/// the others' in the per-CPU region laid out the same way (`per_cpu`).
 #[repr(C, align(4096))]
 pub struct CpuStack {
     guard: [u8; PAGE_SIZE],
     stack: [u8; STACK_SIZE],
 }
 
-/// Distance between two CPUs' stack tops; used by `asm/entry.S`.
+/// Distance between two CPUs' stack tops (guard page and stack); used by `asm/entry.S`.
 pub const STACK_STRIDE: usize = core::mem::size_of::<CpuStack>();
 
-/// The stacks live in their own NOLOAD section so that they are part of the carve-out
-/// but not of the loaded file.
+/// The boot CPU's stack lives in its own NOLOAD section so that it is part of the
+/// carve-out but not of the loaded file.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".stacks")]
-pub static mut CPU_STACKS: [CpuStack; MAX_CPUS] = [const {
-    CpuStack {
-        guard: [0; PAGE_SIZE],
-        stack: [0; STACK_SIZE],
-    }
-}; MAX_CPUS];
+pub static mut BOOT_STACK: CpuStack = CpuStack {
+    guard: [0; PAGE_SIZE],
+    stack: [0; STACK_SIZE],
+};
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -68,14 +66,14 @@ pub fn data() -> Range<usize> {
     unsafe { addr(&__rodata_end)..addr(&__data_end) }
 }
 
-/// The region holding every CPU's stack and guard page.
+/// The region holding the boot CPU's stack and guard page.
 pub fn stacks() -> Range<usize> {
     // SAFETY: as in `image`.
     unsafe { addr(&__stacks_start)..addr(&__stacks_end) }
 }
 
-/// The stack (without its guard page) of logical CPU `cpu`.
-pub fn stack_of(cpu: usize) -> Range<usize> {
-    let base = stacks().start + cpu * STACK_STRIDE + PAGE_SIZE;
+/// The boot CPU's stack (without its guard page).
+pub fn boot_stack() -> Range<usize> {
+    let base = stacks().start + PAGE_SIZE;
     base..base + STACK_SIZE
 }

@@ -40,6 +40,7 @@ mod host_timer;
 mod layout;
 mod mmio_guard;
 mod mmu;
+mod per_cpu;
 mod psci_relay;
 mod record;
 #[cfg(feature = "selftest")]

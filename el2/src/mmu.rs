@@ -2,8 +2,9 @@
 //!
 //! - image text: read-only, executable;
 //! - rodata (with relocated pointers): read-only, never executable;
-//! - data, .bss, stacks: read-write, never executable; the page under each stack is left
-//!   unmapped so an overflow faults instead of corrupting the neighbour;
+//! - data, .bss, stacks: read-write, never executable; the page under each stack (the boot
+//!   CPU's in the image, the others' in the per-CPU region, `per_cpu`) is left unmapped so
+//!   an overflow faults instead of corrupting the neighbour;
 //! - RAM (including the dynamic carve-out and host memory EL2 must read or clear):
 //!   read-write, never executable;
 //! - the console and the GICv3 redistributors or the GICv2 distributor (for the host-timer
@@ -62,12 +63,14 @@ fn region(r: &Range<usize>) -> MemoryRegion {
 }
 
 impl El2Map {
-    /// Builds the map; `ram`, `console` and `devices` as discovered, tables from `tables`.
+    /// Builds the map; `ram`, `console` and `devices` as discovered, tables from `tables`,
+    /// `stack_guards` the guard pages of the secondary CPUs' stacks (in RAM; unmapped).
     pub fn build(
         tables: PagePool,
         ram: impl Iterator<Item = Range<usize>>,
         console: Option<Range<usize>>,
         devices: impl Iterator<Item = Range<usize>>,
+        stack_guards: impl Iterator<Item = Range<usize>>,
     ) -> Result<Self, MapFailed> {
         let mut mapping = Mapping::new(PoolTranslation::new(tables), 0, El2);
         let mut map = |what, r: Range<usize>, attrs| {
@@ -104,13 +107,10 @@ impl El2Map {
         map("data", layout::data(), rw)?;
         let image = layout::image();
         map("image tail", layout::data().end..image.end, rw)?;
-        for cpu in 0..layout::MAX_CPUS {
-            let stack = layout::stack_of(cpu);
-            map(
-                "stack guard",
-                stack.start - layout::PAGE_SIZE..stack.start,
-                El23Attributes::empty(),
-            )?;
+        let boot = layout::boot_stack();
+        let boot_guard = boot.start - layout::PAGE_SIZE..boot.start;
+        for guard in core::iter::once(boot_guard).chain(stack_guards) {
+            map("stack guard", guard, El23Attributes::empty())?;
         }
         Ok(Self { mapping })
     }
@@ -135,6 +135,26 @@ impl El2Map {
         self.mapping.mark_active();
         enable(regs);
     }
+}
+
+/// Whether EL2's stage-1 (now active) maps `va` for reading: `AT S1E2R`, then PAR_EL1.F
+/// (Arm ARM D8.13, "Address translation instructions"). For boot-time checks only: PAR_EL1
+/// is the host's register, and the host has not run yet.
+pub fn maps_at_boot(va: usize) -> bool {
+    let par: u64;
+    // SAFETY: AT only looks the address up in the active EL2 translation (no access is
+    // made); it writes PAR_EL1, which holds nothing of the host's before the host starts.
+    unsafe {
+        core::arch::asm!(
+            "at s1e2r, {va}",
+            "isb",
+            "mrs {par}, par_el1",
+            va = in(reg) va,
+            par = out(reg) par,
+            options(nostack, preserves_flags),
+        );
+    }
+    par & 1 == 0
 }
 
 /// Turns the MMU on on a secondary CPU with the boot CPU's translation.

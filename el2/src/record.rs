@@ -56,7 +56,8 @@ pub struct RecordSetup<'a> {
     pub config: Stage2Config,
     pub host_pool: PagePool,
     pub ram: &'a [(usize, usize)],
-    pub mmio: &'a [(usize, usize)],
+    /// Lives as long as the record (from the heap: one range per CPU with a GICv3).
+    pub mmio: &'static [(usize, usize)],
     pub hyp: &'a [(usize, usize)],
     pub meta: &'static mut [u16],
 }

@@ -38,11 +38,10 @@
 //! CPU's own registers (EL1 system and FP/SIMD registers of the guest it last ran), which
 //! the reset itself resets.
 
-use crate::cpu;
 use crate::host_hvc::NOT_SUPPORTED;
-use crate::layout::MAX_CPUS;
 use crate::psci_relay::firmware;
 use crate::tlb::{Sanitizer, Tlb};
+use crate::{cpu, per_cpu};
 use crate::{fatal, record, vm};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -52,12 +51,12 @@ use smccc::psci::{
 };
 
 static GOING_DOWN: AtomicBool = AtomicBool::new(false);
-/// Per CPU: set (SeqCst) before the CPU enters a guest and cleared once the run is over and
-/// the guest's registers are saved (or its vCPU wiped). With `GOING_DOWN` this is Dekker's
-/// handshake: either the entering CPU sees `GOING_DOWN` and does not enter, or X sees the
-/// flag set and waits; a CPU that saw the flag clear at entry checks it again after every
-/// exit and after saving, before it clears its own flag.
-static IN_GUEST: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+// `per_cpu::CpuState::in_guest`, per CPU: set (SeqCst) before the CPU enters a guest and
+// cleared once the run is over and the guest's registers are saved (or its vCPU wiped).
+// With `GOING_DOWN` this is Dekker's handshake: either the entering CPU sees `GOING_DOWN`
+// and does not enter, or X sees the flag set and waits; a CPU that saw the flag clear at
+// entry checks it again after every exit and after saving, before it clears its own flag.
+
 /// How long X waits for guest CPUs to stop: 100 ms of the system counter. A CPU inside a
 /// guest exits at once (its stage-2 is empty) and stops within a few thousand
 /// instructions; one that does not is blocked on the memory lock X holds (a guest exit
@@ -72,9 +71,9 @@ pub fn going_down() -> bool {
 /// Called by CPU `me` right before it enters a guest. Returns false (and the CPU must not
 /// enter) if the system is going down.
 pub fn entering_guest(me: usize) -> bool {
-    IN_GUEST[me].store(true, Ordering::SeqCst);
+    per_cpu::of(me).in_guest.store(true, Ordering::SeqCst);
     if going_down() {
-        IN_GUEST[me].store(false, Ordering::SeqCst);
+        per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
         return false;
     }
     true
@@ -96,12 +95,12 @@ pub fn saved_guest_state(me: usize, wipe: impl FnOnce()) {
     if going_down() {
         stop_in_guest(me, wipe);
     }
-    IN_GUEST[me].store(false, Ordering::SeqCst);
+    per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
 }
 
 fn stop_in_guest(me: usize, wipe: impl FnOnce()) -> ! {
     wipe();
-    IN_GUEST[me].store(false, Ordering::SeqCst);
+    per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
     fatal::park_this_cpu()
 }
 
@@ -178,8 +177,8 @@ fn wait_for_guest_cpus() -> usize {
     let ticks = CNTFRQ_EL0.get() * STOP_WAIT_MS / 1000;
     let start = CNTPCT_EL0.get();
     loop {
-        let busy = (0..MAX_CPUS)
-            .filter(|&c| c != me && IN_GUEST[c].load(Ordering::SeqCst))
+        let busy = (0..cpu::count())
+            .filter(|&c| c != me && per_cpu::of(c).in_guest.load(Ordering::SeqCst))
             .count();
         if busy == 0 || CNTPCT_EL0.get().wrapping_sub(start) > ticks {
             return busy;

@@ -7,7 +7,6 @@
 //! an undefined-instruction exception inside the guest.
 
 use crate::el1_state::El1State;
-use crate::layout::MAX_CPUS;
 use crate::tlb::{DeferredSanitizer, Tlb};
 use crate::vm::{RunTarget, ipa_error};
 use crate::{cpu, el2_regs, guest_serror, host_abort, record, speculative_at};
@@ -86,9 +85,6 @@ impl Vcpu {
     }
 }
 
-/// The host's EL1 state while this CPU runs a guest.
-static mut HOST_EL1: [El1State; MAX_CPUS] = [const { El1State::zeroed() }; MAX_CPUS];
-
 unsafe extern "C" {
     fn __guest_enter(gprs: *mut GuestGprs) -> u64;
 }
@@ -110,8 +106,9 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     complete(v, vm, completion);
 
     let me = cpu::current();
-    // SAFETY: each CPU uses only its own slot, and only here.
-    let host = unsafe { &mut *(&raw mut HOST_EL1).cast::<El1State>().add(me) };
+    // SAFETY: each CPU uses only its own slot (the host's EL1 state while this CPU runs a
+    // guest), and only here.
+    let host = unsafe { &mut *crate::per_cpu::of(me).host_el1.get() };
     // Where the host's VCPU_RUN returns to: ELR_EL2/SPSR_EL2 now hold the host's HVC return
     // state, and every guest exit overwrites them.
     let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());

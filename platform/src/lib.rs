@@ -25,6 +25,7 @@ extern crate alloc;
 
 pub mod branch_hardening;
 pub mod console;
+pub mod cpu_map;
 pub mod fdt_check;
 pub mod fdt_discovery;
 mod fdt_tree;

@@ -54,7 +54,9 @@ fn qemu_virt_gicv3_is_discovered() {
         &[r(0x80a_0000, 0xf6_0000)]
     );
     assert_eq!(info.gic.cpu_interface, None);
-    assert_eq!(info.cpus.as_slice(), &[0, 1, 2, 3]);
+    let mut cpus = vec![];
+    info.cpus.for_each(|m| cpus.push(m));
+    assert_eq!(cpus, [0, 1, 2, 3]);
     assert_eq!(info.psci.conduit, Conduit::Smc);
     assert_eq!(info.psci.version, PsciVersion::V1_0);
     assert_eq!(info.dtb_size, 0x10_0000, "QEMU pads its blob to 1 MiB");

@@ -5,8 +5,9 @@
 //!   Image header's `image_size` covers it, so loaders keep clear of it);
 //! - the dynamic one is sized from the RAM the DTB describes: the ownership record (2 bytes
 //!   per 4 KiB page, first), the host stage-2 page-table pool, EL2's own stage-1 tables and a
-//!   small boot heap (the DTB writer needs one), and with an SMMUv3 its structures and the
-//!   host's DMA tables (worst case). It goes right after the image when that
+//!   per-CPU part (each CPU the DTB lists but the boot CPU gets a stack with a guard page,
+//!   and every CPU its state, [`per_cpu_bytes`]), a small boot heap (the DTB writer needs
+//!   one), and with an SMMUv3 its structures and the host's DMA tables (worst case). It goes right after the image when that
 //!   memory is free, else as high in RAM as it fits, never over anything the loader left
 //!   there (DTB, modules, reserved memory).
 //!
@@ -85,6 +86,47 @@ pub struct PlanInput<'a> {
     /// The board has an SMMUv3 that EL2 drives: reserve its structures and the host's DMA
     /// tables ([`smmu_bytes`]).
     pub smmu: bool,
+    /// The CPUs and what each takes ([`per_cpu_bytes`]).
+    pub per_cpu: PerCpuNeeds,
+    /// MMIO regions the host stage-2 maps in page-sized pieces, counted page by page like
+    /// RAM: the GICv3 redistributor regions, whose SGI_base frames (one per CPU) are mapped
+    /// and RD_base frames are not.
+    pub fine_mmio: &'a [Range<u64>],
+    /// How many MMIO ranges the host's list will hold (its storage comes from the heap:
+    /// 16 bytes each, one per CPU with a GICv3).
+    pub host_mmio_ranges: u64,
+}
+
+/// What the payload's per-CPU state takes: sized from the DTB's CPU count at boot, so
+/// nothing caps the count below what RAM allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerCpuNeeds {
+    /// Logical CPUs (the DTB's, with the boot CPU).
+    pub cpus: u64,
+    /// One CPU's stack with the unmapped guard page below it (whole pages). The boot CPU's
+    /// stack is in the image (it needs one before any plan exists), so `cpus - 1` of these.
+    pub stack_bytes: u64,
+    /// One CPU's other state (saved host registers, power state, ...), packed.
+    pub state_bytes: u64,
+}
+
+impl PerCpuNeeds {
+    /// What one more CPU costs, in bytes (the state part before rounding to pages).
+    pub fn bytes_per_cpu(&self) -> u64 {
+        align_up(self.stack_bytes, PAGE) + self.state_bytes
+    }
+}
+
+/// Bytes of the per-CPU part ([`MemoryPlan::per_cpu`]): the secondary CPUs' stacks (each a
+/// whole number of pages, guard page first), then every CPU's state, rounded up to a page.
+/// `None` if the sum does not fit in 64 bits.
+pub fn per_cpu_bytes(needs: &PerCpuNeeds) -> Option<u64> {
+    let stacks = needs
+        .cpus
+        .saturating_sub(1)
+        .checked_mul(align_up(needs.stack_bytes, PAGE))?;
+    let state = needs.cpus.checked_mul(needs.state_bytes)?;
+    stacks.checked_add(state.checked_add(PAGE - 1)? / PAGE * PAGE)
 }
 
 /// Where everything went.
@@ -97,6 +139,8 @@ pub struct MemoryPlan {
     pub el2_tables: Range<u64>,
     pub ownership: Range<u64>,
     pub heap: Range<u64>,
+    /// Per-CPU stacks (for CPUs 1.., each guard page first) then per-CPU state.
+    pub per_cpu: Range<u64>,
     /// The SMMUv3's structures, then its DMA table pool; empty without an SMMU.
     pub smmu: Range<u64>,
 }
@@ -104,7 +148,13 @@ pub struct MemoryPlan {
 #[derive(Debug)]
 pub enum PlanError {
     NoRam,
-    NoRoom { needed: u64 },
+    NoRoom {
+        needed: u64,
+    },
+    /// The per-CPU part does not fit in 64 bits (an absurd CPU count).
+    TooManyCpus {
+        cpus: u64,
+    },
 }
 
 impl core::fmt::Display for PlanError {
@@ -115,6 +165,9 @@ impl core::fmt::Display for PlanError {
                 f,
                 "no free 2 MiB-aligned RAM window of {needed:#x} bytes for EL2's pools and the host DTB"
             ),
+            Self::TooManyCpus { cpus } => {
+                write!(f, "per-CPU state for {cpus} CPUs does not fit in memory")
+            }
         }
     }
 }
@@ -190,9 +243,20 @@ pub fn ownership_bytes(ram_bytes: u64) -> u64 {
 }
 
 /// Pages for EL2's own stage-1: root, a level-1 table, a level-2 table for the GiB holding
-/// the image and one for the console, level-3 tables for the image's sections and stack
-/// guards and for the console: about 8; twice that, fixed.
+/// the image and one for the console, level-3 tables for the image's sections and the boot
+/// stack's guard and for the console: about 8; twice that, fixed. The secondary CPUs' stack
+/// guards add [`stack_guard_table_pages`].
 const EL2_TABLE_PAGES: u64 = 16;
+
+/// Tables EL2's stage-1 needs to leave a guard page unmapped in every stack of a per-CPU
+/// stack area of `bytes`: one level-3 table per 2 MiB it touches and one level-2 table per
+/// GiB (the area need not be aligned, so each count is one more than its length needs).
+pub fn stack_guard_table_pages(bytes: u64) -> u64 {
+    if bytes == 0 {
+        return 0;
+    }
+    bytes.div_ceil(BLOCK_2M) + 1 + bytes.div_ceil(1 << 30) + 1
+}
 const HEAP_BASE: u64 = 32 << 10;
 
 /// Bytes of the SMMUv3's own structures, at the start of [`MemoryPlan::smmu`]: a level-2
@@ -220,14 +284,39 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     if ram_bytes == 0 {
         return Err(PlanError::NoRam);
     }
-    let pool =
-        host_stage2_pool_pages(input.ram, input.mmio, input.root_level, input.root_pages) * PAGE;
+    let fine_mmio_pages: usize = input
+        .fine_mmio
+        .iter()
+        .map(|r| {
+            crate::pool::pages_needed_to_map(r.start as usize, r.end as usize, input.root_level)
+        })
+        .sum();
+    let pool = (host_stage2_pool_pages(input.ram, input.mmio, input.root_level, input.root_pages)
+        + fine_mmio_pages as u64)
+        * PAGE;
     let ownership = ownership_bytes(ram_bytes);
-    let el2_tables = EL2_TABLE_PAGES * PAGE;
-    let heap = align_up(HEAP_BASE + 2 * input.dtb_size, PAGE);
+    let heap = align_up(
+        HEAP_BASE + 2 * input.dtb_size + 16 * input.host_mmio_ranges,
+        PAGE,
+    );
     let smmu = if input.smmu { smmu_bytes(input.ram) } else { 0 };
+    let per_cpu = per_cpu_bytes(&input.per_cpu).ok_or(PlanError::TooManyCpus {
+        cpus: input.per_cpu.cpus,
+    })?;
+    let stacks = input
+        .per_cpu
+        .cpus
+        .saturating_sub(1)
+        .saturating_mul(align_up(input.per_cpu.stack_bytes, PAGE));
+    let el2_tables = (EL2_TABLE_PAGES + stack_guard_table_pages(stacks)) * PAGE;
     // Only what is needed, in pages (no rounding to 2 MiB, which would cost up to 2 MiB).
-    let dynamic = pool + ownership + el2_tables + heap + smmu;
+    let dynamic = (pool + ownership + heap + smmu)
+        .checked_add(el2_tables)
+        .and_then(|d| d.checked_add(per_cpu))
+        .filter(|d| d.checked_add(BLOCK_2M).is_some())
+        .ok_or(PlanError::TooManyCpus {
+            cpus: input.per_cpu.cpus,
+        })?;
 
     // Preferably right after the image: the two carve-outs then form one range whose start
     // is the (2 MiB-aligned) load address, so the host stage-2 around them needs a single
@@ -257,6 +346,7 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
     let ownership = take(ownership);
     let stage2_pool = take(pool);
     let el2_tables = take(el2_tables);
+    let per_cpu = take(per_cpu);
     let heap = take(heap);
     let smmu = take(smmu);
     Ok(MemoryPlan {
@@ -267,6 +357,7 @@ pub fn plan(input: &PlanInput) -> Result<MemoryPlan, PlanError> {
         el2_tables,
         ownership,
         heap,
+        per_cpu,
         smmu,
     })
 }
@@ -380,8 +471,18 @@ mod tests {
             root_pages: 1,
             dtb_size: 0x8e00,
             smmu: false,
+            per_cpu: ONE_CPU,
+            fine_mmio: &[],
+            host_mmio_ranges: 0,
         }
     }
+
+    /// One CPU: no stack in the plan (the boot CPU's is in the image), its state (3 pages).
+    const ONE_CPU: PerCpuNeeds = PerCpuNeeds {
+        cpus: 1,
+        stack_bytes: 52 << 10,
+        state_bytes: 9000,
+    };
 
     const MMIO: [Range<u64>; 3] = [
         0x0800_0000..0x0801_0000,
@@ -673,5 +774,140 @@ mod tests {
         let busy = list(&[]);
         let p = plan(&qemu_1g(&ram, &busy, &[])).unwrap();
         assert_eq!(p.host_dtb.start, 0x8060_0000, "{p:x?}");
+    }
+
+    #[test]
+    fn the_per_cpu_part_grows_by_one_stack_and_one_state_per_cpu() {
+        let needs = |cpus| PerCpuNeeds { cpus, ..ONE_CPU };
+        assert_eq!(
+            per_cpu_bytes(&needs(1)),
+            Some(3 * PAGE),
+            "the boot CPU's state only"
+        );
+        // 255 secondary stacks (guard + 48 KiB), 256 states of 9000 bytes rounded to a page.
+        assert_eq!(
+            per_cpu_bytes(&needs(256)),
+            Some(255 * (52 << 10) + align_up(256 * 9000, PAGE))
+        );
+        assert_eq!(needs(256).bytes_per_cpu(), (52 << 10) + 9000);
+        // A stack size that is not whole pages is rounded up: guard pages stay page aligned.
+        let odd = PerCpuNeeds {
+            cpus: 3,
+            stack_bytes: 5000,
+            state_bytes: 0,
+        };
+        assert_eq!(per_cpu_bytes(&odd), Some(2 * 2 * PAGE));
+        assert_eq!(per_cpu_bytes(&needs(u64::MAX)), None);
+    }
+
+    #[test]
+    fn the_plan_gives_the_per_cpu_part_its_size_page_aligned_inside_the_carve_out() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + 4 * GIB]);
+        let busy = list(&[0x4800_0000..0x4800_9000]);
+        let one = plan(&qemu_1g(&ram, &busy, &MMIO)).unwrap();
+        for cpus in [2, 64, 256, 512] {
+            let input = PlanInput {
+                per_cpu: PerCpuNeeds { cpus, ..ONE_CPU },
+                ..qemu_1g(&ram, &busy, &MMIO)
+            };
+            let p = plan(&input).unwrap();
+            let want = per_cpu_bytes(&input.per_cpu).unwrap();
+            assert_eq!(p.per_cpu.end - p.per_cpu.start, want, "{cpus} CPUs");
+            assert_eq!(p.per_cpu.start % PAGE, 0);
+            assert!(p.dynamic.start <= p.per_cpu.start && p.per_cpu.end <= p.dynamic.end);
+            assert_eq!(
+                (p.el2_tables.end, p.per_cpu.end),
+                (p.per_cpu.start, p.heap.start)
+            );
+            // Everything else is as with one CPU: the carve-out grows by the per-CPU part and
+            // the EL2 tables that keep its guard pages unmapped.
+            let size = |p: &MemoryPlan| p.dynamic.end - p.dynamic.start;
+            let guards = stack_guard_table_pages((cpus - 1) * (52 << 10)) * PAGE;
+            assert_eq!(
+                size(&p) - size(&one),
+                want - 3 * PAGE + guards,
+                "{cpus} CPUs"
+            );
+        }
+    }
+
+    #[test]
+    fn more_cpus_than_the_ram_can_hold_is_no_room_not_fewer_cpus() {
+        // 64 MiB of RAM cannot hold 4096 CPUs' stacks (about 208 MiB).
+        let ram = list(&[0x4000_0000..0x4400_0000]);
+        let busy = list(&[]);
+        let input = PlanInput {
+            image: 0x4000_0000..0x400c_e000,
+            per_cpu: PerCpuNeeds {
+                cpus: 4096,
+                ..ONE_CPU
+            },
+            ..qemu_1g(&ram, &busy, &[])
+        };
+        assert!(matches!(plan(&input), Err(PlanError::NoRoom { .. })));
+        let absurd = PlanInput {
+            per_cpu: PerCpuNeeds {
+                cpus: u64::MAX / 2,
+                ..ONE_CPU
+            },
+            ..qemu_1g(&ram, &busy, &[])
+        };
+        let e = plan(&absurd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "per-CPU state for {} CPUs does not fit in memory",
+                u64::MAX / 2
+            )
+        );
+    }
+
+    #[test]
+    fn el2_tables_grow_with_the_stack_guards_they_must_leave_unmapped() {
+        assert_eq!(stack_guard_table_pages(0), 0);
+        // One stack: at most two 2 MiB blocks and two GiB touched.
+        assert_eq!(stack_guard_table_pages(52 << 10), 4);
+        // 255 stacks of 52 KiB: 12.9 MiB, 7 blocks (8 unaligned), 1 GiB (2 unaligned).
+        assert_eq!(stack_guard_table_pages(255 * (52 << 10)), 7 + 1 + 1 + 1);
+        let ram = list(&[0x4000_0000..0x4000_0000 + 4 * GIB]);
+        let busy = list(&[]);
+        let input = PlanInput {
+            per_cpu: PerCpuNeeds {
+                cpus: 256,
+                ..ONE_CPU
+            },
+            ..qemu_1g(&ram, &busy, &MMIO)
+        };
+        let p = plan(&input).unwrap();
+        assert_eq!(p.el2_tables.end - p.el2_tables.start, (16 + 10) * PAGE);
+    }
+
+    #[test]
+    fn gicr_regions_mapped_frame_by_frame_and_the_mmio_list_are_counted() {
+        let ram = list(&[0x4000_0000..0x4000_0000 + GIB]);
+        let busy = list(&[]);
+        let base = plan(&qemu_1g(&ram, &busy, &MMIO)).unwrap();
+        // QEMU virt's two GICR regions (123 CPUs low, the rest high).
+        let gicr = [0x080a_0000..0x0900_0000, 0x40_0000_0000..0x40_0400_0000];
+        let input = PlanInput {
+            fine_mmio: &gicr,
+            host_mmio_ranges: 512 + 16,
+            ..qemu_1g(&ram, &busy, &MMIO)
+        };
+        let p = plan(&input).unwrap();
+        let len = |r: &Range<u64>| r.end - r.start;
+        let fine: usize = gicr
+            .iter()
+            .map(|r| crate::pool::pages_needed_to_map(r.start as usize, r.end as usize, 0))
+            .sum();
+        assert!(fine >= 8 + 32, "a level-3 table per 2 MiB at least");
+        assert_eq!(
+            len(&p.stage2_pool) - len(&base.stage2_pool),
+            fine as u64 * PAGE
+        );
+        assert_eq!(
+            len(&p.heap),
+            align_up(HEAP_BASE + 2 * 0x8e00 + 528 * 16, PAGE)
+        );
     }
 }

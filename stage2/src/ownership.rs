@@ -92,8 +92,6 @@ use core::fmt;
 pub const MAX_PAGES_PER_CALL: usize = 512;
 /// Most RAM banks the record covers.
 pub const MAX_RAM_BANKS: usize = 8;
-/// Most MMIO ranges the host may map.
-pub const MAX_MMIO_RANGES: usize = 32;
 /// Most fixed EL2 ranges (image, stacks, pools, record) given at start-up.
 pub const MAX_HYP_RANGES: usize = 16;
 
@@ -194,8 +192,9 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     config: Stage2Config,
     banks: [Bank; MAX_RAM_BANKS],
     n_banks: usize,
-    mmio: [(usize, usize); MAX_MMIO_RANGES],
-    n_mmio: usize,
+    /// The host's MMIO ranges, in storage the caller sized: their number grows with the
+    /// CPU count (one GIC redistributor SGI_base frame per CPU).
+    mmio: &'m [(usize, usize)],
     hyp: [(usize, usize); MAX_HYP_RANGES],
     n_hyp: usize,
     meta: &'m mut [u16],
@@ -246,17 +245,13 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         config: &Stage2Config,
         host_pool: PagePool,
         ram: &[(usize, usize)],
-        mmio: &[(usize, usize)],
+        mmio: &'m [(usize, usize)],
         hyp: &[(usize, usize)],
         meta: &'m mut [u16],
     ) -> Result<Self, OwnershipError> {
         const { assert!(MAX_VMS >= 1 && MAX_VMS <= 255, "VMIDs are 8 bits") };
         use OwnershipError::*;
-        if ram.is_empty()
-            || ram.len() > MAX_RAM_BANKS
-            || mmio.len() > MAX_MMIO_RANGES
-            || hyp.len() > MAX_HYP_RANGES
-        {
+        if ram.is_empty() || ram.len() > MAX_RAM_BANKS || hyp.len() > MAX_HYP_RANGES {
             return Err(InvalidParameter);
         }
         for &r in ram.iter().chain(mmio).chain(hyp) {
@@ -285,8 +280,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             config: *config,
             banks: [Bank::default(); MAX_RAM_BANKS],
             n_banks: ram.len(),
-            mmio: [(0, 0); MAX_MMIO_RANGES],
-            n_mmio: mmio.len(),
+            mmio,
             hyp: [(0, 0); MAX_HYP_RANGES],
             n_hyp: hyp.len(),
             meta,
@@ -306,7 +300,6 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             };
             first_entry += (end - start) / PAGE_SIZE;
         }
-        own.mmio[..mmio.len()].copy_from_slice(mmio);
         own.hyp[..hyp.len()].copy_from_slice(hyp);
         own.meta[..entries].fill(PageState::Owned(Owner::Host).encode());
         for &(hs, he) in hyp {
@@ -354,7 +347,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
 
     /// The host's MMIO ranges.
     pub fn mmio_ranges(&self) -> &[(usize, usize)] {
-        &self.mmio[..self.n_mmio]
+        self.mmio
     }
 
     /// EL2's fixed ranges given at start-up.

@@ -57,8 +57,29 @@ pub enum Cmd {
     Mutants(MutantsArgs),
 }
 
-/// The most CPUs the payload runs on (its per-CPU tables are sized for this many).
+/// The most CPUs the payload accepts in a DTB (a sanity bound: its per-CPU state is sized
+/// from the DTB's count at boot).
 pub const PAYLOAD_MAX_CPUS: i64 = platform::fdt_discovery::MAX_CPUS as i64;
+/// The most CPUs QEMU 7.2's `virt` takes with GICv3 (its high redistributor region holds
+/// 512; QEMU says "The max CPUs supported by machine 'virt-7.2' is 512" beyond that).
+pub const QEMU_VIRT_MAX_CPUS: i64 = 512;
+/// The most CPUs the test images (tests/el1-rt) bring up.
+pub const TEST_HOST_MAX_CPUS: i64 = el1_rt_max_cpus();
+/// What `--smp` accepts: the smallest of the three, so every value it takes boots.
+pub const SMP_MAX: i64 = min(
+    min(PAYLOAD_MAX_CPUS, QEMU_VIRT_MAX_CPUS),
+    TEST_HOST_MAX_CPUS,
+);
+
+const fn min(a: i64, b: i64) -> i64 {
+    if a < b { a } else { b }
+}
+
+/// tests/el1-rt's `MAX_CPUS` (a no_std crate built for aarch64 only: its value is checked
+/// against the source by a unit test below rather than imported).
+const fn el1_rt_max_cpus() -> i64 {
+    512
+}
 /// `--timeout`'s default: Debian's Linux reaches /init in about a minute on 4 TCG CPUs; the
 /// demo ends in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
@@ -93,9 +114,10 @@ pub struct RunArgs {
     /// Host kernel command line instead of the default for --host.
     #[arg(long, value_name = "STR")]
     pub append: Option<String>,
-    /// Number of CPUs: 1 to 8, the most the payload supports (MAX_CPUS of
-    /// platform::fdt_discovery and el2/src/layout.rs) [default: 4; zcu102: 4 only].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=PAYLOAD_MAX_CPUS))]
+    /// Number of CPUs: 1 to 512, the most QEMU virt takes with GICv3 (the payload sizes
+    /// its per-CPU state from the DTB, up to 4096 CPUs, about 61 KiB each)
+    /// [default: 4; zcu102: 4 only].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=SMP_MAX))]
     pub smp: Option<u32>,
     /// RAM size (QEMU -m syntax: 1G, 2048M, ...), from 256M; the host modules are placed
     /// to fit it (docs/booting.md). The payload sets no upper limit (16G checked); QEMU
@@ -184,27 +206,36 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn smp_accepts_exactly_the_cpus_the_payload_supports() {
+    fn smp_accepts_exactly_the_cpus_the_payload_and_qemu_virt_support() {
         let parse = |smp: &str| Cli::try_parse_from(["cargo xtask", "run", "--smp", smp]);
         assert!(parse("1").is_ok());
-        assert!(parse("8").is_ok());
-        let err = parse("9").err().unwrap().to_string();
-        assert!(err.contains("1..=8"), "{err}");
+        assert!(parse("9").is_ok());
+        assert!(parse("256").is_ok());
+        assert!(parse("512").is_ok());
+        let err = parse("513").err().unwrap().to_string();
+        assert!(err.contains("1..=512"), "{err}");
         assert!(parse("0").is_err());
     }
 
-    /// The payload's own per-CPU arrays (el2/src/layout.rs) are sized by a constant of its
-    /// own; it must be the one `--smp` is checked against.
+    /// The test images' per-CPU arrays (tests/el1-rt/src/board.rs) are sized by a constant
+    /// of their own; `--smp` must not pass that (the host would refuse the DTB), and the
+    /// payload itself has no fixed-size per-CPU array left (el2/src/layout.rs).
     #[test]
-    fn the_payloads_cpu_limit_is_the_one_smp_uses() {
-        let layout = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../el2/src/layout.rs"),
-        )
-        .unwrap();
+    fn smp_stays_within_what_the_test_images_and_the_payload_hold() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let board = std::fs::read_to_string(root.join("tests/el1-rt/src/board.rs")).unwrap();
         assert!(
-            layout.contains(&format!("pub const MAX_CPUS: usize = {PAYLOAD_MAX_CPUS};")),
-            "el2/src/layout.rs's MAX_CPUS is not {PAYLOAD_MAX_CPUS}"
+            board.contains(&format!(
+                "pub const MAX_CPUS: usize = {TEST_HOST_MAX_CPUS};"
+            )),
+            "tests/el1-rt/src/board.rs's MAX_CPUS is not {TEST_HOST_MAX_CPUS}"
         );
+        let layout = std::fs::read_to_string(root.join("el2/src/layout.rs")).unwrap();
+        assert!(
+            !layout.contains("MAX_CPUS"),
+            "the payload sizes per-CPU state at boot"
+        );
+        const { assert!(SMP_MAX <= PAYLOAD_MAX_CPUS && SMP_MAX == QEMU_VIRT_MAX_CPUS) };
     }
 
     #[test]

@@ -86,14 +86,28 @@ secondary_entry:
 7:  wfe
     b       7b
 
-/* x0 = logical CPU index -> x0 = top of its stack. Clobbers x9, x10. */
+/*
+ * x0 = logical CPU index -> x0 = top of its stack. Clobbers x9, x10.
+ * CPU 0 (the boot CPU, also when PSCI starts it again) uses BOOT_STACK in the image; CPU
+ * i >= 1 uses slot i - 1 of the per-CPU region the boot CPU laid out from the DTB
+ * (el2/src/per_cpu.rs): top = SECONDARY_STACKS + i * stride. SECONDARY_STACKS was cleaned
+ * to the point of coherency, so this load is right with the MMU off. Still 0 means no
+ * region: park (only EL2's PSCI relay starts CPUs, and only after it exists).
+ */
 stack_top_for_cpu:
-    adrp    x9, CPU_STACKS
-    add     x9, x9, :lo12:CPU_STACKS
     ldr     x10, ={stack_stride}
-    madd    x0, x0, x10, x9
-    add     x0, x0, x10
+    cbnz    x0, 1f
+    adrp    x9, BOOT_STACK
+    add     x9, x9, :lo12:BOOT_STACK
+    add     x0, x9, x10
     ret
+1:  adrp    x9, SECONDARY_STACKS
+    ldr     x9, [x9, :lo12:SECONDARY_STACKS]
+    cbz     x9, 2f
+    madd    x0, x0, x10, x9
+    ret
+2:  wfe
+    b       2b
 
 /*
  * CPTR_EL2 with no traps (TFP, TZ, TSM, TTA, TCPAC clear; RES1 bits set) at EL2, or

@@ -20,6 +20,7 @@ mod reg;
 mod smmu;
 mod stdout;
 
+pub use cpus::Cpus;
 pub use error::{DiscoveryError, NodeName};
 pub use gic::{Gic, GicVersion, find as find_gic};
 pub use modules::{
@@ -34,8 +35,11 @@ use crate::psci::Conduit;
 
 /// Most RAM banks `BootInfo` holds.
 pub const MAX_MEMORY_BANKS: usize = 16;
-/// Most CPUs `BootInfo` holds (the payload's per-CPU state is sized for this).
-pub const MAX_CPUS: usize = 8;
+/// Most CPUs discovery accepts: a sanity bound, not a table size (the payload sizes its
+/// per-CPU state from the DTB's count at boot). 4096 is the largest `NR_CPUS` Linux's arm64
+/// build allows (arch/arm64/Kconfig: `range 2 4096`); a DTB with more CPU nodes is refused
+/// with [`DiscoveryError::TooManyCpus`], never cut short.
+pub const MAX_CPUS: usize = 4096;
 /// Most distinct (merged, page-aligned) MMIO regions `BootInfo` holds.
 pub const MAX_MMIO_REGIONS: usize = 64;
 /// Most reserved ranges (`/memreserve/` plus `/reserved-memory` children) `BootInfo` holds.
@@ -68,8 +72,8 @@ pub struct BootInfo<'a> {
     /// when there is no stdout-path or the payload has no driver for the device it names.
     pub console: Option<ConsoleUart>,
     pub gic: Gic,
-    /// MPIDR (the `reg` value) of each `/cpus/cpu@*` node, in DTB order.
-    pub cpus: FixedList<u64, MAX_CPUS>,
+    /// The `/cpus/cpu@*` nodes: their count and MPIDRs (the `reg` values), in DTB order.
+    pub cpus: Cpus<'a>,
     pub psci: Psci,
     /// Device MMIO to identity-map for the host: page-aligned outward, sorted, merged; none of
     /// it overlaps RAM. The SMMUv3's registers are not in it (EL2 owns the SMMU).
@@ -98,7 +102,7 @@ pub fn discover(dtb: &[u8]) -> Result<BootInfo<'_>, DiscoveryError> {
     Ok(BootInfo {
         console: stdout::console(&fdt),
         gic: gic::find(&fdt)?,
-        cpus: cpus::mpidrs(&fdt)?,
+        cpus: cpus::cpus(&fdt)?,
         psci: cpus::psci(&fdt)?,
         mmio: mmio::regions(&fdt, &memory)?,
         reserved: memory::reserved(&fdt)?,

@@ -109,8 +109,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 }
             }
         }
-        for i in 0..self.n_mmio {
-            let (s, e) = self.mmio[i];
+        for &(s, e) in self.mmio {
             self.host
                 .map_identity(s, e, MemKind::Device)
                 .map_err(commit_error)?;

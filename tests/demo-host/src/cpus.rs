@@ -40,6 +40,11 @@ pub fn check_secondaries(cpu_list: &CpuList, mmu: &MmuConfig) {
             fail!("cpu {index} did not come up");
         }
     }
+    say!(
+        "all {} cpus online (the boot cpu and {} secondaries)",
+        cpu_list.len(),
+        secondaries().count()
+    );
 
     match secondaries().next() {
         Some((index, mpidr)) => {
