@@ -104,13 +104,19 @@ pub fn decide(dtb: &[u8]) -> Result<Decision, DiscoveryError> {
 
 /// The MMIO the host stage-2 maps (`dma_masters::host_mmio`): the DTB's device ranges
 /// without the withheld masters' registers and, of the GIC redistributor regions, only the
-/// SGI_base frames.
+/// SGI_base frames. The ownership record takes every range this can return.
 pub fn host_mmio(
     mmio: &[MemRange],
     decision: &Decision,
     gicr_regions: &[MemRange],
     sgi_frames: impl Iterator<Item = MemRange>,
 ) -> Result<FixedList<MemRange, MAX_MMIO_REGIONS>, ListFull> {
+    const {
+        assert!(
+            MAX_MMIO_REGIONS <= stage2::ownership::MAX_MMIO_RANGES,
+            "the ownership record must take every MMIO range discovery keeps"
+        )
+    };
     let withheld = if decision.withhold {
         decision.masters.as_slice()
     } else {

@@ -92,8 +92,11 @@ use core::fmt;
 pub const MAX_PAGES_PER_CALL: usize = 512;
 /// Most RAM banks the record covers.
 pub const MAX_RAM_BANKS: usize = 8;
-/// Most MMIO ranges the host may map.
-pub const MAX_MMIO_RANGES: usize = 32;
+/// Most MMIO ranges the host may map: as many as the payload's DTB discovery keeps
+/// (`platform::fdt_discovery::MAX_MMIO_REGIONS`, asserted where EL2 hands them over). A
+/// ZynqMP board whose DMA masters the boot option hands to the host has 62 after merging
+/// (QEMU xlnx-zcu102 with the board DTB); 32 made that boot stop with "invalid parameter".
+pub const MAX_MMIO_RANGES: usize = 64;
 /// Most fixed EL2 ranges (image, stacks, pools, record) given at start-up.
 pub const MAX_HYP_RANGES: usize = 16;
 
