@@ -27,6 +27,8 @@ pub mod branch_hardening;
 pub mod console;
 pub mod fdt_check;
 pub mod fdt_discovery;
+#[cfg(feature = "host-dtb")]
+pub mod fdt_long_names;
 mod fdt_tree;
 pub mod fixed_list;
 pub mod gicr_rd;
