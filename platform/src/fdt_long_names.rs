@@ -168,9 +168,9 @@ fn rename_properties(blob: &mut [u8], renames: &[(u32, u32)]) -> Result<(), Long
         at += 4;
         match token {
             FDT_BEGIN_NODE => {
-                let nul = blob[at..end]
-                    .iter()
-                    .position(|&b| b == 0)
+                let nul = blob
+                    .get(at..end)
+                    .and_then(|name| name.iter().position(|&b| b == 0))
                     .ok_or(Bad("unterminated node name"))?;
                 at = align4(at + nul + 1);
             }
@@ -257,6 +257,34 @@ mod tests {
         w.end_node(root).unwrap();
         let blob = w.finish().unwrap();
         assert_eq!(names.restore(blob.clone()).unwrap(), blob);
+    }
+
+    #[test]
+    fn a_blob_not_laid_out_as_vm_fdt_writes_it_is_an_error_not_a_panic() {
+        let mut names = LongNames::default();
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_null(&names.name_to_write(LONG).unwrap())
+            .unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        // Something after the strings block.
+        let mut trailing = blob.clone();
+        trailing.extend_from_slice(&[0; 8]);
+        let total = trailing.len() as u32;
+        put_word(&mut trailing, TOTALSIZE, total);
+        assert!(matches!(
+            names.restore(trailing),
+            Err(LongNameError::UnexpectedLayout(_))
+        ));
+        // A structure block cut short.
+        let mut cut = blob.clone();
+        put_word(&mut cut, SIZE_DT_STRUCT, 8);
+        assert!(matches!(
+            names.restore(cut),
+            Err(LongNameError::UnexpectedLayout(_))
+        ));
+        assert!(names.restore(blob).is_ok());
     }
 
     #[test]
