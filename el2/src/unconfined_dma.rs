@@ -104,7 +104,8 @@ pub fn decide(dtb: &[u8]) -> Result<Decision, DiscoveryError> {
 
 /// The MMIO the host stage-2 maps (`dma_masters::host_mmio`): the DTB's device ranges
 /// without the withheld masters' registers and, of the GIC redistributor regions, only the
-/// SGI_base frames.
+/// SGI_base frames. The ownership record takes every range this can return (its list is
+/// borrowed storage sized at boot, `boot::host_mmio_pairs`).
 pub fn host_mmio(
     mmio: &[MemRange],
     decision: &Decision,

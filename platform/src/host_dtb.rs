@@ -17,7 +17,9 @@
 //! Why `vm-fdt` writes the result: it is maintained by rust-vmm, builds `no_std` with `alloc`,
 //! and only emits well-formed FDTs (it checks node and property names, nesting and the memory
 //! reservation map). No maintained Rust crate edits an FDT in place (libfdt-style `setprop`
-//! with block shuffling), so the tree is read with `fdt` and written anew. The blob is checked
+//! with block shuffling), so the tree is read with `fdt` and written anew. Property names
+//! longer than the specification's 31 characters, which `vm-fdt` refuses and real board
+//! DTBs have, go through [`crate::fdt_long_names`]. The blob is checked
 //! by [`crate::fdt_check`] first, so a malformed input is an error, not a panic.
 
 use alloc::format;
@@ -31,6 +33,7 @@ use crate::fdt_check::{self, FdtFormatError};
 use crate::fdt_discovery::NodeName;
 use crate::fdt_discovery::dma_masters::{DmaPolicy, Verdict, classify, for_each_reference};
 use crate::fdt_discovery::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, is_module};
+use crate::fdt_long_names::{LongNameError, LongNames};
 use crate::fdt_tree::{self, Walk, address_cells, base_name, is_compatible, size_cells};
 
 /// What to change in the host's copy of the device tree.
@@ -62,6 +65,8 @@ pub enum HostDtbError {
         node: NodeName,
         error: vm_fdt::Error,
     },
+    /// A property name longer than 31 characters could not be carried over.
+    LongName(LongNameError),
     /// `out` is smaller than the rewritten blob; nothing usable was written.
     BufferTooSmall { needed: usize, available: usize },
     /// A carve-out has size zero or wraps past 2^64.
@@ -98,6 +103,7 @@ impl fmt::Display for HostDtbError {
             Self::BufferTooSmall { needed, available } => {
                 write!(f, "host DTB needs {needed} bytes, buffer holds {available}")
             }
+            Self::LongName(error) => write!(f, "{error}"),
             Self::BadCarveout { base, size } => {
                 write!(f, "carve-out at {base:#x} size {size:#x} is empty or wraps")
             }
@@ -179,12 +185,17 @@ pub fn write_host_dtb(
         fdt: &fdt,
         withheld,
         smmu_phandles,
+        long_names: LongNames::default(),
     };
     copier.copy_node(root, 0, true)?;
     let blob = copier
         .writer
         .finish()
         .map_err(|error| writer_error("/", error))?;
+    let blob = copier
+        .long_names
+        .restore(blob)
+        .map_err(HostDtbError::LongName)?;
 
     let available = out.len();
     let dest = out
@@ -312,9 +323,22 @@ struct Copier<'e, 'f, 'a> {
     withheld: Vec<u32>,
     /// Phandles of the SMMUv3 nodes EL2 takes (left out of the host's tree).
     smmu_phandles: Vec<u32>,
+    /// Property names beyond the specification's length, written under placeholders.
+    long_names: LongNames<'a>,
 }
 
-impl Copier<'_, '_, '_> {
+impl<'a> Copier<'_, '_, 'a> {
+    /// Copies one property of the input as it is, whatever the length of its name.
+    fn copy_property(&mut self, name: &'a str, value: &[u8]) -> Result<(), HostDtbError> {
+        let written = self
+            .long_names
+            .name_to_write(name)
+            .map_err(HostDtbError::LongName)?;
+        self.writer
+            .property(&written, value)
+            .map_err(|error| writer_error(name, error))
+    }
+
     /// Whether `node` has an IOMMU reference (`iommu-map` or `iommus`) naming an SMMU EL2
     /// owns; then all of its IOMMU references go.
     fn names_owned_smmu(&self, node: FdtNode<'_, '_>) -> bool {
@@ -372,7 +396,7 @@ impl Copier<'_, '_, '_> {
     /// DTB drops exactly the masters `unconfined_dma_masters` lists.
     fn copy_node(
         &mut self,
-        node: FdtNode<'_, '_>,
+        node: FdtNode<'_, 'a>,
         depth: usize,
         classify_children: bool,
     ) -> Result<(), HostDtbError> {
@@ -387,7 +411,7 @@ impl Copier<'_, '_, '_> {
         let handle = self.writer.begin_node(name).map_err(wr)?;
 
         if role == Role::Chosen {
-            self.copy_chosen_properties(node).map_err(wr)?;
+            self.copy_chosen_properties(node)?;
         } else {
             let mut dropped = self.dropped_properties(node);
             if self.names_owned_smmu(node) {
@@ -395,7 +419,7 @@ impl Copier<'_, '_, '_> {
             }
             for prop in node.properties() {
                 if !dropped.contains(&prop.name) {
-                    self.writer.property(prop.name, prop.value).map_err(wr)?;
+                    self.copy_property(prop.name, prop.value)?;
                 }
             }
         }
@@ -457,28 +481,33 @@ impl Copier<'_, '_, '_> {
 
     /// Copies `/chosen`'s properties, replacing `bootargs` and the initrd pair in place and
     /// dropping stale initrd properties, then adds the edited ones that were not there.
-    fn copy_chosen_properties(&mut self, chosen: FdtNode<'_, '_>) -> Result<(), vm_fdt::Error> {
+    fn copy_chosen_properties(&mut self, chosen: FdtNode<'_, 'a>) -> Result<(), HostDtbError> {
+        let wr = |error| writer_error("chosen", error);
         let edits = self.edits;
         let (mut bootargs, mut start, mut end) = (false, false, false);
         for prop in chosen.properties() {
             match (prop.name, edits.bootargs, edits.initrd) {
                 ("bootargs", Some(args), _) => {
-                    self.writer.property_string("bootargs", args)?;
+                    self.writer.property_string("bootargs", args).map_err(wr)?;
                     bootargs = true;
                 }
                 ("linux,initrd-start", _, Some((s, _))) => {
-                    self.writer.property_u64("linux,initrd-start", s)?;
+                    self.writer
+                        .property_u64("linux,initrd-start", s)
+                        .map_err(wr)?;
                     start = true;
                 }
                 ("linux,initrd-end", _, Some((_, e))) => {
-                    self.writer.property_u64("linux,initrd-end", e)?;
+                    self.writer
+                        .property_u64("linux,initrd-end", e)
+                        .map_err(wr)?;
                     end = true;
                 }
                 ("linux,initrd-start" | "linux,initrd-end", _, None) => {}
-                _ => self.writer.property(prop.name, prop.value)?,
+                _ => self.copy_property(prop.name, prop.value)?,
             }
         }
-        self.write_chosen_edits(bootargs, start, end)
+        self.write_chosen_edits(bootargs, start, end).map_err(wr)
     }
 
     fn write_chosen_edits(

@@ -28,6 +28,8 @@ pub mod console;
 pub mod cpu_map;
 pub mod fdt_check;
 pub mod fdt_discovery;
+#[cfg(feature = "host-dtb")]
+pub mod fdt_long_names;
 mod fdt_tree;
 pub mod fixed_list;
 pub mod gicr_rd;

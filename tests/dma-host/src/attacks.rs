@@ -4,6 +4,7 @@
 
 use crate::fw_cfg::{self, Outcome};
 use crate::{debug_calls, gicr, virt};
+use el1_rt::board::GicVersion;
 use el1_rt::exceptions::Abort;
 use el1_rt::testing::{Failure, TestCtx, TestResult};
 use el1_rt::{bail, probe, test_guest_driver};
@@ -11,7 +12,7 @@ use hvc_abi::Exit;
 use test_guest::{Command, SECRET_GFN, SHARED_GFN, Step, ipa};
 
 /// Runs the guest until it holds its secret and shares its message page.
-fn run_to_shared(guest: &mut test_guest_driver::TestGuest) -> TestResult {
+pub(crate) fn run_to_shared(guest: &mut test_guest_driver::TestGuest) -> TestResult {
     guest.expect_exit(
         0,
         0,
@@ -27,7 +28,7 @@ fn run_to_shared(guest: &mut test_guest_driver::TestGuest) -> TestResult {
 
 /// Lets the guest finish: it unshares its page and checks every word of its secret (a
 /// changed word is a failed check in its report).
-fn finish(guest: &mut test_guest_driver::TestGuest) -> TestResult {
+pub(crate) fn finish(guest: &mut test_guest_driver::TestGuest) -> TestResult {
     guest.reply_and_expect_unshared()?;
     guest.expect_done(0, 0)?;
     Ok(())
@@ -143,9 +144,22 @@ pub fn its_unreachable(_ctx: &mut TestCtx) -> TestResult {
     )
 }
 
+/// The GICR tests need a GICv3: a GICv2 (the GIC-400 of xlnx-zcu102) has no
+/// redistributor, hence no PROPBASER/PENDBASER and no LPI tables that write memory.
+fn needs_gicv3(ctx: &TestCtx) -> TestResult {
+    match ctx.platform.board.gic {
+        Some(gic) if gic.version == GicVersion::V3 => Ok(()),
+        Some(_) => Err(Failure::not_applicable(format_args!(
+            "not applicable: GICv2 (no redistributor, no LPI tables that write memory)"
+        ))),
+        None => bail!("the host's DTB describes no GIC"),
+    }
+}
+
 /// The host still reads its redistributor (EL2 emulates the RD_base frame): GICR_TYPER
 /// names CPU 0, GICR_IIDR an implementer, GICR_WAKER answers.
-pub fn redistributor_reads_are_emulated(_ctx: &mut TestCtx) -> TestResult {
+pub fn redistributor_reads_are_emulated(ctx: &mut TestCtx) -> TestResult {
+    needs_gicv3(ctx)?;
     let typer =
         gicr::read64(gicr::TYPER).map_err(|a| Failure::new(format_args!("GICR_TYPER: {a}")))?;
     if typer >> 32 != 0 {
@@ -176,6 +190,7 @@ pub fn redistributor_reads_are_emulated(_ctx: &mut TestCtx) -> TestResult {
 /// would read and write the page. EnableLPIs stays 0 and the table registers keep no
 /// address; the guest's secret is intact.
 pub fn gicr_tables_aimed_at_a_guest_private_page(ctx: &mut TestCtx) -> TestResult {
+    needs_gicv3(ctx)?;
     let mut guest = ctx.guest(Command::SecretAndShare, 1)?;
     run_to_shared(&mut guest)?;
     let secret = guest.vm().host_address(SECRET_GFN)? as u64;

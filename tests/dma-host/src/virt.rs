@@ -31,7 +31,7 @@ pub const PROBED: [Region; 3] = [
 /// The `/chosen` property of the payload's boot option (kept in the host's DTB).
 pub const UNCONFINED_DMA_OPTION: &str = "el2,unconfined-dma";
 
-fn with_fdt<T>(dtb: usize, f: impl FnOnce(&fdt::Fdt) -> T) -> Option<T> {
+pub fn with_fdt<T>(dtb: usize, f: impl FnOnce(&fdt::Fdt) -> T) -> Option<T> {
     // SAFETY: the payload passed `dtb` as the host's DTB (boot protocol); it lies in RAM
     // that this image maps and nothing writes while the host runs. `from_ptr` reads the
     // header's totalsize and stays inside it.

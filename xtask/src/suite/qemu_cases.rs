@@ -786,6 +786,33 @@ pub fn cases() -> Vec<Case> {
                 "test vm_create_is_denied_after_a_boot_with_unconfined_dma ... ok",
             ],
         ),
+        // The same story on the second SoC with its own DMA engine (ZDMA, behind the
+        // SMMU-500 EL2 does not drive): the attacks abort at the channel's first register,
+        // and with the boot option the engine really writes, EL2's image included.
+        on_zcu102(dma_case(
+            "dma_masters_withheld_from_the_host_on_zcu102",
+            DtbVariant::WithModules,
+            vec![
+                "[el2] withheld from the host: /axi/dma-controller@fd500000 .. /axi/dma-controller@ffaf0000 (16 x xlnx,zynqmp-dma-1.0",
+                "test host_cannot_program_the_zynqmp_dma_engine_over_a_guest_private_page ... ok",
+                "test host_cannot_program_the_zynqmp_dma_engine_over_the_ownership_record ... ok",
+                "test host_cannot_program_the_zynqmp_dma_engine_over_el2_image ... ok",
+                "test host_cannot_reach_any_zynqmp_dma_channel ... ok",
+                "test host_reads_its_redistributor_through_el2 ... ignored: not applicable: GICv2",
+            ],
+        )),
+        on_zcu102(dma_case(
+            "dma_masters_handed_to_the_host_by_the_boot_option_on_zcu102",
+            DtbVariant::UnconfinedDma,
+            vec![
+                "[el2] protected VMs disabled: unconfined DMA master /axi/dma-controller@fd500000 (xlnx,zynqmp-dma-1.0",
+                "dma-host: ZDMA channel 0xfd500000 copied 4096 bytes from host page",
+                "test boot_option_hands_the_zynqmp_dma_engine_to_the_host ... ok",
+                "dma-host: ZDMA channel 0xfd500000 read EL2's image header at",
+                "test unconfined_zynqmp_dma_engine_reads_and_writes_el2_image_past_stage_2 ... ok",
+                "test vm_create_is_denied_after_a_boot_with_unconfined_dma ... ok",
+            ],
+        )),
         conformance_case(crate::conformance::SUITE_CASE, DtbVariant::WithModules),
         conformance_case(
             crate::conformance::UNCONFINED_CASE,
