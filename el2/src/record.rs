@@ -28,14 +28,17 @@
 //!   and its DMA view and maps them at the guest frames with no access
 //!   (`ZeroingForGuest`, reachable by nobody); the calling CPU zeroes them; a second hold
 //!   gives the guest access (`host_donate_guest_begin`/`_finish`, about 40-65 per page
-//!   each, plus one TLBI per page in the second). The VM-table lock stays held across the
-//!   zeroing, so VM-management calls, VCPU_RUN's entry and exit and the guest calls that
-//!   take it (CPU_ON, MMIO guard, IPA state) wait for it on other CPUs: at most 512 pages
-//!   of zeroing (about 500 instructions per page), as before, but no longer the memory
-//!   lock that every host stage-2 fault needs;
-//! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
-//!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
-//!   VM's size is the host's choice and the host pays for it on its own call;
+//!   each, plus one TLBI per page in the second). Neither lock is held across the zeroing:
+//!   the record keeps the VM from being torn down until the finish (a VM_DESTROY waits
+//!   for it: at most one call's 512 pages of zeroing per other CPU);
+//! - VM_DESTROY: in steps (`stage2::Ownership::vm_teardown_step`), each one hold: at most
+//!   512 record entries changed (`TEARDOWN_PAGES_PER_STEP`: the VM's pages, its tables
+//!   and free pool pages, each to RECLAIMABLE) and at most 512 descents through the VM's
+//!   own stage-2 (`TEARDOWN_LOOKUPS_PER_STEP`), with the host TLB and DMA invalidation
+//!   for that step's shared pages, whatever the VM's size; never a pass over the whole
+//!   record. Between steps neither lock is held; calls that would see the VM half
+//!   destroyed wait for the last step instead (`vm::lock_vm`, VM_RECLAIM's `Busy`, a host
+//!   fault's `RetryLater`);
 //! - the system reset path (`system_reset`) walks the whole record once and then never
 //!   releases the lock: nothing runs after it.
 

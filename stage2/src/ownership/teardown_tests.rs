@@ -1,0 +1,248 @@
+//! The chunked teardown: each step of `vm_teardown_step` is bounded whatever the VM's size,
+//! and calls made between steps (EL2 releases the memory lock between them) see the dying
+//! VM as a whole: not yet destroyed for everything they could observe, or waiting (`Busy`,
+//! `RetryLater`) until the last step.
+
+extern crate std;
+
+use super::tests::{Memory, World, pfn};
+use super::{
+    FaultAction, Owner, OwnershipError, PageState, TEARDOWN_LOOKUPS_PER_STEP,
+    TEARDOWN_PAGES_PER_STEP, TeardownProgress, VmId,
+};
+use crate::pool::PAGE_SIZE;
+use std::vec::Vec;
+
+const GIB: usize = 1 << 30;
+/// Host pages donated to the big VM: four calls' worth, one of them a 2 MiB block.
+const DONATIONS: [(usize, usize); 4] = [
+    // (pa, gfn): 512 pages each.
+    (0x4a00_0000, 0x200),    // 2 MiB aligned on both sides: one block leaf
+    (0x4a20_1000, 0x1_0001), // page leaves, in another 1 GiB of IPA
+    (0x4a40_1000, 0x2_0401),
+    (0x4a60_1000, 0x8_0001),
+];
+
+/// A VM of 2048 donated pages (one 2 MiB block among them), 64 pool pages, and 8 pages it
+/// shares with the host, which the host has mapped.
+fn big_vm(w: &mut World) -> (VmId, Vec<usize>) {
+    let a = w.create_vm(0, 64);
+    let mut pages = Vec::new();
+    for (pa, gfn) in DONATIONS {
+        w.step(|w| w.own.host_donate_guest(a, pfn(pa), gfn, 512, &mut w.tlb))
+            .unwrap();
+        pages.extend((0..512).map(|i| pa + i * PAGE_SIZE));
+    }
+    // Shared pages in the first and in the last donation.
+    for gfn in [0x200 + 5, 0x8_0001 + 500] {
+        w.step(|w| w.own.guest_share_host(a, gfn, 4)).unwrap();
+    }
+    for pa in [0x4a00_5000, 0x4a60_1000 + 500 * PAGE_SIZE] {
+        assert_eq!(w.own.host_handle_fault(pa), FaultAction::MapAndRetry);
+    }
+    (a, pages)
+}
+
+fn record_entries(w: &World) -> Vec<Option<PageState>> {
+    w.own
+        .ram_banks()
+        .flat_map(|(s, e)| (s..e).step_by(PAGE_SIZE))
+        .map(|pa| w.own.page_state(pa))
+        .collect()
+}
+
+/// Runs one teardown step through `World::step` (I1-I7 checked) and returns what it did,
+/// with the number of record entries it actually changed.
+fn step(w: &mut World, vm: VmId) -> (TeardownProgress, usize) {
+    let before = record_entries(w);
+    let progress = w.step(|w| w.own.vm_teardown_step(vm, &mut w.tlb)).unwrap();
+    let changed = record_entries(w)
+        .iter()
+        .zip(&before)
+        .filter(|(a, b)| a != b)
+        .count();
+    (progress, changed)
+}
+
+#[test]
+fn a_teardown_step_never_moves_more_than_512_pages_nor_makes_more_than_512_lookups() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    w.own.host_stage2().mark_active();
+    let (a, pages) = big_vm(&mut w);
+    let pool_total = w.own.guest_stage2(a).unwrap().pool_total_pages();
+    let tables = w.own.guest_stage2(a).unwrap().table_pages();
+    w.step(|w| w.own.vm_teardown_begin(a)).unwrap();
+    let mut steps = 0;
+    let mut moved = 0;
+    loop {
+        let (progress, changed) = step(&mut w, a);
+        steps += 1;
+        assert!(
+            changed <= TEARDOWN_PAGES_PER_STEP && progress.pages <= TEARDOWN_PAGES_PER_STEP,
+            "step {steps} changed {changed} record entries (reported {}), more than {TEARDOWN_PAGES_PER_STEP}",
+            progress.pages
+        );
+        assert!(
+            progress.lookups <= TEARDOWN_LOOKUPS_PER_STEP,
+            "step {steps} made {} lookups, more than {TEARDOWN_LOOKUPS_PER_STEP}",
+            progress.lookups
+        );
+        assert_eq!(
+            changed, progress.pages,
+            "step {steps}: every page visited moves"
+        );
+        moved += changed;
+        if progress.finished {
+            break;
+        }
+        assert!(steps < 100, "the teardown does not end");
+    }
+    assert_eq!(moved, pages.len() + pool_total, "{tables} tables");
+    assert!(steps >= 5, "2112 pages in only {steps} steps");
+    for &pa in &pages {
+        assert_eq!(w.own.page_state(pa), Some(PageState::PendingReclaim(a)));
+    }
+    assert!(w.own.guest_stage2(a).is_none() && !w.own.vm_dying(a));
+    // Everything comes back to the host, 512 pages per call, as after a one-go teardown.
+    for (pa, _) in DONATIONS {
+        w.step(|w| w.own.host_reclaim(pfn(pa), 512, &mut w.san))
+            .unwrap();
+    }
+    let p = w.real_pfn(0);
+    w.step(|w| w.own.host_reclaim(p, 64, &mut w.san)).unwrap();
+}
+
+#[test]
+fn calls_between_teardown_steps_see_the_vm_whole_or_wait_for_the_last_step() {
+    use OwnershipError::*;
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    w.own.host_stage2().mark_active();
+    let (a, _) = big_vm(&mut w);
+    let b = w.create_vm(100, 16);
+    w.step(|w| {
+        w.own
+            .host_donate_guest(b, pfn(0x4b00_0000), 0x10, 8, &mut w.tlb)
+    })
+    .unwrap();
+    let first_shared = 0x4a00_5000; // in the first step's pages
+    let last_shared = 0x4a60_1000 + 500 * PAGE_SIZE; // in a later step's
+    let pool_page = w.real_pfn(10);
+    w.step(|w| w.own.vm_teardown_begin(a)).unwrap();
+    let (first, _) = step(&mut w, a);
+    assert!(!first.finished);
+    assert_eq!(
+        w.own.page_state(first_shared),
+        Some(PageState::PendingReclaim(a))
+    );
+    assert_eq!(
+        w.own.page_state(last_shared),
+        Some(PageState::SharedWithHost(a))
+    );
+
+    // The host's calls on the dying VM's pages, moved or not: wait (Busy), or the answer
+    // every state of the VM's pages gives (Denied), never a page handed back early.
+    for pfn_ in [pfn(first_shared), pfn(last_shared), pool_page] {
+        assert_eq!(
+            w.step(|w| w.own.host_reclaim(pfn_, 1, &mut w.san)),
+            Err(Busy)
+        );
+        assert_eq!(w.step(|w| w.own.host_share_hyp(pfn_, 1)), Err(Denied));
+        assert_eq!(
+            w.step(|w| w.own.host_donate_guest(b, pfn_, 0x100, 1, &mut w.tlb)),
+            Err(Denied)
+        );
+    }
+    // A range with one page no teardown will make reclaimable is refused at once.
+    assert_eq!(
+        w.step(|w| w.own.host_reclaim(pfn(0x4a1f_f000), 2, &mut w.san)),
+        Err(Denied)
+    );
+    // The host's own accesses: a moved page waits for the end; one not moved yet is still
+    // shared (the host may still use it until the call returns).
+    assert_eq!(
+        w.step(|w| Ok(w.own.host_handle_fault(first_shared))),
+        Ok(FaultAction::RetryLater)
+    );
+    assert_eq!(w.host_level(first_shared), None);
+    assert_eq!(
+        w.step(|w| Ok(w.own.host_handle_fault(last_shared))),
+        Ok(FaultAction::MapAndRetry)
+    );
+    // The dying VM accepts no call.
+    assert_eq!(
+        w.step(|w| w.own.vm_topup(a, w.real_pfn(200), 1, &mut w.tlb)),
+        Err(NotFound)
+    );
+    assert_eq!(
+        w.step(|w| w
+            .own
+            .host_donate_guest(a, pfn(0x4c00_0000), 0x9_0000, 1, &mut w.tlb)),
+        Err(NotFound)
+    );
+    assert_eq!(
+        w.step(|w| w.own.guest_share_host(a, 0x200, 1)),
+        Err(NotFound)
+    );
+    assert_eq!(w.step(|w| w.own.vm_teardown_begin(a)), Err(NotFound));
+    // Another VM is not affected.
+    w.step(|w| w.own.guest_share_host(b, 0x10, 2)).unwrap();
+    w.step(|w| w.own.guest_relinquish(b, 0x12, 2, &mut w.tlb, &mut w.san))
+        .unwrap();
+    w.step(|w| {
+        w.own
+            .host_donate_guest(b, pfn(0x4c00_0000), 0x100, 4, &mut w.tlb)
+    })
+    .unwrap();
+
+    loop {
+        let (p, _) = step(&mut w, a);
+        if p.finished {
+            break;
+        }
+    }
+    assert_eq!(w.own.vm_teardown_step(a, &mut w.tlb), Err(NotFound));
+    assert_eq!(
+        w.step(|w| Ok(w.own.host_handle_fault(first_shared))),
+        Ok(FaultAction::InjectAbort)
+    );
+    assert_eq!(
+        w.step(|w| Ok(w.own.host_handle_fault(last_shared))),
+        Ok(FaultAction::InjectAbort)
+    );
+    for pfn_ in [pfn(first_shared), pfn(last_shared), pool_page] {
+        w.step(|w| w.own.host_reclaim(pfn_, 1, &mut w.san)).unwrap();
+        assert_eq!(
+            w.own.page_state(pfn_ * PAGE_SIZE),
+            Some(PageState::Owned(Owner::Host))
+        );
+    }
+}
+
+#[test]
+fn a_vm_with_a_donation_still_zeroing_cannot_begin_its_teardown() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 8);
+    w.step(|w| {
+        w.own
+            .host_donate_guest_begin(a, pfn(0x4a00_0000), 0x10, 2, &mut w.tlb)
+    })
+    .unwrap();
+    assert_eq!(
+        w.step(|w| w.own.vm_teardown_begin(a)),
+        Err(OwnershipError::Busy)
+    );
+    assert!(!w.own.vm_dying(a));
+    w.step(|w| {
+        w.own
+            .host_donate_guest_finish(a, pfn(0x4a00_0000), 0x10, 2, &mut w.tlb)
+    })
+    .unwrap();
+    w.step(|w| w.own.vm_teardown(a, &mut w.tlb)).unwrap();
+    assert_eq!(
+        w.own.page_state(0x4a00_1000),
+        Some(PageState::PendingReclaim(a))
+    );
+}
