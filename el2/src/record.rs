@@ -43,7 +43,8 @@
 //!   releases the lock: nothing runs after it.
 
 use crate::el2_regs::HostStage2Regs;
-use spin::{Mutex, MutexGuard, Once};
+use spin::Once;
+use spin::mutex::{TicketMutex, TicketMutexGuard};
 use stage2::{BlockStats, Ownership, OwnershipError, PagePool, Stage2Config};
 
 /// Guests that can exist at once (hvc-abi's `MAX_VMS`).
@@ -51,7 +52,12 @@ pub const MAX_VMS: usize = hvc_abi::limits::MAX_VMS as usize;
 
 pub type Record = Ownership<'static, MAX_VMS>;
 
-static RECORD: Once<Option<Mutex<Record>>> = Once::new();
+/// A ticket lock, not a test-and-set one: CPUs get the record in the order they asked for
+/// it, so a CPU waits for at most one hold per other CPU. With a test-and-set lock, a CPU
+/// that releases the lock and takes it again at once (VM_DESTROY between its steps, a host
+/// faulting in a loop) can keep another from ever getting it, and the bounded holds below
+/// would bound nobody's wait.
+static RECORD: Once<Option<TicketMutex<Record>>> = Once::new();
 static HOST_REGS: Once<HostStage2Regs> = Once::new();
 
 /// What EL2 hands the record at boot.
@@ -87,7 +93,7 @@ pub unsafe fn init(setup: RecordSetup) -> Result<BlockStats, OwnershipError> {
             )
         };
         match record {
-            Ok(r) => Some(Mutex::new(r)),
+            Ok(r) => Some(TicketMutex::new(r)),
             Err(e) => {
                 result = Err(e);
                 None
@@ -115,6 +121,6 @@ pub fn host_regs() -> Option<HostStage2Regs> {
 }
 
 /// Takes the memory lock. `None` only before `init` (no host runs then).
-pub fn lock() -> Option<MutexGuard<'static, Record>> {
+pub fn lock() -> Option<TicketMutexGuard<'static, Record>> {
     RECORD.get().and_then(Option::as_ref).map(|r| r.lock())
 }

@@ -17,6 +17,7 @@ use crate::mmio_guard::MmioGuard;
 use crate::record::{self, MAX_VMS};
 use crate::tlb::{DeferredSanitizer, Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
+use core::sync::atomic::{AtomicU64, Ordering};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
 use hvc_abi::psci::{self, PsciError};
 use hvc_abi::{Error, Exit, IpaState, VmHandle};
@@ -122,11 +123,28 @@ impl VmTable {
 /// never sees a VM half destroyed (docs/abi.md 8).
 fn lock_vm(handle: VmHandle) -> spin::MutexGuard<'static, VmTable> {
     loop {
+        let teardowns = teardowns_finished();
         let vms = VMS.lock();
         if !vms.names_dying(handle) {
             return vms;
         }
         drop(vms);
+        wait_for_a_teardown_after(teardowns);
+    }
+}
+
+/// VM_DESTROYs that have finished, ever: a call that must wait for a teardown reads this
+/// before it looks (under a lock) and finds the VM dying, then waits for it to change, so
+/// that it waits without taking either lock again (the teardown's steps are not slowed
+/// by waiters, and no waiter can miss the end: it is counted after the slot is free).
+static TEARDOWNS_FINISHED: AtomicU64 = AtomicU64::new(0);
+
+fn teardowns_finished() -> u64 {
+    TEARDOWNS_FINISHED.load(Ordering::Acquire)
+}
+
+fn wait_for_a_teardown_after(seen: u64) {
+    while teardowns_finished() == seen {
         core::hint::spin_loop();
     }
 }
@@ -327,6 +345,7 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
             // lives on.
             Err(e) => {
                 VMS.lock().slots[index].dying = false;
+                TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
                 return Err(e);
             }
             Ok(()) => finish_teardown(vm),
@@ -343,6 +362,8 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
         generation: next.unwrap_or(0),
         ..EMPTY_SLOT
     };
+    drop(vms);
+    TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
     result
 }
 
@@ -357,7 +378,10 @@ fn begin_teardown(vm: VmId) -> Result<(), Error> {
             Ok(()) => return Ok(()),
             Err(OwnershipError::Busy) => {
                 drop(record);
-                core::hint::spin_loop();
+                // Not the record again at once: let the donation's finish have it.
+                for _ in 0..64 {
+                    core::hint::spin_loop();
+                }
             }
             Err(e) => return Err(ipa_error(e)),
         }
@@ -384,6 +408,7 @@ pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
     // The zeroing happens after the lock is released (`DeferredSanitizer`).
     let mut zeroing = DeferredSanitizer::new();
     loop {
+        let teardowns = teardowns_finished();
         let result = record::lock().ok_or(Error::Denied)?.host_reclaim(
             pfn as usize,
             nr as usize,
@@ -392,7 +417,7 @@ pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
         match result {
             // A page of a VM whose VM_DESTROY is under way on another CPU: wait for the
             // teardown to finish (no lock held), so the destroy is one change here too.
-            Err(OwnershipError::Busy) => core::hint::spin_loop(),
+            Err(OwnershipError::Busy) => wait_for_a_teardown_after(teardowns),
             other => break other.map_err(pfn_error)?,
         }
     }
