@@ -43,8 +43,9 @@
 //!   releases the lock: nothing runs after it.
 
 use crate::el2_regs::HostStage2Regs;
-use spin::Once;
-use spin::mutex::{TicketMutex, TicketMutexGuard};
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::{Mutex, MutexGuard, Once};
 use stage2::{BlockStats, Ownership, OwnershipError, PagePool, Stage2Config};
 
 /// Guests that can exist at once (hvc-abi's `MAX_VMS`).
@@ -52,12 +53,7 @@ pub const MAX_VMS: usize = hvc_abi::limits::MAX_VMS as usize;
 
 pub type Record = Ownership<'static, MAX_VMS>;
 
-/// A ticket lock, not a test-and-set one: CPUs get the record in the order they asked for
-/// it, so a CPU waits for at most one hold per other CPU. With a test-and-set lock, a CPU
-/// that releases the lock and takes it again at once (VM_DESTROY between its steps, a host
-/// faulting in a loop) can keep another from ever getting it, and the bounded holds below
-/// would bound nobody's wait.
-static RECORD: Once<Option<TicketMutex<Record>>> = Once::new();
+static RECORD: Once<Option<Mutex<Record>>> = Once::new();
 static HOST_REGS: Once<HostStage2Regs> = Once::new();
 
 /// What EL2 hands the record at boot.
@@ -93,7 +89,7 @@ pub unsafe fn init(setup: RecordSetup) -> Result<BlockStats, OwnershipError> {
             )
         };
         match record {
-            Ok(r) => Some(TicketMutex::new(r)),
+            Ok(r) => Some(Mutex::new(r)),
             Err(e) => {
                 result = Err(e);
                 None
@@ -121,6 +117,45 @@ pub fn host_regs() -> Option<HostStage2Regs> {
 }
 
 /// Takes the memory lock. `None` only before `init` (no host runs then).
-pub fn lock() -> Option<TicketMutexGuard<'static, Record>> {
-    RECORD.get().and_then(Option::as_ref).map(|r| r.lock())
+pub fn lock() -> Option<MutexGuard<'static, Record>> {
+    let lock = RECORD.get().and_then(Option::as_ref)?;
+    if let Some(guard) = lock.try_lock() {
+        return Some(guard);
+    }
+    // Contended: say so while waiting, for `let_waiters_in`.
+    WAITING.fetch_add(1, Ordering::Relaxed);
+    let guard = lock.lock();
+    WAITING.fetch_sub(1, Ordering::Relaxed);
+    Some(guard)
+}
+
+/// CPUs spinning in [`lock`] right now.
+static WAITING: AtomicU32 = AtomicU32::new(0);
+
+/// Longest [`let_waiters_in`] waits for a waiter to take the lock, in microseconds: a CPU
+/// spinning on it takes it well within this once it is free, on hardware; on an emulator
+/// whose CPUs are host threads the waiter may not be running, and the teardown goes on.
+const WAITER_GRACE_US: u64 = 50;
+
+/// For a CPU that has just released the lock and will take it again at once for the next
+/// step of a long job (VM_DESTROY's teardown): if other CPUs are waiting for it, waits
+/// (up to [`WAITER_GRACE_US`]) until one of them has taken it, so that waiters get the
+/// lock between the steps; if none waits, returns at once (no cost). The lock is
+/// test-and-set (`spin::Mutex`): without this, the CPU that releases it and takes it again
+/// at once nearly always wins, and the bounded holds would bound nobody's wait. (A ticket
+/// lock, as pKVM's `hyp_spinlock`, serves every waiter in order; but on an emulator whose
+/// CPUs are host threads, the CPU whose turn it is may not be running and every other
+/// then waits for the host to schedule it: the SMP stress case ran ten times slower.)
+pub fn let_waiters_in() {
+    let Some(lock) = RECORD.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let grace = CNTFRQ_EL0.get() * WAITER_GRACE_US / 1_000_000;
+    let start = CNTPCT_EL0.get();
+    while WAITING.load(Ordering::Relaxed) != 0
+        && !lock.is_locked()
+        && CNTPCT_EL0.get().wrapping_sub(start) <= grace
+    {
+        core::hint::spin_loop();
+    }
 }

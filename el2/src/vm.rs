@@ -401,6 +401,8 @@ fn finish_teardown(vm: VmId) -> Result<(), Error> {
         {
             return Ok(());
         }
+        drop(record);
+        record::let_waiters_in();
     }
 }
 

@@ -1,9 +1,12 @@
-//! VM_DESTROY of a large VM (128 MiB) on CPU 0 while CPUs 1-3 make calls.
+//! VM_DESTROY of a large VM (256 MiB) on CPU 0 while CPUs 1-3 make calls.
 //!
-//! - CPU 1 shares a page of its own with EL2 and ends that, over and over, timing each
-//!   call: docs/abi.md 8 bounds how long a call may hold EL2's memory lock (512 pages of
-//!   work), so no call of CPU 1 may wait for the whole teardown. Before the teardown was
-//!   split into steps, one HOST_SHARE_HYP waited for all 32,768 pages.
+//! - CPU 1 shares a page of its own with EL2 and ends that, over and over: docs/abi.md 8
+//!   bounds how long a call may hold EL2's memory lock (512 pages of work) and serves
+//!   waiters in order, so CPU 1 gets the lock between the teardown's steps (128 of them
+//!   here) and its calls go on while the destroy runs. Before the teardown was split into
+//!   steps, CPU 1's next call waited for all 65,536 pages. (Counted in calls, not time:
+//!   the emulator's CPUs are threads the host deschedules now and then, so a single
+//!   call's time says little.)
 //! - CPU 2 asks for the VM's last page back (VM_RECLAIM) until it gets it; then the first
 //!   page and a pool page must come back too: VM_DESTROY is atomic, a page of it cannot be
 //!   RECLAIMABLE while another is still the VM's.
@@ -24,10 +27,12 @@ use el1_rt::say;
 use el1_rt::timeout::wait_until;
 use hvc_abi::{Error, HostCall, VmHandle};
 
-/// Pages donated to the VM: 128 MiB, 64 calls of 512.
-const VM_PAGES: u64 = 32_768;
-/// Pool pages for its stage-2 (64 level-3 tables and the few above them).
-const POOL_PAGES: u64 = 128;
+/// Pages donated to the VM: 256 MiB, 128 calls of 512.
+const VM_PAGES: u64 = 65_536;
+/// Pool pages for its stage-2 (128 level-3 tables and the few above them).
+const POOL_PAGES: u64 = 192;
+/// Calls CPU 1 must complete while the destroy runs: one per four of its steps.
+const MIN_CALLS_DURING: u32 = 32;
 const CALLER: usize = 1;
 const RECLAIMER: usize = 2;
 const WATCHER: usize = 3;
@@ -219,15 +224,13 @@ pub fn destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown
         micros(longest),
         micros(longest_before)
     );
-    // A call that waited for the whole teardown took about as long as it: the bound lets
-    // it wait for one step (1/64 of this VM), and a quarter leaves room for an emulator
-    // that deschedules a CPU now and then.
     ensure!(
-        longest < destroy_ticks / 4 && calls_during >= 8,
-        "a call on cpu {CALLER} waited {} us of a {} us VM_DESTROY ({calls_during} calls \
-         during it): the memory lock was held for the whole teardown",
-        micros(longest),
-        micros(destroy_ticks)
+        calls_during >= MIN_CALLS_DURING,
+        "cpu {CALLER} completed {calls_during} calls during a {} us VM_DESTROY of \
+         {VM_PAGES} pages (its longest call {} us): it was kept out of EL2's memory lock \
+         for (nearly) the whole teardown",
+        micros(destroy_ticks),
+        micros(longest)
     );
     // Everything else comes back, zeroed; the pages cpus 2 and 3 took back are HOST.
     let rest = [
