@@ -80,10 +80,13 @@ const EMPTY_SLOT: VmSlot = VmSlot {
 
 struct VmTable {
     slots: [VmSlot; MAX_VMS],
+    /// Slots marked `dying`: while none is, `lock_vm` looks no further.
+    dying: usize,
 }
 
 static VMS: Mutex<VmTable> = Mutex::new(VmTable {
     slots: [EMPTY_SLOT; MAX_VMS],
+    dying: 0,
 });
 
 /// vCPU state lives in EL2's own memory, one per possible vCPU of every possible VM
@@ -109,11 +112,12 @@ impl VmTable {
     }
 
     fn names_dying(&self, handle: VmHandle) -> bool {
-        handle.parts().is_some_and(|(slot, _)| {
-            self.slots
-                .get(usize::from(slot))
-                .is_some_and(|s| s.live && s.dying && s.handle == handle)
-        })
+        self.dying != 0
+            && handle.parts().is_some_and(|(slot, _)| {
+                self.slots
+                    .get(usize::from(slot))
+                    .is_some_and(|s| s.live && s.dying && s.handle == handle)
+            })
     }
 }
 
@@ -123,20 +127,23 @@ impl VmTable {
 /// never sees a VM half destroyed (docs/abi.md 8).
 fn lock_vm(handle: VmHandle) -> spin::MutexGuard<'static, VmTable> {
     loop {
-        let teardowns = teardowns_finished();
         let vms = VMS.lock();
         if !vms.names_dying(handle) {
             return vms;
         }
+        // Read under the lock: the teardown is counted only after its slot is freed,
+        // which takes this lock.
+        let teardowns = teardowns_finished();
         drop(vms);
         wait_for_a_teardown_after(teardowns);
     }
 }
 
-/// VM_DESTROYs that have finished, ever: a call that must wait for a teardown reads this
-/// before it looks (under a lock) and finds the VM dying, then waits for it to change, so
-/// that it waits without taking either lock again (the teardown's steps are not slowed
-/// by waiters, and no waiter can miss the end: it is counted after the slot is free).
+/// VM_DESTROYs that have finished, ever: a call that finds (under a lock) that it must wait
+/// for a teardown reads this before it releases that lock, then waits for it to change, so
+/// that it waits without taking either lock again (the teardown's steps are not slowed by
+/// waiters, and no waiter can miss the end: it is counted after the last step and after
+/// the slot is free, each of which needs the lock the waiter held).
 static TEARDOWNS_FINISHED: AtomicU64 = AtomicU64::new(0);
 
 fn teardowns_finished() -> u64 {
@@ -337,14 +344,19 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
             return Err(Error::Busy);
         }
         slot.dying = true;
-        (index, slot.record_vm)
+        let record_vm = slot.record_vm;
+        vms.dying += 1;
+        (index, record_vm)
     };
     let result = match record_vm {
         Some(vm) => match begin_teardown(vm) {
             // Nothing changed (cannot happen: no vCPU runs, see `begin_teardown`): the VM
             // lives on.
             Err(e) => {
-                VMS.lock().slots[index].dying = false;
+                let mut vms = VMS.lock();
+                vms.slots[index].dying = false;
+                vms.dying -= 1;
+                drop(vms);
                 TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
                 return Err(e);
             }
@@ -362,6 +374,7 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
         generation: next.unwrap_or(0),
         ..EMPTY_SLOT
     };
+    vms.dying -= 1;
     drop(vms);
     TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
     result
@@ -410,16 +423,16 @@ pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
     // The zeroing happens after the lock is released (`DeferredSanitizer`).
     let mut zeroing = DeferredSanitizer::new();
     loop {
-        let teardowns = teardowns_finished();
-        let result = record::lock().ok_or(Error::Denied)?.host_reclaim(
-            pfn as usize,
-            nr as usize,
-            &mut zeroing,
-        );
-        match result {
+        let mut record = record::lock().ok_or(Error::Denied)?;
+        match record.host_reclaim(pfn as usize, nr as usize, &mut zeroing) {
             // A page of a VM whose VM_DESTROY is under way on another CPU: wait for the
             // teardown to finish (no lock held), so the destroy is one change here too.
-            Err(OwnershipError::Busy) => wait_for_a_teardown_after(teardowns),
+            // (Read under the lock: the teardown's last step needs it.)
+            Err(OwnershipError::Busy) => {
+                let teardowns = teardowns_finished();
+                drop(record);
+                wait_for_a_teardown_after(teardowns);
+            }
             other => break other.map_err(pfn_error)?,
         }
     }

@@ -214,6 +214,8 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     zeroing: [usize; MAX_VMS],
     /// The teardown under way of each dying VM (`vm_teardown_begin` .. its last step).
     dying: [Option<vm::Teardown>; MAX_VMS],
+    /// How many of `dying` are `Some`: while none is, calls skip every dying check.
+    n_dying: usize,
     /// Output addresses of the pages of a guest call, gathered before the guest mapping goes.
     scratch: [usize; MAX_PAGES_PER_CALL],
     /// Record indices of the pages in `scratch`, so that a transition updates each entry
@@ -304,6 +306,7 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             guests: core::array::from_fn(|_| None),
             zeroing: [0; MAX_VMS],
             dying: [None; MAX_VMS],
+            n_dying: 0,
             scratch: [0; MAX_PAGES_PER_CALL],
             scratch_index: [0; MAX_PAGES_PER_CALL],
             dma: None,

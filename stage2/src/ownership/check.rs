@@ -51,6 +51,9 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     fn check_record(&self) -> Result<(), Violation> {
+        if self.n_dying != self.dying.iter().filter(|d| d.is_some()).count() {
+            return violation("I3", 0, "the count of dying VMs is wrong");
+        }
         for (start, end) in self.ram_banks() {
             for pa in (start..end).step_by(PAGE_SIZE) {
                 let Some(i) = self.entry_index(pa) else {

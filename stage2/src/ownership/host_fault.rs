@@ -64,7 +64,8 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// says to retry; otherwise says to inject an abort; for a page a teardown under way
     /// has already moved, says to retry later (`FaultAction::RetryLater`).
     pub fn host_handle_fault(&mut self, ipa: usize) -> FaultAction {
-        if let Some(PageState::PendingReclaim(vm)) = self.page_state(ipa)
+        if self.n_dying != 0
+            && let Some(PageState::PendingReclaim(vm)) = self.page_state(ipa)
             && self.vm_dying(vm)
         {
             return FaultAction::RetryLater;

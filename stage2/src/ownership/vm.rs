@@ -155,15 +155,18 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             return Err(OwnershipError::Busy);
         }
         self.dying[slot] = Some(Teardown::default());
+        self.n_dying += 1;
         Ok(())
     }
 
     /// Whether `vm` is being torn down (between
     /// [`vm_teardown_begin`](Self::vm_teardown_begin) and the step that finishes it).
     pub fn vm_dying(&self, vm: VmId) -> bool {
-        self.dying
-            .get(usize::from(vm.get()) - 1)
-            .is_some_and(Option::is_some)
+        self.n_dying != 0
+            && self
+                .dying
+                .get(usize::from(vm.get()) - 1)
+                .is_some_and(Option::is_some)
     }
 
     /// Whether `state` names a VM that is dying: its pages, its pool, and pages pending
@@ -304,6 +307,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 // its memory is those pages.
                 core::mem::forget(table);
                 self.dying[slot] = None;
+                self.n_dying -= 1;
                 progress.finished = true;
                 return td.error.map_or(Ok(progress), Err);
             }
@@ -330,13 +334,17 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         san: &mut impl PageSanitizer,
     ) -> Result<(), OwnershipError> {
         let (start, end) = self.ram_range(pfn, nr)?;
-        self.require_pages(start, end, |s| {
-            matches!(s, PageState::PendingReclaim(_)) || self.names_dying_vm(s)
-        })?;
-        // A page of a VM whose teardown is under way: the teardown is one change for every
-        // other call, so this call waits for it rather than see it half done.
-        if !self.all_pages(start, end, |s| !self.names_dying_vm(s)) {
-            return Err(OwnershipError::Busy);
+        if self.n_dying == 0 {
+            self.require_pages(start, end, |s| matches!(s, PageState::PendingReclaim(_)))?;
+        } else {
+            self.require_pages(start, end, |s| {
+                matches!(s, PageState::PendingReclaim(_)) || self.names_dying_vm(s)
+            })?;
+            // A page of a VM whose teardown is under way: the teardown is one change for
+            // every other call, so this call waits for it rather than see it half done.
+            if !self.all_pages(start, end, |s| !self.names_dying_vm(s)) {
+                return Err(OwnershipError::Busy);
+            }
         }
         for pa in (start..end).step_by(PAGE_SIZE) {
             self.zeroed_to_host(pa, san);
