@@ -246,3 +246,47 @@ fn a_vm_with_a_donation_still_zeroing_cannot_begin_its_teardown() {
         Some(PageState::PendingReclaim(a))
     );
 }
+
+#[test]
+fn a_chunked_teardown_with_concatenated_roots_moves_the_directory_both_roots_and_every_page() {
+    let mut mem = Memory::for_pa_range(GIB, 2);
+    let mut w = World::for_pa_range(&mut mem, 2);
+    w.own.host_stage2().mark_active();
+    // Three pages from an odd page: a directory and two 8 KiB-aligned root tables.
+    let first = w.real_pfn(1);
+    let a = w.step(|w| w.own.vm_create(first, 3, &mut w.tlb)).unwrap();
+    let pool = w.real_pfn(16);
+    w.step(|w| w.own.vm_topup(a, pool, 8, &mut w.tlb)).unwrap();
+    // One page in each 512 GiB half of the 40-bit IPA space (one per root table).
+    let high_gfn = (1usize << 39) / PAGE_SIZE + 0x10;
+    for (pa, gfn) in [(0x4800_0000, 0x10), (0x4800_1000, high_gfn)] {
+        w.step(|w| w.own.host_donate_guest(a, pfn(pa), gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    w.step(|w| w.own.guest_share_host(a, high_gfn, 1)).unwrap();
+    w.step(|w| w.own.vm_teardown_begin(a)).unwrap();
+    let mut steps = 0;
+    while !w
+        .step(|w| w.own.teardown_step_within(a, &mut w.tlb, 8, 8))
+        .map(|p| {
+            assert!(p.pages <= 8 && p.lookups <= 8, "{p:?}");
+            p.finished
+        })
+        .unwrap()
+    {
+        steps += 1;
+    }
+    // 1024 level-1 entries at 8 lookups a step.
+    assert!(steps >= 128, "{steps} steps");
+    let pages = (first..first + 3)
+        .chain(pool..pool + 8)
+        .map(|p| p * PAGE_SIZE)
+        .chain([0x4800_0000, 0x4800_1000]);
+    for pa in pages {
+        assert_eq!(
+            w.own.page_state(pa),
+            Some(PageState::PendingReclaim(a)),
+            "{pa:#x}"
+        );
+    }
+}
