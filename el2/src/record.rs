@@ -39,8 +39,8 @@
 //!   record. Between steps neither lock is held, and a CPU waiting for this one gets it
 //!   there (`let_waiters_in`); calls that would see the VM half destroyed wait for the
 //!   last step instead, holding no lock (`vm::lock_vm`, VM_RECLAIM's `Busy`, a host
-//!   fault's `RetryLater`). Measured: 65,536 pages are 129 steps, about 76,000
-//!   instructions each (`cargo xtask bench`: 1,597,149 for 10,368 pages);
+//!   fault's `RetryLater`). A step is about 76,000 instructions (from `cargo xtask
+//!   bench`: 1,597,149 for a VM of 10,368 pages, 21 steps);
 //! - the system reset path (`system_reset`) walks the whole record once and then never
 //!   releases the lock: nothing runs after it.
 
