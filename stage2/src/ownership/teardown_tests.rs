@@ -290,3 +290,163 @@ fn a_chunked_teardown_with_concatenated_roots_moves_the_directory_both_roots_and
         );
     }
 }
+
+/// A host call made on another CPU while a VM's teardown is under way (world-relative: a
+/// frame of the fake RAM by offset from the donations, or of the real RAM by index).
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    /// Between two steps, a step of the teardown itself (pages, lookups).
+    Step(usize, usize),
+    ShareHyp(usize),
+    UnshareHyp(usize),
+    DonateToB(usize, usize, usize),
+    Reclaim(usize, usize),
+    ReclaimPool(usize, usize),
+    /// VM_TOPUP of VM `a` (dying) or `b` with a real page.
+    Topup(bool, usize),
+    Fault(usize),
+}
+
+/// Fake frames the calls aim at: around the dying VM's pages (0x4a00_0000, 64 of them
+/// donated at offset 0, 16 more at offset 96), which some calls also name.
+fn call() -> impl proptest::strategy::Strategy<Value = Call> {
+    use proptest::prelude::*;
+    let frame = 0usize..128;
+    prop_oneof![
+        4 => (1usize..12, 1usize..12).prop_map(|(p, l)| Call::Step(p, l)),
+        1 => frame.clone().prop_map(Call::ShareHyp),
+        1 => frame.clone().prop_map(Call::UnshareHyp),
+        1 => (frame.clone(), 0usize..64, 1usize..4).prop_map(|(f, g, n)| Call::DonateToB(f, g, n)),
+        2 => (frame.clone(), 1usize..40).prop_map(|(f, n)| Call::Reclaim(f, n)),
+        1 => (0usize..40, 1usize..8).prop_map(|(i, n)| Call::ReclaimPool(i, n)),
+        1 => (any::<bool>(), 200usize..300).prop_map(|(a, i)| Call::Topup(a, i)),
+        2 => (frame, 0usize..PAGE_SIZE).prop_map(|(f, o)| Call::Fault(f * PAGE_SIZE + o)),
+    ]
+}
+
+const CALL_BASE: usize = 0x4a00_0000;
+
+/// Builds the same start in any world: VM `a` (to be destroyed) with 80 donated pages, 6
+/// of them shared with the host and mapped there, and a pool of 24 real pages; VM `b`.
+fn start(w: &mut World) -> (VmId, VmId) {
+    let a = w.create_vm(0, 16);
+    let p = w.real_pfn(16);
+    w.step(|w| w.own.vm_topup(a, p, 8, &mut w.tlb)).unwrap();
+    for (off, gfn, n) in [(0, 0x100, 64), (96, 0x8_0000, 16)] {
+        w.step(|w| {
+            w.own
+                .host_donate_guest(a, pfn(CALL_BASE) + off, gfn, n, &mut w.tlb)
+        })
+        .unwrap();
+    }
+    for (gfn, n) in [(0x100 + 2, 3), (0x8_0000 + 10, 3)] {
+        w.step(|w| w.own.guest_share_host(a, gfn, n)).unwrap();
+    }
+    for off in [2, 3, 4, 106, 107, 108] {
+        assert_eq!(
+            w.own.host_handle_fault(CALL_BASE + off * PAGE_SIZE),
+            FaultAction::MapAndRetry
+        );
+    }
+    let b = w.create_vm(40, 8);
+    (a, b)
+}
+
+/// What a call answered: a transition's result, or a host fault's action.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Answer {
+    Call(Result<(), OwnershipError>),
+    Fault(FaultAction),
+}
+
+/// Makes `call` in `w`; `None` for a call EL2 makes wait until the teardown has finished
+/// (VM_RECLAIM's `Busy`, a call naming the dying VM, a host fault's `RetryLater`).
+fn make(w: &mut World, call: Call, a: VmId, b: VmId, dying: bool) -> Option<Answer> {
+    let f = |off: usize| pfn(CALL_BASE) + off;
+    let answer = match call {
+        Call::Step(..) => unreachable!("steps are not calls"),
+        Call::ShareHyp(o) => Answer::Call(w.step(|w| w.own.host_share_hyp(f(o), 1))),
+        Call::UnshareHyp(o) => Answer::Call(w.step(|w| w.own.host_unshare_hyp(f(o), 1))),
+        Call::DonateToB(o, g, n) => {
+            Answer::Call(w.step(|w| w.own.host_donate_guest(b, f(o), 0x40 + g, n, &mut w.tlb)))
+        }
+        Call::Reclaim(o, n) => Answer::Call(w.step(|w| w.own.host_reclaim(f(o), n, &mut w.san))),
+        Call::ReclaimPool(i, n) => {
+            let p = w.real_pfn(i);
+            Answer::Call(w.step(|w| w.own.host_reclaim(p, n, &mut w.san)))
+        }
+        Call::Topup(to_a, i) => {
+            if to_a && dying {
+                return None; // `lock_vm` waits for the teardown
+            }
+            let vm = if to_a { a } else { b };
+            let p = w.real_pfn(i);
+            Answer::Call(w.step(|w| w.own.vm_topup(vm, p, 1, &mut w.tlb)))
+        }
+        Call::Fault(at) => Answer::Fault(
+            w.step(|w| Ok(w.own.host_handle_fault(CALL_BASE + at)))
+                .unwrap(),
+        ),
+    };
+    match answer {
+        Answer::Call(Err(OwnershipError::Busy)) | Answer::Fault(FaultAction::RetryLater) => None,
+        other => Some(other),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Calls made between the steps of a chunked teardown, with EL2's waits (a call that
+    /// would see the VM half destroyed waits for the last step), answer and end exactly as
+    /// if the destroy had been one change made at its last step: the same calls, in the
+    /// same order, around a one-go teardown give the same answers and the same record.
+    #[test]
+    fn calls_between_teardown_steps_answer_as_if_the_destroy_were_one_change(
+        calls in proptest::collection::vec(call(), 1..40),
+    ) {
+        let mut chunked_mem = Memory::new(GIB);
+        let mut chunked = World::new(&mut chunked_mem);
+        chunked.own.host_stage2().mark_active();
+        let (a, b) = start(&mut chunked);
+        chunked.step(|w| w.own.vm_teardown_begin(a)).unwrap();
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for &c in &calls {
+            if let Call::Step(p, l) = c {
+                if chunked.own.vm_dying(a) {
+                    chunked.step(|w| w.own.teardown_step_within(a, &mut w.tlb, p, l)).unwrap();
+                }
+                continue;
+            }
+            let dying = chunked.own.vm_dying(a);
+            match make(&mut chunked, c, a, b, dying) {
+                Some(answer) if dying => before.push((c, answer)),
+                Some(answer) => after.push((c, Some(answer))),
+                None => after.push((c, None)),
+            }
+        }
+        while chunked.own.vm_dying(a) {
+            chunked.step(|w| w.own.vm_teardown_step(a, &mut w.tlb)).unwrap();
+        }
+        // The waiting calls, now that the teardown is over.
+        for (c, answer) in after.iter_mut() {
+            if answer.is_none() {
+                *answer = make(&mut chunked, *c, a, b, false);
+            }
+        }
+
+        let mut one_go_mem = Memory::new(GIB);
+        let mut one_go = World::new(&mut one_go_mem);
+        one_go.own.host_stage2().mark_active();
+        start(&mut one_go);
+        for &(c, answer) in &before {
+            proptest::prop_assert_eq!(make(&mut one_go, c, a, b, false), Some(answer), "{:?} before the destroy", c);
+        }
+        one_go.step(|w| w.own.vm_teardown(a, &mut w.tlb)).unwrap();
+        for &(c, answer) in &after {
+            proptest::prop_assert_eq!(make(&mut one_go, c, a, b, false), answer, "{:?} after the destroy", c);
+        }
+        proptest::prop_assert!(chunked.own.meta == one_go.own.meta, "the records differ");
+    }
+}

@@ -107,10 +107,10 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         Ok(())
     }
 
-    /// Tears `vm` down in one go: [`vm_teardown_begin`](Self::vm_teardown_begin), then
-    /// [`vm_teardown_step`](Self::vm_teardown_step) until it has finished. The result is
-    /// the same as EL2's chunked teardown, which releases the memory lock between steps;
-    /// this form is for callers that hold the record alone (tests, the fuzzer's model).
+    /// Tears `vm` down in one go: [`vm_teardown_begin`](Self::vm_teardown_begin), then one
+    /// step with no bound (work grows with the VM). The result is the same as EL2's
+    /// chunked teardown, which releases the memory lock between bounded steps; this form
+    /// is for callers that hold the record alone (tests, the fuzzer's model).
     ///
     /// # Errors
     ///
@@ -121,11 +121,10 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         tlb: &mut impl TlbMaintenance,
     ) -> Result<(), OwnershipError> {
         self.vm_teardown_begin(vm)?;
-        loop {
-            if self.vm_teardown_step(vm, tlb)?.finished {
-                return Ok(());
-            }
-        }
+        // One step with no bound: one host stage-1 invalidation, as one call.
+        let progress = self.teardown_step_within(vm, tlb, usize::MAX / 2, usize::MAX / 2)?;
+        debug_assert!(progress.finished);
+        Ok(())
     }
 
     /// Starts tearing `vm` down: from now on the VM is *dying*. No transition accepts it any
