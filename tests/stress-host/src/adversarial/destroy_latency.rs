@@ -189,7 +189,7 @@ pub fn destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown
     let own = pfn(ctx.page()?);
     let mut calls_during = 0;
     for round in 0..ROUNDS {
-        calls_during += destroy_while_others_call(ctx, round, pool, memory, own)?;
+        calls_during += destroy_while_others_call(round, pool, memory, own)?;
     }
     // Before the teardown was split, cpu 1 completed none (a few at most, between the
     // moments it read the count and EL2 took the lock): summed over the rounds so that one
@@ -205,7 +205,6 @@ pub fn destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown
 /// One round: a VM of the pages at `memory` and `pool`, destroyed while cpus 1-3 call;
 /// returns the calls cpu 1 completed during the destroy. Everything comes back zeroed.
 fn destroy_while_others_call(
-    ctx: &mut Ctx,
     round: u32,
     pool: u64,
     memory: u64,
