@@ -59,7 +59,9 @@ pub fn handle_stage2_abort(esr: u64) {
         FaultAction::InjectAbort
     };
     match action {
-        FaultAction::MapAndRetry => return,
+        // RetryLater: a page of a VM whose VM_DESTROY is under way on another CPU; the host
+        // faults on it again until the teardown is over (docs/abi.md 8).
+        FaultAction::MapAndRetry | FaultAction::RetryLater => return,
         FaultAction::InjectAbort => {}
         FaultAction::PoolExhausted => {
             // The pool is sized for the worst case (stage2::memory_plan), so this is EL2's own bug;

@@ -28,18 +28,25 @@
 //!   and its DMA view and maps them at the guest frames with no access
 //!   (`ZeroingForGuest`, reachable by nobody); the calling CPU zeroes them; a second hold
 //!   gives the guest access (`host_donate_guest_begin`/`_finish`, about 40-65 per page
-//!   each, plus one TLBI per page in the second). The VM-table lock stays held across the
-//!   zeroing, so VM-management calls, VCPU_RUN's entry and exit and the guest calls that
-//!   take it (CPU_ON, MMIO guard, IPA state) wait for it on other CPUs: at most 512 pages
-//!   of zeroing (about 500 instructions per page), as before, but no longer the memory
-//!   lock that every host stage-2 fault needs;
-//! - VM_DESTROY: one visit per leaf of the VM's own stage-2, per page it maps and per page
-//!   of its pool (about 250 per page of the VM), never a pass over the whole record; the
-//!   VM's size is the host's choice and the host pays for it on its own call;
+//!   each, plus one TLBI per page in the second). Neither lock is held across the zeroing:
+//!   the record keeps the VM from being torn down until the finish (a VM_DESTROY waits
+//!   for it: at most one call's 512 pages of zeroing per other CPU);
+//! - VM_DESTROY: in steps (`stage2::Ownership::vm_teardown_step`), each one hold: at most
+//!   512 record entries changed (`TEARDOWN_PAGES_PER_STEP`: the VM's pages, its tables
+//!   and free pool pages, each to RECLAIMABLE) and at most 512 descents through the VM's
+//!   own stage-2 (`TEARDOWN_LOOKUPS_PER_STEP`), with the host TLB and DMA invalidation
+//!   for that step's shared pages, whatever the VM's size; never a pass over the whole
+//!   record. Between steps neither lock is held, and a CPU waiting for this one gets it
+//!   there (`let_waiters_in`); calls that would see the VM half destroyed wait for the
+//!   last step instead, holding no lock (`vm::lock_vm`, VM_RECLAIM's `Busy`, a host
+//!   fault's `RetryLater`). A step is about 76,000 instructions (from `cargo xtask
+//!   bench`: 1,597,149 for a VM of 10,368 pages, 21 steps);
 //! - the system reset path (`system_reset`) walks the whole record once and then never
 //!   releases the lock: nothing runs after it.
 
 use crate::el2_regs::HostStage2Regs;
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::{Mutex, MutexGuard, Once};
 use stage2::{BlockStats, Ownership, OwnershipError, PagePool, Stage2Config};
 
@@ -114,5 +121,44 @@ pub fn host_regs() -> Option<HostStage2Regs> {
 
 /// Takes the memory lock. `None` only before `init` (no host runs then).
 pub fn lock() -> Option<MutexGuard<'static, Record>> {
-    RECORD.get().and_then(Option::as_ref).map(|r| r.lock())
+    let lock = RECORD.get().and_then(Option::as_ref)?;
+    if let Some(guard) = lock.try_lock() {
+        return Some(guard);
+    }
+    // Contended: say so while waiting, for `let_waiters_in`.
+    WAITING.fetch_add(1, Ordering::Relaxed);
+    let guard = lock.lock();
+    WAITING.fetch_sub(1, Ordering::Relaxed);
+    Some(guard)
+}
+
+/// CPUs spinning in [`lock`] right now.
+static WAITING: AtomicU32 = AtomicU32::new(0);
+
+/// Longest [`let_waiters_in`] waits for a waiter to take the lock, in microseconds: a CPU
+/// spinning on it takes it well within this once it is free, on hardware; on an emulator
+/// whose CPUs are host threads the waiter may not be running, and the teardown goes on.
+const WAITER_GRACE_US: u64 = 50;
+
+/// For a CPU that has just released the lock and will take it again at once for the next
+/// step of a long job (VM_DESTROY's teardown): if other CPUs are waiting for it, waits
+/// (up to [`WAITER_GRACE_US`]) until one of them has taken it, so that waiters get the
+/// lock between the steps; if none waits, returns at once (no cost). The lock is
+/// test-and-set (`spin::Mutex`): without this, the CPU that releases it and takes it again
+/// at once nearly always wins, and the bounded holds would bound nobody's wait. (A ticket
+/// lock, as pKVM's `hyp_spinlock`, serves every waiter in order; but on an emulator whose
+/// CPUs are host threads, the CPU whose turn it is may not be running and every other
+/// then waits for the host to schedule it: the SMP stress case ran ten times slower.)
+pub fn let_waiters_in() {
+    let Some(lock) = RECORD.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let grace = CNTFRQ_EL0.get() * WAITER_GRACE_US / 1_000_000;
+    let start = CNTPCT_EL0.get();
+    while WAITING.load(Ordering::Relaxed) != 0
+        && !lock.is_locked()
+        && CNTPCT_EL0.get().wrapping_sub(start) <= grace
+    {
+        core::hint::spin_loop();
+    }
 }

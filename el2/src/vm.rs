@@ -5,11 +5,19 @@
 //! Lock order: `VMS` (this table) first, then the memory lock (`record`). A vCPU's state is
 //! touched only by the CPU that set its `running` flag (under `VMS`), so no lock is held
 //! while a guest runs.
+//!
+//! Neither lock is held for work that grows with a VM: VM_DESTROY marks the VM dying under
+//! `VMS`, then moves its pages in steps of at most `stage2::TEARDOWN_PAGES_PER_STEP` (512)
+//! pages, one memory-lock hold each, with neither lock held between steps. A call that
+//! names a dying VM waits (with no lock held) until the teardown has finished and then
+//! finds the handle gone, so to every other call the destroy is one change, made when its
+//! last step frees the slot (docs/abi.md 8).
 
 use crate::mmio_guard::MmioGuard;
 use crate::record::{self, MAX_VMS};
 use crate::tlb::{DeferredSanitizer, Sanitizer, Tlb};
 use crate::vcpu::{self, Vcpu};
+use core::sync::atomic::{AtomicU64, Ordering};
 use hvc_abi::limits::{MAX_VCPUS, check_gfn_range, check_ipa, check_ipa_range};
 use hvc_abi::psci::{self, PsciError};
 use hvc_abi::{Error, Exit, IpaState, VmHandle};
@@ -30,6 +38,9 @@ struct VcpuSlot {
 #[derive(Clone, Copy)]
 struct VmSlot {
     live: bool,
+    /// A VM_DESTROY is moving the VM's pages (still `live`: its slot and VMID stay taken);
+    /// calls that name it wait until the slot is free (`lock_vm`).
+    dying: bool,
     /// Generation of the handle this slot issues next; a slot whose generation would wrap
     /// is retired, so a handle is never issued twice.
     generation: u32,
@@ -51,6 +62,7 @@ struct VmSlot {
 
 const EMPTY_SLOT: VmSlot = VmSlot {
     live: false,
+    dying: false,
     generation: 1,
     handle: VmHandle(0),
     nr_vcpus: 0,
@@ -68,10 +80,13 @@ const EMPTY_SLOT: VmSlot = VmSlot {
 
 struct VmTable {
     slots: [VmSlot; MAX_VMS],
+    /// Slots marked `dying`: while none is, `lock_vm` looks no further.
+    dying: usize,
 }
 
 static VMS: Mutex<VmTable> = Mutex::new(VmTable {
     slots: [EMPTY_SLOT; MAX_VMS],
+    dying: 0,
 });
 
 /// vCPU state lives in EL2's own memory, one per possible vCPU of every possible VM
@@ -85,13 +100,59 @@ fn vcpu_ptr(slot: usize, vcpu: usize) -> *mut Vcpu {
 }
 
 impl VmTable {
+    /// The live VM `handle` names; `NotFound` for none, and for a dying one (which
+    /// [`lock_vm`] never returns).
     fn find(&mut self, handle: VmHandle) -> Result<(usize, &mut VmSlot), Error> {
         let (slot, _) = handle.parts().ok_or(Error::NotFound)?;
         let index = usize::from(slot);
         match self.slots.get_mut(index) {
-            Some(s) if s.live && s.handle == handle => Ok((index, s)),
+            Some(s) if s.live && !s.dying && s.handle == handle => Ok((index, s)),
             _ => Err(Error::NotFound),
         }
+    }
+
+    fn names_dying(&self, handle: VmHandle) -> bool {
+        self.dying != 0
+            && handle.parts().is_some_and(|(slot, _)| {
+                self.slots
+                    .get(usize::from(slot))
+                    .is_some_and(|s| s.live && s.dying && s.handle == handle)
+            })
+    }
+}
+
+/// Takes the VM-table lock for a call that names `handle`. While a VM_DESTROY of that VM is
+/// under way on another CPU, waits for it with no lock held (the teardown takes the memory
+/// lock once per step, so this wait is not a lock hold), and then the handle is gone: a call
+/// never sees a VM half destroyed (docs/abi.md 8).
+fn lock_vm(handle: VmHandle) -> spin::MutexGuard<'static, VmTable> {
+    loop {
+        let vms = VMS.lock();
+        if !vms.names_dying(handle) {
+            return vms;
+        }
+        // Read under the lock: the teardown is counted only after its slot is freed,
+        // which takes this lock.
+        let teardowns = teardowns_finished();
+        drop(vms);
+        wait_for_a_teardown_after(teardowns);
+    }
+}
+
+/// VM_DESTROYs that have finished, ever: a call that finds (under a lock) that it must wait
+/// for a teardown reads this before it releases that lock, then waits for it to change, so
+/// that it waits without taking either lock again (the teardown's steps are not slowed by
+/// waiters, and no waiter can miss the end: it is counted after the last step and after
+/// the slot is free, each of which needs the lock the waiter held).
+static TEARDOWNS_FINISHED: AtomicU64 = AtomicU64::new(0);
+
+fn teardowns_finished() -> u64 {
+    TEARDOWNS_FINISHED.load(Ordering::Acquire)
+}
+
+fn wait_for_a_teardown_after(seen: u64) {
+    while teardowns_finished() == seen {
+        core::hint::spin_loop();
     }
 }
 
@@ -150,7 +211,7 @@ pub fn vm_create(nr_vcpus: u32, ipa_bits: u32) -> Result<VmHandle, Error> {
 }
 
 pub fn vm_topup(handle: VmHandle, pfn: u64, nr: u32) -> Result<(), Error> {
-    let mut vms = VMS.lock();
+    let mut vms = lock_vm(handle);
     let (_, slot) = vms.find(handle)?;
     let mut record = record::lock().ok_or(Error::Denied)?;
     let (pfn, nr) = (pfn as usize, nr as usize);
@@ -176,7 +237,7 @@ fn all_host_owned(record: &record::Record, pfn: u64, nr: u32) -> bool {
 /// docs/abi.md 4.6.)
 #[inline(never)] // checked by name in the built payload (payload_maintenance_sequences)
 pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Error> {
-    let mut vms = VMS.lock();
+    let mut vms = lock_vm(handle);
     let (_, slot) = vms.find(handle)?;
     check_gfn_range(gfn, nr, slot.ipa_bits)?;
     // An IPA the guest registered as MMIO never gets memory behind the guest's back.
@@ -200,13 +261,16 @@ pub fn vm_donate(handle: VmHandle, pfn: u64, gfn: u64, nr: u32) -> Result<(), Er
         // Everything that can refuse, NO_MEMORY included, is decided by the begin, before
         // anything changes. Then the pages are in nobody's reach (`ZeroingForGuest`: in no
         // host stage-2 or DMA view, in the guest's with no access) while this CPU zeroes
-        // them with the memory lock released, and the finish gives the guest access. The
-        // VM-table lock stays held throughout, so no other VM_DONATE, VM_DESTROY or
-        // VCPU_CREATE interleaves (the stage2 record refuses a teardown meanwhile anyway).
+        // them with both locks released, and the finish gives the guest access. Other calls
+        // on the VM may run meanwhile: the begin already holds the guest frames (another
+        // donation to them is refused as it would be after this one), and the record
+        // refuses the VM's teardown (`Busy`) until the finish, so a VM_DESTROY waits for
+        // this zeroing (one call's, at most 512 pages) and the VM id stays this VM's.
         record
             .host_donate_guest_begin(vm, pfn, gfn, nr, &mut Tlb)
             .map_err(donate_error)?;
         drop(record);
+        drop(vms);
         // Every line of every page is written here (DC ZVA, or plain stores where it is
         // prohibited, takes each line from whichever cache held it, dirty host data
         // included) and then cleaned to PoC: no line the
@@ -244,7 +308,7 @@ fn donate_error(e: OwnershipError) -> Error {
 }
 
 pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Result<(), Error> {
-    let mut vms = VMS.lock();
+    let mut vms = lock_vm(handle);
     let (index, slot) = vms.find(handle)?;
     check_ipa(entry_ipa, slot.ipa_bits)?;
     if vcpu >= slot.nr_vcpus {
@@ -267,16 +331,41 @@ pub fn vcpu_create(handle: VmHandle, vcpu: u32, entry_ipa: u64, x0: u64) -> Resu
     Ok(())
 }
 
+/// VM_DESTROY. The VM is marked dying under the VM-table lock (every later call naming it
+/// waits, `lock_vm`), then its pages move to RECLAIMABLE in steps of at most 512, each step
+/// one hold of the memory lock with the TLB and DMA invalidation for its pages (I6), and the
+/// last step frees the record's slot and VMID; only then is the table slot freed and the
+/// call, for everyone else, done.
 pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
+    let (index, record_vm) = {
+        let mut vms = lock_vm(handle);
+        let (index, slot) = vms.find(handle)?;
+        if slot.vcpus.iter().any(|v| v.running) {
+            return Err(Error::Busy);
+        }
+        slot.dying = true;
+        let record_vm = slot.record_vm;
+        vms.dying += 1;
+        (index, record_vm)
+    };
+    let result = match record_vm {
+        Some(vm) => match begin_teardown(vm) {
+            // Nothing changed (cannot happen: no vCPU runs, see `begin_teardown`): the VM
+            // lives on.
+            Err(e) => {
+                let mut vms = VMS.lock();
+                vms.slots[index].dying = false;
+                vms.dying -= 1;
+                drop(vms);
+                TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+            Ok(()) => finish_teardown(vm),
+        },
+        None => Ok(()),
+    };
     let mut vms = VMS.lock();
-    let (_, slot) = vms.find(handle)?;
-    if slot.vcpus.iter().any(|v| v.running) {
-        return Err(Error::Busy);
-    }
-    if let Some(vm) = slot.record_vm {
-        let mut record = record::lock().ok_or(Error::Busy)?;
-        record.vm_teardown(vm, &mut Tlb).map_err(ipa_error)?;
-    }
+    let slot = &mut vms.slots[index];
     let next = slot
         .generation
         .checked_add(1)
@@ -285,16 +374,68 @@ pub fn vm_destroy(handle: VmHandle) -> Result<(), Error> {
         generation: next.unwrap_or(0),
         ..EMPTY_SLOT
     };
-    Ok(())
+    vms.dying -= 1;
+    drop(vms);
+    TEARDOWNS_FINISHED.fetch_add(1, Ordering::AcqRel);
+    result
+}
+
+/// Marks record VM `vm` dying. Waits out donations to it still zeroing outside the locks
+/// (at most one call's 512 pages on each other CPU). `Busy` for a loaded stage 2 cannot
+/// last: the VM-table lock said no vCPU runs, and a vCPU's stage 2 is marked inactive
+/// before its `running` flag is cleared.
+fn begin_teardown(vm: VmId) -> Result<(), Error> {
+    loop {
+        let mut record = record::lock().ok_or(Error::Busy)?;
+        match record.vm_teardown_begin(vm) {
+            Ok(()) => return Ok(()),
+            Err(OwnershipError::Busy) => {
+                drop(record);
+                // Not the record again at once: let the donation's finish have it.
+                for _ in 0..64 {
+                    core::hint::spin_loop();
+                }
+            }
+            Err(e) => return Err(ipa_error(e)),
+        }
+    }
+}
+
+/// Moves every page of dying record VM `vm` to RECLAIMABLE and frees its slot, one bounded
+/// step (`stage2::TEARDOWN_PAGES_PER_STEP` pages) per hold of the memory lock, with no lock
+/// held between steps.
+fn finish_teardown(vm: VmId) -> Result<(), Error> {
+    loop {
+        let mut record = record::lock().ok_or(Error::Busy)?;
+        if record
+            .vm_teardown_step(vm, &mut Tlb)
+            .map_err(ipa_error)?
+            .finished
+        {
+            return Ok(());
+        }
+        drop(record);
+        record::let_waiters_in();
+    }
 }
 
 pub fn vm_reclaim(pfn: u64, nr: u32) -> Result<(), Error> {
     // The zeroing happens after the lock is released (`DeferredSanitizer`).
     let mut zeroing = DeferredSanitizer::new();
-    record::lock()
-        .ok_or(Error::Denied)?
-        .host_reclaim(pfn as usize, nr as usize, &mut zeroing)
-        .map_err(pfn_error)?;
+    loop {
+        let mut record = record::lock().ok_or(Error::Denied)?;
+        match record.host_reclaim(pfn as usize, nr as usize, &mut zeroing) {
+            // A page of a VM whose VM_DESTROY is under way on another CPU: wait for the
+            // teardown to finish (no lock held), so the destroy is one change here too.
+            // (Read under the lock: the teardown's last step needs it.)
+            Err(OwnershipError::Busy) => {
+                let teardowns = teardowns_finished();
+                drop(record);
+                wait_for_a_teardown_after(teardowns);
+            }
+            other => break other.map_err(pfn_error)?,
+        }
+    }
     zeroing.finish().map_err(pfn_error)
 }
 
@@ -319,7 +460,7 @@ pub struct RunTarget {
 /// VCPU_RUN: rows 3-6 of the document, then the run itself (`vcpu::run`).
 pub fn vcpu_run(handle: VmHandle, vcpu: u32, completion: u64) -> Result<Exit, Error> {
     let target = {
-        let mut vms = VMS.lock();
+        let mut vms = lock_vm(handle);
         let (index, slot) = vms.find(handle)?;
         if vcpu >= slot.nr_vcpus || !slot.vcpus[vcpu as usize].created {
             return Err(Error::NotFound);

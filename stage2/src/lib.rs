@@ -30,12 +30,12 @@ pub use dma_table::DmaTable;
 pub use host_dma::HostDma;
 pub use ownership::{
     Borrower, FaultAction, MAX_PAGES_PER_CALL, Owner, OwnerState, Ownership, OwnershipError,
-    PageSanitizer, PageState, Violation, VmId, host_fault_is_fixable_by_mapping, metadata_bytes,
-    metadata_entries,
+    PageSanitizer, PageState, TEARDOWN_LOOKUPS_PER_STEP, TEARDOWN_PAGES_PER_STEP, TeardownProgress,
+    Violation, VmId, host_fault_is_fixable_by_mapping, metadata_bytes, metadata_entries,
 };
 pub use pgtable::{
-    AttrEncoding, BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, UnmapBatch,
-    stage2_config,
+    AttrEncoding, BlockStats, Leaf, MemKind, Stage2Config, Stage2Error, Stage2Table, TeardownWalk,
+    UnmapBatch, stage2_config,
 };
 pub use pool::{
     NoMemory, PAGE_SIZE, PagePool, PoolTranslation, granule_at_level, pages_needed_to_map,

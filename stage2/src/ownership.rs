@@ -75,12 +75,15 @@ mod proptests;
 mod record;
 mod reset;
 #[cfg(test)]
+mod teardown_tests;
+#[cfg(test)]
 mod tests;
 mod vm;
 
 pub use check::Violation;
 pub use host_fault::host_fault_is_fixable_by_mapping;
 pub use record::{Borrower, Owner, OwnerState, PageState, VmId};
+pub use vm::{TEARDOWN_LOOKUPS_PER_STEP, TEARDOWN_PAGES_PER_STEP, TeardownProgress};
 
 use crate::host_dma::HostDma;
 use crate::pgtable::{Stage2Config, Stage2Error, Stage2Table};
@@ -147,6 +150,11 @@ pub enum FaultAction {
     /// The host may access the address but the host stage-2 pool is empty: EL2 sized the pool
     /// wrongly. Nothing was mapped.
     PoolExhausted,
+    /// The address is a page a VM's teardown has already moved while the teardown is still
+    /// under way (another CPU is in VM_DESTROY): nothing was mapped; return to the faulting
+    /// instruction, which faults again until the teardown has finished and the answer is
+    /// `InjectAbort`. So no host access sees a teardown half done either.
+    RetryLater,
 }
 
 /// Zeroes a page and cleans it to the point of coherency, so that neither the cache nor memory
@@ -203,6 +211,10 @@ pub struct Ownership<'m, const MAX_VMS: usize> {
     /// Pages each guest slot has in `ZeroingForGuest`: a VM with donations in flight cannot
     /// be torn down (EL2 is still writing those pages).
     zeroing: [usize; MAX_VMS],
+    /// The teardown under way of each dying VM (`vm_teardown_begin` .. its last step).
+    dying: [Option<vm::Teardown>; MAX_VMS],
+    /// How many of `dying` are `Some`: while none is, calls skip every dying check.
+    n_dying: usize,
     /// Output addresses of the pages of a guest call, gathered before the guest mapping goes.
     scratch: [usize; MAX_PAGES_PER_CALL],
     /// Record indices of the pages in `scratch`, so that a transition updates each entry
@@ -287,6 +299,8 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
             host,
             guests: core::array::from_fn(|_| None),
             zeroing: [0; MAX_VMS],
+            dying: [None; MAX_VMS],
+            n_dying: 0,
             scratch: [0; MAX_PAGES_PER_CALL],
             scratch_index: [0; MAX_PAGES_PER_CALL],
             dma: None,
@@ -528,10 +542,11 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
         }
     }
 
+    /// The slot of live VM `vm`: `NotFound` if it does not exist or is dying.
     fn slot(&self, vm: VmId) -> Result<usize, OwnershipError> {
         let i = usize::from(vm.get()) - 1;
         match self.guests.get(i) {
-            Some(Some(_)) => Ok(i),
+            Some(Some(_)) if self.dying[i].is_none() => Ok(i),
             _ => Err(OwnershipError::NotFound),
         }
     }

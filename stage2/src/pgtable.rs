@@ -588,7 +588,7 @@ impl Stage2Table {
     }
 
     /// Physical address of the library's root page (the directory, with concatenated roots).
-    fn tree_root_pa(&self) -> usize {
+    pub(crate) fn tree_root_pa(&self) -> usize {
         self.mapping.root_address().0
     }
 
@@ -1173,6 +1173,81 @@ impl Stage2Table {
         }
     }
 
+    /// One bounded piece of a teardown's walk: visits the IPA space from `*cursor` on, in
+    /// address order, making at most `max_lookups` descents from the root and reporting at
+    /// most `max_pages` pages, and leaves `*cursor` where the next piece starts (possibly
+    /// inside a block, whose remaining pages the next piece reports).
+    ///
+    /// `page(pa)` is called for every table page the walk enters for the first time (a
+    /// table is entered first at the start of the range it covers: the cursor only moves
+    /// forward, from one entry's end to the next) and for every page a leaf maps. The root
+    /// page itself is not reported. The table is only read: the pages `page` is given stay
+    /// readable at their addresses for the walk (the caller keeps them EL2's).
+    pub fn walk_for_teardown(
+        &self,
+        cursor: &mut usize,
+        max_lookups: usize,
+        max_pages: usize,
+        mut page: impl FnMut(usize),
+    ) -> TeardownWalk {
+        let mut walk = TeardownWalk::default();
+        // A descent may enter up to three tables before it reaches its leaf: stop while the
+        // budget still holds them, so `pages` never exceeds `max_pages`.
+        let deepest = LEAF_LEVEL - self.tree_root_level;
+        while *cursor < self.ipa_size
+            && walk.lookups < max_lookups
+            && walk.pages + deepest < max_pages
+        {
+            let addr = *cursor;
+            let mut table = self.tree_root_pa();
+            let mut level = self.tree_root_level;
+            let desc = loop {
+                let index = (addr >> (12 + 9 * (LEAF_LEVEL - level))) & 511;
+                // SAFETY: as in `lookup_entry`: `table` is a table page of this tree,
+                // identity-mapped and 512 descriptors long, and `index` < 512.
+                let desc = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+                if level < LEAF_LEVEL && desc & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE {
+                    table = (desc & DESC_ADDR_MASK) as usize;
+                    if addr & (granule_at_level(level) - 1) == 0 {
+                        page(table);
+                        walk.pages += 1;
+                    }
+                    level += 1;
+                    continue;
+                }
+                break desc;
+            };
+            walk.lookups += 1;
+            let size = granule_at_level(level);
+            let end = (addr & !(size - 1)).saturating_add(size);
+            let is_leaf = desc & VALID != 0 && (level < LEAF_LEVEL || desc & TABLE_OR_PAGE != 0);
+            if !is_leaf {
+                *cursor = end;
+                continue;
+            }
+            let block_pa = (desc & DESC_ADDR_MASK) as usize & !(size - 1);
+            let n = ((end - addr) / PAGE_SIZE).min(max_pages - walk.pages);
+            for i in 0..n {
+                page(block_pa + (addr & (size - 1)) + i * PAGE_SIZE);
+            }
+            walk.pages += n;
+            *cursor = addr + n * PAGE_SIZE;
+        }
+        walk.finished = *cursor >= self.ipa_size;
+        walk
+    }
+
+    /// Takes up to `max` free pages out of the table's pool for good, handing each to `f`
+    /// (a teardown moves them to pending reclaim).
+    pub fn take_free_pool_pages(&self, max: usize, mut f: impl FnMut(usize)) {
+        self.mapping.translation().with_pool(|p| {
+            for _ in 0..max {
+                let Some(pa) = p.remove_page() else { return };
+                f(pa);
+            }
+        });
+    }
+
     /// Hands every page of the table's pool (tables in use and free pages alike) to `f`, then
     /// drops the table. Used at VM teardown. Refused (the table is given back) while active.
     pub fn release_pages(self, mut f: impl FnMut(usize)) -> Result<(), Self> {
@@ -1189,6 +1264,17 @@ impl Stage2Table {
         drop(self);
         Ok(())
     }
+}
+
+/// What one [`Stage2Table::walk_for_teardown`] did.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct TeardownWalk {
+    /// Descents from the root.
+    pub lookups: usize,
+    /// Pages reported (tables entered and pages mapped).
+    pub pages: usize,
+    /// The cursor reached the end of the IPA space.
+    pub finished: bool,
 }
 
 /// Removals from one table sharing one stage-1 invalidation; see

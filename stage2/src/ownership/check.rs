@@ -51,6 +51,9 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     }
 
     fn check_record(&self) -> Result<(), Violation> {
+        if self.n_dying != self.dying.iter().filter(|d| d.is_some()).count() {
+            return violation("I3", 0, "the count of dying VMs is wrong");
+        }
         for (start, end) in self.ram_banks() {
             for pa in (start..end).step_by(PAGE_SIZE) {
                 let Some(i) = self.entry_index(pa) else {
@@ -181,6 +184,7 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             let Some(guest) = self.guest_stage2(vm) else {
                 continue;
             };
+            let dying = self.dying[usize::from(vm.get()) - 1];
             let mut mapped = 0;
             let mut held = 0;
             let mut result = Ok(());
@@ -215,6 +219,21 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 }
                 for off in (0..leaf.size()).step_by(PAGE_SIZE) {
                     let pa = leaf.block_pa + off;
+                    // A dying VM's teardown has moved exactly the pages it mapped below
+                    // the teardown's cursor.
+                    if let Some(td) = dying
+                        && (td.walked || leaf.block_ipa + off < td.cursor)
+                    {
+                        if self.page_state(pa) != Some(PageState::PendingReclaim(vm)) {
+                            result = violation(
+                                "I2",
+                                pa,
+                                "a dying guest's page behind the teardown is not pending reclaim",
+                            );
+                            return;
+                        }
+                        continue;
+                    }
                     if !self.page_state(pa).is_some_and(|s| s.guest_may_access(vm)) {
                         result =
                             violation("I2", pa, "guest stage-2 maps a page the guest does not own");
@@ -283,6 +302,20 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
                 continue;
             };
             let pool = PageState::HypPool(vm);
+            if self.vm_dying(vm) {
+                // A dying VM's teardown moves its table pages to pending reclaim as it
+                // walks (they stay EL2's; `host_reclaim` waits for the teardown).
+                let pending = PageState::PendingReclaim(vm);
+                guest.for_each_table(|pa, _, _| {
+                    if self.page_state(pa) == Some(pending) {
+                        check_page(pa, pending);
+                    } else {
+                        check_page(pa, pool);
+                    }
+                });
+                guest.for_each_free_pool_page(|pa| check_page(pa, pool));
+                continue;
+            }
             guest.for_each_table(|pa, _, _| check_page(pa, pool));
             guest.for_each_free_pool_page(|pa| check_page(pa, pool));
         }

@@ -61,8 +61,15 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
 
     /// Handles a host stage-2 fault at `ipa`: if the host may access it, maps the largest block
     /// around it that ownership allows (RAM) or that lies in its MMIO range (devices), and
-    /// says to retry; otherwise says to inject an abort.
+    /// says to retry; otherwise says to inject an abort; for a page a teardown under way
+    /// has already moved, says to retry later (`FaultAction::RetryLater`).
     pub fn host_handle_fault(&mut self, ipa: usize) -> FaultAction {
+        if self.n_dying != 0
+            && let Some(PageState::PendingReclaim(vm)) = self.page_state(ipa)
+            && self.vm_dying(vm)
+        {
+            return FaultAction::RetryLater;
+        }
         let Some((s, e, kind)) = self.host_fault_block(ipa) else {
             return FaultAction::InjectAbort;
         };

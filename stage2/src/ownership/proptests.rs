@@ -26,8 +26,14 @@ enum Op {
     GuestUnshareHost(u16, Addr, usize),
     GuestRelinquish(u16, Addr, usize),
     VmTeardown(u16),
+    /// The chunked teardown EL2 makes, with calls interleaved between its steps.
+    VmTeardownBegin(u16),
+    /// A step with at most this many record entries changed and lookups made.
+    VmTeardownStep(u16, usize, usize),
     HostReclaim(Addr, usize),
     HostFault(usize),
+    /// A host fault on real RAM, where pools (and pending-reclaim pool pages) are.
+    HostFaultReal(usize, usize),
     ToggleActive(u16),
 }
 
@@ -147,8 +153,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestUnshareHost(v, g, n)),
         2 => (vm_id(), picked(gfn()), guest_count()).prop_map(|(v, g, n)| Op::GuestRelinquish(v, g, n)),
         1 => vm_id().prop_filter("teardown now and then", |v| *v != 1).prop_map(Op::VmTeardown),
+        1 => vm_id().prop_filter("teardown now and then", |v| *v != 1).prop_map(Op::VmTeardownBegin),
+        3 => (vm_id(), 1usize..16, 1usize..16).prop_map(|(v, p, l)| Op::VmTeardownStep(v, p, l)),
         1 => (picked(host_pfn()), count()).prop_map(|(p, n)| Op::HostReclaim(p, n)),
         3 => (host_pfn(), 0usize..PAGE_SIZE).prop_map(|(p, o)| Op::HostFault(p * PAGE_SIZE + o)),
+        1 => (real_index(), 0usize..PAGE_SIZE).prop_map(|(i, o)| Op::HostFaultReal(i, o)),
         1 => vm_id().prop_map(Op::ToggleActive),
     ]
 }
@@ -160,6 +169,66 @@ fn record<T>(op: &Op, r: Result<T, OwnershipError>) {
         let name = std::format!("{op:?}");
         let name = name.split('(').next().unwrap_or("");
         std::eprintln!("TALLY {name} {:?}", r.as_ref().err());
+    }
+}
+
+/// One bounded teardown step: it changes at most `pages` record entries (8 at least) and
+/// makes at most `lookups` lookups, whatever the VM's size; calls between steps were checked
+/// by `run`'s other arms (invariants I1-I7, with the dying VM's cursor rule).
+fn teardown_step(w: &mut World<'_>, op: &Op, v: VmId, pages: usize, lookups: usize) {
+    let before = w.own.meta.to_vec();
+    let r = w.step(|w| w.own.teardown_step_within(v, &mut w.tlb, pages, lookups));
+    if let Ok(progress) = &r {
+        let changed = w
+            .own
+            .meta
+            .iter()
+            .zip(&before)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            changed <= pages.max(8) && progress.pages == changed,
+            "a step bounded to {pages} pages changed {changed} (reported {progress:?})"
+        );
+        assert!(progress.lookups <= lookups.max(1), "{progress:?}");
+        if progress.finished {
+            assert!(!w.own.vm_dying(v) && w.own.guest_stage2(v).is_none());
+        }
+    }
+    record(op, r);
+}
+
+/// Ends every teardown still under way (as EL2's VM_DESTROY always does) and checks that
+/// each left exactly pages pending reclaim behind: none of the VM's own is left.
+fn finish_teardowns(w: &mut World<'_>) {
+    for v in 1..=MAX_VMS as u16 {
+        let v = vm(v);
+        if !w.own.vm_dying(v) {
+            continue;
+        }
+        while !w
+            .step(|w| w.own.teardown_step_within(v, &mut w.tlb, 8, 8))
+            .unwrap()
+            .finished
+        {}
+        let left = w.own.ram_banks().flat_map(|(s, e)| (s..e).step_by(PAGE_SIZE)).find(|&pa| {
+            matches!(
+                w.own.page_state(pa),
+                Some(PageState::Owned(Owner::Guest(g)) | PageState::SharedWithHost(g) | PageState::HypPool(g)) if g == v
+            )
+        });
+        assert_eq!(left, None, "a page of torn-down {v:?} is still its own");
+    }
+}
+
+/// Whether `s` names a VM whose teardown is under way (its own, pool or moved pages).
+fn names_dying(w: &World<'_>, s: PageState) -> bool {
+    match s {
+        PageState::Owned(Owner::Guest(g))
+        | PageState::SharedWithHost(g)
+        | PageState::HypPool(g)
+        | PageState::PendingReclaim(g) => w.own.vm_dying(g),
+        _ => false,
     }
 }
 
@@ -229,14 +298,44 @@ fn run(w: &mut World<'_>, op: &Op) {
             );
         }
         Op::VmTeardown(v) => record(op, w.step(|w| w.own.vm_teardown(vm(v), &mut w.tlb))),
-        Op::HostReclaim(a, n) => {
-            let p = host_frame(w, a, |_, s| matches!(s, PageState::PendingReclaim(_)));
-            record(op, w.step(|w| w.own.host_reclaim(p, n, &mut w.san)));
+        Op::VmTeardownBegin(v) => record(op, w.step(|w| w.own.vm_teardown_begin(vm(v)))),
+        Op::VmTeardownStep(v, pages, lookups) => {
+            // Mostly the VM being torn down, if any.
+            let v = (1..=MAX_VMS as u16)
+                .map(vm)
+                .find(|&d| w.own.vm_dying(d) && v != MAX_VMS as u16)
+                .unwrap_or(vm(v));
+            teardown_step(w, op, v, pages, lookups);
         }
+        Op::HostReclaim(a, n) => {
+            let p = host_frame(w, a, |_, s| {
+                matches!(s, PageState::PendingReclaim(_)) || names_dying(w, s)
+            });
+            let r = w.step(|w| w.own.host_reclaim(p, n, &mut w.san));
+            // Busy only for a range that names a dying VM, which waits for its teardown.
+            if r == Err(OwnershipError::Busy) {
+                assert!(
+                    (p..p + n).any(|f| w
+                        .own
+                        .page_state(f * PAGE_SIZE)
+                        .is_some_and(|s| names_dying(w, s))),
+                    "reclaim of {p:#x}+{n} busy with no dying VM's page"
+                );
+            }
+            record(op, r);
+        }
+        Op::HostFaultReal(i, o) => run(w, &Op::HostFault(w.real.0 + i * PAGE_SIZE + o)),
         Op::HostFault(ipa) => {
             let allowed = w.own.host_may_access(ipa);
+            let moved_by_teardown = matches!(
+                w.own.page_state(ipa),
+                Some(PageState::PendingReclaim(d)) if w.own.vm_dying(d)
+            );
             let action = w.step(|w| Ok(w.own.host_handle_fault(ipa))).unwrap();
-            if allowed {
+            if moved_by_teardown {
+                assert_eq!(action, FaultAction::RetryLater, "host fault at {ipa:#x}");
+                assert_eq!(w.host_level(ipa), None);
+            } else if allowed {
                 assert_eq!(action, FaultAction::MapAndRetry, "host fault at {ipa:#x}");
                 assert!(
                     w.host_level(ipa).is_some(),
@@ -248,7 +347,8 @@ fn run(w: &mut World<'_>, op: &Op) {
             }
         }
         Op::ToggleActive(v) => {
-            if let Some(g) = w.own.guest_stage2(vm(v)) {
+            // A dying VM's vCPUs never run again (EL2 refuses VCPU_RUN for it).
+            if let Some(g) = w.own.guest_stage2(vm(v)).filter(|_| !w.own.vm_dying(vm(v))) {
                 if g.active() {
                     g.mark_inactive();
                 } else {
@@ -280,5 +380,6 @@ proptest! {
         for op in &ops {
             run(&mut w, op);
         }
+        finish_teardowns(&mut w);
     }
 }

@@ -1,10 +1,48 @@
 //! A VM's life: creation and top-up of its page-table pool, teardown, and the host's
 //! reclaim of what the VM left behind.
 
-use super::{Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId, commit_error};
+use super::{
+    MAX_PAGES_PER_CALL, Owner, Ownership, OwnershipError, PageSanitizer, PageState, VmId,
+    commit_error,
+};
 use crate::pgtable::Stage2Table;
 use crate::pool::{PAGE_SIZE, PagePool};
 use crate::tlb::TlbMaintenance;
+
+/// Most record entries one [`Ownership::vm_teardown_step`] changes: as many as one call may
+/// move (`MAX_PAGES_PER_CALL`), so a teardown step holds the memory lock no longer than a
+/// VM_RECLAIM of 512 pages.
+pub const TEARDOWN_PAGES_PER_STEP: usize = MAX_PAGES_PER_CALL;
+/// Most descriptor lookups (a descent of at most four loads from the root) one
+/// [`Ownership::vm_teardown_step`] makes in the VM's stage-2: bounds the step's walk over
+/// unmapped IPA space, which the guest can make large (relinquished pages leave empty
+/// tables behind).
+pub const TEARDOWN_LOOKUPS_PER_STEP: usize = 512;
+
+/// Where a VM's teardown has got to (a dying VM's slot holds one).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Teardown {
+    /// The library's root page has been moved.
+    pub(super) started: bool,
+    /// Next IPA of the VM's stage-2 to visit: every page mapped below it is pending
+    /// reclaim, every page mapped at or above it still the VM's (checked by `check`).
+    pub(super) cursor: usize,
+    /// The whole stage-2 has been visited: the free pool pages are left.
+    pub(super) walked: bool,
+    /// The first stage-2 error met (none is expected), returned by the last step.
+    error: Option<OwnershipError>,
+}
+
+/// What one [`Ownership::vm_teardown_step`] did.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct TeardownProgress {
+    /// Record entries it changed (at most [`TEARDOWN_PAGES_PER_STEP`]).
+    pub pages: usize,
+    /// Descriptor lookups it made (at most [`TEARDOWN_LOOKUPS_PER_STEP`]).
+    pub lookups: usize,
+    /// The teardown is complete: the slot is free, every page of the VM is pending reclaim.
+    pub finished: bool,
+}
 
 impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// Creates a VM whose stage-2 tables come from `nr` host pages at `pfn`, which the host
@@ -69,40 +107,128 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         Ok(())
     }
 
-    /// Tears `vm` down: every page it owned (shared with the host or not) and every page of
-    /// its table pool (`HypPool(vm)`) becomes pending reclaim (EL2's until [`host_reclaim`](Self::host_reclaim)
-    /// zeroes it); pages the host had lent it return to the host; the host loses its mappings
-    /// of pages the guest had shared (I6, VMID 0); all TLB entries of the VMID are invalidated
-    /// (`invalidate_vmid`), so the VMID can be reused.
-    ///
-    /// Work, all under the memory lock: one visit per leaf of the VM's own stage-2 and per
-    /// page it maps (by I2 every page the VM owns or borrows is mapped there exactly once),
-    /// plus one per page of its pool; never a pass over the whole record. So the call is
-    /// bounded by the VM's size (pages donated or lent to it plus pool pages; at most 512 per
-    /// earlier call that gave it memory), not by the machine's RAM.
+    /// Tears `vm` down in one go: [`vm_teardown_begin`](Self::vm_teardown_begin), then one
+    /// step with no bound (work grows with the VM). The result is the same as EL2's
+    /// chunked teardown, which releases the memory lock between bounded steps; this form
+    /// is for callers that hold the record alone (tests, the fuzzer's model).
     ///
     /// # Errors
     ///
-    /// `NotFound` (no such VM), `Busy` (its stage-2 is marked active: a vCPU is loaded; or
-    /// a donation to it is between [`host_donate_guest_begin`](Self::host_donate_guest_begin)
-    /// and its finish: EL2 is still zeroing those pages).
+    /// As the two calls: `NotFound`, `Busy`.
     pub fn vm_teardown(
         &mut self,
         vm: VmId,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<(), OwnershipError> {
+        self.vm_teardown_begin(vm)?;
+        // One step with no bound: one host stage-1 invalidation, as one call.
+        let progress = self.teardown_step_within(vm, tlb, usize::MAX / 2, usize::MAX / 2)?;
+        debug_assert!(progress.finished);
+        Ok(())
+    }
+
+    /// Starts tearing `vm` down: from now on the VM is *dying*. No transition accepts it any
+    /// more (they say `NotFound`, as for a VM that does not exist), its slot and VMID stay
+    /// taken, and nothing else changes: [`vm_teardown_step`](Self::vm_teardown_step) then
+    /// moves its pages to pending reclaim, a bounded number per step, and frees the slot
+    /// with the last step.
+    ///
+    /// While a VM is dying, a page whose state names it (its own pages, its pool, and pages
+    /// already pending reclaim for it) is neither handed back by
+    /// [`host_reclaim`](Self::host_reclaim) (`Busy`: retry once the teardown has finished)
+    /// nor mapped for the host, so a caller that releases the lock between steps still
+    /// presents the whole teardown as one change to every other call.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (no such VM, or it is dying already), `Busy` (its stage-2 is marked
+    /// active: a vCPU is loaded; or a donation to it is between
+    /// [`host_donate_guest_begin`](Self::host_donate_guest_begin) and its finish: EL2 is
+    /// still zeroing those pages). Nothing is changed then.
+    pub fn vm_teardown_begin(&mut self, vm: VmId) -> Result<(), OwnershipError> {
         let slot = self.slot(vm)?;
-        if self.zeroing[slot] != 0 && self.guests[slot].is_some() {
+        if self.zeroing[slot] != 0 {
             return Err(OwnershipError::Busy);
         }
+        if self.guests[slot].as_ref().is_none_or(Stage2Table::active) {
+            return Err(OwnershipError::Busy);
+        }
+        self.dying[slot] = Some(Teardown::default());
+        self.n_dying += 1;
+        Ok(())
+    }
+
+    /// Whether `vm` is being torn down (between
+    /// [`vm_teardown_begin`](Self::vm_teardown_begin) and the step that finishes it).
+    pub fn vm_dying(&self, vm: VmId) -> bool {
+        self.n_dying != 0
+            && self
+                .dying
+                .get(usize::from(vm.get()) - 1)
+                .is_some_and(Option::is_some)
+    }
+
+    /// Whether `state` names a VM that is dying: its pages, its pool, and pages pending
+    /// reclaim with its id.
+    fn names_dying_vm(&self, state: PageState) -> bool {
+        match state {
+            PageState::Owned(Owner::Guest(vm))
+            | PageState::SharedWithHost(vm)
+            | PageState::HypPool(vm)
+            | PageState::PendingReclaim(vm)
+            | PageState::ZeroingForGuest(vm) => self.vm_dying(vm),
+            _ => false,
+        }
+    }
+
+    /// One step of `vm`'s teardown: at most [`TEARDOWN_LOOKUPS_PER_STEP`] descriptor lookups
+    /// in the VM's own stage-2 and at most [`TEARDOWN_PAGES_PER_STEP`] record entries changed
+    /// (the pages the VM owned, shared with the host or kept as page tables and free pool
+    /// pages, each → pending reclaim), whatever the VM's size. The host loses what the guest
+    /// had shared with it in this step's pages, with one stage-1 invalidation for the step
+    /// (I6) and one DMA revocation per run of contiguous pages. The step that finds nothing
+    /// left invalidates the VMID's TLB entries (`invalidate_vmid`) and frees the slot (the
+    /// VMID can be reused): it reports `finished`.
+    ///
+    /// Order: the VM's stage-2 is walked in IPA order from a cursor; each table page is
+    /// moved when the walk first enters it (it stays readable: pending-reclaim pages are
+    /// EL2's, and `host_reclaim` waits for the teardown); the free pool pages last. Nothing
+    /// in the VM's stage-2 is changed (no vCPU can load it: it is dying and inactive), so
+    /// the walk needs no page-table memory and cannot fail.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `vm` is not dying. A stage-2 error while the host loses a shared page
+    /// (which cannot happen: removing whole leaves needs no memory) is kept and returned by
+    /// the finishing step, after everything else was done.
+    pub fn vm_teardown_step(
+        &mut self,
+        vm: VmId,
+        tlb: &mut impl TlbMaintenance,
+    ) -> Result<TeardownProgress, OwnershipError> {
+        self.teardown_step_within(vm, tlb, TEARDOWN_PAGES_PER_STEP, TEARDOWN_LOOKUPS_PER_STEP)
+    }
+
+    /// [`vm_teardown_step`](Self::vm_teardown_step) with other bounds (tests use small ones
+    /// to interleave calls between many steps of small VMs). `max_pages` is raised to 8 at
+    /// least, which a step always needs to make progress (the root, then a descent through
+    /// up to three tables to a page).
+    pub(super) fn teardown_step_within(
+        &mut self,
+        vm: VmId,
+        tlb: &mut impl TlbMaintenance,
+        max_pages: usize,
+        max_lookups: usize,
+    ) -> Result<TeardownProgress, OwnershipError> {
+        let max_pages = max_pages.max(8);
+        let max_lookups = max_lookups.max(1);
+        let slot = usize::from(vm.get()) - 1;
+        let Some(mut td) = self.dying.get(slot).copied().flatten() else {
+            return Err(OwnershipError::NotFound);
+        };
         let Some(table) = self.guests[slot].take() else {
             return Err(OwnershipError::NotFound);
         };
-        if table.active() {
-            // A vCPU of the VM is loaded somewhere: keep the VM, change nothing.
-            self.guests[slot] = Some(table);
-            return Err(OwnershipError::Busy);
-        }
         let banks = &self.banks[..self.n_banks];
         let entry_of = |pa: usize| {
             banks
@@ -112,55 +238,82 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         };
         let meta = &mut *self.meta;
         let mut dma = self.dma.as_deref_mut();
-        let mut dma_run: Option<(usize, usize)> = None;
         let pending = PageState::PendingReclaim(vm).encode();
-        let mut result = Ok(());
-        // The VM's pages, from its own stage-2. The host loses what the guest shared with
-        // it, in one batch: one stage-1 invalidation.
-        {
+        let mut progress = TeardownProgress::default();
+        if !td.walked {
+            let mut dma_run: Option<(usize, usize)> = None;
             let mut batch = self.host.unmap_batch(tlb);
-            table.for_each_leaf(0, table.ipa_size(), |leaf| {
-                for pa in (leaf.block_pa..leaf.block_pa + leaf.size()).step_by(PAGE_SIZE) {
-                    let Some(i) = entry_of(pa) else { continue };
-                    match PageState::decode(meta[i]) {
-                        Some(PageState::Owned(Owner::Guest(g))) if g == vm => meta[i] = pending,
-                        Some(PageState::SharedWithHost(g)) if g == vm => {
-                            if let Err(e) = batch.remove_covering(pa, pa + PAGE_SIZE) {
-                                result = Err(commit_error(e));
-                            }
-                            // The host's devices lose it too, in runs of contiguous pages
-                            // (one IOMMU invalidation and sync per run).
-                            dma_run = match dma_run {
-                                Some((s, e)) if e == pa => Some((s, pa + PAGE_SIZE)),
-                                Some((s, e)) => {
-                                    if let Some(dma) = dma.as_deref_mut() {
-                                        dma.revoke(s, e);
-                                    }
-                                    Some((pa, pa + PAGE_SIZE))
-                                }
-                                None => Some((pa, pa + PAGE_SIZE)),
-                            };
-                            meta[i] = pending;
-                        }
-                        _ => {}
+            let mut to_pending = |pa: usize| {
+                let Some(i) = entry_of(pa) else { return };
+                match PageState::decode(meta[i]) {
+                    Some(PageState::Owned(Owner::Guest(g)) | PageState::HypPool(g)) if g == vm => {
+                        meta[i] = pending;
                     }
+                    Some(PageState::SharedWithHost(g)) if g == vm => {
+                        if let Err(e) = batch.remove_covering(pa, pa + PAGE_SIZE) {
+                            td.error.get_or_insert(commit_error(e));
+                        }
+                        // The host's devices lose it too, in runs of contiguous pages
+                        // (one IOMMU invalidation and sync per run).
+                        dma_run = match dma_run {
+                            Some((s, e)) if e == pa => Some((s, pa + PAGE_SIZE)),
+                            Some((s, e)) => {
+                                if let Some(dma) = dma.as_deref_mut() {
+                                    dma.revoke(s, e);
+                                }
+                                Some((pa, pa + PAGE_SIZE))
+                            }
+                            None => Some((pa, pa + PAGE_SIZE)),
+                        };
+                        meta[i] = pending;
+                    }
+                    _ => {}
                 }
-            });
+            };
+            if !td.started {
+                // The library's root page (the directory, with concatenated roots).
+                to_pending(table.tree_root_pa());
+                progress.pages += 1;
+                td.started = true;
+            }
+            let walk = table.walk_for_teardown(
+                &mut td.cursor,
+                max_lookups,
+                max_pages - progress.pages,
+                &mut to_pending,
+            );
+            progress.pages += walk.pages;
+            progress.lookups += walk.lookups;
+            td.walked = walk.finished;
             if let (Some((s, e)), Some(dma)) = (dma_run, dma.as_mut()) {
                 dma.revoke(s, e);
             }
             batch.finish();
         }
-        // Its pool (tables in use and free pages alike); dropping the table frees nothing
-        // else.
-        let released = table.release_pages(|pa| {
-            if let Some(i) = entry_of(pa) {
-                meta[i] = pending;
+        if td.walked {
+            // Free pool pages: off the pool's list, one by one.
+            table.take_free_pool_pages(max_pages - progress.pages, |pa| {
+                if let Some(i) = entry_of(pa) {
+                    meta[i] = pending;
+                }
+                progress.pages += 1;
+            });
+            if table.pool_free_pages() == 0 {
+                tlb.invalidate_vmid(vm.get());
+                // Every page of the table's pool is pending reclaim now, so the table is not
+                // dropped (that would walk the whole tree again and push every table page
+                // onto a pool nobody keeps): forgetting it frees nothing and leaks nothing,
+                // its memory is those pages.
+                core::mem::forget(table);
+                self.dying[slot] = None;
+                self.n_dying -= 1;
+                progress.finished = true;
+                return td.error.map_or(Ok(progress), Err);
             }
-        });
-        debug_assert!(released.is_ok(), "checked inactive above");
-        tlb.invalidate_vmid(vm.get());
-        result
+        }
+        self.guests[slot] = Some(table);
+        self.dying[slot] = Some(td);
+        Ok(progress)
     }
 
     /// The host takes back pages of a torn-down VM: each is zeroed and cleaned to PoC (I5),
@@ -170,7 +323,9 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
     /// # Errors
     ///
     /// `InvalidParameter`, `Range`, `Denied` (a page is not pending reclaim, e.g. it belongs
-    /// to a live VM).
+    /// to a live VM), `Busy` (every page is pending reclaim or belongs to a dying VM, and
+    /// some page names a VM whose teardown has begun and not finished: retry after it;
+    /// nothing is changed).
     pub fn host_reclaim(
         &mut self,
         pfn: usize,
@@ -178,7 +333,18 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         san: &mut impl PageSanitizer,
     ) -> Result<(), OwnershipError> {
         let (start, end) = self.ram_range(pfn, nr)?;
-        self.require_pages(start, end, |s| matches!(s, PageState::PendingReclaim(_)))?;
+        if self.n_dying == 0 {
+            self.require_pages(start, end, |s| matches!(s, PageState::PendingReclaim(_)))?;
+        } else {
+            self.require_pages(start, end, |s| {
+                matches!(s, PageState::PendingReclaim(_)) || self.names_dying_vm(s)
+            })?;
+            // A page of a VM whose teardown is under way: the teardown is one change for
+            // every other call, so this call waits for it rather than see it half done.
+            if !self.all_pages(start, end, |s| !self.names_dying_vm(s)) {
+                return Err(OwnershipError::Busy);
+            }
+        }
         for pa in (start..end).step_by(PAGE_SIZE) {
             self.zeroed_to_host(pa, san);
         }

@@ -9,7 +9,8 @@
 //!   EL2 proves invariants I1-I4 and no page is lost;
 //! - the adversarial host cases (adversarial/): pages the host may not give, pages of
 //!   (other) VMs, reclaim from a live VM, one vCPU on two CPUs, unsharing under a reader,
-//!   CPU_ON hammered at a running CPU;
+//!   CPU_ON hammered at a running CPU, zeroing donations and a large VM destroyed while
+//!   other CPUs make calls;
 //! - a last invariant check.
 //!
 //! A panic at EL2 stops the payload with `[el2] FATAL: ...`; xtask's test case fails on
@@ -90,6 +91,14 @@ const TESTS: &[Test] = &[
     Test {
         name: "cpu_on_hammer_on_running_cpu",
         run: adversarial::cpu_on_hammer_on_running_cpu,
+    },
+    Test {
+        name: "donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing",
+        run: adversarial::donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing,
+    },
+    Test {
+        name: "destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown",
+        run: adversarial::destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown,
     },
     Test {
         name: "invariants_hold_at_end",

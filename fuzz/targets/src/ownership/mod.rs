@@ -194,6 +194,9 @@ fn run(w: &mut World<'_>, call: Call) -> Result<Answer, OwnershipError> {
                 FaultAction::PoolExhausted => {
                     panic!("host fault at {ipa:#x}: the host pool (sized for all RAM) ran dry")
                 }
+                FaultAction::RetryLater => {
+                    panic!("host fault at {ipa:#x}: retry later, but no teardown is under way")
+                }
             }
         }
         Call::ToggleActive { vm: v } => {

@@ -3,6 +3,8 @@
 //! running (the next test, and DEBUG_CHECK_INVARIANTS at the end, prove it did).
 
 mod cpu_on;
+mod destroy_latency;
+mod donate_zeroing;
 mod host_calls;
 mod owned_pages;
 mod refused_pages;
@@ -10,6 +12,8 @@ mod two_cpus;
 mod unshare_reads;
 
 pub use cpu_on::cpu_on_hammer_on_running_cpu;
+pub use destroy_latency::destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown;
+pub use donate_zeroing::donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing;
 pub use owned_pages::{
     donated_page_refused, page_of_another_vm_refused, reclaim_from_live_vm_refused,
 };
