@@ -105,6 +105,21 @@ macro_rules! read_all {
     };
 }
 
+/// `fn $name(ids)`: the feature is absent when `ids.$id`'s field at `$shift` is 0, and
+/// when present its EL1 registers `$reg` must all read without a trap. The doc comment
+/// names them and the EL2 control that opens them.
+macro_rules! register_probe {
+    ($(#[$doc:meta])* $name:ident, $id:ident, $shift:literal, $($reg:literal),+) => {
+        $(#[$doc])*
+        fn $name(ids: &Ids) -> Found {
+            if field(ids.$id, $shift) == 0 {
+                return Found::Absent;
+            }
+            read_all!($($reg),+)
+        }
+    };
+}
+
 fn pointer_auth_address(ids: &Ids) -> Found {
     let advertised = field(ids.isar1, 4) | field(ids.isar1, 8) | field(ids.isar2, 12);
     if advertised == 0 {
@@ -414,13 +429,10 @@ fn pmu(ids: &Ids) -> Found {
     Found::Works
 }
 
-fn amu(ids: &Ids) -> Found {
-    if field(ids.pfr0, 44) == 0 {
-        return Found::Absent;
-    }
-    // AMCR_EL0, AMCFGR_EL0, AMEVCNTR00_EL0 (CPTR_EL2.TAM, HAFGRTR_EL2).
-    read_all!("s3_3_c13_c2_0", "s3_3_c13_c2_1", "s3_3_c13_c4_0")
-}
+register_probe!(
+    /// AMCR_EL0, AMCFGR_EL0, AMEVCNTR00_EL0 (CPTR_EL2.TAM, HAFGRTR_EL2).
+    amu, pfr0, 44, "s3_3_c13_c2_0", "s3_3_c13_c2_1", "s3_3_c13_c4_0"
+);
 
 fn spe(ids: &Ids) -> Found {
     if field(ids.dfr0, 32) == 0 {
@@ -453,29 +465,20 @@ fn trace_buffer(ids: &Ids) -> Found {
     read_all!("s3_0_c9_c11_0")
 }
 
-fn trace_filter(ids: &Ids) -> Found {
-    if field(ids.dfr0, 40) == 0 {
-        return Found::Absent;
-    }
-    // TRFCR_EL1 (MDCR_EL2.TTRF).
-    read_all!("s3_0_c1_c2_1")
-}
+register_probe!(
+    /// TRFCR_EL1 (MDCR_EL2.TTRF).
+    trace_filter, dfr0, 40, "s3_0_c1_c2_1"
+);
 
-fn trace_unit(ids: &Ids) -> Found {
-    if field(ids.dfr0, 4) == 0 {
-        return Found::Absent;
-    }
-    // TRCIDR0 (CPTR_EL2.TTA).
-    read_all!("s2_1_c0_c8_7")
-}
+register_probe!(
+    /// TRCIDR0 (CPTR_EL2.TTA).
+    trace_unit, dfr0, 4, "s2_1_c0_c8_7"
+);
 
-fn brbe(ids: &Ids) -> Found {
-    if field(ids.dfr0, 52) == 0 {
-        return Found::Absent;
-    }
-    // BRBIDR0_EL1, BRBCR_EL1 (HDFGRTR_EL2.nBRBIDR/nBRBCTL).
-    read_all!("s2_1_c9_c2_0", "s2_1_c9_c0_0")
-}
+register_probe!(
+    /// BRBIDR0_EL1, BRBCR_EL1 (HDFGRTR_EL2.nBRBIDR/nBRBCTL).
+    brbe, dfr0, 52, "s2_1_c9_c2_0", "s2_1_c9_c0_0"
+);
 
 fn scxtnum(ids: &Ids) -> Found {
     let csv2 = field(ids.pfr0, 56);
@@ -486,45 +489,30 @@ fn scxtnum(ids: &Ids) -> Found {
     read_all!("s3_0_c13_c0_7")
 }
 
-fn tcr2(ids: &Ids) -> Found {
-    if field(ids.mmfr3, 0) == 0 {
-        return Found::Absent;
-    }
-    // TCR2_EL1 (HCRX_EL2.TCR2En).
-    read_all!("s3_0_c2_c0_3")
-}
+register_probe!(
+    /// TCR2_EL1 (HCRX_EL2.TCR2En).
+    tcr2, mmfr3, 0, "s3_0_c2_c0_3"
+);
 
-fn permission_indirection(ids: &Ids) -> Found {
-    if field(ids.mmfr3, 8) == 0 {
-        return Found::Absent;
-    }
-    // PIR_EL1, PIRE0_EL1 (HFGRTR_EL2.nPIR_EL1/nPIRE0_EL1).
-    read_all!("s3_0_c10_c2_3", "s3_0_c10_c2_2")
-}
+register_probe!(
+    /// PIR_EL1, PIRE0_EL1 (HFGRTR_EL2.nPIR_EL1/nPIRE0_EL1).
+    permission_indirection, mmfr3, 8, "s3_0_c10_c2_3", "s3_0_c10_c2_2"
+);
 
-fn permission_overlays(ids: &Ids) -> Found {
-    if field(ids.mmfr3, 16) == 0 {
-        return Found::Absent;
-    }
-    // POR_EL0, POR_EL1 (HFGRTR_EL2.nPOR_EL0/nPOR_EL1).
-    read_all!("s3_3_c10_c2_4", "s3_0_c10_c2_4")
-}
+register_probe!(
+    /// POR_EL0, POR_EL1 (HFGRTR_EL2.nPOR_EL0/nPOR_EL1).
+    permission_overlays, mmfr3, 16, "s3_3_c10_c2_4", "s3_0_c10_c2_4"
+);
 
-fn guarded_control_stack(ids: &Ids) -> Found {
-    if field(ids.pfr1, 44) == 0 {
-        return Found::Absent;
-    }
-    // GCSCR_EL1, GCSPR_EL1 (HFGRTR_EL2.nGCS_EL1, HCRX_EL2.GCSEn).
-    read_all!("s3_0_c2_c5_0", "s3_0_c2_c5_1")
-}
+register_probe!(
+    /// GCSCR_EL1, GCSPR_EL1 (HFGRTR_EL2.nGCS_EL1, HCRX_EL2.GCSEn).
+    guarded_control_stack, pfr1, 44, "s3_0_c2_c5_0", "s3_0_c2_c5_1"
+);
 
-fn fpmr(ids: &Ids) -> Found {
-    if field(ids.pfr2, 32) == 0 {
-        return Found::Absent;
-    }
-    // FPMR (HCRX_EL2.EnFPM).
-    read_all!("s3_3_c4_c4_2")
-}
+register_probe!(
+    /// FPMR (HCRX_EL2.EnFPM).
+    fpmr, pfr2, 32, "s3_3_c4_c4_2"
+);
 
 fn mpam(ids: &Ids) -> Found {
     if field(ids.pfr0, 40) == 0 && field(ids.pfr1, 16) == 0 {
@@ -534,29 +522,20 @@ fn mpam(ids: &Ids) -> Found {
     read_all!("s3_0_c10_c4_4", "s3_0_c10_c5_0")
 }
 
-fn lor(ids: &Ids) -> Found {
-    if field(ids.mmfr1, 16) == 0 {
-        return Found::Absent;
-    }
-    // LORID_EL1 (HCR_EL2.TLOR).
-    read_all!("s3_0_c10_c4_7")
-}
+register_probe!(
+    /// LORID_EL1 (HCR_EL2.TLOR).
+    lor, mmfr1, 16, "s3_0_c10_c4_7"
+);
 
-fn ras(ids: &Ids) -> Found {
-    if field(ids.pfr0, 28) == 0 {
-        return Found::Absent;
-    }
-    // ERRIDR_EL1 (HCR_EL2.TERR).
-    read_all!("s3_0_c5_c3_0")
-}
+register_probe!(
+    /// ERRIDR_EL1 (HCR_EL2.TERR).
+    ras, pfr0, 28, "s3_0_c5_c3_0"
+);
 
-fn random_numbers(ids: &Ids) -> Found {
-    if field(ids.isar0, 60) == 0 {
-        return Found::Absent;
-    }
-    // RNDR.
-    read_all!("s3_3_c2_c4_0")
-}
+register_probe!(
+    /// RNDR.
+    random_numbers, isar0, 60, "s3_3_c2_c4_0"
+);
 
 /// A feature's name and its check.
 type Feature = (&'static str, fn(&Ids) -> Found);
