@@ -38,16 +38,7 @@ pub struct RemoteReader {
 impl RemoteReader {
     /// Starts the first CPU other than this one.
     pub fn start(ctx: &Ctx) -> Result<Self, Failure> {
-        let own = cpus::own_mpidr();
-        let Some((index, mpidr)) = ctx
-            .platform
-            .board
-            .cpus
-            .iter()
-            .find(|&(_, mpidr)| mpidr != own)
-        else {
-            bail!("needs a second CPU (-smp 2 or more)");
-        };
+        let (index, mpidr) = crate::runner::another_cpu(ctx)?;
         EXIT.store(false, Ordering::Relaxed);
         REQUEST.store(0, Ordering::Relaxed);
         DONE.store(0, Ordering::Release);

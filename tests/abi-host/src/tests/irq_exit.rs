@@ -383,16 +383,7 @@ static OTHER_CPU_RESULT: SpinMutex<Option<TestResult>> = SpinMutex::new(None);
 /// (its own redistributor on a GICv3; on a GICv2 its own bank of the distributor's PPI
 /// registers, reached at the same address as every other CPU's).
 pub fn host_virtual_timer_deadline_ends_a_guest_run_on_another_cpu(ctx: &mut Ctx) -> TestResult {
-    let own = cpus::own_mpidr();
-    let Some((index, mpidr)) = ctx
-        .platform
-        .board
-        .cpus
-        .iter()
-        .find(|&(_, mpidr)| mpidr != own)
-    else {
-        bail!("needs a second CPU (-smp 2 or more)");
-    };
+    let (index, mpidr) = crate::runner::another_cpu(ctx)?;
     let guest = ctx.guest(Command::Spin, 1)?;
     *OTHER_CPU_GIC.lock() = ctx.platform.board.gic;
     OTHER_CPU_VM.store(guest.vm().handle().raw(), Ordering::Release);

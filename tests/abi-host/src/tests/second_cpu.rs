@@ -48,16 +48,7 @@ impl fmt::Display for RunOutcome {
 }
 
 pub fn second_run_of_running_vcpu_is_busy(ctx: &mut Ctx) -> TestResult {
-    let own = cpus::own_mpidr();
-    let Some((index, mpidr)) = ctx
-        .platform
-        .board
-        .cpus
-        .iter()
-        .find(|&(_, mpidr)| mpidr != own)
-    else {
-        bail!("needs a second CPU (-smp 2 or more)");
-    };
+    let (index, mpidr) = crate::runner::another_cpu(ctx)?;
     let guest = ctx.guest(Command::Spin, 1)?;
     let handle = guest.vm().handle();
     HANDLE.store(handle.raw(), Ordering::Relaxed);
