@@ -10,7 +10,7 @@ use aarch64_cpu::registers::{
 };
 use core::sync::atomic::Ordering;
 use platform::guest_traps;
-use platform::host_controls::hcr;
+use platform::host_controls::{HostControls, hcr};
 
 /// CPTR_EL2 (nVHE) with no trap enabled: TCPAC, TAM, TTA, TSM, TFP and TZ clear; bits 13,
 /// 9 and 7:0 are RES1.
@@ -28,15 +28,16 @@ pub struct HostStage2Regs {
 
 /// HCR_EL2 for the host on this CPU: Linux's nVHE host flags plus stage 2 and SMC traps,
 /// with every feature enable the CPU has (`platform::host_controls`, which holds the
-/// audit against Linux's host set-up).
-fn host_hcr() -> u64 {
-    host_features::controls().hcr
+/// audit against Linux's host set-up). `c` is `host_features::controls()`, which a guest
+/// run reads once for all its steps.
+fn host_hcr(c: &HostControls) -> u64 {
+    c.hcr
 }
 
 /// MDCR_EL2 for the host: every PMU counter (HPMN = PMCR_EL0.N) and, where they exist,
 /// the SPE and trace buffers (E2PB, E2TB) belong to EL1; nothing traps.
-fn host_mdcr() -> u64 {
-    pmu_counters() | host_features::controls().mdcr
+fn host_mdcr(c: &HostControls) -> u64 {
+    pmu_counters() | c.mdcr
 }
 
 /// MDCR_EL2.HPMN: every PMU counter (PMCR_EL0.N) belongs to EL1.
@@ -64,7 +65,7 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     CNTVOFF_EL2.set(0);
 
     // Debug, PMU, SPE and trace buffers: EL1's, nothing traps.
-    MDCR_EL2.set(host_mdcr());
+    MDCR_EL2.set(host_mdcr(host_features::controls()));
 
     // SAFETY: HSTR_EL2 = 0 traps no AArch32 system register accesses.
     unsafe { sysreg::set_hstr_el2(0) };
@@ -97,7 +98,7 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
         )
     };
     // Stage 2 on (HCR_EL2.VM) last, once nothing stale can be used under it.
-    HCR_EL2.set(host_hcr());
+    HCR_EL2.set(host_hcr(host_features::controls()));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -120,6 +121,7 @@ pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) 
     // `__sysreg_restore_state_nvhe` on speculative-AT cores, done here on every core).
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     let f = guest_sysregs::cpu_features();
+    let c = host_features::controls();
     // The host's PMU counts nothing of the guest, nor of EL2 on its behalf: every counter
     // the host enabled stops for the run (MDCR_EL2.HPMD/HCCD below do the same for EL2
     // where the PMU has them; stopping covers EL1 and EL0 too, and older PMUs).
@@ -146,7 +148,7 @@ pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) 
         // stage 2 is still the one in use (pKVM's `__debug_save_trace`).
         unsafe { core::arch::asm!("hint #18", "dsb nsh", options(nostack, preserves_flags)) };
     }
-    host_features::enter_guest(this_cpu);
+    host_features::enter_guest(c, this_cpu);
     // A host that masks its IRQs by priority (a pseudo-NMI Linux calls VCPU_RUN with
     // ICC_PMR_EL1 at its "IRQs off" value) must still get its CPU back when an interrupt
     // arrives: the mask is opened for the run (interrupts go to EL2, HCR_EL2.IMO) and put
@@ -172,7 +174,7 @@ pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) 
     // host's), so ATA stays clear and those accesses trap (UNDEF in the guest); with ATA
     // clear a guest's accesses are not tag-checked either. EnSCXT likewise: SCXTNUM_EL1 is
     // the host's.
-    HCR_EL2.set(guest_traps::guest_hcr(host_hcr() & !hcr::HOST_ONLY, f));
+    HCR_EL2.set(guest_traps::guest_hcr(host_hcr(c) & !hcr::HOST_ONLY, f));
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);
@@ -190,11 +192,12 @@ pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) 
 /// place again (the reverse of `enter_guest`'s order).
 pub fn leave_guest(this_cpu: &CpuState, stage2: HostStage2Regs) {
     let f = guest_sysregs::cpu_features();
-    HCR_EL2.set(host_hcr());
+    let c = host_features::controls();
+    HCR_EL2.set(host_hcr(c));
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
     VMPIDR_EL2.set(MPIDR_EL1.get());
-    MDCR_EL2.set(host_mdcr());
+    MDCR_EL2.set(host_mdcr(c));
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
     // SAFETY: as in `configure_for_host`.
@@ -208,7 +211,7 @@ pub fn leave_guest(this_cpu: &CpuState, stage2: HostStage2Regs) {
         // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
         unsafe { sysreg::set_trfcr_el1(this_cpu.host_trfcr.load(Ordering::Relaxed)) };
     }
-    host_features::leave_guest(this_cpu);
+    host_features::leave_guest(c, this_cpu);
     crate::host_entry::install_vectors();
     if f.pmu {
         // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so

@@ -169,9 +169,8 @@ const PMBLIMITR_E: u64 = 1;
 const BRBCR_EL1_RECORDING: u64 = 0b11;
 
 /// Before a guest run, on the CPU whose state is `saved` (the caller's own), before the
-/// guest's stage 2 is loaded.
-pub fn enter_guest(saved: &CpuState) {
-    let c = controls();
+/// guest's stage 2 is loaded. `c` is [`controls`] (the caller has it already).
+pub fn enter_guest(c: &HostControls, saved: &CpuState) {
     // What this function takes from the host lives in the CPU's own state
     // (`per_cpu::CpuState::host_pmscr`, `host_brbcr`, `host_tpidr2`): every CPU has one.
     if c.pmscr_el2.is_some() {
@@ -217,9 +216,8 @@ pub fn enter_guest(saved: &CpuState) {
 }
 
 /// After a guest run, on the CPU whose state is `saved`: the host's values of everything
-/// `enter_guest` changed.
-pub fn leave_guest(saved: &CpuState) {
-    let c = controls();
+/// `enter_guest` changed. `c` is [`controls`].
+pub fn leave_guest(c: &HostControls, saved: &CpuState) {
     if let Some(fgt) = &c.fgt
         && *fgt != GUEST_FGT
     {
