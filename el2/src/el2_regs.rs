@@ -127,9 +127,7 @@ pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) 
     // where the PMU has them; stopping covers EL1 and EL0 too, and older PMUs).
     if f.pmu {
         let enabled = sysreg::pmcntenset_el0();
-        this_cpu
-            .host_pmcnten
-            .store(enabled, Ordering::Relaxed);
+        this_cpu.host_pmcnten.store(enabled, Ordering::Relaxed);
         // SAFETY: stops the host's counters; `leave_guest` starts the same ones again.
         unsafe { sysreg::set_pmcntenclr_el0(enabled) };
     }

@@ -38,11 +38,11 @@
 //! CPU's own registers (EL1 system and FP/SIMD registers of the guest it last ran), which
 //! the reset itself resets.
 
+use crate::cpu;
 use crate::host_hvc::NOT_SUPPORTED;
+use crate::per_cpu::{self, CpuState};
 use crate::psci_relay::firmware;
 use crate::tlb::{Sanitizer, Tlb};
-use crate::per_cpu::{self, CpuState};
-use crate::cpu;
 use crate::{fatal, record, vm};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use core::sync::atomic::{AtomicBool, Ordering};

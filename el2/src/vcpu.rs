@@ -118,7 +118,8 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     // is touched.
     crate::host_sve::save_host(this_cpu);
     host.save();
-    let host_timer = crate::host_timer::arm_for_guest(this_cpu, host.sys.cntv_ctl, host.sys.cntv_cval);
+    let host_timer =
+        crate::host_timer::arm_for_guest(this_cpu, host.sys.cntv_ctl, host.sys.cntv_cval);
     // On speculative-AT cores (pKVM's `__kvm_vcpu_run` order, see `speculative_at`): stage-1
     // walks stopped, the guest's EL1 registers, its stage 2 (`enter_guest` ends with `isb`),
     // then its SCTLR_EL1 and TCR_EL1.
