@@ -255,11 +255,18 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         // and MEM_UNSHARE rows).
         let banks = &self.banks[..self.n_banks];
         let meta = &*self.meta;
+        // The bank of the previous page, kept in registers: a guest's pages mostly come
+        // from one bank, so the search runs only when a page is outside it.
+        let mut bank = banks.first().copied().unwrap_or_default();
         let pages = self.scratch[..nr].iter();
         for (&pa, index_out) in pages.zip(&mut self.scratch_index[..nr]) {
-            let Some(index) = Self::entry_index_in(banks, pa) else {
-                return Err(OwnershipError::Denied);
-            };
+            if !(bank.start <= pa && pa < bank.end) {
+                match banks.iter().find(|b| b.start <= pa && pa < b.end) {
+                    Some(b) => bank = *b,
+                    None => return Err(OwnershipError::Denied),
+                }
+            }
+            let index = bank.first_entry + (pa - bank.start) / PAGE_SIZE;
             if meta.get(index) != Some(&code) {
                 return Err(OwnershipError::Denied);
             }
@@ -342,12 +349,14 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         self.gather_guest_pages(slot, ipa, nr, PageState::SharedWithHost(vm))?;
         {
             let mut batch = self.host.unmap_batch(tlb);
+            // A slice of exactly `nr`, so the run search below needs no other bound.
+            let pages = &self.scratch[..nr];
             let mut i = 0;
             while i < nr {
                 // Coalesce runs of contiguous pages into one removal.
-                let start = self.scratch[i];
+                let start = pages[i];
                 let mut j = i + 1;
-                while j < nr && self.scratch[j] == start + (j - i) * PAGE_SIZE {
+                while j < nr && pages[j] == start + (j - i) * PAGE_SIZE {
                     j += 1;
                 }
                 batch
