@@ -47,7 +47,8 @@ pub struct CpuState {
 }
 
 // SAFETY: the atomics are Sync; `host_el1` and `host_sve` are only ever accessed by the CPU
-// that owns the slot (through `cpu::current()`), inside its own VCPU_RUN, never shared.
+// that owns the slot (the state `vcpu::run` finds with `cpu::current()` and passes down),
+// inside its own VCPU_RUN, never shared.
 unsafe impl Sync for CpuState {}
 
 impl CpuState {
@@ -86,8 +87,8 @@ pub fn needs(cpus: usize) -> PerCpuNeeds {
 static SECONDARY_STACKS: AtomicUsize = AtomicUsize::new(0);
 
 // Every CPU's state: `STATE_LEN` slots from `STATE_BASE`. A plain pointer and length, not a
-// `spin::Once`: `of` runs about ten times per VCPU_RUN, and a Once's state check, its
-// slice and its niche test cost instructions on every one (the bench's VCPU_RUN row).
+// `spin::Once`: `of` is on the world switch and PSCI paths, and a Once's state check, its
+// slice and its niche test cost instructions on every call (the bench's VCPU_RUN row).
 // Both are written exactly once, by `init` on the boot CPU, before the host runs and so
 // before any other CPU can start (only the PSCI relay starts CPUs, on the host's
 // CPU_ON); until then `STATE_LEN` is 0 and every `of` stops the system loudly.
