@@ -259,20 +259,27 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
         // from one bank, so the search runs only when a page is outside it.
         let mut bank = banks.first().copied().unwrap_or_default();
         let pages = self.scratch[..nr].iter();
+        let mut allowed = 0;
         for (&pa, index_out) in pages.zip(&mut self.scratch_index[..nr]) {
             if !(bank.start <= pa && pa < bank.end) {
                 match banks.iter().find(|b| b.start <= pa && pa < b.end) {
                     Some(b) => bank = *b,
-                    None => return Err(OwnershipError::Denied),
+                    None => break,
                 }
             }
             let index = bank.first_entry + (pa - bank.start) / PAGE_SIZE;
             if meta.get(index) != Some(&code) {
-                return Err(OwnershipError::Denied);
+                break;
             }
             *index_out = index;
+            allowed += 1;
         }
-        Ok(())
+        // A page outside RAM or in another state stopped the loop early.
+        if allowed == nr {
+            Ok(())
+        } else {
+            Err(OwnershipError::Denied)
+        }
     }
 
     /// Sets the record entry of every page `gather_guest_pages` found to `state`.
@@ -355,10 +362,12 @@ impl<const MAX_VMS: usize> Ownership<'_, MAX_VMS> {
             while i < nr {
                 // Coalesce runs of contiguous pages into one removal.
                 let start = pages[i];
-                let mut j = i + 1;
-                while j < nr && pages[j] == start + (j - i) * PAGE_SIZE {
-                    j += 1;
-                }
+                let contiguous = pages[i + 1..]
+                    .iter()
+                    .zip(1..)
+                    .take_while(|&(&pa, k)| pa == start + k * PAGE_SIZE)
+                    .count();
+                let j = i + 1 + contiguous;
                 batch
                     .remove_covering(start, start + (j - i) * PAGE_SIZE)
                     .map_err(commit_error)?;
