@@ -245,7 +245,9 @@ extern "C" fn rust_primary_main(dtb: usize, current_el: u64) -> ! {
 /// boot CPU, then on to where the host asked.
 #[unsafe(no_mangle)]
 extern "C" fn rust_secondary_main(cpu_index: usize) -> ! {
-    if cpu_index >= cpu::count() {
+    // The context id EL2 gave the firmware for this CPU: it must name this very CPU, or
+    // two CPUs would share one per-CPU state (and stack).
+    if cpu_index >= cpu::count() || cpu::logical_id(MPIDR_EL1.get()) != Some(cpu_index) {
         fatal::park_this_cpu();
     }
     let Some(regs) = record::host_regs() else {

@@ -38,10 +38,29 @@ pub fn mpidr_of(cpu: usize) -> u64 {
     per_cpu::map().and_then(|m| m.mpidr_of(cpu)).unwrap_or(0)
 }
 
-/// Logical number of the calling CPU.
+/// Logical number of the calling CPU. Callers on hot paths call it once and pass the
+/// number (or `per_cpu::of` it) down: it is a binary search over the MPIDR map.
+///
+/// A CPU whose MPIDR is not in the map stops the system: sharing another CPU's state
+/// (its saved host registers) would be worse. It cannot happen: the boot CPU is always
+/// number 0, the PSCI relay starts only CPUs in the map (`cpu_on` refuses any other
+/// MPIDR with INVALID_PARAMETERS, and names the target to the firmware by the map's
+/// MPIDR), and `rust_secondary_main` checks that the CPU that arrived is the one started.
 pub fn current() -> usize {
     use aarch64_cpu::registers::{MPIDR_EL1, Readable};
-    logical_id(MPIDR_EL1.get()).unwrap_or(0)
+    let mpidr = MPIDR_EL1.get();
+    match logical_id(mpidr) {
+        Some(cpu) => cpu,
+        None => not_in_map(mpidr),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_in_map(mpidr: u64) -> ! {
+    crate::fatal::halt_system(format_args!(
+        "a CPU with MPIDR {mpidr:#x} runs EL2 but is not in the CPU map"
+    ))
 }
 
 /// Moves `cpu` from `from` to `to`; returns the state it was in if that was not `from`.

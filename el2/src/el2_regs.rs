@@ -2,14 +2,15 @@
 //! Linux's own `init_el2_state` does when it is booted at EL2 (so that the host, now at
 //! EL1, finds the same machine) plus the controls EL2 keeps for itself.
 
-use crate::{cpu, guest_sysregs, host_features, per_cpu, sysreg};
+use crate::per_cpu::CpuState;
+use crate::{guest_sysregs, host_features, sysreg};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ICC_SRE_EL2, ICH_HCR_EL2, ID_AA64PFR0_EL1, MDCR_EL2,
     MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
 };
 use core::sync::atomic::Ordering;
 use platform::guest_traps;
-use platform::host_controls::hcr;
+use platform::host_controls::{HostControls, hcr};
 
 /// CPTR_EL2 (nVHE) with no trap enabled: TCPAC, TAM, TTA, TSM, TFP and TZ clear; bits 13,
 /// 9 and 7:0 are RES1.
@@ -27,15 +28,16 @@ pub struct HostStage2Regs {
 
 /// HCR_EL2 for the host on this CPU: Linux's nVHE host flags plus stage 2 and SMC traps,
 /// with every feature enable the CPU has (`platform::host_controls`, which holds the
-/// audit against Linux's host set-up).
-fn host_hcr() -> u64 {
-    host_features::controls().hcr
+/// audit against Linux's host set-up). `c` is `host_features::controls()`, which a guest
+/// run reads once for all its steps.
+fn host_hcr(c: &HostControls) -> u64 {
+    c.hcr
 }
 
 /// MDCR_EL2 for the host: every PMU counter (HPMN = PMCR_EL0.N) and, where they exist,
 /// the SPE and trace buffers (E2PB, E2TB) belong to EL1; nothing traps.
-fn host_mdcr() -> u64 {
-    pmu_counters() | host_features::controls().mdcr
+fn host_mdcr(c: &HostControls) -> u64 {
+    pmu_counters() | c.mdcr
 }
 
 /// MDCR_EL2.HPMN: every PMU counter (PMCR_EL0.N) belongs to EL1.
@@ -63,7 +65,7 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
     CNTVOFF_EL2.set(0);
 
     // Debug, PMU, SPE and trace buffers: EL1's, nothing traps.
-    MDCR_EL2.set(host_mdcr());
+    MDCR_EL2.set(host_mdcr(host_features::controls()));
 
     // SAFETY: HSTR_EL2 = 0 traps no AArch32 system register accesses.
     unsafe { sysreg::set_hstr_el2(0) };
@@ -96,7 +98,7 @@ pub fn configure_for_host(stage2: HostStage2Regs) {
         )
     };
     // Stage 2 on (HCR_EL2.VM) last, once nothing stale can be used under it.
-    HCR_EL2.set(host_hcr());
+    HCR_EL2.set(host_hcr(host_features::controls()));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -114,20 +116,18 @@ const PMR_OPEN: u64 = 0xff;
 /// Changes exactly the registers `leave_guest` puts back. The guest's EL1 registers are
 /// already loaded (pKVM's order: every EL1 register of the guest is in place before its
 /// stage 2 is, so no walk can combine the guest's stage 1 with the host's stage 2).
-pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
+pub fn enter_guest(this_cpu: &CpuState, vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // The guest's EL1 registers take effect before its stage 2 does (pKVM's `isb` after
     // `__sysreg_restore_state_nvhe` on speculative-AT cores, done here on every core).
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     let f = guest_sysregs::cpu_features();
-    let me = cpu::current();
+    let c = host_features::controls();
     // The host's PMU counts nothing of the guest, nor of EL2 on its behalf: every counter
     // the host enabled stops for the run (MDCR_EL2.HPMD/HCCD below do the same for EL2
     // where the PMU has them; stopping covers EL1 and EL0 too, and older PMUs).
     if f.pmu {
         let enabled = sysreg::pmcntenset_el0();
-        per_cpu::of(me)
-            .host_pmcnten
-            .store(enabled, Ordering::Relaxed);
+        this_cpu.host_pmcnten.store(enabled, Ordering::Relaxed);
         // SAFETY: stops the host's counters; `leave_guest` starts the same ones again.
         unsafe { sysreg::set_pmcntenclr_el0(enabled) };
     }
@@ -135,7 +135,7 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // run (TRFCR_EL1 = 0), then `tsb csync` drains what was traced before (pKVM's
     // `__debug_save_trace`).
     if f.trace_filter {
-        per_cpu::of(me)
+        this_cpu
             .host_trfcr
             .store(sysreg::trfcr_el1(), Ordering::Relaxed);
         // SAFETY: only prohibits tracing at EL1/EL0 until `leave_guest` restores it.
@@ -146,14 +146,14 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
         // stage 2 is still the one in use (pKVM's `__debug_save_trace`).
         unsafe { core::arch::asm!("hint #18", "dsb nsh", options(nostack, preserves_flags)) };
     }
-    host_features::enter_guest(me);
+    host_features::enter_guest(c, this_cpu);
     // A host that masks its IRQs by priority (a pseudo-NMI Linux calls VCPU_RUN with
     // ICC_PMR_EL1 at its "IRQs off" value) must still get its CPU back when an interrupt
     // arrives: the mask is opened for the run (interrupts go to EL2, HCR_EL2.IMO) and put
     // back on exit, so the interrupt is then pending for the host as usual. The guest's
     // own GIC register accesses trap (ICH_HCR_GUEST), so ICH_VMCR_EL2 is never used.
     if f.gic_sysregs {
-        per_cpu::of(me)
+        this_cpu
             .host_pmr
             .store(sysreg::icc_pmr_el1(), Ordering::Relaxed);
         // SAFETY: EL2 runs with PSTATE.I masked; opening the mask only lets interrupts
@@ -172,7 +172,7 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
     // host's), so ATA stays clear and those accesses trap (UNDEF in the guest); with ATA
     // clear a guest's accesses are not tag-checked either. EnSCXT likewise: SCXTNUM_EL1 is
     // the host's.
-    HCR_EL2.set(guest_traps::guest_hcr(host_hcr() & !hcr::HOST_ONLY, f));
+    HCR_EL2.set(guest_traps::guest_hcr(host_hcr(c) & !hcr::HOST_ONLY, f));
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
     VMPIDR_EL2.set((1 << 31) | vcpu_index);
@@ -188,14 +188,14 @@ pub fn enter_guest(vttbr: u64, vtcr: u64, vcpu_index: u64) {
 /// Puts back the host's values of exactly the registers `enter_guest` changed. Nothing
 /// else: the host's EL1 registers are put back after this, once the host's stage 2 is in
 /// place again (the reverse of `enter_guest`'s order).
-pub fn leave_guest(stage2: HostStage2Regs) {
+pub fn leave_guest(this_cpu: &CpuState, stage2: HostStage2Regs) {
     let f = guest_sysregs::cpu_features();
-    let me = cpu::current();
-    HCR_EL2.set(host_hcr());
+    let c = host_features::controls();
+    HCR_EL2.set(host_hcr(c));
     VTCR_EL2.set(stage2.vtcr);
     VTTBR_EL2.set(stage2.vttbr);
     VMPIDR_EL2.set(MPIDR_EL1.get());
-    MDCR_EL2.set(host_mdcr());
+    MDCR_EL2.set(host_mdcr(c));
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     aarch64_cpu::registers::CPTR_EL2.set(CPTR_EL2_NO_TRAPS);
     // SAFETY: as in `configure_for_host`.
@@ -203,17 +203,17 @@ pub fn leave_guest(stage2: HostStage2Regs) {
     if f.gic_sysregs {
         ICH_HCR_EL2.set(0);
         // SAFETY: the host's own priority mask, saved by `enter_guest` on this CPU.
-        unsafe { sysreg::set_icc_pmr_el1(per_cpu::of(me).host_pmr.load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_icc_pmr_el1(this_cpu.host_pmr.load(Ordering::Relaxed)) };
     }
     if f.trace_filter {
         // SAFETY: the host's own trace filter, saved by `enter_guest` on this CPU.
-        unsafe { sysreg::set_trfcr_el1(per_cpu::of(me).host_trfcr.load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_trfcr_el1(this_cpu.host_trfcr.load(Ordering::Relaxed)) };
     }
-    host_features::leave_guest(me);
+    host_features::leave_guest(c, this_cpu);
     crate::host_entry::install_vectors();
     if f.pmu {
         // SAFETY: starts exactly the counters `enter_guest` stopped on this CPU, last, so
         // that they count as little of EL2's work for the guest as possible.
-        unsafe { sysreg::set_pmcntenset_el0(per_cpu::of(me).host_pmcnten.load(Ordering::Relaxed)) };
+        unsafe { sysreg::set_pmcntenset_el0(this_cpu.host_pmcnten.load(Ordering::Relaxed)) };
     }
 }

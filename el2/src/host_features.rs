@@ -11,6 +11,7 @@
 //! (TCR2_EL1, PIR_EL1, POR_EL0, GCS, FPMR, TPIDR2_EL0...) are not the guest's; and
 //! TPIDR2_EL0, which no trap covers on a CPU with SME but no FEAT_FGT, is saved and zeroed.
 
+use crate::per_cpu::CpuState;
 use aarch64_cpu::registers::{
     HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64DFR0_EL1,
     ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1,
@@ -167,13 +168,11 @@ const PMBLIMITR_E: u64 = 1;
 /// BRBCR_EL1.E0BRE and .E1BRE: branch recording at EL0/EL1.
 const BRBCR_EL1_RECORDING: u64 = 0b11;
 
-/// Before a guest run, on CPU `me` (the caller's own), before the guest's stage 2 is
-/// loaded.
-pub fn enter_guest(me: usize) {
-    let c = controls();
+/// Before a guest run, on the CPU whose state is `saved` (the caller's own), before the
+/// guest's stage 2 is loaded. `c` is [`controls`] (the caller has it already).
+pub fn enter_guest(c: &HostControls, saved: &CpuState) {
     // What this function takes from the host lives in the CPU's own state
     // (`per_cpu::CpuState::host_pmscr`, `host_brbcr`, `host_tpidr2`): every CPU has one.
-    let saved = crate::per_cpu::of(me);
     if c.pmscr_el2.is_some() {
         // The host's profiling stops for the run and what it sampled reaches memory under
         // the host's translation: PMSCR_EL1 = 0, `psb csync`, `dsb nsh`.
@@ -216,10 +215,9 @@ pub fn enter_guest(me: usize) {
     }
 }
 
-/// After a guest run, on CPU `me`: the host's values of everything `enter_guest` changed.
-pub fn leave_guest(me: usize) {
-    let c = controls();
-    let saved = crate::per_cpu::of(me);
+/// After a guest run, on the CPU whose state is `saved`: the host's values of everything
+/// `enter_guest` changed. `c` is [`controls`].
+pub fn leave_guest(c: &HostControls, saved: &CpuState) {
     if let Some(fgt) = &c.fgt
         && *fgt != GUEST_FGT
     {

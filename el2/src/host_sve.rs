@@ -14,7 +14,8 @@
 //! Guests themselves get no SVE or SME (CPTR_EL2.TZ/TSM) and see none in their ID
 //! registers.
 
-use crate::{cpu, guest_sysregs, sysreg};
+use crate::per_cpu::CpuState;
+use crate::{guest_sysregs, sysreg};
 
 /// The largest vector length the architecture allows: 2048 bits.
 const MAX_VL_BYTES: usize = 256;
@@ -49,10 +50,6 @@ unsafe extern "C" {
 /// SVCR.SM: streaming mode.
 const SVCR_SM: u64 = 1 << 0;
 
-fn own_slot() -> *mut SveState {
-    crate::per_cpu::of(cpu::current()).host_sve.get()
-}
-
 /// FPSR, by encoding (S3_3_C4_C4_1): EL2 is built without the FP extension.
 fn fpsr() -> u64 {
     let value: u64;
@@ -70,8 +67,9 @@ fn set_fpsr(value: u64) {
     };
 }
 
-/// Saves the host's SVE state (call before any V register changes).
-pub fn save_host() {
+/// Saves the host's SVE state (call before any V register changes) into `this_cpu`, the
+/// calling CPU's own state.
+pub fn save_host(this_cpu: &CpuState) {
     let f = guest_sysregs::cpu_features();
     if !f.sve && !f.sme {
         return;
@@ -83,7 +81,7 @@ pub fn save_host() {
     // SAFETY: EL2 runs with CPTR_EL2.TZ/TSM clear for the host here (the guest's traps are
     // not loaded yet); `sve_vector_bytes` only reads the vector length.
     let vl = unsafe { sve_vector_bytes() } as usize;
-    let slot = own_slot();
+    let slot = this_cpu.host_sve.get();
     // SAFETY: this CPU's slot, used by nothing else while this VCPU_RUN lasts; the buffer
     // holds STATE_BYTES, which covers 32 * VL + 17 * VL / 8 for every VL up to the maximum
     // (checked here, so a CPU with a larger VL than the architecture allows stops EL2
@@ -102,13 +100,14 @@ pub fn save_host() {
     }
 }
 
-/// Puts the host's SVE state back (call after the host's V registers are back).
-pub fn restore_host() {
+/// Puts the host's SVE state back (call after the host's V registers are back) from
+/// `this_cpu`, the calling CPU's own state.
+pub fn restore_host(this_cpu: &CpuState) {
     let f = guest_sysregs::cpu_features();
     if !f.sve && !f.sme {
         return;
     }
-    let slot = own_slot();
+    let slot = this_cpu.host_sve.get();
     // SAFETY: as in `save_host`: this CPU's slot, filled by `save_host` in this VCPU_RUN.
     unsafe {
         let streaming = (*slot).streaming;

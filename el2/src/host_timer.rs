@@ -21,6 +21,7 @@
 //!   register Secure-only. The priority is Linux's default 0xa0 (GICD_INT_DEF_PRI), which
 //!   its GICC_PMR of 0xf0 lets through. There are no GIC system registers to touch.
 
+use crate::per_cpu::CpuState;
 use crate::sysreg;
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::ops::Range;
@@ -95,8 +96,8 @@ fn write8(addr: usize, value: u8) {
 }
 
 /// The redistributor frame whose GICR_TYPER affinity is this CPU's MPIDR.
-fn own_frame(cpu: usize) -> Option<usize> {
-    match crate::per_cpu::of(cpu).timer_frame.load(Ordering::Relaxed) {
+fn own_frame(this_cpu: &CpuState) -> Option<usize> {
+    match this_cpu.timer_frame.load(Ordering::Relaxed) {
         0 => {}
         1 => return None,
         frame => return Some(frame),
@@ -120,7 +121,7 @@ fn own_frame(cpu: usize) -> Option<usize> {
             None
         })
     });
-    crate::per_cpu::of(cpu)
+    this_cpu
         .timer_frame
         .store(found.unwrap_or(1), Ordering::Relaxed);
     found
@@ -142,12 +143,12 @@ pub struct Armed {
 
 /// If the host's virtual timer (`cntv_ctl`, `cntv_cval`, as saved on guest entry) is armed,
 /// stands in for it with the EL2 physical timer for the guest's run.
-pub fn arm_for_guest(cpu: usize, cntv_ctl: u64, cntv_cval: u64) -> Option<Armed> {
+pub fn arm_for_guest(this_cpu: &CpuState, cntv_ctl: u64, cntv_cval: u64) -> Option<Armed> {
     if cntv_ctl & TIMER_CTL_MASK != TIMER_ARMED {
         return None;
     }
     let ppis = match GICV2_DISTRIBUTOR.load(Ordering::Relaxed) {
-        0 => PpiControls::Redistributor(own_frame(cpu)?),
+        0 => PpiControls::Redistributor(own_frame(this_cpu)?),
         gicd => PpiControls::Gicv2Distributor(gicd),
     };
     // The host's CNTVOFF_EL2 is 0 (el2_regs), so its virtual deadline is a physical one.

@@ -14,7 +14,7 @@ use crate::host_sve::SveState;
 use crate::{cache, fatal, layout};
 use core::cell::UnsafeCell;
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use platform::cpu_map::{self, CpuMap, SortedEntry};
 use spin::Once;
 use stage2::memory_plan::PerCpuNeeds;
@@ -47,7 +47,8 @@ pub struct CpuState {
 }
 
 // SAFETY: the atomics are Sync; `host_el1` and `host_sve` are only ever accessed by the CPU
-// that owns the slot (through `cpu::current()`), inside its own VCPU_RUN, never shared.
+// that owns the slot (the state `vcpu::run` finds with `cpu::current()` and passes down),
+// inside its own VCPU_RUN, never shared.
 unsafe impl Sync for CpuState {}
 
 impl CpuState {
@@ -85,7 +86,14 @@ pub fn needs(cpus: usize) -> PerCpuNeeds {
 #[unsafe(no_mangle)]
 static SECONDARY_STACKS: AtomicUsize = AtomicUsize::new(0);
 
-static STATE: Once<&'static [CpuState]> = Once::new();
+// Every CPU's state: `STATE_LEN` slots from `STATE_BASE`. A plain pointer and length, not a
+// `spin::Once`: `of` is on the world switch and PSCI paths, and a Once's state check, its
+// slice and its niche test cost instructions on every call (the bench's VCPU_RUN row).
+// Both are written exactly once, by `init` on the boot CPU, before the host runs and so
+// before any other CPU can start (only the PSCI relay starts CPUs, on the host's
+// CPU_ON); until then `STATE_LEN` is 0 and every `of` stops the system loudly.
+static STATE_BASE: AtomicPtr<CpuState> = AtomicPtr::new(core::ptr::null_mut());
+static STATE_LEN: AtomicUsize = AtomicUsize::new(0);
 static MAP: Once<CpuMap<'static>> = Once::new();
 
 /// The guard page of each secondary CPU's stack in `region` (the plan's `per_cpu`).
@@ -157,14 +165,16 @@ pub unsafe fn init(
     if map.len() != cpus {
         return Err(InitError::RegionTooSmall);
     }
-    STATE.call_once(|| state);
+    STATE_BASE.store(state.as_ptr().cast_mut(), Ordering::Relaxed);
+    STATE_LEN.store(state.len(), Ordering::Release);
     let map = MAP.call_once(|| map);
     SECONDARY_STACKS.store(region.start as usize, Ordering::Release);
     // Secondary CPUs read these with their MMU off (`asm/entry.S`, `rust_secondary_main`'s
     // `cpu::count`): clean them to the point of coherency. Their stacks are cleaned and invalidated so
     // no stale line is later evicted over what a CPU wrote with its MMU off.
     cache::clean_to_poc(SECONDARY_STACKS.as_ptr() as usize, 8);
-    cache::clean_to_poc(&raw const STATE as usize, core::mem::size_of_val(&STATE));
+    cache::clean_to_poc(STATE_BASE.as_ptr() as usize, 8);
+    cache::clean_to_poc(STATE_LEN.as_ptr() as usize, 8);
     cache::clean_to_poc(&raw const MAP as usize, core::mem::size_of_val(&MAP));
     cache::clean_to_poc(states, end - states);
     cache::clean_invalidate_to_poc(region.start as usize, stacks);
@@ -178,13 +188,29 @@ pub fn map() -> Option<&'static CpuMap<'static>> {
 
 /// CPU `cpu`'s state. Callers pass numbers from `cpu::current`/`cpu::logical_id`, which
 /// are always below the count; anything else is a bug in EL2 and stops the system loudly.
+#[inline]
 pub fn of(cpu: usize) -> &'static CpuState {
-    match STATE.get().and_then(|s| s.get(cpu)) {
-        Some(state) => state,
-        None => fatal::halt_system(format_args!(
-            "per-CPU state of CPU {cpu} used before boot set it up"
-        )),
+    // Relaxed is enough: `init` stores both once, on the boot CPU, before the host runs.
+    // The boot CPU reads them later in its own program order; every other CPU is started
+    // (by the firmware, on the relay's CPU_ON SMC) only after that, and `init` cleaned
+    // them to the point of coherency, so no CPU can see the length without the base. An
+    // `of` before `init` sees length 0 and stops.
+    let len = STATE_LEN.load(Ordering::Relaxed);
+    if cpu >= len {
+        not_set_up(cpu);
     }
+    // SAFETY: `cpu < len`, and slots `0..len` from `STATE_BASE` were each written by
+    // `init` and live forever in the region it was given (see the comment above on why
+    // this CPU sees `init`'s stores).
+    unsafe { &*STATE_BASE.load(Ordering::Relaxed).add(cpu) }
+}
+
+#[cold]
+#[inline(never)]
+fn not_set_up(cpu: usize) -> ! {
+    fatal::halt_system(format_args!(
+        "per-CPU state of CPU {cpu} used before boot set it up"
+    ))
 }
 
 /// The top of CPU `cpu`'s stack (the boot CPU's is in the image).

@@ -38,10 +38,11 @@
 //! CPU's own registers (EL1 system and FP/SIMD registers of the guest it last ran), which
 //! the reset itself resets.
 
+use crate::cpu;
 use crate::host_hvc::NOT_SUPPORTED;
+use crate::per_cpu::{self, CpuState};
 use crate::psci_relay::firmware;
 use crate::tlb::{Sanitizer, Tlb};
-use crate::{cpu, per_cpu};
 use crate::{fatal, record, vm};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -68,39 +69,39 @@ pub fn going_down() -> bool {
     GOING_DOWN.load(Ordering::SeqCst)
 }
 
-/// Called by CPU `me` right before it enters a guest. Returns false (and the CPU must not
-/// enter) if the system is going down.
-pub fn entering_guest(me: usize) -> bool {
-    per_cpu::of(me).in_guest.store(true, Ordering::SeqCst);
+/// Called by a CPU right before it enters a guest, with its own state (`this_cpu`). Returns
+/// false (and the CPU must not enter) if the system is going down.
+pub fn entering_guest(this_cpu: &CpuState) -> bool {
+    this_cpu.in_guest.store(true, Ordering::SeqCst);
     if going_down() {
-        per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
+        this_cpu.in_guest.store(false, Ordering::SeqCst);
         return false;
     }
     true
 }
 
-/// Called by CPU `me` after a guest exited to EL2 (its general registers are saved). If the
+/// Called by a CPU (`this_cpu`, its own state) after a guest exited to EL2 (its general registers are saved). If the
 /// system is going down, `wipe` erases the vCPU's saved state, the CPU says it has left and
 /// stops for good. Otherwise the CPU stays counted as inside the guest: it still saves the
 /// guest's EL1 and FP/SIMD registers on the way out (`saved_guest_state`).
-pub fn left_guest(me: usize, wipe: impl FnOnce()) {
+pub fn left_guest(this_cpu: &CpuState, wipe: impl FnOnce()) {
     if going_down() {
-        stop_in_guest(me, wipe);
+        stop_in_guest(this_cpu, wipe);
     }
 }
 
-/// Called by CPU `me` once the guest's state is saved and the host's is back, at the end of
+/// Called by a CPU (`this_cpu`) once the guest's state is saved and the host's is back, at the end of
 /// a run. Like `left_guest`; otherwise the CPU is no longer inside a guest.
-pub fn saved_guest_state(me: usize, wipe: impl FnOnce()) {
+pub fn saved_guest_state(this_cpu: &CpuState, wipe: impl FnOnce()) {
     if going_down() {
-        stop_in_guest(me, wipe);
+        stop_in_guest(this_cpu, wipe);
     }
-    per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
+    this_cpu.in_guest.store(false, Ordering::SeqCst);
 }
 
-fn stop_in_guest(me: usize, wipe: impl FnOnce()) -> ! {
+fn stop_in_guest(this_cpu: &CpuState, wipe: impl FnOnce()) -> ! {
     wipe();
-    per_cpu::of(me).in_guest.store(false, Ordering::SeqCst);
+    this_cpu.in_guest.store(false, Ordering::SeqCst);
     fatal::park_this_cpu()
 }
 

@@ -105,24 +105,27 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     };
     complete(v, vm, completion);
 
-    let me = cpu::current();
+    // This CPU's state, found once here and passed down: `cpu::current` is a binary search
+    // over the MPIDR map, too dear to repeat in every step below.
+    let this_cpu = crate::per_cpu::of(cpu::current());
     // SAFETY: each CPU uses only its own slot (the host's EL1 state while this CPU runs a
     // guest), and only here.
-    let host = unsafe { &mut *crate::per_cpu::of(me).host_el1.get() };
+    let host = unsafe { &mut *this_cpu.host_el1.get() };
     // Where the host's VCPU_RUN returns to: ELR_EL2/SPSR_EL2 now hold the host's HVC return
     // state, and every guest exit overwrites them.
     let (host_elr, host_spsr) = (ELR_EL2.get(), SPSR_EL2.get());
     // First: the host's full SVE state (and out of streaming mode), before any V register
     // is touched.
-    crate::host_sve::save_host();
+    crate::host_sve::save_host(this_cpu);
     host.save();
-    let host_timer = crate::host_timer::arm_for_guest(me, host.sys.cntv_ctl, host.sys.cntv_cval);
+    let host_timer =
+        crate::host_timer::arm_for_guest(this_cpu, host.sys.cntv_ctl, host.sys.cntv_cval);
     // On speculative-AT cores (pKVM's `__kvm_vcpu_run` order, see `speculative_at`): stage-1
     // walks stopped, the guest's EL1 registers, its stage 2 (`enter_guest` ends with `isb`),
     // then its SCTLR_EL1 and TCR_EL1.
     let blocked = speculative_at::block_stage1_walks_if_needed();
     load_el1(&v.el1, blocked);
-    el2_regs::enter_guest(vttbr, vtcr, u64::from(v.index));
+    el2_regs::enter_guest(this_cpu, vttbr, vtcr, u64::from(v.index));
     if blocked.is_some() {
         speculative_at::unblock_stage1_walks(v.el1.sys.sctlr, v.el1.sys.tcr);
     }
@@ -131,14 +134,14 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     SPSR_EL2.set(v.pstate);
 
     let exit = loop {
-        if !crate::system_reset::entering_guest(me) {
+        if !crate::system_reset::entering_guest(this_cpu) {
             crate::fatal::park_this_cpu();
         }
         // SAFETY: every EL2 register is set up for this guest; `gprs` stays valid and
         // exclusively ours (the vCPU is marked running) until `__guest_enter` returns.
         let kind = unsafe { __guest_enter(&mut v.gprs) };
         // A reset underway: the registers just saved are wiped and this CPU stops.
-        crate::system_reset::left_guest(me, || *v = Vcpu::new());
+        crate::system_reset::left_guest(this_cpu, || *v = Vcpu::new());
         if kind & guest_serror::EXIT_WITH_SERROR != 0 {
             guest_serror::inject(&mut v.el1);
         }
@@ -165,7 +168,7 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     // The host's stage 2 and traps before its EL1 registers (pKVM's order in
     // `__kvm_vcpu_run`), so no walk combines the host's stage 1 with the guest's stage 2.
     let blocked = speculative_at::block_stage1_walks_if_needed();
-    el2_regs::leave_guest(host_stage2);
+    el2_regs::leave_guest(this_cpu, host_stage2);
     if let Some(b) = blocked {
         // The host's stage 2 is in VTTBR_EL2 before its EL1 registers change (pKVM's
         // `__load_host_stage2` `isb` on these cores).
@@ -175,11 +178,11 @@ pub fn run(v: &mut Vcpu, target: &RunTarget, completion: u64) -> Exit {
     } else {
         host.load();
     }
-    crate::host_sve::restore_host();
+    crate::host_sve::restore_host(this_cpu);
     ELR_EL2.set(host_elr);
     SPSR_EL2.set(host_spsr);
     // A reset underway: the guest registers just saved are wiped and this CPU stops.
-    crate::system_reset::saved_guest_state(me, || *v = Vcpu::new());
+    crate::system_reset::saved_guest_state(this_cpu, || *v = Vcpu::new());
     activate_stage2(vm, false);
     exit
 }
@@ -333,8 +336,11 @@ fn data_abort(v: &mut Vcpu, target: &RunTarget, esr: u64) -> Exit {
 }
 
 fn guest_hvc(v: &mut Vcpu, target: &RunTarget, vm: VmId) -> Option<Exit> {
-    let mut regs = [0u64; 8];
-    regs.copy_from_slice(&v.gprs.x[..8]);
+    // x0-x7 by value, word by word: a slice copy of these 64 bytes became an out-of-line
+    // `memcpy` call of about 55 instructions on every guest HVC (EL2 has no FP/SIMD for
+    // LLVM to inline it with).
+    let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = v.gprs.x;
+    let regs = [x0, x1, x2, x3, x4, x5, x6, x7];
     let call = match hvc_abi::route_guest_hvc(&regs) {
         GuestRoute::Forward(exit) => {
             v.pending = Pending::GuestHvc;

@@ -371,7 +371,13 @@ impl<'m, const MAX_VMS: usize> Ownership<'m, MAX_VMS> {
 
     /// The record entry index of the page containing `pa`.
     fn entry_index(&self, pa: usize) -> Option<usize> {
-        self.banks[..self.n_banks]
+        Self::entry_index_in(&self.banks[..self.n_banks], pa)
+    }
+
+    /// [`Self::entry_index`] over `banks` (the live ones), for loops that hold other
+    /// fields of the record mutably.
+    fn entry_index_in(banks: &[Bank], pa: usize) -> Option<usize> {
+        banks
             .iter()
             .find(|b| b.start <= pa && pa < b.end)
             .map(|b| b.first_entry + (pa - b.start) / PAGE_SIZE)

@@ -912,17 +912,22 @@ impl Stage2Table {
                 }
                 continue;
             }
-            // A level-3 table: read its descriptors in order up to its end.
-            let mut index = (addr >> 12) & 511;
-            while i < out.len() && index < 512 {
-                // SAFETY: as above; `index` < 512.
-                let d = unsafe { core::ptr::read_volatile((table as *const u64).add(index)) };
+            // A level-3 table: read its descriptors in order up to its end, or up to the
+            // last page asked for (one bound per page, not two: this loop is most of a
+            // guest MEM_SHARE's per-page cost).
+            let first = (addr >> 12) & 511;
+            let end = out.len().min(i + (512 - first));
+            let mut desc = (table as *const u64).wrapping_add(first);
+            while i < end {
+                // SAFETY: as above; `desc` is entry `first + (i - i0)` of the table, where
+                // `i0` is `i` at the loop's start, and `end - i0 <= 512 - first`.
+                let d = unsafe { core::ptr::read_volatile(desc) };
                 if d & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
                     return Err(i);
                 }
                 out[i] = (d & DESC_ADDR_MASK) as usize;
                 i += 1;
-                index += 1;
+                desc = desc.wrapping_add(1);
             }
         }
         Ok(())

@@ -942,6 +942,40 @@ fn guest_share_host_lets_the_host_fault_it_in_and_unshare_takes_it_away() {
 }
 
 #[test]
+fn guest_share_and_unshare_host_of_pages_from_two_ram_banks_change_each_pages_own_entry() {
+    let mut mem = Memory::new(GIB);
+    let mut w = World::new(&mut mem);
+    let a = w.create_vm(0, 4);
+    // Frames 0x40 and 0x42 map pages of the real bank, 0x41 one of the fake bank (the
+    // first bank): every page of the range is in another bank than the one before it.
+    let real = [w.real_pfn(100), w.real_pfn(101)];
+    let fake = pfn(0x4800_0000);
+    for (gfn, page) in [(0x40, real[0]), (0x41, fake), (0x42, real[1])] {
+        w.step(|w| w.own.host_donate_guest(a, page, gfn, 1, &mut w.tlb))
+            .unwrap();
+    }
+    let pas = [real[0], fake, real[1]].map(|p| p * PAGE_SIZE);
+    w.step(|w| w.own.guest_share_host(a, 0x40, 3)).unwrap();
+    for pa in pas {
+        assert_eq!(
+            w.own.page_state(pa),
+            Some(PageState::SharedWithHost(a)),
+            "{pa:#x}"
+        );
+    }
+    assert_eq!(w.step(|w| w.own.guest_share_host(a, 0x40, 3)), Err(Denied));
+    w.step(|w| w.own.guest_unshare_host(a, 0x40, 3, &mut w.tlb))
+        .unwrap();
+    for pa in pas {
+        assert_eq!(
+            w.own.page_state(pa),
+            Some(PageState::Owned(Owner::Guest(a))),
+            "{pa:#x}"
+        );
+    }
+}
+
+#[test]
 fn guest_relinquish_zeroes_the_page_before_the_host_gets_it() {
     let mut mem = Memory::new(GIB);
     let mut w = World::new(&mut mem);

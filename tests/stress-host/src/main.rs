@@ -93,6 +93,10 @@ const TESTS: &[Test] = &[
         run: adversarial::cpu_on_hammer_on_running_cpu,
     },
     Test {
+        name: "cpu_on_of_an_mpidr_outside_the_cpu_list_is_refused",
+        run: adversarial::cpu_on_of_an_mpidr_outside_the_cpu_list_is_refused,
+    },
+    Test {
         name: "donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing",
         run: adversarial::donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing,
     },

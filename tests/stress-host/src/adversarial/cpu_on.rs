@@ -8,7 +8,7 @@ use crate::smp;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use el1_rt::timeout::wait_until;
 use el1_rt::{cpus, psci, say};
-use smccc::psci::error::ALREADY_ON;
+use smccc::psci::error::{ALREADY_ON, INVALID_PARAMETERS};
 
 const TARGET: usize = 1;
 const HAMMERS: [usize; 2] = [2, 3];
@@ -112,6 +112,35 @@ fn hammer_while_running() -> TestResult {
     say!(
         "CPU_ON hammer: {} calls from 3 CPUs, all ALREADY_ON; cpu {TARGET} still running",
         ALREADY_ON_COUNT.load(Ordering::Acquire)
+    );
+    Ok(())
+}
+
+/// MPIDRs (affinity only) that no CPU of the boards the suite boots has: past the CPU
+/// count in Aff0, in another cluster (Aff1), socket (Aff2) and Aff3.
+const UNLISTED: [u64; 4] = [0xfe, 0x100, 0x1_0000, 0xff_0000_0000];
+
+/// The PSCI relay starts only CPUs in the DTB's CPU list: EL2's per-CPU state is indexed
+/// by that list, so a CPU started outside it would have no state of its own. Every
+/// CPU_ON of another MPIDR is INVALID_PARAMETERS (PSCI: a target that does not exist).
+pub fn cpu_on_of_an_mpidr_outside_the_cpu_list_is_refused(_ctx: &mut Ctx) -> TestResult {
+    for mpidr in UNLISTED {
+        for cpu in 0..smp::count() {
+            ensure!(
+                smp::mpidr(cpu)? & 0xff_00ff_ffff != mpidr,
+                "MPIDR {mpidr:#x} is in this board's CPU list (cpu {cpu}): pick another"
+            );
+        }
+        let ret = psci::cpu_on(mpidr, cpus::entry_address(), cpus::boot_block_address(0));
+        ensure!(
+            ret == INVALID_PARAMETERS,
+            "CPU_ON of MPIDR {mpidr:#x}, which the CPU list does not have, returned {ret}, \
+             expected INVALID_PARAMETERS"
+        );
+    }
+    say!(
+        "CPU_ON of {} MPIDRs outside the CPU list: all INVALID_PARAMETERS",
+        UNLISTED.len()
     );
     Ok(())
 }

@@ -11,7 +11,9 @@ mod refused_pages;
 mod two_cpus;
 mod unshare_reads;
 
-pub use cpu_on::cpu_on_hammer_on_running_cpu;
+pub use cpu_on::{
+    cpu_on_hammer_on_running_cpu, cpu_on_of_an_mpidr_outside_the_cpu_list_is_refused,
+};
 pub use destroy_latency::destroy_of_a_large_vm_never_holds_other_cpus_calls_for_its_whole_teardown;
 pub use donate_zeroing::donate_after_launch_never_holds_other_cpus_vm_calls_for_its_zeroing;
 pub use owned_pages::{
