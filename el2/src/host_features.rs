@@ -80,6 +80,9 @@ pub fn controls() -> &'static HostControls {
         if id.sme() {
             id.smidr = mrs!("s3_1_c0_c0_6");
         }
+        if id.mpam() {
+            id.mpamidr = mrs!("s3_0_c10_c4_4"); // MPAMIDR_EL1
+        }
         let c = HostControls::for_cpu(&id, crate::guest_sysregs::has_pointer_auth());
         log::info!(
             "host controls (every CPU feature is the host's): HCR_EL2 {:#x}, MDCR_EL2 {:#x} + HPMN, HCRX_EL2 {}, SMCR_EL2 {}, fine-grained traps {}",
@@ -89,11 +92,16 @@ pub fn controls() -> &'static HostControls {
             Hex(c.smcr),
             if c.fgt.is_some() { "set" } else { "absent" },
         );
-        // MPAM is the one feature the host may see advertised and not get (see
-        // `platform::host_controls`): say so on the boards that have it.
-        if (pfr0 >> 40) & 0xf != 0 || (pfr1 >> 16) & 0xf != 0 {
-            log::warn!(
-                "MPAM: not given to the host (MPAM2_EL2 left as the firmware set it); a host that uses MPAM1_EL1 may take an undefined-instruction exception"
+        if let Some(m) = &c.mpam {
+            log::info!(
+                "MPAM: the host's (MPAM2_EL2 {:#x}); guest runs trap it (MPAM2_EL2 {:#x}{})",
+                m.host_mpam2,
+                m.guest_mpam2,
+                if m.hcr.is_some() {
+                    ", MPAMHCR_EL2.TRAP_MPAMIDR_EL1"
+                } else {
+                    ""
+                }
             );
         }
         c
@@ -161,6 +169,18 @@ pub fn configure_this_cpu() {
     if let Some(brbcr) = c.brbcr_el2 {
         msr!("s2_4_c9_c0_0", brbcr); // BRBCR_EL2
     }
+    if let Some(m) = &c.mpam {
+        write_mpam(m.host_mpam2, m.hcr.map(|(host, _)| host));
+    }
+}
+
+/// MPAM2_EL2 and, where it exists, MPAMHCR_EL2 (Linux's `__init_el2_mpam` and KVM's
+/// `__activate_traps_mpam` write the same registers, in this order).
+fn write_mpam(mpam2: u64, mpamhcr: Option<u64>) {
+    msr!("s3_4_c10_c5_0", mpam2); // MPAM2_EL2
+    if let Some(hcr) = mpamhcr {
+        msr!("s3_4_c10_c4_0", hcr); // MPAMHCR_EL2
+    }
 }
 
 /// PMBLIMITR_EL1.E: the host's profiling buffer is enabled.
@@ -213,11 +233,19 @@ pub fn enter_guest(c: &HostControls, saved: &CpuState) {
     {
         write_fgt(&GUEST_FGT);
     }
+    if let Some(m) = &c.mpam {
+        // Every MPAM register traps for the guest: its partition would otherwise be the
+        // host's MPAM1_EL1, which is not switched.
+        write_mpam(m.guest_mpam2, m.hcr.map(|(_, guest)| guest));
+    }
 }
 
 /// After a guest run, on the CPU whose state is `saved`: the host's values of everything
 /// `enter_guest` changed. `c` is [`controls`].
 pub fn leave_guest(c: &HostControls, saved: &CpuState) {
+    if let Some(m) = &c.mpam {
+        write_mpam(m.host_mpam2, m.hcr.map(|(host, _)| host));
+    }
     if let Some(fgt) = &c.fgt
         && *fgt != GUEST_FGT
     {

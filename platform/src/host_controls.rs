@@ -39,11 +39,14 @@
 //! | LORegions | HCR_EL2.TLOR | 0 | 0 | TLOR=1 |
 //! | RAS | HCR_EL2.TERR, TEA | 0 | 0 | TERR, TEA |
 //! | GICv3 | ICC_SRE_EL2.Enable | 1 | 1 | ICH_HCR traps |
-//! | MPAM | MPAM2_EL2, MPAMHCR_EL2 | traps cleared | not touched (see below) | - |
+//! | MPAM | MPAM2_EL2, MPAMHCR_EL2 | 0, 0 (traps cleared) | 0, 0 | TRAPMPAM0EL1+TRAPMPAM1EL1, MPAMHCR.TRAP_MPAMIDR_EL1 (or MPAM2.TIDR) |
 //!
-//! Not granted, with the reason: MPAM (writing MPAM2_EL2 traps to EL3 on firmware that has
-//! not opened MPAM to lower levels, and Linux guards it with an override; a host that uses
-//! MPAM on such a board takes an UNDEF); HCRX_EL2's D128En, PTTWI, EnIDCP128, RASv2 and
+//! MPAM follows Linux's `__init_el2_mpam` and KVM's `__activate_traps_mpam`: TF-A sets
+//! MPAM2_EL2's traps when EL2 is used, so without this a host that uses MPAM1_EL1 takes an
+//! UNDEF although its ID registers advertise MPAM. Firmware that keeps MPAM closed to
+//! lower levels (MPAM3_EL3.TRAPLOWER) traps EL2's write to EL3, as it does Linux's own.
+//!
+//! Not granted, with the reason: HCRX_EL2's D128En, PTTWI, EnIDCP128, RASv2 and
 //! PACMEn controls and FGT2's other negative bits (no CPU or Linux to test them with;
 //! Linux's nVHE set-up does not grant them either). QEMU 7.2 has none of AMU, SPE, TRBE,
 //! BRBE, FGT or HCX: those rows are checked by the unit tests here, not on a CPU.
@@ -67,6 +70,8 @@ pub struct HostIdRegs {
     pub pmbidr: u64,
     pub trbidr: u64,
     pub smidr: u64,
+    /// MPAMIDR_EL1, read only where MPAM exists.
+    pub mpamidr: u64,
 }
 
 impl HostIdRegs {
@@ -90,6 +95,10 @@ impl HostIdRegs {
     }
     pub const fn brbe(&self) -> bool {
         field(self.dfr0, 52) != 0
+    }
+    /// FEAT_MPAM (ID_AA64PFR0_EL1.MPAM or ID_AA64PFR1_EL1.MPAM_frac).
+    pub const fn mpam(&self) -> bool {
+        field(self.pfr0, 40) != 0 || field(self.pfr1, 16) != 0
     }
     pub const fn amu(&self) -> bool {
         field(self.pfr0, 44) != 0
@@ -249,6 +258,46 @@ pub struct HostControls {
     pub trfcr_el2: Option<u64>,
     /// BRBCR_EL2, where BRBE exists.
     pub brbcr_el2: Option<u64>,
+    /// MPAM2_EL2 and MPAMHCR_EL2 for the host and for guest runs, where MPAM exists.
+    pub mpam: Option<MpamControls>,
+}
+
+/// MPAM2_EL2.TRAPMPAM1EL1 and TRAPMPAM0EL1: MPAM1_EL1 / MPAM0_EL1 accesses trap to EL2.
+pub const MPAM2_TRAP_EL1_EL0: u64 = (1 << 48) | (1 << 49);
+/// MPAM2_EL2.TIDR (MPAM v1.1): MPAMIDR_EL1 reads trap to EL2, where MPAMHCR_EL2 is absent.
+pub const MPAM2_TIDR: u64 = 1 << 58;
+/// MPAMHCR_EL2.TRAP_MPAMIDR_EL1.
+pub const MPAMHCR_TRAP_MPAMIDR: u64 = 1 << 31;
+/// MPAMIDR_EL1.HAS_HCR: MPAMHCR_EL2 exists.
+const MPAMIDR_HAS_HCR: u64 = 1 << 17;
+
+/// MPAM's EL2 controls: the host uses MPAM freely (default partition, no traps), a guest
+/// run traps every MPAM register (the guest's ID registers say it has no MPAM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MpamControls {
+    pub host_mpam2: u64,
+    pub guest_mpam2: u64,
+    /// MPAMHCR_EL2 for the host and for a guest run, where it exists (MPAMIDR.HAS_HCR).
+    pub hcr: Option<(u64, u64)>,
+}
+
+const fn mpam_controls(id: &HostIdRegs) -> Option<MpamControls> {
+    if !id.mpam() {
+        return None;
+    }
+    Some(if id.mpamidr & MPAMIDR_HAS_HCR != 0 {
+        MpamControls {
+            host_mpam2: 0,
+            guest_mpam2: MPAM2_TRAP_EL1_EL0,
+            hcr: Some((0, MPAMHCR_TRAP_MPAMIDR)),
+        }
+    } else {
+        MpamControls {
+            host_mpam2: 0,
+            guest_mpam2: MPAM2_TRAP_EL1_EL0 | MPAM2_TIDR,
+            hcr: None,
+        }
+    })
 }
 
 /// PMBIDR_EL1.P / TRBIDR_EL1.P: the buffer belongs to a higher exception level.
@@ -295,6 +344,7 @@ impl HostControls {
             } else {
                 None
             },
+            mpam: mpam_controls(id),
         }
     }
 }
@@ -435,6 +485,41 @@ pub const fn host_hdfgxtr2(id: &HostIdRegs) -> u64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn mpam_is_the_hosts_without_traps_and_every_mpam_register_traps_for_guests() {
+        assert_eq!(QEMU_MAX_NO_MPAM.mpam, None, "QEMU 7.2 max has no MPAM");
+        let with_hcr = HostIdRegs {
+            pfr0: 1 << 40,
+            mpamidr: 1 << 17,
+            ..HostIdRegs::default()
+        };
+        let c = HostControls::for_cpu(&with_hcr, false).mpam.unwrap();
+        assert_eq!(
+            c.host_mpam2, 0,
+            "the host's MPAM1_EL1/MPAM0_EL1 do not trap"
+        );
+        assert_eq!(
+            c.guest_mpam2,
+            (1 << 48) | (1 << 49),
+            "TRAPMPAM1EL1 and TRAPMPAM0EL1"
+        );
+        assert_eq!(
+            c.hcr,
+            Some((0, 1 << 31)),
+            "MPAMIDR_EL1 traps through MPAMHCR_EL2"
+        );
+        // MPAM v0.1 (PFR1.MPAM_frac only), no MPAMHCR_EL2: TIDR traps MPAMIDR_EL1.
+        let frac_only = HostIdRegs {
+            pfr1: 1 << 16,
+            ..HostIdRegs::default()
+        };
+        let c = HostControls::for_cpu(&frac_only, false).mpam.unwrap();
+        assert_eq!(c.guest_mpam2, (1 << 48) | (1 << 49) | (1 << 58));
+        assert_eq!(c.hcr, None);
+    }
+
+    const QEMU_MAX_NO_MPAM: HostControls = HostControls::for_cpu(&QEMU_MAX, true);
+
     /// QEMU 7.2's `-cpu max,pauth-impdef=on` (read by abi-host): SVE, SME with FA64,
     /// CSV2_2, PMUv3p5, no FGT, no HCX.
     const QEMU_MAX: HostIdRegs = HostIdRegs {
@@ -451,6 +536,7 @@ mod tests {
         pmbidr: 0,
         trbidr: 0,
         smidr: 0,
+        mpamidr: 0,
     };
 
     /// A Cortex-A53: none of the optional features.
@@ -468,6 +554,7 @@ mod tests {
         pmbidr: 0,
         trbidr: 0,
         smidr: 0,
+        mpamidr: 0,
     };
 
     /// A board CPU with everything this module handles: FGT2, HCX, AMU, SPEv1p2, TRBE,
@@ -487,6 +574,7 @@ mod tests {
         pmbidr: 0,
         trbidr: 0,
         smidr: 1 << 15,
+        mpamidr: 1 << 17,
     };
 
     #[test]
