@@ -21,11 +21,13 @@ pub const MAX_DEPTH: usize = 32;
 
 const HEADER_SIZE: usize = 40;
 const FDT_MAGIC: u32 = 0xd00d_feed;
-const FDT_BEGIN_NODE: u32 = 1;
-const FDT_END_NODE: u32 = 2;
-const FDT_PROP: u32 = 3;
-const FDT_NOP: u32 = 4;
-const FDT_END: u32 = 9;
+/// The structure block's tokens (devicetree specification 5.4.1); `fdt_long_names` reads
+/// them too.
+pub(crate) const FDT_BEGIN_NODE: u32 = 1;
+pub(crate) const FDT_END_NODE: u32 = 2;
+pub(crate) const FDT_PROP: u32 = 3;
+pub(crate) const FDT_NOP: u32 = 4;
+pub(crate) const FDT_END: u32 = 9;
 
 /// Why a byte slice is not a device tree this crate can parse safely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

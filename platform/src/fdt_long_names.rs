@@ -15,16 +15,13 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::fdt_check::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_NOP, FDT_PROP};
+
 /// The specification's limit (Devicetree Specification v0.4, 2.2.4.1).
 pub const SPEC_MAX_LEN: usize = 31;
 /// Placeholders are this prefix and an index (at most 31 characters for 10^8 names).
 const PLACEHOLDER_PREFIX: &str = "el2,long-property-name-";
 
-const FDT_BEGIN_NODE: u32 = 1;
-const FDT_END_NODE: u32 = 2;
-const FDT_PROP: u32 = 3;
-const FDT_NOP: u32 = 4;
-const FDT_END: u32 = 9;
 const TOTALSIZE: usize = 4;
 const OFF_DT_STRUCT: usize = 8;
 const OFF_DT_STRINGS: usize = 12;
