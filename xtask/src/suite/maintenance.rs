@@ -258,14 +258,28 @@ const KEY_CALLEES: &[&str] = &[
     "el2::speculative_at::",
 ];
 
-pub fn run(report: &mut Report) {
+/// Builds the payload and disassembles it: its ELF and the text, or `None` once the
+/// failure has been reported as check `name`.
+pub(super) fn payload_disassembly(report: &mut Report, name: &str) -> Option<(PathBuf, String)> {
     let elf = match build::build_quiet(&[Image::El2]) {
         Ok(_) => Image::El2.elf(),
-        Err((reason, output)) => return report.fail(NAME, &reason, &output),
+        Err((reason, output)) => {
+            report.fail(name, &reason, &output);
+            return None;
+        }
     };
-    let text = match disassemble(&elf) {
-        Ok(t) => t,
-        Err(e) => return report.fail(NAME, &e, &[]),
+    match disassemble(&elf) {
+        Ok(text) => Some((elf, text)),
+        Err(e) => {
+            report.fail(name, &e, &[]);
+            None
+        }
+    }
+}
+
+pub fn run(report: &mut Report) {
+    let Some((_, text)) = payload_disassembly(report, NAME) else {
+        return;
     };
     let errors = check(&text, SEQUENCES);
     if errors.is_empty() {

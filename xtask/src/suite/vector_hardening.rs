@@ -15,22 +15,16 @@
 
 use std::process::Command;
 
-use super::maintenance::{disassemble, objdump};
+use super::maintenance::{objdump, payload_disassembly};
 use super::report::Report;
-use crate::build::{self, Image};
 
 pub const NAME: &str = "payload_vectors_harden_every_lower_el_entry";
 
 const WORD: &str = "BRANCH_HARDENING";
 
 pub fn run(report: &mut Report) {
-    let elf = match build::build_quiet(&[Image::El2]) {
-        Ok(_) => Image::El2.elf(),
-        Err((reason, output)) => return report.fail(NAME, &reason, &output),
-    };
-    let text = match disassemble(&elf) {
-        Ok(t) => t,
-        Err(e) => return report.fail(NAME, &e, &[]),
+    let Some((elf, text)) = payload_disassembly(report, NAME) else {
+        return;
     };
     let word = match Command::new(objdump()).arg("-t").arg(&elf).output() {
         Ok(out) => symbol_address(&String::from_utf8_lossy(&out.stdout), WORD),
