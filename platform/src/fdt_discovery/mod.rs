@@ -24,7 +24,8 @@ pub use cpus::Cpus;
 pub use error::{DiscoveryError, NodeName};
 pub use gic::{Gic, GicVersion, find as find_gic};
 pub use modules::{
-    HostModule, HostModules, IMAGE_HEADER_LEN, MODULE_COMPATIBLES, is_module, kernel_footprint,
+    HostModule, HostModules, IMAGE_HEADER_LEN, IMAGE_MAGIC, IMAGE_MAGIC_OFFSET, IMAGE_SIZE_OFFSET,
+    MODULE_COMPATIBLES, image_size, is_module, kernel_footprint,
 };
 pub use smmu::{IOMMU_REFERENCES, SMMU_V3_COMPATIBLE, Smmu};
 pub use stdout::{ConsoleUart, UartKind, console as stdout_console};

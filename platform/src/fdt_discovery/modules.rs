@@ -27,28 +27,33 @@ pub struct HostModules<'a> {
 pub const MODULE_COMPATIBLES: &[&str] =
     &["multiboot,module", "multiboot,kernel", "multiboot,ramdisk"];
 
-/// The bytes of an arm64 `Image` header [`kernel_footprint`] reads (Linux
-/// Documentation/arch/arm64/booting.rst: `image_size` at 0x10, the magic `ARM\x64` at 0x38).
+/// The bytes of an arm64 `Image` header (Linux Documentation/arch/arm64/booting.rst:
+/// `image_size` at 0x10, the magic `ARM\x64` at 0x38).
 pub const IMAGE_HEADER_LEN: usize = 0x40;
-const IMAGE_SIZE_OFFSET: usize = 0x10;
-const IMAGE_MAGIC_OFFSET: usize = 0x38;
-const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
+/// Offset of `image_size` (u64, little-endian) in the header.
+pub const IMAGE_SIZE_OFFSET: usize = 0x10;
+/// Offset of the magic in the header.
+pub const IMAGE_MAGIC_OFFSET: usize = 0x38;
+pub const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
 
-/// How many bytes from its first the kernel module occupies once it runs: an arm64 `Image`
-/// needs its header's `image_size` (code, data and .bss, larger than the file) when that is
-/// set; a raw image (no magic, or `image_size` 0 as before Linux 3.17) just its file.
-/// `header` is the module's first bytes (fewer than [`IMAGE_HEADER_LEN`] if the file is
-/// shorter).
-pub fn kernel_footprint(header: &[u8], file_size: u64) -> u64 {
-    let Some(header) = header.get(..IMAGE_HEADER_LEN) else {
-        return file_size;
-    };
+/// The header's `image_size` (0 means "unknown", as before Linux 3.17), or `None` if
+/// `image` is shorter than the header or has no magic: not an arm64 `Image`.
+pub fn image_size(image: &[u8]) -> Option<u64> {
+    let header = image.get(..IMAGE_HEADER_LEN)?;
     if &header[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4] != IMAGE_MAGIC {
-        return file_size;
+        return None;
     }
     let mut size = [0; 8];
     size.copy_from_slice(&header[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
-    file_size.max(u64::from_le_bytes(size))
+    Some(u64::from_le_bytes(size))
+}
+
+/// How many bytes from its first the kernel module occupies once it runs: an arm64 `Image`
+/// needs its header's `image_size` (code, data and .bss, larger than the file) when that is
+/// set; a raw image (no magic, or `image_size` 0) just its file. `header` is the module's
+/// first bytes (fewer than [`IMAGE_HEADER_LEN`] if the file is shorter).
+pub fn kernel_footprint(header: &[u8], file_size: u64) -> u64 {
+    image_size(header).map_or(file_size, |size| size.max(file_size))
 }
 
 /// True if `node` is a multiboot module node.

@@ -3,14 +3,7 @@
 //! which is more than the file holds. The test guest carries one for this reason.
 
 use core::fmt;
-
-/// Offset of `image_size` (u64, little-endian).
-const IMAGE_SIZE_OFFSET: usize = 16;
-/// Offset of the magic `ARM\x64`.
-const MAGIC_OFFSET: usize = 0x38;
-const MAGIC: &[u8; 4] = b"ARM\x64";
-/// The header is 64 bytes long.
-const HEADER_SIZE: usize = 64;
+use platform::fdt_discovery::{IMAGE_HEADER_LEN, IMAGE_MAGIC_OFFSET, image_size};
 
 /// Why an image header is unusable.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -27,7 +20,7 @@ impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::TooShort(len) => write!(f, "image of {len} bytes has no 64-byte header"),
-            Self::NoMagic => write!(f, "no arm64 Image magic at offset {MAGIC_OFFSET:#x}"),
+            Self::NoMagic => write!(f, "no arm64 Image magic at offset {IMAGE_MAGIC_OFFSET:#x}"),
             Self::TooBig(size) => write!(f, "image_size {size:#x} is too big"),
         }
     }
@@ -36,15 +29,10 @@ impl fmt::Display for HeaderError {
 /// Bytes the image occupies once loaded: `image_size` from its header, or the file size
 /// if that is larger (an `image_size` of 0 means "unknown" in the boot protocol).
 pub fn memory_size(image: &[u8]) -> Result<usize, HeaderError> {
-    if image.len() < HEADER_SIZE {
+    if image.len() < IMAGE_HEADER_LEN {
         return Err(HeaderError::TooShort(image.len()));
     }
-    if &image[MAGIC_OFFSET..MAGIC_OFFSET + 4] != MAGIC {
-        return Err(HeaderError::NoMagic);
-    }
-    let mut word = [0; 8];
-    word.copy_from_slice(&image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
-    let declared = u64::from_le_bytes(word);
+    let declared = image_size(image).ok_or(HeaderError::NoMagic)?;
     let declared = usize::try_from(declared).map_err(|_| HeaderError::TooBig(declared))?;
     Ok(declared.max(image.len()))
 }
@@ -52,11 +40,12 @@ pub fn memory_size(image: &[u8]) -> Result<usize, HeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::fdt_discovery::{IMAGE_MAGIC, IMAGE_SIZE_OFFSET};
 
     fn header(image_size: u64, len: usize) -> Vec<u8> {
         let mut image = vec![0; len];
         image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&image_size.to_le_bytes());
-        image[MAGIC_OFFSET..MAGIC_OFFSET + 4].copy_from_slice(MAGIC);
+        image[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4].copy_from_slice(IMAGE_MAGIC);
         image
     }
 
